@@ -1,0 +1,43 @@
+//! `teal demo-app`: the Uptimer demo app as a foreground process.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::demo::app::{AppConfig, serve};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, env = "PORT")]
+    port: u16,
+    /// Version to report; a version starting with "broken" answers 500.
+    #[arg(long = "app-version", env = "TEAL_VERSION", default_value = "dev")]
+    version: String,
+    /// How long to answer 503 "loading" after start.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    boot_delay: Duration,
+}
+
+pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = AppConfig {
+        port: args.port,
+        version: args.version,
+        instance: std::env::var("TEAL_INSTANCE").unwrap_or_else(|_| "0".into()),
+        slot: std::env::var("TEAL_SLOT").unwrap_or_default(),
+        boot_delay: args.boot_delay,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            crate::cli::signals::terminated().await;
+            on_signal.cancel();
+        });
+        serve(cfg, shutdown).await.context("demo app")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,3 @@
+//! `teal demo`: the seeds' story end to end under load, and the demo app it deploys.
+
+pub mod app;

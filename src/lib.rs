@@ -1,0 +1,18 @@
+//! teal: zero-downtime blue-green deployments.
+//!
+//! `teal serve` (the [`daemon`]) owns everything that lives: listeners and routes
+//! ([`router`], [`proxy`]), instances ([`runtime`]), health ([`health`]) and state
+//! ([`state`]). The `teal` CLI ([`cli`]) is a thin client that reads `teal.toml`
+//! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]).
+//! The blue-green state machine lives in [`deploy`].
+
+pub mod config;
+pub mod demo;
+pub mod health;
+pub mod load;
+pub mod proxy;
+pub mod router;
+pub mod runtime;
+pub mod slot;
+pub mod spec;
+pub mod cli;

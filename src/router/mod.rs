@@ -1,0 +1,86 @@
+//! Routers move traffic between slots. `deploy/` reaches them only through the
+//! [`Router`] trait: the builtin proxy implements it with an atomic pool switch,
+//! and an nginx router (later) with a config rewrite and reload.
+//!
+//! A router is told, per service, which backend production goes to and which one
+//! the preview listener goes to. It owns listeners and in-flight accounting; it
+//! does not start or stop instances.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::slot::Slot;
+use crate::spec::ServiceSpec;
+
+/// The instances of one slot, as the router sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backend {
+    pub slot: Slot,
+    pub version: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// What a drain ended with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainReport {
+    /// Requests (and upgraded connections) still in flight when the drain ended.
+    pub remaining: usize,
+    /// True when it ended by the timeout rather than by reaching zero.
+    pub timed_out: bool,
+    pub waited: Duration,
+}
+
+/// Why a router could not apply a change. The previous routes stay in force.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Per-slot traffic numbers the router observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficStats {
+    pub requests: u64,
+    pub responses_5xx: u64,
+    /// Requests that got no upstream response at all (connect/transport failures).
+    pub upstream_failures: u64,
+    pub in_flight: usize,
+}
+
+#[async_trait]
+pub trait Router: Send + Sync {
+    /// Installs the service's routes in one atomic step: production to `live`,
+    /// the preview listener (when the spec has one) to `preview`. `None` means
+    /// "nothing there": production answers 503, preview answers 503.
+    async fn set_routes(
+        &self,
+        spec: &ServiceSpec,
+        live: Option<Backend>,
+        preview: Option<Backend>,
+    ) -> Result<(), RouterError>;
+
+    /// Waits until nothing is in flight to `slot` of `service` any more, or `timeout`.
+    /// Requests that started before the last `set_routes` moved away from it count.
+    async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport;
+
+    /// Traffic counters of one slot, since that slot's pool was created.
+    fn stats(&self, service: &str, slot: Slot) -> TrafficStats;
+
+    /// The addresses the router actually listens on (production first), useful
+    /// when configured with port 0.
+    fn listen_addrs(&self) -> Vec<SocketAddr>;
+
+    /// The address a service's preview listener is bound to, if any.
+    fn preview_addr(&self, service: &str) -> Option<SocketAddr>;
+}

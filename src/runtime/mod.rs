@@ -1,0 +1,124 @@
+//! Runtimes start and stop the instances of a slot. `deploy/` reaches them only
+//! through the [`Runtime`] trait, so a new runtime (docker, ...) is one new file.
+//!
+//! A runtime owns the lifecycle of what it starts: it supervises instances and
+//! restarts those that die unexpectedly (keeping their address), and it knows
+//! where their output goes. It does not health-check and does not route.
+
+pub mod process;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+use crate::slot::Slot;
+use crate::spec::ServiceSpec;
+
+/// What to start: one slot of one service at one version.
+#[derive(Debug, Clone)]
+pub struct SlotRequest<'a> {
+    pub service: &'a ServiceSpec,
+    pub slot: Slot,
+    pub version: &'a str,
+    /// Identifies the deploy that started these instances (for labels and logs).
+    pub deploy_id: &'a str,
+}
+
+/// Why a runtime could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The spec cannot be run by this runtime (user error).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// Spawning or talking to the runtime failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else the underlying engine reported.
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// How an instance's process or container last ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// Exit code, when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number, when it was killed.
+    pub signal: Option<i32>,
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit code {c}"),
+            (None, Some(s)) => write!(f, "killed by signal {s}"),
+            (None, None) => f.write_str("exited"),
+        }
+    }
+}
+
+/// One running copy of the app inside a slot.
+#[async_trait]
+pub trait Instance: Send + Sync + fmt::Debug {
+    /// 0-based position inside the slot.
+    fn index(&self) -> usize;
+    /// Where the proxy reaches it. Stable across restarts by the runtime.
+    fn addr(&self) -> SocketAddr;
+    /// Human identifier: a pid, a container name.
+    fn id(&self) -> String;
+    /// How many times the runtime restarted it after an unexpected exit.
+    fn restarts(&self) -> u32;
+    /// `Some` when it is not running right now (between a crash and its restart, or
+    /// for good after `stop`).
+    fn exited(&self) -> Option<ExitInfo>;
+    /// The last `lines` lines of its output, for error reports.
+    async fn tail_logs(&self, lines: usize) -> Vec<String>;
+    /// Stops it: SIGTERM (or the engine's stop), then a hard kill after `grace`.
+    /// Stops supervision first, so a stopped instance is never restarted.
+    async fn stop(&self, grace: Duration);
+}
+
+pub type InstanceRef = Arc<dyn Instance>;
+
+/// Starts slots and gives access to their output.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// Starts `service.instances` instances of the requested version. Returns as soon
+    /// as they are spawned; health is the caller's business. On error, whatever was
+    /// started is stopped again before returning.
+    async fn start(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError>;
+
+    /// The output of a slot's instances, line by line, each prefixed by nothing.
+    /// With `follow`, the stream continues with new output until dropped.
+    async fn logs(
+        &self,
+        service: &str,
+        slot: Slot,
+        follow: bool,
+    ) -> Result<BoxStream<'static, LogLine>, RuntimeError>;
+}
+
+/// One line of instance output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Which instance wrote it (0-based).
+    pub instance: usize,
+    pub line: String,
+}
+
+/// Where a process-runtime instance writes its output.
+pub fn log_path(state_dir: &std::path::Path, service: &str, slot: Slot, index: usize) -> PathBuf {
+    state_dir
+        .join("logs")
+        .join(service)
+        .join(format!("{slot}-{index}.log"))
+}

@@ -1,0 +1,1 @@
+//! The process runtime: instances are local child processes on free loopback ports.

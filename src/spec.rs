@@ -1,0 +1,141 @@
+//! Validated service and proxy settings: what `teal.toml` means once parsed.
+//!
+//! `config/` turns raw TOML into these types and nothing deeper ever sees raw
+//! options. The CLI sends a [`ServiceSpec`] to the daemon with every deploy, and
+//! the daemon persists it, so these types are also part of the control API's wire
+//! format (durations travel as humantime strings such as `"200ms"`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the daemon needs to run one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub runtime: RuntimeSpec,
+    /// Instances per slot (at least 1).
+    pub instances: usize,
+    /// Version deployed when `teal deploy` gets no `--version`.
+    pub version: Option<String>,
+    /// Host-header names routed to this service; empty means the default service.
+    pub hosts: Vec<String>,
+    /// Optional listener that serves the standby (staged) slot.
+    pub preview: Option<SocketAddr>,
+    /// Extra environment for instances.
+    pub env: BTreeMap<String, String>,
+    /// Directory relative paths are resolved against (the directory of `teal.toml`).
+    pub workdir: PathBuf,
+    pub health: HealthSpec,
+    pub drain: DrainSpec,
+}
+
+/// How instances are run. Each variant is served by one `runtime::Runtime`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RuntimeSpec {
+    /// Local child processes. `{port}` and `{version}` are substituted in `command`.
+    Process { command: Vec<String> },
+}
+
+impl RuntimeSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuntimeSpec::Process { .. } => "process",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    /// Path requested with GET; healthy means a status in 200..=399.
+    pub path: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A new slot that is not healthy by then fails the deploy.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        HealthSpec {
+            path: "/".into(),
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrainSpec {
+    /// Longest wait for in-flight requests on the old slot.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Keep the old slot running after a switch, for an instant rollback.
+    pub keep_previous: bool,
+}
+
+impl Default for DrainSpec {
+    fn default() -> Self {
+        DrainSpec {
+            timeout: Duration::from_secs(30),
+            keep_previous: true,
+        }
+    }
+}
+
+/// Which router moves traffic between slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterKind {
+    #[default]
+    Builtin,
+    Nginx,
+}
+
+/// The `[proxy]` section: how the daemon listens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxySpec {
+    /// Production listener.
+    pub listen: SocketAddr,
+    pub router: RouterKind,
+    /// Control socket path (absolute once resolved).
+    pub control: PathBuf,
+    /// Optional admin listener serving `/metrics`.
+    pub admin: Option<SocketAddr>,
+}
+
+/// A whole validated `teal.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from.
+    pub path: PathBuf,
+    /// Absolute state directory.
+    pub state_dir: PathBuf,
+    pub proxy: ProxySpec,
+    pub services: BTreeMap<String, ServiceSpec>,
+}
+
+/// Serde adapter: `Duration` as a humantime string ("1s 200ms").
+pub mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
