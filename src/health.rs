@@ -1,45 +1,187 @@
 //! Active health checks: one probe, and the gate a new slot must pass before the switch.
 //!
 //! Healthy means GET `health.path` answered with a status in 200..=399 within
-//! `health.timeout`. This module does not route and does not start anything.
+//! `health.timeout`. Each probe uses a fresh connection, so a probe never rides on a
+//! connection the proxy or another probe is using. This module does not route and
+//! does not start anything.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::InstanceRef;
 use crate::spec::HealthSpec;
 
+/// How much of an unhealthy answer's body is kept for the error report.
+const BODY_PREVIEW: usize = 200;
+
 /// The answer to one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    Healthy { status: u16 },
+    Healthy {
+        status: u16,
+    },
     /// An HTTP answer outside 200..=399, with the start of its body.
-    Unhealthy { status: u16, body: String },
+    Unhealthy {
+        status: u16,
+        body: String,
+    },
     /// No HTTP answer: refused, reset, timeout...
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
+}
+
+impl Probe {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Probe::Healthy { .. })
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Probe::Healthy { status } => write!(f, "HTTP {status}"),
+            Probe::Unhealthy { status, body } if body.is_empty() => write!(f, "HTTP {status}"),
+            Probe::Unhealthy { status, body } => write!(f, "HTTP {status} {body:?}"),
+            Probe::Failed { error } => f.write_str(error),
+        }
+    }
 }
 
 /// Why a slot did not pass its health gate.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
-    #[error("instance {index} ({addr}) not healthy after {waited:?}: {last}")]
-    Deadline { index: usize, addr: SocketAddr, waited: std::time::Duration, last: String },
-    #[error("instance {index} ({addr}) exited during the health gate ({exit}); last output: {logs}")]
-    Exited { index: usize, addr: SocketAddr, exit: String, logs: String },
+    #[error("instance {index} ({addr}) not healthy after {}: last answer {last}", humantime::format_duration(*waited))]
+    Deadline {
+        index: usize,
+        addr: SocketAddr,
+        waited: Duration,
+        last: Probe,
+    },
+    #[error(
+        "instance {index} ({addr}) exited during the health gate ({exit}); last output: {logs}"
+    )]
+    Exited {
+        index: usize,
+        addr: SocketAddr,
+        exit: String,
+        logs: String,
+    },
     #[error("cancelled")]
     Cancelled,
 }
 
-/// One GET of `spec.path` on `addr`.
+/// One GET of `spec.path` on `addr`, bounded by `spec.timeout`.
 pub async fn probe(addr: SocketAddr, spec: &HealthSpec) -> Probe {
-    let _ = (addr, spec);
-    todo!("health::probe")
+    match tokio::time::timeout(spec.timeout, probe_once(addr, &spec.path)).await {
+        Ok(Ok(probe)) => probe,
+        Ok(Err(error)) => Probe::Failed { error },
+        Err(_) => Probe::Failed {
+            error: format!(
+                "timed out after {}",
+                humantime::format_duration(spec.timeout)
+            ),
+        },
+    }
 }
 
-/// Probes every instance every `spec.interval` until all are healthy, one fails
-/// its `spec.deadline`, one exits, or `cancel` fires.
-pub async fn gate(instances: &[InstanceRef], spec: &HealthSpec, cancel: &CancellationToken) -> Result<(), GateError> {
-    let _ = (instances, spec, cancel);
-    todo!("health::gate")
+async fn probe_once(addr: SocketAddr, path: &str) -> Result<Probe, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::USER_AGENT, "teal-health")
+        .header(http::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("bad health path {path:?}: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = response.status().as_u16();
+    if (200..=399).contains(&status) {
+        return Ok(Probe::Healthy { status });
+    }
+    let body = match response.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_PREVIEW)])
+        .trim()
+        .to_string();
+    Ok(Probe::Unhealthy { status, body: text })
+}
+
+/// Probes every instance every `spec.interval` until all are healthy, one misses
+/// `spec.deadline`, one exits, or `cancel` fires.
+pub async fn gate(
+    instances: &[InstanceRef],
+    spec: &HealthSpec,
+    cancel: &CancellationToken,
+) -> Result<(), GateError> {
+    let started = Instant::now();
+    let mut pending: Vec<&InstanceRef> = instances.iter().collect();
+    let mut last: Vec<Probe> = vec![
+        Probe::Failed {
+            error: "not probed yet".into()
+        };
+        instances.len()
+    ];
+    loop {
+        let mut still = Vec::with_capacity(pending.len());
+        for instance in pending {
+            if let Some(exit) = instance.exited() {
+                let logs = instance.tail_logs(5).await.join(" | ");
+                return Err(GateError::Exited {
+                    index: instance.index(),
+                    addr: instance.addr(),
+                    exit: exit.to_string(),
+                    logs: if logs.is_empty() {
+                        "(none)".into()
+                    } else {
+                        logs
+                    },
+                });
+            }
+            let answer = probe(instance.addr(), spec).await;
+            if !answer.is_healthy() {
+                still.push(instance);
+            }
+            if let Some(slot) = last.get_mut(instance.index()) {
+                *slot = answer;
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= spec.deadline {
+            let first = pending[0];
+            return Err(GateError::Deadline {
+                index: first.index(),
+                addr: first.addr(),
+                waited: started.elapsed(),
+                last: last.get(first.index()).cloned().unwrap_or(Probe::Failed {
+                    error: "no answer".into(),
+                }),
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(GateError::Cancelled),
+            _ = tokio::time::sleep(spec.interval) => {}
+        }
+    }
 }

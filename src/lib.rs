@@ -6,6 +6,7 @@
 //! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]).
 //! The blue-green state machine lives in [`deploy`].
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod health;
@@ -15,4 +16,3 @@ pub mod router;
 pub mod runtime;
 pub mod slot;
 pub mod spec;
-pub mod cli;

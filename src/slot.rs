@@ -47,7 +47,9 @@ impl FromStr for Slot {
         match s {
             "blue" => Ok(Slot::Blue),
             "green" => Ok(Slot::Green),
-            other => Err(format!("unknown slot {other:?}: expected \"blue\" or \"green\"")),
+            other => Err(format!(
+                "unknown slot {other:?}: expected \"blue\" or \"green\""
+            )),
         }
     }
 }

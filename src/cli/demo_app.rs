@@ -29,7 +29,9 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         slot: std::env::var("TEAL_SLOT").unwrap_or_default(),
         boot_delay: args.boot_delay,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();

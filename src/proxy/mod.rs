@@ -14,7 +14,10 @@ pub struct Proxy {}
 impl Proxy {
     /// Binds the production listener and starts serving (503 for everything until
     /// routes are set). Stops accepting when `shutdown` fires.
-    pub async fn bind(listen: SocketAddr, shutdown: CancellationToken) -> Result<Arc<Proxy>, RouterError> {
+    pub async fn bind(
+        listen: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Proxy>, RouterError> {
         let _ = (listen, shutdown);
         todo!("Proxy::bind")
     }
