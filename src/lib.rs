@@ -6,9 +6,11 @@
 //! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]).
 //! The blue-green state machine lives in [`deploy`].
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod deploy;
 pub mod health;
 pub mod load;
 pub mod proxy;
@@ -16,3 +18,4 @@ pub mod router;
 pub mod runtime;
 pub mod slot;
 pub mod spec;
+pub mod state;

@@ -1,0 +1,185 @@
+//! Wire types of the control API. Both sides serialize exactly these.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::slot::{Slot, SlotState};
+use crate::spec::ServiceSpec;
+use crate::state::HistoryEntry;
+
+/// `POST /v1/deploy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub spec: ServiceSpec,
+    pub version: String,
+    /// False for `--no-promote`: stop after staging on the preview listener.
+    pub promote: bool,
+}
+
+/// `POST /v1/services/{name}/rollback`, `.../promote`: an optional fresh spec from
+/// the caller's `teal.toml` (used when a rollback has to redeploy).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub spec: Option<ServiceSpec>,
+}
+
+/// The steps of a deploy, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Prepare,
+    Start,
+    Health,
+    Preview,
+    Switch,
+    Persist,
+    Drain,
+    Retire,
+}
+
+impl Step {
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare",
+            Step::Start => "start",
+            Step::Health => "health",
+            Step::Preview => "preview",
+            Step::Switch => "switch",
+            Step::Persist => "persist",
+            Step::Drain => "drain",
+            Step::Retire => "retire",
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Traffic goes to the new slot.
+    Live,
+    /// Healthy on the preview listener; `teal promote` switches.
+    Staged,
+    /// Production untouched (or switched back).
+    Failed,
+}
+
+/// One NDJSON line of a streamed action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A step began.
+    Step {
+        step: Step,
+        message: String,
+        elapsed_ms: u64,
+    },
+    /// A detail inside the current step.
+    Info { message: String, elapsed_ms: u64 },
+    /// The last line of every stream.
+    Done {
+        outcome: Outcome,
+        service: String,
+        version: Option<String>,
+        slot: Option<Slot>,
+        message: String,
+        elapsed_ms: u64,
+    },
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub services: Vec<ServiceStatus>,
+    /// Where the production listener is bound.
+    pub listen: Vec<SocketAddr>,
+    /// teal version of the daemon.
+    pub daemon_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub active_slot: Option<Slot>,
+    pub active_version: Option<String>,
+    pub slots: SlotsStatus,
+    pub runtime: String,
+    pub hosts: Vec<String>,
+    pub preview: Option<SocketAddr>,
+    /// True while a deploy, promote or rollback holds the service.
+    pub busy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotsStatus {
+    pub blue: SlotStatus,
+    pub green: SlotStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotStatus {
+    pub version: Option<String>,
+    pub state: SlotState,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub addr: SocketAddr,
+    pub healthy: bool,
+    /// pid or container name.
+    pub id: String,
+    pub restarts: u32,
+    /// The last health answer, e.g. "HTTP 200".
+    pub health: String,
+}
+
+/// `GET /v1/services/{name}/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub service: String,
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// How an API error is classified, so the CLI picks its words and exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Bad input from the user.
+    Invalid,
+    /// No such service or nothing to act on.
+    NotFound,
+    /// Another action holds the service ("deploy in progress").
+    Busy,
+    /// Something failed inside the daemon.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            ErrorKind::Invalid => http::StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => http::StatusCode::NOT_FOUND,
+            ErrorKind::Busy => http::StatusCode::CONFLICT,
+            ErrorKind::Internal => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! `deploy`: prepare the standby slot, start the new version there, health-gate it,
+//! show it on the preview listener, then switch (see `switch.rs`) unless asked to
+//! stop at staging.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{
+    ActionGuard, Attempt, DeployError, Deployer, Progress, RunningSlot, Service, new_deploy_id,
+    stop_instances,
+};
+use crate::api::wire::{Outcome, Step};
+use crate::health;
+use crate::runtime::SlotRequest;
+use crate::slot::{Slot, SlotState};
+use crate::spec::ServiceSpec;
+use crate::state::{Action, HistoryResult, ServiceRecord};
+
+/// How long a standby slot that is being replaced gets to finish preview traffic.
+const REPLACE_DRAIN: Duration = Duration::from_secs(5);
+
+impl Deployer {
+    /// The full deploy flow. Emits progress and the final `done` event itself.
+    pub async fn deploy(
+        &self,
+        service: Arc<Service>,
+        _guard: ActionGuard,
+        spec: ServiceSpec,
+        version: String,
+        promote: bool,
+        progress: Progress,
+    ) -> Result<Outcome, DeployError> {
+        let result = self
+            .deploy_inner(
+                &service,
+                spec,
+                version.clone(),
+                promote,
+                Action::Deploy,
+                &progress,
+            )
+            .await;
+        report(&progress, &result, &version);
+        result
+    }
+
+    /// Deploy without the lock bookkeeping or the final event (shared with rollback).
+    pub(super) async fn deploy_inner(
+        &self,
+        service: &Service,
+        spec: ServiceSpec,
+        version: String,
+        promote: bool,
+        action: Action,
+        progress: &Progress,
+    ) -> Result<Outcome, DeployError> {
+        validate(&spec, &version)?;
+        let record = self.record(&spec.name);
+        let active = record.as_ref().and_then(|r| r.active_slot);
+        let target = active.map(Slot::other).unwrap_or(Slot::Blue);
+        let attempt = Attempt {
+            id: new_deploy_id(),
+            action,
+            version: version.clone(),
+            from_version: record
+                .as_ref()
+                .and_then(|r| r.active_version().map(str::to_string)),
+            slot: target,
+            started: SystemTime::now(),
+        };
+        let live = match attempt.from_version.as_deref() {
+            Some(v) => format!("{} {v}", active.map(Slot::as_str).unwrap_or("")),
+            None => "none".into(),
+        };
+        progress.step(
+            Step::Prepare,
+            format!("{} {version} → {target} slot (live: {live})", spec.name),
+        );
+        if let Err(e) = self
+            .clear_slot(service, record.as_ref(), target, progress)
+            .await
+        {
+            self.record_failure(&spec, &attempt, &e.to_string());
+            return Err(e);
+        }
+
+        match self
+            .stage(service, &spec, &attempt, record.as_ref(), progress)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) => {
+                self.discard(service, record.as_ref(), target).await;
+                self.record_failure(&spec, &attempt, &e.to_string());
+                return Err(e);
+            }
+        }
+
+        if !promote {
+            service.set_state(target, SlotState::Staged);
+            let entry = attempt.entry(HistoryResult::Staged, None);
+            self.state
+                .update(|s| {
+                    let rec = s
+                        .services
+                        .entry(spec.name.clone())
+                        .or_insert_with(|| ServiceRecord::new(spec.clone()));
+                    rec.spec = spec.clone();
+                    let slot = rec.slots.get_mut(target);
+                    slot.version = Some(version.clone());
+                    slot.state = SlotState::Staged;
+                    slot.deploy_id = Some(attempt.id.clone());
+                    rec.record(entry);
+                })
+                .map_err(DeployError::State)?;
+            return Ok(Outcome::Staged);
+        }
+
+        match self.switch_to(service, &spec, &attempt, progress).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                self.discard(service, record.as_ref(), target).await;
+                self.record_failure(&spec, &attempt, &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Start → health → preview. On error the caller discards the slot.
+    async fn stage(
+        &self,
+        service: &Service,
+        spec: &ServiceSpec,
+        attempt: &Attempt,
+        record: Option<&ServiceRecord>,
+        progress: &Progress,
+    ) -> Result<(), DeployError> {
+        let slot = attempt.slot;
+        let version = attempt.version.as_str();
+        if self.shutdown.is_cancelled() {
+            return Err(DeployError::ShuttingDown);
+        }
+        progress.step(
+            Step::Start,
+            format!(
+                "starting {} instance(s) of {version} in {slot}",
+                spec.instances
+            ),
+        );
+        service.set_running(
+            slot,
+            Some(RunningSlot {
+                version: version.to_string(),
+                state: SlotState::Starting,
+                deploy_id: attempt.id.clone(),
+                instances: Vec::new(),
+            }),
+        );
+        let runtime = self.runtimes.for_spec(&spec.runtime);
+        let instances = runtime
+            .start(SlotRequest {
+                service: spec,
+                slot,
+                version,
+                deploy_id: &attempt.id,
+            })
+            .await
+            .map_err(DeployError::Start)?;
+        for instance in &instances {
+            progress.info(format!(
+                "instance {} {} on {}",
+                instance.index(),
+                instance.id(),
+                instance.addr()
+            ));
+        }
+        let running = RunningSlot {
+            version: version.to_string(),
+            state: SlotState::Starting,
+            deploy_id: attempt.id.clone(),
+            instances: instances.clone(),
+        };
+        service.set_running(slot, Some(running.clone()));
+
+        progress.step(
+            Step::Health,
+            format!(
+                "waiting for GET {} to answer 2xx/3xx on every instance (deadline {})",
+                spec.health.path,
+                humantime::format_duration(spec.health.deadline)
+            ),
+        );
+        let gate_started = std::time::Instant::now();
+        health::gate(&instances, &spec.health, &self.shutdown)
+            .await
+            .map_err(|e| match e {
+                health::GateError::Cancelled => DeployError::ShuttingDown,
+                other => DeployError::Health(other),
+            })?;
+        progress.info(format!(
+            "healthy after {}",
+            humantime::format_duration(Duration::from_millis(
+                gate_started.elapsed().as_millis() as u64
+            ))
+        ));
+
+        if spec.preview.is_some() {
+            let live = record
+                .and_then(|r| r.active_slot)
+                .and_then(|s| service.running(s).map(|r| r.backend(s)));
+            self.router
+                .set_routes(spec, live, Some(running.backend(slot)))
+                .await
+                .map_err(DeployError::Route)?;
+            let addr = self.router.preview_addr(&spec.name);
+            progress.step(
+                Step::Preview,
+                format!(
+                    "{version} is on the preview listener {}",
+                    addr.map(|a| a.to_string()).unwrap_or_else(|| "?".into())
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes room in `slot`: a standby or staged copy that runs there is taken off
+    /// the preview listener and stopped.
+    async fn clear_slot(
+        &self,
+        service: &Service,
+        record: Option<&ServiceRecord>,
+        slot: Slot,
+        progress: &Progress,
+    ) -> Result<(), DeployError> {
+        let Some(old) = service.running(slot) else {
+            return Ok(());
+        };
+        progress.info(format!(
+            "stopping {slot} ({} {}) to make room",
+            old.version, old.state
+        ));
+        if let Some(record) = record {
+            let live = record
+                .active_slot
+                .and_then(|s| service.running(s).map(|r| r.backend(s)));
+            self.router
+                .set_routes(&record.spec, live, None)
+                .await
+                .map_err(DeployError::Route)?;
+            self.router.drain(&service.name, slot, REPLACE_DRAIN).await;
+        }
+        stop_instances(&old.instances, super::STOP_GRACE).await;
+        service.set_running(slot, None);
+        self.state
+            .update(|s| {
+                if let Some(rec) = s.services.get_mut(&service.name) {
+                    rec.slots.get_mut(slot).state = SlotState::Stopped;
+                }
+            })
+            .map_err(DeployError::State)?;
+        Ok(())
+    }
+
+    /// Undoes a failed stage: routes back to exactly what they were, instances stopped.
+    async fn discard(&self, service: &Service, record: Option<&ServiceRecord>, slot: Slot) {
+        if let Some(record) = record {
+            let live = record
+                .active_slot
+                .and_then(|s| service.running(s).map(|r| r.backend(s)));
+            if let Err(e) = self.router.set_routes(&record.spec, live, None).await {
+                tracing::error!(service = %service.name, "could not restore routes after a failed deploy: {e}");
+            }
+        }
+        if let Some(running) = service.set_running(slot, None) {
+            stop_instances(&running.instances, super::STOP_GRACE).await;
+        }
+    }
+}
+
+/// The final event of an action.
+pub(super) fn report(progress: &Progress, result: &Result<Outcome, DeployError>, version: &str) {
+    match result {
+        Ok(Outcome::Live) => progress.done(
+            Outcome::Live,
+            Some(version.into()),
+            None,
+            format!("{version} is live"),
+        ),
+        Ok(Outcome::Staged) => progress.done(
+            Outcome::Staged,
+            Some(version.into()),
+            None,
+            format!("{version} is staged; `teal promote` switches production to it"),
+        ),
+        Ok(Outcome::Failed) => progress.done(Outcome::Failed, Some(version.into()), None, "failed"),
+        Err(e) => progress.done(
+            Outcome::Failed,
+            Some(version.into()),
+            None,
+            format!("{e}; production untouched"),
+        ),
+    }
+}
+
+fn validate(spec: &ServiceSpec, version: &str) -> Result<(), DeployError> {
+    let ok = !version.is_empty()
+        && version.len() <= 128
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'));
+    if !ok {
+        return Err(DeployError::Invalid(format!(
+            "invalid version {version:?}: use 1-128 characters among letters, digits, '.', '-', '_' and '+'"
+        )));
+    }
+    if spec.instances == 0 {
+        return Err(DeployError::Invalid("instances must be at least 1".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The blue-green state machine: stage, health gate, preview, switch, persist,
+//! drain, retire; plus promote, rollback and restore after a daemon restart.
+//!
+//! `deploy/` reaches instances only through [`Runtime`](crate::runtime::Runtime),
+//! traffic only through [`Router`](crate::router::Router) and disk only through
+//! [`StateCell`](crate::state::StateCell). It never talks to a process, a socket or
+//! a file directly. The invariant it keeps: a failure before the switch removes the
+//! new slot and leaves production exactly as it was.
+
+mod actions;
+mod error;
+mod flow;
+mod progress;
+mod restore;
+mod service;
+mod status;
+mod switch;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+pub use error::DeployError;
+pub use progress::Progress;
+pub use restore::{Restored, restore_live};
+pub use service::{ActionGuard, RunningSlot, Service};
+
+use crate::router::Router;
+use crate::runtime::{InstanceRef, Runtime};
+use crate::slot::Slot;
+use crate::spec::{RuntimeSpec, ServiceSpec};
+use crate::state::{Action, HistoryEntry, HistoryResult, ServiceRecord, StateCell};
+
+/// How long an instance gets between SIGTERM and SIGKILL when a slot is retired.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The runtimes this daemon can use, one per `RuntimeSpec` kind.
+#[derive(Clone)]
+pub struct Runtimes {
+    pub process: Arc<dyn Runtime>,
+}
+
+impl Runtimes {
+    pub fn for_spec(&self, spec: &RuntimeSpec) -> Arc<dyn Runtime> {
+        match spec {
+            RuntimeSpec::Process { .. } => self.process.clone(),
+        }
+    }
+}
+
+/// Runs actions on services. One per daemon.
+pub struct Deployer {
+    router: Arc<dyn Router>,
+    runtimes: Runtimes,
+    state: Arc<StateCell>,
+    /// Services by name. Entries are created by the first deploy and never removed
+    /// while the daemon runs; held only to look up or insert.
+    services: Mutex<BTreeMap<String, Arc<Service>>>,
+    /// Fires when the daemon stops: health gates in progress give up.
+    shutdown: CancellationToken,
+}
+
+impl Deployer {
+    /// Builds the deployer around slots that `restore_live` brought back, and
+    /// installs the routes of every known service.
+    pub async fn new(
+        router: Arc<dyn Router>,
+        runtimes: Runtimes,
+        state: Arc<StateCell>,
+        restored: Vec<Restored>,
+        shutdown: CancellationToken,
+    ) -> Result<Deployer, DeployError> {
+        let deployer = Deployer {
+            router,
+            runtimes,
+            state,
+            services: Mutex::new(BTreeMap::new()),
+            shutdown,
+        };
+        let mut restored: BTreeMap<String, Restored> =
+            restored.into_iter().map(|r| (r.name.clone(), r)).collect();
+        for (name, record) in deployer.state.snapshot().services {
+            let service = deployer.service_or_insert(&name);
+            let live = restored.remove(&name).map(|r| {
+                let backend = r.running.backend(r.slot);
+                service.set_running(r.slot, Some(r.running));
+                backend
+            });
+            deployer
+                .router
+                .set_routes(&record.spec, live, None)
+                .await
+                .map_err(DeployError::Route)?;
+        }
+        Ok(deployer)
+    }
+
+    /// Looks up a service and takes its action lock; fails at once when busy.
+    /// With `create`, an unknown service is registered (a first deploy).
+    pub fn begin(
+        &self,
+        name: &str,
+        create: bool,
+    ) -> Result<(Arc<Service>, ActionGuard), DeployError> {
+        let service = if create {
+            self.service_or_insert(name)
+        } else {
+            self.service(name)
+                .ok_or_else(|| DeployError::UnknownService(name.to_string()))?
+        };
+        let guard = service.try_begin().ok_or_else(|| DeployError::Busy {
+            service: name.to_string(),
+        })?;
+        Ok((service, guard))
+    }
+
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        self.lock_services().get(name).cloned()
+    }
+
+    fn service_or_insert(&self, name: &str) -> Arc<Service> {
+        self.lock_services()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Service::new(name)))
+            .clone()
+    }
+
+    fn lock_services(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Service>>> {
+        // Entries are only inserted whole; a poisoned map is still consistent.
+        self.services.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn router(&self) -> &Arc<dyn Router> {
+        &self.router
+    }
+
+    pub fn record(&self, name: &str) -> Option<ServiceRecord> {
+        self.state.snapshot().services.get(name).cloned()
+    }
+
+    /// Stops every instance of every service (daemon shutdown). State is kept, so
+    /// the next `teal serve` brings the live versions back.
+    pub async fn stop_all(&self, grace: Duration) {
+        let services: Vec<Arc<Service>> = self.lock_services().values().cloned().collect();
+        let instances: Vec<InstanceRef> = services.iter().flat_map(|s| s.all_instances()).collect();
+        stop_instances(&instances, grace).await;
+        for service in services {
+            for slot in Slot::ALL {
+                service.set_running(slot, None);
+            }
+        }
+    }
+
+    /// Appends a failure to the history (creating the record for a first deploy).
+    fn record_failure(&self, spec: &ServiceSpec, attempt: &Attempt, reason: &str) {
+        let entry = attempt.entry(HistoryResult::Failed, Some(reason.to_string()));
+        let result = self.state.update(|s| {
+            s.services
+                .entry(spec.name.clone())
+                .or_insert_with(|| ServiceRecord::new(spec.clone()))
+                .record(entry)
+        });
+        if let Err(e) = result {
+            tracing::error!(service = %spec.name, "could not record the failure in history: {e}");
+        }
+    }
+}
+
+/// What one action is doing, for its history entry.
+#[derive(Debug, Clone)]
+struct Attempt {
+    id: String,
+    action: Action,
+    version: String,
+    from_version: Option<String>,
+    slot: Slot,
+    started: SystemTime,
+}
+
+impl Attempt {
+    fn entry(&self, result: HistoryResult, reason: Option<String>) -> HistoryEntry {
+        HistoryEntry {
+            id: self.id.clone(),
+            at: HistoryEntry::timestamp(self.started),
+            action: self.action,
+            version: self.version.clone(),
+            from_version: self.from_version.clone(),
+            slot: self.slot,
+            result,
+            reason,
+            duration_ms: self
+                .started
+                .elapsed()
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// A deploy id: time-ordered and unique within a daemon.
+fn new_deploy_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "d{millis:x}{:02x}",
+        COUNTER.fetch_add(1, Ordering::Relaxed) % 256
+    )
+}
+
+/// Stops instances concurrently and waits for all of them.
+pub async fn stop_instances(instances: &[InstanceRef], grace: Duration) {
+    futures_util::future::join_all(instances.iter().map(|i| i.stop(grace))).await;
+}

@@ -1,0 +1,128 @@
+//! Read-only views for the API: status (with a fresh health probe per instance),
+//! history, and instance logs.
+
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+
+use super::{DeployError, Deployer};
+use crate::api::wire::{History, InstanceStatus, ServiceStatus, SlotStatus, SlotsStatus, Status};
+use crate::health;
+use crate::runtime::LogLine;
+use crate::slot::{Slot, SlotState};
+use crate::spec::HealthSpec;
+use crate::state::ServiceRecord;
+
+/// Status probes are short: status must answer quickly even when an app hangs.
+const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Deployer {
+    pub async fn status(&self, only: Option<&str>) -> Result<Status, DeployError> {
+        let snapshot = self.state.snapshot();
+        if let Some(name) = only
+            && !snapshot.services.contains_key(name)
+        {
+            return Err(DeployError::UnknownService(name.to_string()));
+        }
+        let records = snapshot
+            .services
+            .values()
+            .filter(|r| only.is_none_or(|n| r.spec.name == n));
+        let services =
+            futures_util::future::join_all(records.map(|r| self.service_status(r))).await;
+        Ok(Status {
+            services,
+            listen: self.router.listen_addrs(),
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+
+    async fn service_status(&self, record: &ServiceRecord) -> ServiceStatus {
+        let service = self.service(&record.spec.name);
+        let mut probe_spec = record.spec.health.clone();
+        probe_spec.timeout = probe_spec.timeout.min(STATUS_PROBE_TIMEOUT);
+        let blue = self
+            .slot_status(record, service.as_deref(), Slot::Blue, &probe_spec)
+            .await;
+        let green = self
+            .slot_status(record, service.as_deref(), Slot::Green, &probe_spec)
+            .await;
+        ServiceStatus {
+            name: record.spec.name.clone(),
+            active_slot: record.active_slot,
+            active_version: record.active_version().map(str::to_string),
+            slots: SlotsStatus { blue, green },
+            runtime: record.spec.runtime.kind().to_string(),
+            hosts: record.spec.hosts.clone(),
+            preview: self.router.preview_addr(&record.spec.name),
+            busy: service.is_some_and(|s| s.busy()),
+        }
+    }
+
+    async fn slot_status(
+        &self,
+        record: &ServiceRecord,
+        service: Option<&super::Service>,
+        slot: Slot,
+        probe_spec: &HealthSpec,
+    ) -> SlotStatus {
+        let Some(running) = service.and_then(|s| s.running(slot)) else {
+            return SlotStatus {
+                version: record.slots.get(slot).version.clone(),
+                state: SlotState::Stopped,
+                instances: Vec::new(),
+            };
+        };
+        let probes = futures_util::future::join_all(
+            running
+                .instances
+                .iter()
+                .map(|i| async move { (i, health::probe(i.addr(), probe_spec).await) }),
+        )
+        .await;
+        SlotStatus {
+            version: Some(running.version.clone()),
+            state: running.state,
+            instances: probes
+                .into_iter()
+                .map(|(i, probe)| InstanceStatus {
+                    addr: i.addr(),
+                    healthy: probe.is_healthy(),
+                    id: i.id(),
+                    restarts: i.restarts(),
+                    health: probe.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn history(&self, name: &str) -> Result<History, DeployError> {
+        let record = self
+            .record(name)
+            .ok_or_else(|| DeployError::UnknownService(name.to_string()))?;
+        Ok(History {
+            service: name.to_string(),
+            entries: record.history,
+        })
+    }
+
+    /// Instance output of one slot (the live one when `slot` is None).
+    pub async fn logs(
+        &self,
+        name: &str,
+        slot: Option<Slot>,
+        follow: bool,
+    ) -> Result<BoxStream<'static, LogLine>, DeployError> {
+        let record = self
+            .record(name)
+            .ok_or_else(|| DeployError::UnknownService(name.to_string()))?;
+        let slot = slot.or(record.active_slot).ok_or_else(|| {
+            DeployError::Invalid(format!("service {name:?} has no live slot; pass --slot"))
+        })?;
+        self.runtimes
+            .for_spec(&record.spec.runtime)
+            .logs(name, slot, follow)
+            .await
+            .map_err(DeployError::Start)
+    }
+}

@@ -1,0 +1,16 @@
+//! Versioned on-disk state: which slot of each service is live, at which version,
+//! the spec it was deployed with, and its history.
+//!
+//! Only this module writes files in `state_dir` besides instance logs. Every save is
+//! atomic (temp file, fsync, rename, fsync dir), so a crash leaves either the old or
+//! the new state, never a torn one. A lock file keeps two daemons off one state dir.
+
+mod cell;
+mod record;
+mod store;
+
+pub use cell::StateCell;
+pub use record::{
+    Action, HistoryEntry, HistoryResult, ServiceRecord, SlotRecord, SlotRecords, StateFile,
+};
+pub use store::{StateError, Store, read};

@@ -1,0 +1,164 @@
+//! The persisted records: what `state.json` holds.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::slot::{Slot, SlotState};
+use crate::spec::ServiceSpec;
+
+/// Format version of `state.json`; bumped on incompatible changes.
+pub const FORMAT: u32 = 1;
+
+/// How many history entries are kept per service.
+pub const HISTORY_LIMIT: usize = 200;
+
+/// The whole state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub format: u32,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceRecord>,
+}
+
+impl Default for StateFile {
+    fn default() -> Self {
+        StateFile {
+            format: FORMAT,
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+/// One service: its spec, its slots and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// The spec of the last deploy (the daemon persists the specs it was given).
+    pub spec: ServiceSpec,
+    /// The slot production traffic goes to; None before the first successful switch.
+    pub active_slot: Option<Slot>,
+    pub slots: SlotRecords,
+    /// The version that was live before the current one: what a rollback goes back to.
+    pub previous_version: Option<String>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ServiceRecord {
+    pub fn new(spec: ServiceSpec) -> Self {
+        ServiceRecord {
+            spec,
+            active_slot: None,
+            slots: SlotRecords::default(),
+            previous_version: None,
+            history: Vec::new(),
+        }
+    }
+
+    /// The live version, if any.
+    pub fn active_version(&self) -> Option<&str> {
+        self.active_slot
+            .and_then(|s| self.slots.get(s).version.as_deref())
+    }
+
+    /// Appends to the history, dropping the oldest entries past the limit.
+    pub fn record(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+    }
+}
+
+/// The two slots of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SlotRecords {
+    pub blue: SlotRecord,
+    pub green: SlotRecord,
+}
+
+impl SlotRecords {
+    pub fn get(&self, slot: Slot) -> &SlotRecord {
+        match slot {
+            Slot::Blue => &self.blue,
+            Slot::Green => &self.green,
+        }
+    }
+
+    pub fn get_mut(&mut self, slot: Slot) -> &mut SlotRecord {
+        match slot {
+            Slot::Blue => &mut self.blue,
+            Slot::Green => &mut self.green,
+        }
+    }
+}
+
+/// One slot as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    pub version: Option<String>,
+    pub state: SlotState,
+    /// The deploy that last started this slot.
+    pub deploy_id: Option<String>,
+}
+
+impl Default for SlotRecord {
+    fn default() -> Self {
+        SlotRecord {
+            version: None,
+            state: SlotState::Stopped,
+            deploy_id: None,
+        }
+    }
+}
+
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Deploy,
+    Promote,
+    Rollback,
+    /// The daemon brought the live version back after a restart.
+    Restore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryResult {
+    /// Traffic now goes to the new version.
+    Live,
+    /// Healthy and waiting for `teal promote`.
+    Staged,
+    Failed,
+}
+
+/// One deploy, switch or rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    /// RFC 3339 UTC time the action started.
+    pub at: String,
+    pub action: Action,
+    pub version: String,
+    /// The version that was live when it started.
+    pub from_version: Option<String>,
+    pub slot: Slot,
+    pub result: HistoryResult,
+    /// Why it failed, or notes (drain figures).
+    pub reason: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl HistoryEntry {
+    /// Formats `t` as RFC 3339 with seconds precision.
+    pub fn timestamp(t: SystemTime) -> String {
+        humantime::format_rfc3339_seconds(t).to_string()
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.duration_ms)
+    }
+}

@@ -1,0 +1,134 @@
+//! Loading and atomically saving `state.json`, under an exclusive lock on the
+//! state directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::record::{FORMAT, StateFile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: corrupt state file: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: state format {found} is newer than this teal understands ({FORMAT})", path.display())]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("another teal daemon holds the state directory {} (lock file {})", dir.display(), lock.display())]
+    Locked { dir: PathBuf, lock: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The state directory, locked for this process for as long as the `Store` lives.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    file: PathBuf,
+    /// Held, never read: the flock is released when the Store is dropped.
+    _lock: Flock<File>,
+}
+
+impl Store {
+    /// Creates the directory if needed, takes the lock and returns the store.
+    pub fn open(dir: &Path) -> Result<Store, StateError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            StateError::Locked {
+                dir: dir.to_path_buf(),
+                lock: lock_path.clone(),
+            }
+        })?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            file: dir.join("state.json"),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the saved state; an absent file is an empty state.
+    pub fn load(&self) -> Result<StateFile, StateError> {
+        read(&self.file)
+    }
+
+    /// Writes `state` atomically: temp file, fsync, rename, fsync of the directory.
+    pub fn save(&self, state: &StateFile) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(state).map_err(|source| StateError::Corrupt {
+            path: self.file.clone(),
+            source,
+        })?;
+        write_atomic(&self.file, &bytes)
+    }
+}
+
+/// Reads a state file without taking the lock (for inspection tools and tests).
+pub fn read(path: &Path) -> Result<StateFile, StateError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateFile::default()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let state: StateFile =
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if state.format > FORMAT {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found: state.format,
+        });
+    }
+    Ok(state)
+}
+
+/// temp file → fsync → rename → fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
