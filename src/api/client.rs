@@ -1,1 +1,212 @@
+//! The CLI side of the control API: one HTTP/1.1 request per call over the Unix
+//! socket; streamed actions come back as a stream of [`Event`]s.
 
+use std::path::{Path, PathBuf};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+
+use super::wire::{ActionRequest, ApiError, DeployRequest, ErrorKind, Event, History, Status};
+use crate::slot::Slot;
+
+/// Why a call to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the teal daemon at {}: {source} (is `teal serve` running with this state_dir?)", path.display())]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("talking to the daemon: {0}")]
+    Transport(#[from] hyper::Error),
+    #[error("unexpected answer from the daemon: {0}")]
+    Protocol(String),
+    /// The daemon refused or failed the request.
+    #[error("{0}")]
+    Api(ApiError),
+}
+
+impl ClientError {
+    /// The API's classification, when the daemon answered with one.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Api(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+}
+
+/// A handle on the daemon's control socket.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Self {
+        Client {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/ping").await
+    }
+
+    pub async fn status(&self, service: Option<&str>) -> Result<Status, ClientError> {
+        match service {
+            Some(name) => self.get_json(&format!("/v1/status?service={name}")).await,
+            None => self.get_json("/v1/status").await,
+        }
+    }
+
+    pub async fn history(&self, service: &str) -> Result<History, ClientError> {
+        self.get_json(&format!("/v1/services/{service}/history"))
+            .await
+    }
+
+    pub async fn deploy(&self, req: &DeployRequest) -> Result<EventStream, ClientError> {
+        self.stream(
+            Method::POST,
+            "/v1/deploy",
+            serde_json::to_vec(req).unwrap_or_default(),
+        )
+        .await
+        .map(EventStream::new)
+    }
+
+    pub async fn promote(&self, service: &str) -> Result<EventStream, ClientError> {
+        self.stream(
+            Method::POST,
+            &format!("/v1/services/{service}/promote"),
+            Vec::new(),
+        )
+        .await
+        .map(EventStream::new)
+    }
+
+    pub async fn rollback(
+        &self,
+        service: &str,
+        req: &ActionRequest,
+    ) -> Result<EventStream, ClientError> {
+        let body = serde_json::to_vec(req).unwrap_or_default();
+        self.stream(
+            Method::POST,
+            &format!("/v1/services/{service}/rollback"),
+            body,
+        )
+        .await
+        .map(EventStream::new)
+    }
+
+    /// Instance output as raw text chunks.
+    pub async fn logs(
+        &self,
+        service: &str,
+        slot: Option<Slot>,
+        follow: bool,
+    ) -> Result<Incoming, ClientError> {
+        let mut path = format!("/v1/services/{service}/logs?follow={}", u8::from(follow));
+        if let Some(slot) = slot {
+            path.push_str(&format!("&slot={slot}"));
+        }
+        self.stream(Method::GET, &path, Vec::new()).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.stream(Method::GET, path, Vec::new()).await?;
+        let bytes = body.collect().await?.to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Sends one request; a non-2xx answer becomes `ClientError::Api`.
+    async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Incoming, ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, "teal")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = sender.send_request(request).await?;
+        if response.status().is_success() {
+            return Ok(response.into_body());
+        }
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Err(match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(e) => ClientError::Api(e),
+            Err(_) if status == StatusCode::NOT_FOUND => ClientError::Protocol(format!(
+                "the daemon does not know {path} (is it an older teal?)"
+            )),
+            Err(_) => ClientError::Protocol(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )),
+        })
+    }
+}
+
+/// NDJSON events of a streamed action, decoded line by line.
+pub struct EventStream {
+    body: Incoming,
+    buf: BytesMut,
+}
+
+impl EventStream {
+    fn new(body: Incoming) -> Self {
+        EventStream {
+            body,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next event, or None when the daemon closed the stream.
+    pub async fn next(&mut self) -> Result<Option<Event>, ClientError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line = self.buf.split_to(pos + 1);
+                let line = &line[..pos];
+                if line.is_empty() {
+                    continue;
+                }
+                return serde_json::from_slice(line)
+                    .map(Some)
+                    .map_err(|e| ClientError::Protocol(format!("bad event: {e}")));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(frame) => {
+                    if let Ok(mut data) = frame?.into_data() {
+                        while data.has_remaining() {
+                            let chunk = data.chunk().len();
+                            self.buf.extend_from_slice(data.chunk());
+                            data.advance(chunk);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

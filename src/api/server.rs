@@ -1,1 +1,253 @@
+//! The daemon side of the control API: HTTP/1.1 over the Unix socket, routes mapped
+//! to [`Deployer`] calls. Long actions run as tracked tasks and stream NDJSON
+//! events; a client that disconnects does not cancel its deploy.
 
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::wire::{ActionRequest, ApiError, DeployRequest, ErrorKind, Event};
+use crate::deploy::{DeployError, Deployer, Progress};
+use crate::slot::Slot;
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted (a deploy request carries one service spec).
+const MAX_BODY: usize = 1 << 20;
+
+/// Binds the control socket with mode 0600, replacing a stale socket file.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by a running daemon", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the API until `shutdown` fires.
+pub async fn serve(
+    listener: UnixListener,
+    deployer: Arc<Deployer>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("control socket accept: {e}");
+                    continue;
+                }
+            },
+        };
+        let deployer = deployer.clone();
+        let tasks = tracker.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let deployer = deployer.clone();
+                let tasks = tasks.clone();
+                async move { Ok::<_, Infallible>(route(req, deployer, tasks).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+async fn route(
+    req: Request<Incoming>,
+    deployer: Arc<Deployer>,
+    tasks: TaskTracker,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let result = match (method, segments.as_slice()) {
+        (Method::GET, ["v1", "ping"]) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
+        )),
+        (Method::GET, ["v1", "status"]) => {
+            let only = param(&query, "service");
+            deployer
+                .status(only.as_deref())
+                .await
+                .map(|s| json(StatusCode::OK, &s))
+                .map_err(api_error)
+        }
+        (Method::POST, ["v1", "deploy"]) => match read_json::<DeployRequest>(req).await {
+            Ok(body) => start_deploy(&deployer, &tasks, body),
+            Err(e) => Err(e),
+        },
+        (Method::POST, ["v1", "services", name, "promote"]) => {
+            start_promote(&deployer, &tasks, name)
+        }
+        (Method::POST, ["v1", "services", name, "rollback"]) => {
+            let name = name.to_string();
+            match read_json::<ActionRequest>(req).await {
+                Ok(body) => start_rollback(&deployer, &tasks, &name, body),
+                Err(e) => Err(e),
+            }
+        }
+        (Method::GET, ["v1", "services", name, "history"]) => deployer
+            .history(name)
+            .map(|h| json(StatusCode::OK, &h))
+            .map_err(api_error),
+        (Method::GET, ["v1", "services", name, "logs"]) => logs(&deployer, name, &query).await,
+        _ => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no such endpoint: {path}"),
+        )),
+    };
+    result.unwrap_or_else(|e| json(e.kind.status(), &e))
+}
+
+fn start_deploy(
+    deployer: &Arc<Deployer>,
+    tasks: &TaskTracker,
+    req: DeployRequest,
+) -> Result<Response<Body>, ApiError> {
+    let (service, guard) = deployer.begin(&req.spec.name, true).map_err(api_error)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let progress = Progress::new(&req.spec.name, Some(tx));
+    let deployer = deployer.clone();
+    tasks.spawn(async move {
+        let _ = deployer
+            .deploy(service, guard, req.spec, req.version, req.promote, progress)
+            .await;
+    });
+    Ok(ndjson(rx))
+}
+
+fn start_promote(
+    deployer: &Arc<Deployer>,
+    tasks: &TaskTracker,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let (service, guard) = deployer.begin(name, false).map_err(api_error)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let progress = Progress::new(name, Some(tx));
+    let deployer = deployer.clone();
+    tasks.spawn(async move {
+        let _ = deployer.promote(service, guard, progress).await;
+    });
+    Ok(ndjson(rx))
+}
+
+fn start_rollback(
+    deployer: &Arc<Deployer>,
+    tasks: &TaskTracker,
+    name: &str,
+    req: ActionRequest,
+) -> Result<Response<Body>, ApiError> {
+    let (service, guard) = deployer.begin(name, false).map_err(api_error)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let progress = Progress::new(name, Some(tx));
+    let deployer = deployer.clone();
+    tasks.spawn(async move {
+        let _ = deployer.rollback(service, guard, req.spec, progress).await;
+    });
+    Ok(ndjson(rx))
+}
+
+async fn logs(deployer: &Deployer, name: &str, query: &str) -> Result<Response<Body>, ApiError> {
+    let slot = match param(query, "slot") {
+        Some(s) => Some(
+            s.parse::<Slot>()
+                .map_err(|e| ApiError::new(ErrorKind::Invalid, e))?,
+        ),
+        None => None,
+    };
+    let follow = param(query, "follow").is_some_and(|v| v == "1" || v == "true");
+    let lines = deployer.logs(name, slot, follow).await.map_err(api_error)?;
+    let frames = lines.map(|l| {
+        Ok::<_, Infallible>(Frame::data(Bytes::from(format!(
+            "[{}] {}\n",
+            l.instance, l.line
+        ))))
+    });
+    Ok(Response::builder()
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(BodyExt::boxed_unsync(StreamBody::new(frames)))
+        .expect("static response parts are valid"))
+}
+
+/// Streams events as NDJSON until the action drops its sender.
+fn ndjson(rx: mpsc::UnboundedReceiver<Event>) -> Response<Body> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), rx))
+    });
+    Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(BodyExt::boxed_unsync(StreamBody::new(stream)))
+        .expect("static response parts are valid")
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)).boxed_unsync())
+        .expect("static response parts are valid")
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("reading request body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("bad request body: {e}")))
+}
+
+fn param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| v.to_string())
+    })
+}
+
+fn api_error(e: DeployError) -> ApiError {
+    ApiError::new(e.kind(), e.to_string())
+}
