@@ -1,32 +1,87 @@
 //! The `teal` command line: one file per verb, each with its clap args and an
-//! `exec()`. No deploy logic lives here; verbs talk to the daemon through `api`.
+//! `exec()`. No deploy logic lives here: verbs read `teal.toml`, talk to the daemon
+//! through [`crate::api::client`] and render what comes back. Data goes to stdout;
+//! progress and logs go to stderr.
 
+mod context;
+mod demo;
 mod demo_app;
+mod deploy;
+mod exit;
+mod history;
+mod logs;
+mod promote;
+mod render;
+mod rollback;
+mod serve;
 pub mod signals;
+mod status;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use exit::exit_code;
+
 /// teal: zero-downtime blue-green deployments behind a builtin reverse proxy.
+///
+/// `teal serve` runs the daemon (proxy, instances, state). The other verbs read
+/// ./teal.toml (or --config) and drive that daemon over its control socket.
 #[derive(Debug, Parser)]
-#[command(name = "teal", version, about, long_about = None)]
+#[command(name = "teal", version, about, long_about)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: context::Global,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground: proxy, instances, state, control socket.
+    Serve(serve::Args),
+    /// Deploy a version to the standby slot, health-gate it, then switch traffic.
+    Deploy(deploy::Args),
+    /// Switch production to the slot staged by `deploy --no-promote`.
+    Promote(promote::Args),
+    /// Go back to the previous version (instant when its slot still runs).
+    Rollback(rollback::Args),
+    /// Show slots, versions and instance health.
+    Status(status::Args),
+    /// Show deploys, switches and rollbacks of a service.
+    History(history::Args),
+    /// Show instance output.
+    Logs(logs::Args),
+    /// Run the seeds' blue-green story end to end under load, with nothing else installed.
+    Demo(demo::Args),
     /// Run the demo app (used by `teal demo` and the tests).
     #[command(hide = true)]
     DemoApp(demo_app::Args),
 }
 
-/// Parses arguments, runs the verb, and maps its outcome to an exit code.
+/// Parses arguments and runs the verb.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    let global = cli.global;
     match cli.command {
+        Command::Serve(args) => serve::exec(&global, args),
+        Command::Deploy(args) => deploy::exec(&global, args),
+        Command::Promote(args) => promote::exec(&global, args),
+        Command::Rollback(args) => rollback::exec(&global, args),
+        Command::Status(args) => status::exec(&global, args),
+        Command::History(args) => history::exec(&global, args),
+        Command::Logs(args) => logs::exec(&global, args),
+        Command::Demo(args) => demo::exec(args),
         Command::DemoApp(args) => demo_app::exec(args),
     }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the verb's default level.
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("teal={default},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,0 +1,36 @@
+//! The one place errors become exit codes.
+//!
+//! 0 success · 1 the action failed (production untouched) · 2 bad input or config ·
+//! 3 the daemon is unreachable · 4 busy (another deploy in progress) · 5 not found.
+
+use std::process::ExitCode;
+
+use crate::api::client::ClientError;
+use crate::api::wire::ErrorKind;
+use crate::config::ConfigError;
+
+pub const FAILED: u8 = 1;
+pub const INVALID: u8 = 2;
+pub const UNREACHABLE: u8 = 3;
+pub const BUSY: u8 = 4;
+pub const NOT_FOUND: u8 = 5;
+
+/// Picks the exit code for an error that reached the CLI edge.
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if err.downcast_ref::<ConfigError>().is_some() {
+        return ExitCode::from(INVALID);
+    }
+    if let Some(client) = err.downcast_ref::<ClientError>() {
+        return ExitCode::from(match client {
+            ClientError::Unreachable { .. } => UNREACHABLE,
+            ClientError::Api(e) => match e.kind {
+                ErrorKind::Invalid => INVALID,
+                ErrorKind::Busy => BUSY,
+                ErrorKind::NotFound => NOT_FOUND,
+                ErrorKind::Internal => FAILED,
+            },
+            _ => FAILED,
+        });
+    }
+    ExitCode::from(FAILED)
+}

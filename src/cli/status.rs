@@ -1,0 +1,105 @@
+//! `teal status [SERVICE]`: slots, versions and instance health.
+
+use std::process::ExitCode;
+
+use super::context::{Global, block_on};
+use crate::api::wire::{ServiceStatus, SlotStatus, Status};
+use crate::slot::Slot;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this service.
+    service: Option<String>,
+    /// Print the status as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    super::init_tracing("warn");
+    let client = global.client()?;
+    let status = block_on(client.status(args.service.as_deref()))??;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human view of a status.
+pub fn render(status: &Status) -> String {
+    let listen: Vec<String> = status.listen.iter().map(|a| a.to_string()).collect();
+    let mut out = format!(
+        "teal {} listening on {}\n",
+        status.daemon_version,
+        listen.join(", ")
+    );
+    if status.services.is_empty() {
+        out.push_str("no services deployed yet\n");
+    }
+    for service in &status.services {
+        out.push_str(&render_service(service));
+    }
+    out
+}
+
+fn render_service(s: &ServiceStatus) -> String {
+    let live = match (&s.active_slot, &s.active_version) {
+        (Some(slot), Some(v)) => format!("{v} on {slot}"),
+        _ => "nothing live".into(),
+    };
+    let mut extra = Vec::new();
+    if !s.hosts.is_empty() {
+        extra.push(format!("hosts {}", s.hosts.join(" ")));
+    }
+    if let Some(p) = s.preview {
+        extra.push(format!("preview {p}"));
+    }
+    if s.busy {
+        extra.push("action in progress".into());
+    }
+    let mut out = format!(
+        "\n{}  {live}  [{}{}]\n",
+        s.name,
+        s.runtime,
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", extra.join(", "))
+        }
+    );
+    for (slot, st) in [(Slot::Blue, &s.slots.blue), (Slot::Green, &s.slots.green)] {
+        out.push_str(&render_slot(slot, st));
+    }
+    out
+}
+
+fn render_slot(slot: Slot, s: &SlotStatus) -> String {
+    let healthy = s.instances.iter().filter(|i| i.healthy).count();
+    let mut line = format!(
+        "  {:<6} {:<8} {:<16}",
+        slot.as_str(),
+        s.state.to_string(),
+        s.version.as_deref().unwrap_or("-")
+    );
+    if !s.instances.is_empty() {
+        line.push_str(&format!(" {healthy}/{} healthy", s.instances.len()));
+    }
+    line.push('\n');
+    for i in &s.instances {
+        let restarts = if i.restarts > 0 {
+            format!(", {} restarts", i.restarts)
+        } else {
+            String::new()
+        };
+        line.push_str(&format!(
+            "      {} {:<21} {} ({}{restarts})\n",
+            if i.healthy { "✓" } else { "✗" },
+            i.addr.to_string(),
+            i.id,
+            i.health
+        ));
+    }
+    line
+}

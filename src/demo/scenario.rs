@@ -1,0 +1,231 @@
+//! The seeds' story, end to end on this machine, under continuous load:
+//! deploy 1.0.0 → a broken 1.1.0 fails while 1.0.0 keeps serving → 1.1.1 goes live
+//! → roll back to 1.0.0. A real daemon, real app processes, real sockets; the only
+//! thing that differs from production use is the temporary state dir.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::api::client::Client;
+use crate::api::wire::{ActionRequest, DeployRequest, Event, Outcome};
+use crate::daemon::Daemon;
+use crate::load::{Load, LoadReport, LoadSpec};
+use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
+
+/// The demo's service name.
+pub const SERVICE: &str = "uptimer";
+
+/// What the demo did, for the summary table and `--json`.
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    pub steps: Vec<StepReport>,
+    pub load: LoadReport,
+    pub production: SocketAddr,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub action: String,
+    pub outcome: String,
+    pub expected: String,
+    pub ok: bool,
+    pub seconds: f64,
+}
+
+impl DemoReport {
+    /// True when every step went as the story says and no request failed.
+    pub fn passed(&self) -> bool {
+        self.load.failed() == 0 && self.steps.iter().all(|s| s.ok)
+    }
+}
+
+/// The demo's config: two instances per slot, a preview listener, the demo app as
+/// the command, everything on loopback port 0 inside `dir`.
+pub fn config(dir: &Path, teal_exe: &Path) -> Config {
+    let service = ServiceSpec {
+        name: SERVICE.into(),
+        runtime: RuntimeSpec::Process {
+            command: vec![
+                teal_exe.display().to_string(),
+                "demo-app".into(),
+                "--port".into(),
+                "{port}".into(),
+                "--app-version".into(),
+                "{version}".into(),
+                "--boot-delay".into(),
+                "500ms".into(),
+            ],
+        },
+        instances: 2,
+        version: Some("1.0.0".into()),
+        hosts: Vec::new(),
+        preview: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        env: BTreeMap::new(),
+        workdir: dir.to_path_buf(),
+        health: HealthSpec {
+            path: "/".into(),
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(5),
+        },
+        drain: DrainSpec {
+            timeout: Duration::from_secs(10),
+            keep_previous: true,
+        },
+    };
+    Config {
+        path: dir.join("teal.toml"),
+        state_dir: dir.join("state"),
+        proxy: ProxySpec {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            router: RouterKind::Builtin,
+            control: dir.join("state").join("teal.sock"),
+            admin: None,
+        },
+        services: BTreeMap::from([(SERVICE.to_string(), service)]),
+    }
+}
+
+/// Runs the story. `say` receives human progress lines.
+pub async fn run(
+    dir: &Path,
+    teal_exe: &Path,
+    say: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<DemoReport> {
+    let config = config(dir, teal_exe);
+    let spec = config.services[SERVICE].clone();
+    let daemon = Daemon::start(&config)
+        .await
+        .context("starting the daemon")?;
+    let production = *daemon
+        .listen_addrs()
+        .first()
+        .context("no production listener")?;
+    let client = Client::new(daemon.control_path());
+    say(&format!(
+        "teal serve is up: production on http://{production}/"
+    ));
+
+    let mut steps = Vec::new();
+    let result = async {
+        steps.push(deploy(&client, &spec, "1.0.0", Outcome::Live, say).await?);
+        let load = Load::start(LoadSpec {
+            target: production,
+            host: None,
+            path: "/".into(),
+            keepalive_connections: 8,
+            fresh_connection_workers: 2,
+            max_requests: 2_000_000,
+            max_duration: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(10),
+            pause: Duration::from_millis(2),
+        });
+        say("load started: 8 keep-alive connections + 2 new-connection workers, no retries");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let story = async {
+            steps.push(deploy(&client, &spec, "broken-1.1.0", Outcome::Failed, say).await?);
+            steps.push(deploy(&client, &spec, "1.1.1", Outcome::Live, say).await?);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            steps.push(rollback(&client, say).await?);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        let report = load.stop().await;
+        story.map(|_| report)
+    }
+    .await;
+    daemon.shutdown().await;
+    let load = result?;
+    Ok(DemoReport {
+        steps,
+        load,
+        production,
+    })
+}
+
+async fn deploy(
+    client: &Client,
+    spec: &ServiceSpec,
+    version: &str,
+    expected: Outcome,
+    say: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<StepReport> {
+    say(&format!("\n$ teal deploy {SERVICE} --version {version}"));
+    let stream = client
+        .deploy(&DeployRequest {
+            spec: spec.clone(),
+            version: version.into(),
+            promote: true,
+        })
+        .await?;
+    finish(stream, &format!("deploy {version}"), expected, say).await
+}
+
+async fn rollback(client: &Client, say: &(dyn Fn(&str) + Sync)) -> anyhow::Result<StepReport> {
+    say(&format!("\n$ teal rollback {SERVICE}"));
+    let stream = client.rollback(SERVICE, &ActionRequest::default()).await?;
+    finish(stream, "rollback", Outcome::Live, say).await
+}
+
+async fn finish(
+    mut stream: crate::api::client::EventStream,
+    action: &str,
+    expected: Outcome,
+    say: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<StepReport> {
+    while let Some(event) = stream.next().await? {
+        match event {
+            Event::Step {
+                step,
+                message,
+                elapsed_ms,
+            } => say(&format!(
+                "  [{:>6.2}s] {:<8} {message}",
+                elapsed_ms as f64 / 1000.0,
+                step.label()
+            )),
+            Event::Info {
+                message,
+                elapsed_ms,
+            } => say(&format!(
+                "  [{:>6.2}s]          {message}",
+                elapsed_ms as f64 / 1000.0
+            )),
+            Event::Done {
+                outcome,
+                message,
+                elapsed_ms,
+                ..
+            } => {
+                let ok = outcome == expected;
+                say(&format!(
+                    "  => {} {message}{}",
+                    if outcome == Outcome::Failed {
+                        "FAILED:"
+                    } else {
+                        "ok:"
+                    },
+                    if ok && outcome == Outcome::Failed {
+                        " (expected: the broken version must not go live)"
+                    } else {
+                        ""
+                    }
+                ));
+                return Ok(StepReport {
+                    action: action.into(),
+                    outcome: format!("{outcome:?}").to_lowercase(),
+                    expected: format!("{expected:?}").to_lowercase(),
+                    ok,
+                    seconds: elapsed_ms as f64 / 1000.0,
+                });
+            }
+        }
+    }
+    bail!("the daemon closed the stream of {action} before it finished")
+}
