@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use futures_util::stream::BoxStream;
 
-pub use self::instance::ProcessInstance;
 use self::instance::Launch;
+pub use self::instance::ProcessInstance;
 use self::ports::PortBook;
 use super::{InstanceRef, LogLine, Runtime, RuntimeError, SlotRequest, log_path};
 use crate::slot::Slot;
@@ -61,7 +61,11 @@ impl ProcessRuntime {
     /// Stops every instance still running (daemon shutdown), all at once.
     pub async fn stop_all(&self, grace: Duration) {
         let all = std::mem::take(&mut *self.tracked.lock().unwrap());
-        join_all(all.iter().map(|i| crate::runtime::Instance::stop(&**i, grace))).await;
+        join_all(
+            all.iter()
+                .map(|i| crate::runtime::Instance::stop(&**i, grace)),
+        )
+        .await;
     }
 }
 
@@ -109,10 +113,10 @@ impl Runtime for ProcessRuntime {
                 }
             }
         }
-        self.tracked
-            .lock()
-            .unwrap()
-            .extend(started.iter().cloned());
+        let mut tracked = self.tracked.lock().unwrap();
+        tracked.retain(|i| !i.is_finished());
+        tracked.extend(started.iter().cloned());
+        drop(tracked);
         Ok(started.into_iter().map(|i| i as InstanceRef).collect())
     }
 
@@ -151,9 +155,10 @@ impl ProcessRuntime {
                 source,
             })?;
         let port_text = port.to_string();
-        let mut argv = command
-            .iter()
-            .map(|arg| arg.replace("{port}", &port_text).replace("{version}", req.version));
+        let mut argv = command.iter().map(|arg| {
+            arg.replace("{port}", &port_text)
+                .replace("{version}", req.version)
+        });
         let program = PathBuf::from(argv.next().unwrap_or_default());
         let launch = Launch {
             program: resolve_program(&program, workdir),
@@ -207,9 +212,7 @@ impl ProcessRuntime {
 /// to the workdir; a bare name is looked up in `PATH`.
 fn resolve_program(program: &Path, workdir: Option<&Path>) -> PathBuf {
     match workdir {
-        Some(dir) if program.is_relative() && program.components().count() > 1 => {
-            dir.join(program)
-        }
+        Some(dir) if program.is_relative() && program.components().count() > 1 => dir.join(program),
         _ => program.to_path_buf(),
     }
 }

@@ -22,17 +22,20 @@ const TAIL_BYTES: u64 = 256 * 1024;
 /// Lines buffered between the reading task and a slow consumer.
 const STREAM_BUFFER: usize = 256;
 
-/// Opens the log for a child's output, creating directories; `truncate` on a new
-/// slot start, append on a restart.
+/// Opens a log for appending, creating directories; with `truncate` (a new start
+/// of the slot) it empties the file instead, and the handle is not for appending.
 pub(super) fn open(path: &Path, truncate: bool) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut options = OpenOptions::new();
-    options.create(true).append(true);
+    options.create(true);
     if truncate {
-        // O_APPEND with O_TRUNC: empty now, and every writer appends after that.
-        options.truncate(true);
+        options.write(true).truncate(true);
+    } else {
+        // O_APPEND: the child's stdout, its stderr and our markers never overwrite
+        // each other.
+        options.append(true);
     }
     options.open(path)
 }
@@ -145,7 +148,11 @@ impl Cursor {
             self.offset = 0;
             self.partial.clear();
         }
-        if len == self.offset || file.seek(std::io::SeekFrom::Start(self.offset)).await.is_err()
+        if len == self.offset
+            || file
+                .seek(std::io::SeekFrom::Start(self.offset))
+                .await
+                .is_err()
         {
             return Vec::new();
         }
