@@ -28,6 +28,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         instance: std::env::var("TEAL_INSTANCE").unwrap_or_else(|_| "0".into()),
         slot: std::env::var("TEAL_SLOT").unwrap_or_default(),
         boot_delay: args.boot_delay,
+        greeting: std::env::var("GREETING").ok(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,9 +1,45 @@
 //! The demo app, the seeds' "Uptimer": 503 while loading, then 200 with JSON naming
 //! its version and instance. Run as `teal demo-app` (a hidden subcommand).
+//!
+//! It is the backend of `teal demo`, of the tests and of the benchmarks, so it stays
+//! small: one precomputed JSON body, HTTP/1.1 with keep-alive, no logging per
+//! request. Paths:
+//!
+//! - any path: the JSON body (`{"app":"uptimer","version":..,"slot":..,"instance":..,"pid":..}`);
+//! - `/slow?ms=N`: the same after sleeping N ms (at most 60 s), for drain tests;
+//! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`.
+//!
+//! A version starting with `broken` answers 500 `Errors everywhere...` everywhere
+//! (the seeds' broken 1.1.0). This module does not handle signals: the caller maps
+//! them to the `shutdown` token.
 
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Longest `/slow` sleep, so a typo cannot hold a connection for hours.
+const SLOW_CAP: Duration = Duration::from_secs(60);
+
+/// Idle keep-alive connections are closed after this long. The proxy's upstream
+/// pool must keep its idle timeout below it (see DESIGN.md, upstream robustness).
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How one demo-app process behaves.
 #[derive(Debug, Clone)]
@@ -16,10 +52,194 @@ pub struct AppConfig {
     pub slot: String,
     /// How long it answers 503 "loading" after start.
     pub boot_delay: Duration,
+    /// Reported as `"greeting"` when set (from `GREETING`), so tests can see that a
+    /// service's `env` reached the instance.
+    pub greeting: Option<String>,
 }
 
+/// What every request handler reads; built once at start.
+struct App {
+    version: String,
+    broken: bool,
+    /// Until then every answer is 503 "loading".
+    ready_at: Instant,
+    /// The 200 body, precomputed: answering is a refcount bump.
+    body: Bytes,
+}
+
+type Body = Full<Bytes>;
+
 /// Serves until `shutdown` fires, then finishes in-flight requests and returns.
+///
+/// Websockets are not waited for: they end when the process does.
 pub async fn serve(cfg: AppConfig, shutdown: CancellationToken) -> std::io::Result<()> {
-    let _ = (cfg, shutdown);
-    todo!("demo app")
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cfg.port))).await?;
+    let local = listener.local_addr()?;
+    let app = Arc::new(App::new(&cfg));
+    println!("uptimer {} listening on http://{local}", cfg.version);
+
+    // Connection tasks, so shutdown can wait for the requests they are serving.
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                // Out of fds and the like: do not spin, do not die.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| handle(app.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(KEEP_ALIVE_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = shutdown.cancelled() => {}
+            }
+            // Finish the request in flight (if any), then close.
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+impl App {
+    fn new(cfg: &AppConfig) -> App {
+        let mut body = serde_json::json!({
+            "app": "uptimer",
+            "version": cfg.version,
+            "slot": cfg.slot,
+            "instance": cfg.instance,
+            "pid": std::process::id(),
+        });
+        if let Some(greeting) = &cfg.greeting {
+            body["greeting"] = greeting.clone().into();
+        }
+        App {
+            version: cfg.version.clone(),
+            broken: cfg.version.starts_with("broken"),
+            ready_at: Instant::now() + cfg.boot_delay,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if Instant::now() < app.ready_at {
+        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "loading"));
+    }
+    if app.broken {
+        return Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Errors everywhere...",
+        ));
+    }
+    match req.uri().path() {
+        "/ws" if is_websocket(&req) => Ok(upgrade(app, req)),
+        "/slow" => {
+            let ms = query_param(req.uri().query(), "ms")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms).min(SLOW_CAP)).await;
+            Ok(json(&app))
+        }
+        _ => Ok(json(&app)),
+    }
+}
+
+fn json(app: &App) -> Response<Body> {
+    let mut resp = Response::new(Full::new(app.body.clone()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn is_websocket(req: &Request<Incoming>) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    req.method() == Method::GET
+        && has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
+        && req.headers().contains_key(header::SEC_WEBSOCKET_KEY)
+}
+
+/// Answers 101 and hands the upgraded connection to an echo task.
+fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()))
+        .unwrap_or_default();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        echo(&app.version, ws).await;
+    });
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = resp.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&key) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    resp
+}
+
+/// Echoes text as `"<version>: <msg>"` until the client closes.
+async fn echo<S>(version: &str, mut ws: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(Ok(msg)) = ws.next().await {
+        let reply = match msg {
+            Message::Text(text) => Message::text(format!("{version}: {}", text.as_str())),
+            Message::Close(_) => break,
+            // Pings are answered by tungstenite itself; binary is not part of the demo.
+            _ => continue,
+        };
+        if ws.send(reply).await.is_err() {
+            break;
+        }
+    }
 }
