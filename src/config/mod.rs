@@ -1,12 +1,30 @@
 //! `teal.toml` → validated [`Config`](crate::spec::Config).
 //!
 //! Parse, then resolve: raw serde types with `deny_unknown_fields` live in `raw.rs`,
-//! validation and path resolution here. Every error names the file, line and column.
-//! Loading never writes anything.
+//! friendlier unknown-key messages in `keys.rs`, validation and path resolution in
+//! `resolve.rs` (single values in `values.rs`, clashes between services in
+//! `conflicts.rs`). Every error names the file, line and column. Loading never
+//! writes anything, and nothing outside this module sees the raw types.
 
+mod conflicts;
+mod keys;
+mod raw;
+mod resolve;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::ffi::OsString;
+use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use crate::spec::Config;
+
+/// The config file used when neither `--config` nor `TEAL_CONFIG` is given.
+pub const DEFAULT_FILE: &str = "teal.toml";
 
 /// A config that cannot be used, located as precisely as possible.
 #[derive(Debug, thiserror::Error)]
@@ -18,8 +36,67 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `$TEAL_CONFIG` when set and not empty, otherwise `teal.toml` in the current directory.
+pub fn default_path() -> PathBuf {
+    path_from_env(std::env::var_os("TEAL_CONFIG"))
+}
+
+fn path_from_env(var: Option<OsString>) -> PathBuf {
+    match var {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_FILE),
+    }
+}
+
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let _ = path;
-    todo!("config::load")
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        let message = match err.kind() {
+            io::ErrorKind::NotFound => {
+                "no such file (pass --config PATH or set TEAL_CONFIG)".to_owned()
+            }
+            _ => format!("cannot read: {err}"),
+        };
+        ConfigError {
+            path: path.to_owned(),
+            location: None,
+            message,
+        }
+    })?;
+    parse(&text, path)
+}
+
+/// Validates `text` as the contents of the config file at `path`.
+///
+/// `path` names the file in errors, and its directory is what relative paths in the
+/// file are resolved against. Nothing is read from or written to disk.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let error = |span: Option<Range<usize>>, message: String| ConfigError {
+        path: path.to_owned(),
+        location: span.map(|span| line_col(text, span.start)),
+        message,
+    };
+    let document =
+        toml::de::DeTable::parse(text).map_err(|e| error(e.span(), e.message().to_owned()))?;
+    if let Some(unknown) = keys::first_unknown_key(document.get_ref()) {
+        return Err(error(Some(unknown.span), unknown.message));
+    }
+    let raw = raw::RawConfig::deserialize(toml::Deserializer::from(document))
+        .map_err(|e| error(e.span(), e.message().to_owned()))?;
+    let file = std::path::absolute(path)
+        .map_err(|e| error(None, format!("cannot make the path absolute: {e}")))?;
+    resolve::resolve(raw, &file).map_err(|invalid| error(invalid.span, invalid.message))
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
 }

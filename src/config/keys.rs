@@ -1,0 +1,146 @@
+//! Unknown keys, found before serde sees the file, so the message can name the
+//! section and suggest the closest known key.
+//!
+//! serde's `deny_unknown_fields` stays on every raw type as the backstop. The known
+//! keys come from the serde derive itself (see [`fields_of`]), so this pass and the
+//! raw types cannot disagree about what a section accepts.
+
+use std::ops::Range;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use toml::de::DeTable;
+
+use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
+
+/// One key that no section accepts.
+#[derive(Debug)]
+pub(super) struct UnknownKey {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+/// The unknown key that comes first in the file, if any.
+pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
+    let mut found = Vec::new();
+    check(root, fields_of::<RawConfig>(), "the top level", &mut found);
+    if let Some(proxy) = sub_table(root, "proxy") {
+        check(proxy, fields_of::<RawProxy>(), "[proxy]", &mut found);
+    }
+    for (name, service) in sub_table(root, "services").into_iter().flatten() {
+        let Some(service) = service.get_ref().as_table() else {
+            continue; // not a table: serde reports the type error
+        };
+        let section = format!("services.{}", section_key(name.get_ref()));
+        check(
+            service,
+            fields_of::<RawService>(),
+            &format!("[{section}]"),
+            &mut found,
+        );
+        if let Some(health) = sub_table(service, "health") {
+            let fields = fields_of::<RawHealth>();
+            check(health, fields, &format!("[{section}.health]"), &mut found);
+        }
+        if let Some(drain) = sub_table(service, "drain") {
+            let fields = fields_of::<RawDrain>();
+            check(drain, fields, &format!("[{section}.drain]"), &mut found);
+        }
+    }
+    found.into_iter().min_by_key(|unknown| unknown.span.start)
+}
+
+fn sub_table<'a, 'i>(table: &'a DeTable<'i>, key: &str) -> Option<&'a DeTable<'i>> {
+    table.get(key).and_then(|value| value.get_ref().as_table())
+}
+
+fn check(table: &DeTable<'_>, known: &[&str], section: &str, found: &mut Vec<UnknownKey>) {
+    for key in table.keys() {
+        let name: &str = key.get_ref();
+        if known.contains(&name) {
+            continue;
+        }
+        let mut message = format!("unknown key {name:?} in {section}");
+        if let Some(close) = closest(name, known) {
+            message.push_str(&format!("; did you mean {close:?}?"));
+        }
+        message.push_str(&format!("; expected one of: {}", known.join(", ")));
+        found.push(UnknownKey {
+            span: key.span(),
+            message,
+        });
+    }
+}
+
+/// A TOML key as it would be written in a table header.
+fn section_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// The known key within edit distance 2 of `name` (a typo), if there is one.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The field names the serde derive of `T` accepts.
+///
+/// Derived `Deserialize` impls hand their field list to `deserialize_struct`; this
+/// deserializer records it and stops there.
+pub(super) fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldProbe(&mut fields));
+    fields
+}
+
+struct FieldProbe<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for FieldProbe<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("field probe"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(de::Error::custom("field probe"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+        enum identifier ignored_any
+    }
+}

@@ -1,0 +1,69 @@
+//! The shape of `teal.toml` as written: serde types with `deny_unknown_fields`.
+//!
+//! Everything that is validated later keeps its [`Spanned`] byte range, so that
+//! `resolve` can point an error at the offending value. Nothing outside `config/`
+//! sees these types. Field order is the order of the DESIGN.md example, because
+//! "expected one of" messages list fields in declaration order.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub state_dir: Option<Spanned<String>>,
+    pub proxy: Option<RawProxy>,
+    /// Keyed by service name; the key's span locates service-level errors.
+    pub services: Option<BTreeMap<Spanned<String>, RawService>>,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxy {
+    pub listen: Option<Spanned<String>>,
+    pub router: Option<Spanned<String>>,
+    pub control: Option<Spanned<String>>,
+    pub admin: Option<Spanned<String>>,
+}
+
+/// `[services.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub runtime: Option<Spanned<String>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Docker runtime only (not available in this build yet).
+    pub image: Option<Spanned<String>>,
+    /// Docker runtime only: the container's port.
+    pub port: Option<Spanned<i64>>,
+    /// Signed so that `instances = -1` gets teal's message, not a serde type error.
+    pub instances: Option<Spanned<i64>>,
+    pub version: Option<Spanned<String>>,
+    pub hosts: Option<Vec<Spanned<String>>>,
+    pub preview: Option<Spanned<String>>,
+    pub env: Option<BTreeMap<Spanned<String>, String>>,
+    pub health: Option<RawHealth>,
+    pub drain: Option<RawDrain>,
+}
+
+/// `[services.NAME.health]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub path: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub deadline: Option<Spanned<String>>,
+}
+
+/// `[services.NAME.drain]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDrain {
+    pub timeout: Option<Spanned<String>>,
+    pub keep_previous: Option<bool>,
+}

@@ -1,0 +1,307 @@
+//! Raw `teal.toml` → [`Config`]: defaults, validation, absolute paths.
+//!
+//! Services are resolved in file order, so an error about two values that clash
+//! always points at the later one. Defaults come from the `Default` impls in
+//! [`crate::spec`]; the ones that depend on the file's location are set here.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::conflicts::{self, Listener, ServiceSite};
+use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
+use super::values;
+use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
+
+/// `state_dir` when the file does not set it, relative to the file's directory.
+pub(super) const DEFAULT_STATE_DIR: &str = ".teal";
+/// The production listener when `[proxy] listen` is not set.
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The control socket's file name inside `state_dir`, when `[proxy] control` is not set.
+pub(super) const CONTROL_SOCKET: &str = "teal.sock";
+/// Unix socket paths are limited to `sun_path`: 108 bytes including the NUL.
+const MAX_SOCKET_PATH: usize = 107;
+/// The most instances one slot may run.
+const MAX_INSTANCES: i64 = 64;
+
+/// A validation failure: a message and the byte span of the value it is about.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    pub span: Option<Range<usize>>,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            span: Some(value.span()),
+            message: message.into(),
+        }
+    }
+
+    pub fn nowhere(message: impl Into<String>) -> Invalid {
+        Invalid {
+            span: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Validates `raw`, read from `file` (an absolute path).
+pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
+    let base = file.parent().unwrap_or(Path::new("/"));
+    let state_dir = match &raw.state_dir {
+        Some(dir) => values::path(dir, "state_dir", base)?,
+        None => base.join(DEFAULT_STATE_DIR),
+    };
+    let raw_proxy = raw.proxy.unwrap_or_default();
+    let proxy = proxy(&raw_proxy, &state_dir, base)?;
+    if proxy.control.as_os_str().len() > MAX_SOCKET_PATH {
+        let message = format!(
+            "control socket path {} is {} bytes long; unix sockets allow at most {MAX_SOCKET_PATH} (set [proxy] control to a shorter path)",
+            proxy.control.display(),
+            proxy.control.as_os_str().len(),
+        );
+        let near = raw_proxy.control.as_ref().or(raw.state_dir.as_ref());
+        return Err(match near {
+            Some(value) => Invalid::at(value, message),
+            None => Invalid::nowhere(message),
+        });
+    }
+
+    let mut raw_services: Vec<_> = raw.services.unwrap_or_default().into_iter().collect();
+    raw_services.sort_by_key(|(name, _)| name.span().start);
+    let mut services = BTreeMap::new();
+    let mut sites = Vec::new();
+    for (name, raw) in raw_services {
+        let (spec, site) = service(&name, raw, base)?;
+        sites.push(site);
+        services.insert(name.into_inner(), spec);
+    }
+
+    let listen = Listener {
+        name: "proxy.listen",
+        what: "proxy.listen".into(),
+        addr: proxy.listen,
+        span: raw_proxy.listen.as_ref().map(Spanned::span),
+    };
+    let admin = proxy.admin.map(|addr| Listener {
+        name: "proxy.admin",
+        what: "proxy.admin".into(),
+        addr,
+        span: raw_proxy.admin.as_ref().map(Spanned::span),
+    });
+    conflicts::check(&listen, admin.as_ref(), &sites)?;
+
+    Ok(Config {
+        path: file.to_owned(),
+        state_dir,
+        proxy,
+        services,
+    })
+}
+
+fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Invalid> {
+    let listen = match &raw.listen {
+        Some(listen) => values::socket_addr(listen, "proxy.listen")?,
+        None => DEFAULT_LISTEN
+            .parse()
+            .expect("the default listen address parses"),
+    };
+    let router = match &raw.router {
+        None => RouterKind::default(),
+        Some(router) => match router.get_ref().as_str() {
+            "builtin" => RouterKind::Builtin,
+            "nginx" => RouterKind::Nginx,
+            other => {
+                return Err(Invalid::at(
+                    router,
+                    format!("unknown router {other:?}; expected \"builtin\" or \"nginx\""),
+                ));
+            }
+        },
+    };
+    let control = match &raw.control {
+        Some(control) => values::path(control, "proxy.control", base)?,
+        None => state_dir.join(CONTROL_SOCKET),
+    };
+    let admin = match &raw.admin {
+        Some(admin) => Some(values::socket_addr(admin, "proxy.admin")?),
+        None => None,
+    };
+    Ok(ProxySpec {
+        listen,
+        router,
+        control,
+        admin,
+    })
+}
+
+fn service(
+    name: &Spanned<String>,
+    raw: RawService,
+    base: &Path,
+) -> Result<(ServiceSpec, ServiceSite), Invalid> {
+    values::service_name(name)?;
+    let section = format!("services.{}", name.get_ref());
+    let runtime = runtime(name, &raw)?;
+
+    let instances = match &raw.instances {
+        None => 1,
+        Some(n) if (1..=MAX_INSTANCES).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            return Err(Invalid::at(
+                n,
+                format!(
+                    "{section}.instances must be between 1 and {MAX_INSTANCES} (got {})",
+                    n.get_ref()
+                ),
+            ));
+        }
+    };
+    let version = match &raw.version {
+        Some(version) if version.get_ref().trim().is_empty() => {
+            return Err(Invalid::at(
+                version,
+                format!("{section}.version must not be empty"),
+            ));
+        }
+        Some(version) => Some(version.get_ref().clone()),
+        None => None,
+    };
+
+    let mut hosts = Vec::new();
+    for host in raw.hosts.iter().flatten() {
+        hosts.push((values::host(host)?, host.span()));
+    }
+    let preview = match &raw.preview {
+        Some(preview) => {
+            let what = format!("{section}.preview");
+            Some((values::socket_addr(preview, &what)?, preview.span()))
+        }
+        None => None,
+    };
+    let mut env = BTreeMap::new();
+    for (key, value) in raw.env.unwrap_or_default() {
+        values::env_key(&key)?;
+        env.insert(key.into_inner(), value);
+    }
+
+    let spec = ServiceSpec {
+        name: name.get_ref().clone(),
+        runtime,
+        instances,
+        version,
+        hosts: hosts.iter().map(|(host, _)| host.clone()).collect(),
+        preview: preview.as_ref().map(|(addr, _)| *addr),
+        env,
+        workdir: base.to_owned(),
+        health: health(raw.health.unwrap_or_default(), &section)?,
+        drain: drain(raw.drain.unwrap_or_default(), &section)?,
+    };
+    let site = ServiceSite {
+        name: name.get_ref().clone(),
+        name_span: name.span(),
+        hosts,
+        preview,
+    };
+    Ok((spec, site))
+}
+
+/// The runtime and its settings. Settings of the other runtime are errors, so a
+/// typo'd `runtime` never silently ignores half the section.
+fn runtime(name: &Spanned<String>, raw: &RawService) -> Result<RuntimeSpec, Invalid> {
+    let section = format!("services.{}", name.get_ref());
+    let kind = raw
+        .runtime
+        .as_ref()
+        .map_or("process", |r| r.get_ref().as_str());
+    match kind {
+        "process" => {
+            if let Some(image) = &raw.image {
+                return Err(Invalid::at(
+                    image,
+                    format!(
+                        "{section}.image is for the docker runtime; this service uses the process runtime (set command instead)"
+                    ),
+                ));
+            }
+            if let Some(port) = &raw.port {
+                return Err(Invalid::at(
+                    port,
+                    format!(
+                        "{section}.port is for the docker runtime; the process runtime picks a free port and passes it as PORT and {{port}}"
+                    ),
+                ));
+            }
+            let Some(command) = &raw.command else {
+                return Err(Invalid::at(
+                    name,
+                    format!(
+                        "service {:?} uses the process runtime but has no command, e.g. command = [\"./app\", \"--port\", \"{{port}}\"]",
+                        name.get_ref()
+                    ),
+                ));
+            };
+            match command.get_ref().first() {
+                None => Err(Invalid::at(
+                    command,
+                    format!("{section}.command is empty; give the program and its arguments"),
+                )),
+                Some(program) if program.trim().is_empty() => Err(Invalid::at(
+                    command,
+                    format!("{section}.command starts with an empty program name"),
+                )),
+                Some(_) => Ok(RuntimeSpec::Process {
+                    command: command.get_ref().clone(),
+                }),
+            }
+        }
+        // The seam for the docker runtime: it gets its own `RuntimeSpec` variant
+        // (image, port) once it lands; until then the config says so plainly.
+        "docker" => Err(Invalid::at(
+            raw.runtime
+                .as_ref()
+                .expect("docker is only ever named explicitly"),
+            "the docker runtime is not available in this build yet; use runtime = \"process\" for now",
+        )),
+        other => Err(Invalid::at(
+            raw.runtime
+                .as_ref()
+                .expect("an unknown runtime is named explicitly"),
+            format!("unknown runtime {other:?}; expected \"process\" or \"docker\""),
+        )),
+    }
+}
+
+fn health(raw: RawHealth, section: &str) -> Result<HealthSpec, Invalid> {
+    let defaults = HealthSpec::default();
+    let what = |field: &str| format!("{section}.health.{field}");
+    let duration = |value: &Option<Spanned<String>>, field: &str, default| match value {
+        Some(value) => values::duration(value, &what(field), false),
+        None => Ok(default),
+    };
+    Ok(HealthSpec {
+        path: match &raw.path {
+            Some(path) => values::health_path(path, &what("path"))?,
+            None => defaults.path,
+        },
+        interval: duration(&raw.interval, "interval", defaults.interval)?,
+        timeout: duration(&raw.timeout, "timeout", defaults.timeout)?,
+        deadline: duration(&raw.deadline, "deadline", defaults.deadline)?,
+    })
+}
+
+fn drain(raw: RawDrain, section: &str) -> Result<DrainSpec, Invalid> {
+    let defaults = DrainSpec::default();
+    Ok(DrainSpec {
+        // Zero is allowed: stop the old slot without waiting for in-flight requests.
+        timeout: match &raw.timeout {
+            Some(value) => values::duration(value, &format!("{section}.drain.timeout"), true)?,
+            None => defaults.timeout,
+        },
+        keep_previous: raw.keep_previous.unwrap_or(defaults.keep_previous),
+    })
+}
