@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::exit::UsageError;
 use crate::api::client::Client;
 use crate::spec::{Config, ServiceSpec};
 

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 
+use super::exit::UsageError;
 use super::context::{Global, block_on, service_spec};
 use crate::api::client::Client;
 use crate::api::wire::DeployRequest;
@@ -29,11 +29,12 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let config = global.load_config()?;
     let spec = service_spec(&config, &args.service)?;
     let Some(version) = args.version.or_else(|| spec.version.clone()) else {
-        bail!(
+        return Err(UsageError(format!(
             "no version to deploy for {:?}: pass --version or set `version` in {}",
             args.service,
             config.path.display()
-        );
+        ))
+        .into());
     };
     let client = match &global.socket {
         Some(socket) => Client::new(socket),

@@ -17,7 +17,7 @@ pub const NOT_FOUND: u8 = 5;
 
 /// Picks the exit code for an error that reached the CLI edge.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
-    if err.downcast_ref::<ConfigError>().is_some() {
+    if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<UsageError>().is_some() {
         return ExitCode::from(INVALID);
     }
     if let Some(client) = err.downcast_ref::<ClientError>() {
@@ -34,3 +34,8 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     }
     ExitCode::from(FAILED)
 }
+
+/// Bad input caught by the CLI itself (an unknown service, no version to deploy).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
