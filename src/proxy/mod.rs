@@ -1,15 +1,98 @@
 //! The builtin reverse proxy: listeners, Host routing, forwarding, upstream
 //! connection reuse, the atomic pool switch and in-flight tracking.
+//!
+//! [`Proxy`] is driven through [`crate::router::Router`] (see
+//! `router/builtin.rs`). It does not start instances and does not decide when
+//! to switch: `deploy/` does. Map of the files:
+//!
+//! - `listener`: accept loops, per-connection HTTP/1.1 + h2c serving, limits.
+//! - `routes`: the route table (Host → service) and per-service pool pointers.
+//! - `install`: `set_routes`, `drain` and `stats` on that table.
+//! - `pool`: endpoints, least-in-flight picking, passive ejection.
+//! - `forward`: one request upstream, retries, upgrades.
+//! - `upstream`: upstream connections and their idle stacks.
+//! - `headers`, `body`, `inflight`, `error`: what their names say.
+
+mod body;
+mod error;
+mod forward;
+mod headers;
+mod inflight;
+mod install;
+mod listener;
+mod pool;
+mod routes;
+mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::router::RouterError;
+use listener::Entry;
+use routes::RouteTable;
+use upstream::UpstreamCtx;
+
+/// Tunables of the proxy. [`Proxy::bind`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// A client must send a complete request head within this time, or its
+    /// connection is closed (slowloris protection). Also bounds keep-alive idle.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (HTTP/1.1 read buffer, h2 header list);
+    /// beyond it HTTP/1.1 clients get 431. At least 8 KiB.
+    pub max_header_bytes: usize,
+    /// Longest wait for an upstream TCP connect (then 504, or another endpoint).
+    pub connect_timeout: Duration,
+    /// Idle upstream connections older than this are not reused. Keep it below
+    /// the apps' own keep-alive timeout (often 5 s).
+    pub upstream_idle_timeout: Duration,
+    /// Idle upstream connections kept per endpoint.
+    pub max_idle_per_endpoint: usize,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            connect_timeout: Duration::from_secs(2),
+            upstream_idle_timeout: Duration::from_secs(2),
+            max_idle_per_endpoint: 128,
+        }
+    }
+}
 
 /// The builtin proxy. Implements [`crate::router::Router`].
-pub struct Proxy {}
+pub struct Proxy {
+    /// The production listener's real address.
+    listen: SocketAddr,
+    opts: ProxyOptions,
+    /// Host → service. Replaced whole by `set_routes`; requests read it lock-free.
+    table: ArcSwap<RouteTable>,
+    /// Serialises `set_routes` calls so two changes never interleave. Requests
+    /// never take it.
+    writer: tokio::sync::Mutex<()>,
+    /// Connection settings shared by every listener (limits, h2c detection).
+    http: auto::Builder<TokioExecutor>,
+    upstream: Arc<UpstreamCtx>,
+    /// Accept loops and client connections: `wait_closed` waits on them.
+    connections: TaskTracker,
+    /// Fired by the owner: stop accepting, finish connections gracefully.
+    shutdown: CancellationToken,
+    /// Every accepted connection registers with it so it can be told to finish
+    /// when `shutdown` fires; taken out (None) from then on.
+    graceful: Mutex<Option<GracefulShutdown>>,
+    /// Ourselves, to start preview accept loops from `&self`.
+    me: Weak<Proxy>,
+}
 
 impl Proxy {
     /// Binds the production listener and starts serving (503 for everything until
@@ -18,14 +101,105 @@ impl Proxy {
         listen: SocketAddr,
         shutdown: CancellationToken,
     ) -> Result<Arc<Proxy>, RouterError> {
-        let _ = (listen, shutdown);
-        todo!("Proxy::bind")
+        Proxy::bind_with(listen, ProxyOptions::default(), shutdown).await
+    }
+
+    /// [`Proxy::bind`] with explicit options.
+    pub async fn bind_with(
+        listen: SocketAddr,
+        opts: ProxyOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Proxy>, RouterError> {
+        let listener = listener::bind(listen).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| RouterError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let upstream = Arc::new(UpstreamCtx {
+            connect_timeout: opts.connect_timeout,
+            idle_timeout: opts.upstream_idle_timeout,
+            max_idle: opts.max_idle_per_endpoint,
+            tasks: TaskTracker::new(),
+            shutdown: shutdown.clone(),
+            hard_stop: CancellationToken::new(),
+        });
+        let proxy = Arc::new_cyclic(|me| Proxy {
+            listen: addr,
+            http: listener::http_builder(&opts),
+            opts,
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            writer: tokio::sync::Mutex::new(()),
+            upstream,
+            connections: TaskTracker::new(),
+            shutdown,
+            graceful: Mutex::new(Some(GracefulShutdown::new())),
+            me: me.clone(),
+        });
+        listener::spawn_accept(&proxy, listener, Entry::Production);
+        let watcher = Arc::clone(&proxy);
+        proxy.connections.spawn(async move {
+            watcher.shutdown.cancelled().await;
+            let graceful = watcher
+                .graceful
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            drop(watcher);
+            if let Some(graceful) = graceful {
+                graceful.shutdown().await;
+            }
+        });
+        tracing::info!(%addr, "proxy listening");
+        Ok(proxy)
     }
 
     /// Waits until every connection the proxy served has closed (after `shutdown`
-    /// fired), or `grace` has passed; then returns.
-    pub async fn wait_closed(&self, grace: std::time::Duration) {
-        let _ = grace;
-        todo!("Proxy::wait_closed")
+    /// fired), or `grace` has passed; then returns. Connections still open at
+    /// the deadline (websockets, slow bodies) are cut.
+    pub async fn wait_closed(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.connections.close();
+        let closed = tokio::time::timeout_at(deadline, self.connections.wait())
+            .await
+            .is_ok();
+        // No client is left to reuse idle upstream connections: close them so
+        // their tasks end.
+        for service in self.table.load().services() {
+            for slot in crate::slot::Slot::ALL {
+                if let Some(pool) = service.slot_pool(slot) {
+                    pool.drop_idle();
+                }
+            }
+        }
+        self.upstream.tasks.close();
+        let done = closed
+            && tokio::time::timeout_at(deadline, self.upstream.tasks.wait())
+                .await
+                .is_ok();
+        if !done && self.shutdown.is_cancelled() {
+            self.upstream.hard_stop.cancel();
+        }
+    }
+
+    /// The production listener's address, then every preview listener's.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.listen];
+        let table = self.table.load();
+        addrs.extend(
+            table
+                .services()
+                .filter_map(|service| service.preview_addr.get().copied()),
+        );
+        addrs
+    }
+
+    /// The address of `service`'s preview listener, once bound.
+    pub fn preview_listen_addr(&self, service: &str) -> Option<SocketAddr> {
+        self.table
+            .load()
+            .service(service)
+            .and_then(|service| service.preview_addr.get().copied())
     }
 }

@@ -6,6 +6,8 @@
 //! the preview listener goes to. It owns listeners and in-flight accounting; it
 //! does not start or stop instances.
 
+pub mod builtin;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

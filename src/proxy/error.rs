@@ -1,0 +1,71 @@
+//! Why the proxy answered a request itself, and with which status.
+//!
+//! Every failure is classified by its source here, once, so that forwarding
+//! code never looks at error strings: no route (404), nothing to send to (503),
+//! connect failed (502), connect timed out (504), upstream broke (502).
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// A request the proxy could not forward, or whose upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyError {
+    /// No service matches the Host, and there is no default service.
+    #[error("no route for this host")]
+    NoRoute,
+    /// The service has no backend installed for this listener.
+    #[error("no live backend")]
+    NoBackend,
+    /// Refused: the proxy forwards to its services only (e.g. CONNECT).
+    #[error("method not allowed")]
+    Method,
+    #[error("bad request")]
+    BadRequest,
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connect to {addr} timed out")]
+    ConnectTimeout { addr: SocketAddr },
+    /// The connection broke before a response head arrived.
+    #[error("upstream failed: {0}")]
+    Upstream(#[source] hyper::Error),
+    /// The upstream answered 101 to a request that did not ask to upgrade.
+    #[error("unexpected upgrade from upstream")]
+    UnexpectedUpgrade,
+}
+
+impl ProxyError {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::Connect { .. }
+            | ProxyError::Upstream(_)
+            | ProxyError::UnexpectedUpgrade => StatusCode::BAD_GATEWAY,
+            ProxyError::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The short text body the client gets.
+    pub(crate) fn body(&self) -> Bytes {
+        Bytes::from_static(match self {
+            ProxyError::NoRoute => b"no route for this host\n",
+            ProxyError::NoBackend => b"no live backend\n",
+            ProxyError::Method => b"method not allowed\n",
+            ProxyError::BadRequest => b"bad request\n",
+            ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
+            ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",
+            ProxyError::Upstream(_) | ProxyError::UnexpectedUpgrade => {
+                b"bad gateway: upstream failed\n"
+            }
+        })
+    }
+}

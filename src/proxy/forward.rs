@@ -1,0 +1,200 @@
+//! Forwarding one request to its pool: pick an endpoint, get a connection
+//! (reused or fresh), send, retry when that is safe, and hand back the response
+//! with the request's in-flight claim riding on its body. Upgrades (websockets)
+//! become a byte tunnel that holds the claim until it closes.
+//!
+//! Retry rules: a failed connect moves to another endpoint once (nothing was
+//! sent). A request that failed on a reused connection before any response
+//! byte is sent again once on a fresh connection, when hyper hands it back
+//! unsent or when it is idempotent with an empty body. Never after a response
+//! head arrived.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use super::body::{ProxyBody, Tracked, UpstreamBody};
+use super::error::ProxyError;
+use super::headers;
+use super::inflight::InFlight;
+use super::pool::Pool;
+use super::upstream::Sender;
+
+/// Forwards `req` to `pool` and returns what the client gets.
+pub(crate) async fn forward(
+    pool: Arc<Pool>,
+    mut req: Request<Incoming>,
+    client: IpAddr,
+) -> Response<ProxyBody> {
+    let mut guard = InFlight::start(pool);
+    let upgrade = headers::is_upgrade_request(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut head, body) = req.into_parts();
+    if let Err(error) = headers::to_upstream(&mut head, client, upgrade) {
+        return local(&error);
+    }
+    let replayable = headers::is_replayable(&head.method, body.is_end_stream());
+    let body = if replayable {
+        UpstreamBody::Empty
+    } else {
+        UpstreamBody::Stream(body)
+    };
+    match send(&mut guard, Request::from_parts(head, body), replayable).await {
+        Ok((response, sender)) => respond(guard, response, sender, client_upgrade),
+        Err(error) => {
+            tracing::debug!(%error, "upstream request failed");
+            let stats = guard.pool().stats();
+            stats.upstream_failure();
+            stats.server_error();
+            local(&error)
+        }
+    }
+}
+
+/// A response written by the proxy itself.
+pub(crate) fn local(error: &ProxyError) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::text(error.body()));
+    *response.status_mut() = error.status();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Sends `req` on a connection to one of the pool's endpoints, with the retries
+/// described in the module doc.
+async fn send(
+    guard: &mut InFlight,
+    mut req: Request<UpstreamBody>,
+    replayable: bool,
+) -> Result<(Response<Incoming>, Sender), ProxyError> {
+    let pool = Arc::clone(guard.pool());
+    let mut exclude = None;
+    // One move to another endpoint after a failed connect.
+    let mut connect_retry = pool.len() > 1;
+    // One resend on a fresh connection after a reused one failed.
+    let mut resend = true;
+    let mut fresh_only = false;
+    loop {
+        let index = pool.pick(exclude);
+        guard.attach(index);
+        let endpoint = pool.endpoint(index);
+        let idle = if fresh_only {
+            None
+        } else {
+            endpoint.idle.take(pool.ctx.idle_timeout)
+        };
+        let reused = idle.is_some();
+        let mut sender = match idle {
+            Some(sender) => sender,
+            None => match pool.ctx.connect(endpoint.addr()).await {
+                Ok(sender) => sender,
+                Err(error) => {
+                    pool.eject(index);
+                    if connect_retry {
+                        connect_retry = false;
+                        exclude = Some(index);
+                        continue;
+                    }
+                    return Err(error);
+                }
+            },
+        };
+        let backup = (reused && replayable && resend).then(|| copy_head(&req));
+        match sender.try_send_request(req).await {
+            Ok(response) => return Ok((response, sender)),
+            Err(mut failed) => {
+                let again = if resend {
+                    failed.take_message().or_else(|| backup.map(rebuild))
+                } else {
+                    None
+                };
+                let Some(again) = again else {
+                    return Err(ProxyError::Upstream(failed.into_error()));
+                };
+                tracing::debug!(error = %failed.error(), "resending on a fresh upstream connection");
+                req = again;
+                resend = false;
+                fresh_only = true;
+                exclude = None;
+            }
+        }
+    }
+}
+
+fn copy_head(req: &Request<UpstreamBody>) -> (Method, Uri, HeaderMap) {
+    (req.method().clone(), req.uri().clone(), req.headers().clone())
+}
+
+fn rebuild((method, uri, headers): (Method, Uri, HeaderMap)) -> Request<UpstreamBody> {
+    let mut req = Request::new(UpstreamBody::Empty);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    *req.version_mut() = Version::HTTP_11;
+    req
+}
+
+/// Turns the upstream response into the client's, keeping `guard` alive until
+/// the body ends (or the tunnel closes, for an upgrade).
+fn respond(
+    guard: InFlight,
+    mut response: Response<Incoming>,
+    sender: Sender,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let status = response.status();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            let stats = guard.pool().stats();
+            stats.upstream_failure();
+            stats.server_error();
+            return local(&ProxyError::UnexpectedUpgrade);
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        // The upstream connection now belongs to the tunnel.
+        drop(sender);
+        let (mut parts, _) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, true);
+        let ctx = Arc::clone(&guard.pool().ctx);
+        let hard_stop = ctx.hard_stop.clone();
+        ctx.tasks.spawn(async move {
+            tokio::select! {
+                _ = tunnel(guard, upstream_upgrade, client_upgrade) => {}
+                _ = hard_stop.cancelled() => {}
+            }
+        });
+        return Response::from_parts(parts, ProxyBody::empty());
+    }
+    if status.is_server_error() {
+        guard.pool().stats().server_error();
+    }
+    let (mut parts, body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    Response::from_parts(parts, ProxyBody::Upstream(Tracked::new(body, guard, sender)))
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections
+/// until either side closes; the in-flight claim ends with it.
+async fn tunnel(guard: InFlight, upstream: OnUpgrade, client: OnUpgrade) {
+    let (upstream, client) = tokio::join!(upstream, client);
+    match (upstream, client) {
+        (Ok(upstream), Ok(client)) => {
+            let mut upstream = TokioIo::new(upstream);
+            let mut client = TokioIo::new(client);
+            if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                tracing::debug!(%error, "upgraded connection ended");
+            }
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::debug!(%error, "upgrade failed");
+        }
+    }
+    drop(guard);
+}

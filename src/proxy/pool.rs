@@ -1,0 +1,310 @@
+//! Pools: the endpoints of one slot of one service (one per instance address),
+//! how a request picks one, traffic counters, and passive ejection.
+//!
+//! A pool is created by `set_routes` and kept as long as the slot's addresses
+//! stay the same, so its counters survive a promote. An endpoint whose connect
+//! fails leaves rotation until a background probe (`crate::health::probe`)
+//! passes again. Connections to endpoints live in `upstream`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::router::TrafficStats;
+use crate::slot::Slot;
+use crate::spec::HealthSpec;
+
+use super::inflight::InFlightCounter;
+use super::upstream::{IdleStack, Sender, UpstreamCtx};
+
+/// One instance address and what the proxy knows about it.
+pub(crate) struct Endpoint {
+    addr: SocketAddr,
+    /// Requests on this endpoint now; least-in-flight picking reads it.
+    in_flight: AtomicUsize,
+    /// Out of rotation after a failed connect; cleared by the probe task.
+    ejected: AtomicBool,
+    /// Idle upstream connections ready for reuse.
+    pub(crate) idle: IdleStack,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            in_flight: AtomicUsize::new(0),
+            ejected: AtomicBool::new(false),
+            idle: IdleStack::default(),
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn enter(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn load(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of one pool, since it was created.
+#[derive(Default)]
+pub(crate) struct PoolStats {
+    requests: AtomicU64,
+    responses_5xx: AtomicU64,
+    upstream_failures: AtomicU64,
+}
+
+impl PoolStats {
+    pub(crate) fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn server_error(&self) {
+        self.responses_5xx.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn upstream_failure(&self) {
+        self.upstream_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The endpoints of one (service, slot), as installed by one `set_routes`.
+pub(crate) struct Pool {
+    slot: Slot,
+    endpoints: Box<[Endpoint]>,
+    /// Where the next pick starts scanning, so ties between equally loaded
+    /// endpoints rotate (round-robin tie-break).
+    cursor: AtomicUsize,
+    /// Shared with every pool this slot has had: `drain` waits on it.
+    in_flight: Arc<InFlightCounter>,
+    stats: PoolStats,
+    /// True while production or preview routes point here. Probing stops and
+    /// idle connections are not kept once a pool is routed away.
+    routed: AtomicBool,
+    /// True while a probe task runs for this pool; at most one at a time.
+    probing: AtomicBool,
+    /// How ejected endpoints are probed (the service's health check).
+    health: Mutex<HealthSpec>,
+    pub(crate) ctx: Arc<UpstreamCtx>,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        slot: Slot,
+        addrs: &[SocketAddr],
+        health: HealthSpec,
+        in_flight: Arc<InFlightCounter>,
+        ctx: Arc<UpstreamCtx>,
+    ) -> Arc<Pool> {
+        Arc::new(Pool {
+            slot,
+            endpoints: addrs.iter().copied().map(Endpoint::new).collect(),
+            cursor: AtomicUsize::new(0),
+            in_flight,
+            stats: PoolStats::default(),
+            routed: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            health: Mutex::new(health),
+            ctx,
+        })
+    }
+
+    pub(crate) fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    pub(crate) fn has_addrs(&self, addrs: &[SocketAddr]) -> bool {
+        self.endpoints.len() == addrs.len()
+            && self.endpoints.iter().zip(addrs).all(|(e, a)| e.addr == *a)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    pub(crate) fn endpoint(&self, index: usize) -> &Endpoint {
+        &self.endpoints[index]
+    }
+
+    pub(crate) fn in_flight(&self) -> &InFlightCounter {
+        &self.in_flight
+    }
+
+    pub(crate) fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    pub(crate) fn traffic(&self) -> TrafficStats {
+        TrafficStats {
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            responses_5xx: self.stats.responses_5xx.load(Ordering::Relaxed),
+            upstream_failures: self.stats.upstream_failures.load(Ordering::Relaxed),
+            in_flight: self.in_flight.get(),
+        }
+    }
+
+    pub(crate) fn is_routed(&self) -> bool {
+        self.routed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_health(&self, health: &HealthSpec) {
+        if let Ok(mut current) = self.health.lock() {
+            health.clone_into(&mut current);
+        }
+    }
+
+    /// Marks the pool as routed or not. Routing it again resumes probing of
+    /// endpoints still ejected; routing it away drops its idle connections.
+    pub(crate) fn set_routed(self: &Arc<Self>, routed: bool) {
+        self.routed.store(routed, Ordering::Release);
+        if routed {
+            if self.endpoints.iter().any(Endpoint::is_ejected) {
+                self.start_probing();
+            }
+        } else {
+            self.drop_idle();
+        }
+    }
+
+    /// Closes every idle upstream connection of this pool.
+    pub(crate) fn drop_idle(&self) {
+        for endpoint in self.endpoints.iter() {
+            endpoint.idle.clear();
+        }
+    }
+
+    /// Picks the endpoint with the fewest requests in flight, skipping ejected
+    /// ones (unless all are) and `exclude`. Ties go to the first in rotation.
+    pub(crate) fn pick(&self, exclude: Option<usize>) -> usize {
+        let n = self.endpoints.len();
+        if n <= 1 {
+            return 0;
+        }
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        for skip_ejected in [true, false] {
+            let mut best: Option<(usize, usize)> = None;
+            for k in 0..n {
+                let index = (start + k) % n;
+                let endpoint = &self.endpoints[index];
+                if Some(index) == exclude || (skip_ejected && endpoint.is_ejected()) {
+                    continue;
+                }
+                let load = endpoint.load();
+                if best.is_none_or(|(_, best_load)| load < best_load) {
+                    best = Some((index, load));
+                }
+            }
+            if let Some((index, _)) = best {
+                return index;
+            }
+        }
+        start
+    }
+
+    /// Takes endpoint `index` out of rotation after a failed connect, and makes
+    /// sure a probe task will put it back once it answers its health check.
+    pub(crate) fn eject(self: &Arc<Self>, index: usize) {
+        let endpoint = &self.endpoints[index];
+        if !endpoint.ejected.swap(true, Ordering::AcqRel) {
+            tracing::warn!(addr = %endpoint.addr, slot = %self.slot, "upstream connect failed: endpoint ejected");
+            endpoint.idle.clear();
+        }
+        if self.is_routed() {
+            self.start_probing();
+        }
+    }
+
+    fn start_probing(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let shutdown = self.ctx.shutdown.clone();
+        self.ctx.tasks.spawn(async move {
+            tokio::select! {
+                _ = probe_ejected(weak) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// Probes the ejected endpoints of a pool every health interval and re-admits
+/// those that pass. Ends when none is ejected, or the pool is dropped or routed away.
+async fn probe_ejected(weak: Weak<Pool>) {
+    loop {
+        let Some(pool) = weak.upgrade() else { return };
+        let health = match pool.health.lock() {
+            Ok(health) => health.clone(),
+            Err(_) => return,
+        };
+        let pending = pool.endpoints.iter().any(Endpoint::is_ejected);
+        if !pending || !pool.is_routed() {
+            pool.probing.store(false, Ordering::Release);
+            // An ejection may have happened between the check and the store;
+            // if so and nobody else took over, keep going.
+            let again = pool.is_routed() && pool.endpoints.iter().any(Endpoint::is_ejected);
+            if !again || pool.probing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+        // Do not keep the pool alive while sleeping.
+        drop(pool);
+        tokio::time::sleep(health.interval).await;
+        let Some(pool) = weak.upgrade() else { return };
+        let addrs: Vec<(usize, SocketAddr)> = pool
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_ejected())
+            .map(|(i, e)| (i, e.addr))
+            .collect();
+        drop(pool);
+        for (index, addr) in addrs {
+            let answer = crate::health::probe(addr, &health).await;
+            if answer.is_healthy() {
+                let Some(pool) = weak.upgrade() else { return };
+                pool.endpoints[index].ejected.store(false, Ordering::Release);
+                tracing::info!(%addr, slot = %pool.slot, "endpoint healthy again: back in rotation");
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Puts the connection of a finished response back on endpoint `index`'s
+    /// idle stack, once hyper says it can take another request. Connections of
+    /// pools routed away, or after shutdown, are closed instead.
+    pub(crate) fn check_in(self: &Arc<Self>, index: usize, mut sender: Sender) {
+        if !self.is_routed() || self.ctx.shutdown.is_cancelled() || sender.is_closed() {
+            return;
+        }
+        let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);
+        if sender.is_ready() {
+            self.endpoints[index].idle.put(sender, idle_timeout, max);
+            return;
+        }
+        // The connection task has not finished the previous exchange yet.
+        let pool = Arc::clone(self);
+        self.ctx.tasks.spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(idle_timeout, sender.ready()).await {
+                if pool.is_routed() {
+                    pool.endpoints[index].idle.put(sender, idle_timeout, max);
+                }
+            }
+        });
+    }
+}

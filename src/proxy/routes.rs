@@ -1,0 +1,252 @@
+//! The route table: which service a request belongs to (by Host), each
+//! service's production and preview pool pointers (the atomic switch), and the
+//! latest pool of each slot (for reuse, drain and stats).
+//!
+//! `set_routes` builds a new table and swaps it in whole; requests read it
+//! without locks. This module does not listen and does not forward.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwapOption;
+use http::Request;
+
+use crate::router::{Backend, RouterError, TrafficStats};
+use crate::slot::Slot;
+use crate::spec::HealthSpec;
+
+use super::inflight::InFlightCounter;
+use super::pool::Pool;
+use super::upstream::UpstreamCtx;
+
+/// One service's routes. Lives as long as the proxy knows the service, so the
+/// preview listener and in-flight counters outlive any single `set_routes`.
+pub(crate) struct ServiceRoutes {
+    name: String,
+    /// Production traffic goes here. Each request loads it once at its start and
+    /// keeps that pool, so a store is the whole switch.
+    pub(crate) production: ArcSwapOption<Pool>,
+    /// Preview listener traffic goes here, same rules.
+    pub(crate) preview: ArcSwapOption<Pool>,
+    /// Blue and green, in `Slot::ALL` order.
+    slots: [SlotEntry; 2],
+    /// The preview listener's real address, once bound (bound at most once).
+    pub(crate) preview_addr: OnceLock<SocketAddr>,
+}
+
+struct SlotEntry {
+    /// Shared by every pool this slot gets, so `drain` also sees requests on a
+    /// pool that a redeploy of the slot replaced.
+    in_flight: Arc<InFlightCounter>,
+    /// The latest pool of the slot, kept after it is routed away: a promote or
+    /// rollback with the same addresses gets the same pool (and counters) back.
+    /// Locked by `set_routes` and `stats` only, never by requests.
+    pool: Mutex<Option<Arc<Pool>>>,
+}
+
+fn slot_index(slot: Slot) -> usize {
+    match slot {
+        Slot::Blue => 0,
+        Slot::Green => 1,
+    }
+}
+
+impl ServiceRoutes {
+    pub(crate) fn new(name: &str) -> ServiceRoutes {
+        let entry = || SlotEntry {
+            in_flight: Arc::default(),
+            pool: Mutex::new(None),
+        };
+        ServiceRoutes {
+            name: name.to_string(),
+            production: ArcSwapOption::empty(),
+            preview: ArcSwapOption::empty(),
+            slots: [entry(), entry()],
+            preview_addr: OnceLock::new(),
+        }
+    }
+
+    /// The pool for `backend`: the slot's current one if it has the same
+    /// addresses, else a new one that becomes the slot's current pool.
+    pub(crate) fn pool_for(
+        &self,
+        backend: &Backend,
+        health: &HealthSpec,
+        ctx: &Arc<UpstreamCtx>,
+    ) -> Arc<Pool> {
+        let entry = &self.slots[slot_index(backend.slot)];
+        let mut current = entry.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = current.as_ref().filter(|p| p.has_addrs(&backend.addrs)) {
+            pool.set_health(health);
+            return Arc::clone(pool);
+        }
+        let pool = Pool::new(
+            backend.slot,
+            &backend.addrs,
+            health.clone(),
+            Arc::clone(&entry.in_flight),
+            Arc::clone(ctx),
+        );
+        *current = Some(Arc::clone(&pool));
+        pool
+    }
+
+    pub(crate) fn slot_pool(&self, slot: Slot) -> Option<Arc<Pool>> {
+        let entry = &self.slots[slot_index(slot)];
+        entry
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn slot_in_flight(&self, slot: Slot) -> &InFlightCounter {
+        &self.slots[slot_index(slot)].in_flight
+    }
+
+    pub(crate) fn stats(&self, slot: Slot) -> TrafficStats {
+        match self.slot_pool(slot) {
+            Some(pool) => pool.traffic(),
+            None => TrafficStats {
+                in_flight: self.slot_in_flight(slot).get(),
+                ..TrafficStats::default()
+            },
+        }
+    }
+}
+
+/// Services by Host. Immutable once built; `set_routes` swaps in a new one.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    /// Every known service with the (normalised) hosts it claims.
+    services: Vec<(Arc<ServiceRoutes>, Vec<String>)>,
+    by_host: HashMap<String, Arc<ServiceRoutes>>,
+    /// The service with no hosts: it gets every Host no other service claims.
+    default: Option<Arc<ServiceRoutes>>,
+}
+
+impl RouteTable {
+    pub(crate) fn service(&self, name: &str) -> Option<&Arc<ServiceRoutes>> {
+        self.services
+            .iter()
+            .map(|(service, _)| service)
+            .find(|service| service.name == name)
+    }
+
+    pub(crate) fn services(&self) -> impl Iterator<Item = &Arc<ServiceRoutes>> {
+        self.services.iter().map(|(service, _)| service)
+    }
+
+    /// The service for a request's host (already stripped of its port).
+    pub(crate) fn lookup(&self, host: Option<&str>) -> Option<&Arc<ServiceRoutes>> {
+        if let Some(host) = host.filter(|h| !h.is_empty()) {
+            let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                self.by_host.get(host.to_ascii_lowercase().as_str())
+            } else {
+                self.by_host.get(host)
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        self.default.as_ref()
+    }
+
+    /// A copy of this table where `service` claims `hosts`, or a conflict.
+    pub(crate) fn with_service(
+        &self,
+        service: Arc<ServiceRoutes>,
+        hosts: Vec<String>,
+    ) -> Result<RouteTable, RouterError> {
+        for (other, other_hosts) in &self.services {
+            if other.name == service.name {
+                continue;
+            }
+            if hosts.is_empty() && other_hosts.is_empty() {
+                return Err(RouterError::Conflict(format!(
+                    "services {:?} and {:?} both have no hosts: only one default service is allowed",
+                    other.name, service.name
+                )));
+            }
+            if let Some(host) = hosts.iter().find(|h| other_hosts.contains(h)) {
+                return Err(RouterError::Conflict(format!(
+                    "host {host:?} is claimed by services {:?} and {:?}",
+                    other.name, service.name
+                )));
+            }
+        }
+        let mut services: Vec<_> = self
+            .services
+            .iter()
+            .filter(|(other, _)| other.name != service.name)
+            .cloned()
+            .collect();
+        services.push((service, hosts));
+        let mut table = RouteTable::default();
+        for (service, hosts) in &services {
+            if hosts.is_empty() {
+                table.default = Some(Arc::clone(service));
+            }
+            for host in hosts {
+                table.by_host.insert(host.clone(), Arc::clone(service));
+            }
+        }
+        table.services = services;
+        Ok(table)
+    }
+}
+
+/// Lower-cases a configured host and strips any port and trailing dot.
+pub(crate) fn normalize_hosts(hosts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = hosts
+        .iter()
+        .map(|h| strip_port(h.trim()).to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The host a request is for: the URI authority (absolute-form or h2), else
+/// the Host header; without port.
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    if let Some(authority) = req.uri().authority() {
+        return Some(strip_port(authority.as_str()));
+    }
+    let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+    Some(strip_port(host))
+}
+
+fn strip_port(host: &str) -> &str {
+    let host = match host.rsplit_once('@') {
+        Some((_, host)) => host,
+        None => host,
+    };
+    let host = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn strips_ports_and_dots() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("Example.com."), "Example.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("localhost"), "localhost");
+    }
+}

@@ -1,0 +1,143 @@
+//! Connections to endpoints: connecting (with a timeout and TCP_NODELAY), and a
+//! small per-endpoint stack of idle HTTP/1.1 connections for reuse.
+//!
+//! Idle connections expire after `idle_timeout`, kept below the apps' own
+//! keep-alive timeout so the proxy never reuses a connection the app is about to
+//! close. This module does not decide which endpoint to use, nor when to retry.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::body::UpstreamBody;
+use super::error::ProxyError;
+
+/// A sender for requests on one upstream connection.
+pub(crate) type Sender = SendRequest<UpstreamBody>;
+
+/// What every pool needs to open and keep upstream connections.
+pub(crate) struct UpstreamCtx {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_idle: usize,
+    /// Upstream connection drivers, probes and idle waiters run here, so
+    /// `wait_closed` can tell when they are gone.
+    pub(crate) tasks: TaskTracker,
+    /// Fired when the proxy shuts down: stop probing, stop pooling.
+    pub(crate) shutdown: CancellationToken,
+    /// Fired when the shutdown grace ran out: drop every connection.
+    pub(crate) hard_stop: CancellationToken,
+}
+
+impl UpstreamCtx {
+    /// Opens a fresh HTTP/1.1 connection to `addr`.
+    pub(crate) async fn connect(&self, addr: SocketAddr) -> Result<Sender, ProxyError> {
+        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(ProxyError::Connect { addr, source }),
+            Err(_) => return Err(ProxyError::ConnectTimeout { addr }),
+        };
+        // Small writes (headers) must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|source| ProxyError::Connect {
+                addr,
+                source: io::Error::other(source),
+            })?;
+        let hard_stop = self.hard_stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                result = conn.with_upgrades() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%addr, %error, "upstream connection ended");
+                    }
+                }
+                _ = hard_stop.cancelled() => {}
+            }
+        });
+        Ok(sender)
+    }
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// Idle connections of one endpoint, newest last. The only lock on the request
+/// path; it is held for a push or a pop, never across an await.
+#[derive(Default)]
+pub(crate) struct IdleStack {
+    conns: Mutex<VecDeque<Idle>>,
+}
+
+impl IdleStack {
+    /// The newest idle connection that is still fresh and ready, if any.
+    pub(crate) fn take(&self, idle_timeout: Duration) -> Option<Sender> {
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        let found = {
+            let Ok(mut conns) = self.conns.lock() else {
+                return None;
+            };
+            loop {
+                let Some(idle) = conns.pop_back() else {
+                    break None;
+                };
+                if now.saturating_duration_since(idle.since) > idle_timeout {
+                    // Everything below is older still.
+                    stale.push(idle);
+                    stale.extend(conns.drain(..));
+                    break None;
+                }
+                if idle.sender.is_ready() {
+                    break Some(idle.sender);
+                }
+                stale.push(idle);
+            }
+        };
+        // Closing happens outside the lock.
+        drop(stale);
+        found
+    }
+
+    /// Keeps `sender` for reuse; drops the oldest when `max` are already kept.
+    pub(crate) fn put(&self, sender: Sender, idle_timeout: Duration, max: usize) {
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        if let Ok(mut conns) = self.conns.lock() {
+            while let Some(oldest) = conns.front() {
+                if conns.len() >= max
+                    || now.saturating_duration_since(oldest.since) > idle_timeout
+                {
+                    evicted.extend(conns.pop_front());
+                } else {
+                    break;
+                }
+            }
+            if max > 0 {
+                conns.push_back(Idle { sender, since: now });
+            }
+        }
+        drop(evicted);
+    }
+
+    pub(crate) fn clear(&self) {
+        let all = match self.conns.lock() {
+            Ok(mut conns) => std::mem::take(&mut *conns),
+            Err(_) => return,
+        };
+        drop(all);
+    }
+}
