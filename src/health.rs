@@ -173,7 +173,7 @@ pub async fn gate(
             return Err(GateError::Deadline {
                 index: first.index(),
                 addr: first.addr(),
-                waited: started.elapsed(),
+                waited: Duration::from_millis(started.elapsed().as_millis() as u64),
                 last: last.get(first.index()).cloned().unwrap_or(Probe::Failed {
                     error: "no answer".into(),
                 }),

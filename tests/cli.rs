@@ -12,7 +12,9 @@ use common::*;
 
 fn teal(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("teal").unwrap();
-    cmd.current_dir(dir).env_remove("TEAL_CONFIG").env_remove("TEAL_SOCKET");
+    cmd.current_dir(dir)
+        .env_remove("TEAL_CONFIG")
+        .env_remove("TEAL_SOCKET");
     cmd
 }
 
@@ -67,13 +69,20 @@ fn stop(mut child: Child) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "teal serve did not stop on SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "teal serve did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
@@ -84,7 +93,11 @@ fn serve_deploy_status_history_logs_through_the_binary() {
     let daemon = serve(dir.path());
 
     let out = teal(dir.path()).args(["deploy", "web"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     for step in ["prepare", "start", "health", "switch", "persist"] {
         assert!(stderr.contains(step), "progress shows {step}: {stderr}");
@@ -102,9 +115,18 @@ fn serve_deploy_status_history_logs_through_the_binary() {
         .collect();
     assert_eq!(events.last().unwrap()["event"], "done");
     assert_eq!(events.last().unwrap()["outcome"], "live");
-    assert!(events.iter().any(|e| e["event"] == "step" && e["step"] == "drain"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step" && e["step"] == "drain")
+    );
 
-    let status = json(&teal(dir.path()).args(["status", "--json"]).output().unwrap());
+    let status = json(
+        &teal(dir.path())
+            .args(["status", "--json"])
+            .output()
+            .unwrap(),
+    );
     let web = &status["services"][0];
     assert_eq!(web["name"], "web");
     assert_eq!(web["active_slot"], "green");
@@ -114,16 +136,28 @@ fn serve_deploy_status_history_logs_through_the_binary() {
     assert_eq!(web["slots"]["blue"]["version"], "1.0.0");
     let instances = web["slots"]["green"]["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2);
-    assert!(instances.iter().all(|i| i["healthy"] == true && i["addr"].is_string()));
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["healthy"] == true && i["addr"].is_string())
+    );
     let listen: std::net::SocketAddr = status["listen"][0].as_str().unwrap().parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(rt.block_on(serving(listen)).as_deref(), Some("1.1.1"));
 
     let human = teal(dir.path()).arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("1.1.1 on green") && text.contains("standby"), "{text}");
+    assert!(
+        text.contains("1.1.1 on green") && text.contains("standby"),
+        "{text}"
+    );
 
-    let history = json(&teal(dir.path()).args(["history", "web", "--json"]).output().unwrap());
+    let history = json(
+        &teal(dir.path())
+            .args(["history", "web", "--json"])
+            .output()
+            .unwrap(),
+    );
     let entries = history["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[1]["version"], "1.1.1");
@@ -132,17 +166,36 @@ fn serve_deploy_status_history_logs_through_the_binary() {
 
     let logs = teal(dir.path()).args(["logs", "web"]).output().unwrap();
     assert!(logs.status.success());
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("1.1.1"), "live slot output");
-    let logs = teal(dir.path()).args(["logs", "web", "--slot", "blue"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("1.0.0"), "blue slot output");
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("1.1.1"),
+        "live slot output"
+    );
+    let logs = teal(dir.path())
+        .args(["logs", "web", "--slot", "blue"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("1.0.0"),
+        "blue slot output"
+    );
 
     let rb = teal(dir.path()).args(["rollback", "web"]).output().unwrap();
-    assert!(rb.status.success(), "{}", String::from_utf8_lossy(&rb.stderr));
+    assert!(
+        rb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rb.stderr)
+    );
     assert_eq!(rt.block_on(serving(listen)).as_deref(), Some("1.0.0"));
 
     let status = stop(daemon);
-    assert!(status.success(), "teal serve exits 0 after SIGTERM: {status:?}");
-    assert!(!dir.path().join("state/teal.sock").exists(), "control socket removed");
+    assert!(
+        status.success(),
+        "teal serve exits 0 after SIGTERM: {status:?}"
+    );
+    assert!(
+        !dir.path().join("state/teal.sock").exists(),
+        "control socket removed"
+    );
 }
 
 #[test]
@@ -150,14 +203,26 @@ fn a_bad_config_is_located_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "");
     let daemon = serve(dir.path());
-    assert!(teal(dir.path()).args(["deploy", "web"]).status().unwrap().success());
+    assert!(
+        teal(dir.path())
+            .args(["deploy", "web"])
+            .status()
+            .unwrap()
+            .success()
+    );
     let state_before = std::fs::read(dir.path().join("state/state.json")).unwrap();
 
     write_config(dir.path(), "comand = [\"oops\"]\n");
-    let out = teal(dir.path()).args(["deploy", "web", "--version", "2.0.0"]).output().unwrap();
+    let out = teal(dir.path())
+        .args(["deploy", "web", "--version", "2.0.0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "bad config exits 2");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("teal.toml:11:1"), "names file, line and column: {stderr}");
+    assert!(
+        stderr.contains("teal.toml:11:1"),
+        "names file, line and column: {stderr}"
+    );
     assert!(stderr.contains("comand"), "{stderr}");
 
     std::fs::write(
@@ -168,7 +233,10 @@ fn a_bad_config_is_located_and_changes_nothing() {
             .replace("interval = \"50ms\"", "interval = \"fast\""),
     )
     .unwrap();
-    let out = teal(dir.path()).args(["deploy", "web", "--version", "2.0.0"]).output().unwrap();
+    let out = teal(dir.path())
+        .args(["deploy", "web", "--version", "2.0.0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("teal.toml:13:12"), "{stderr}");
@@ -176,7 +244,12 @@ fn a_bad_config_is_located_and_changes_nothing() {
     let state_after = std::fs::read(dir.path().join("state/state.json")).unwrap();
     assert_eq!(state_before, state_after, "state untouched by bad configs");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let status = json(&teal(dir.path()).args(["status", "--json"]).output().unwrap());
+    let status = json(
+        &teal(dir.path())
+            .args(["status", "--json"])
+            .output()
+            .unwrap(),
+    );
     let listen: std::net::SocketAddr = status["listen"][0].as_str().unwrap().parse().unwrap();
     assert_eq!(rt.block_on(serving(listen)).as_deref(), Some("1.0.0"));
     assert!(stop(daemon).success());
@@ -187,13 +260,19 @@ fn verbs_explain_themselves_and_errors_map_to_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let help = teal(dir.path()).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
-    for verb in ["serve", "deploy", "promote", "rollback", "status", "history", "logs", "demo"] {
+    for verb in [
+        "serve", "deploy", "promote", "rollback", "status", "history", "logs", "demo",
+    ] {
         assert!(text.contains(verb), "--help lists {verb}");
     }
     assert!(!text.contains("demo-app"), "the demo app is hidden");
 
     let out = teal(dir.path()).arg("status").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "missing teal.toml is a config error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing teal.toml is a config error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("teal.toml"));
 
     write_config(dir.path(), "");
@@ -202,6 +281,10 @@ fn verbs_explain_themselves_and_errors_map_to_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("teal serve"));
 
     let out = teal(dir.path()).args(["deploy", "nope"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "an unknown service is bad input");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown service is bad input"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no service \"nope\" (known: web)"));
 }

@@ -21,8 +21,16 @@ async fn broken_version_fails_and_production_keeps_serving() {
     broken.health.deadline = Duration::from_secs(2);
     let result = d.deploy(&broken, "broken-1.1.0").await;
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
-    assert!(result.message.contains("HTTP 500"), "reason names the last answer: {}", result.message);
-    assert!(result.message.contains("Errors everywhere"), "{}", result.message);
+    assert!(
+        result.message.contains("HTTP 500"),
+        "reason names the last answer: {}",
+        result.message
+    );
+    assert!(
+        result.message.contains("Errors everywhere"),
+        "{}",
+        result.message
+    );
 
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
     let after = d.status().await;
@@ -33,7 +41,13 @@ async fn broken_version_fails_and_production_keeps_serving() {
     assert!(web.slots.green.instances.is_empty());
     // The live instances are the very same processes as before.
     let ids = |s: &teal::api::wire::Status| -> Vec<String> {
-        s.services[0].slots.blue.instances.iter().map(|i| i.id.clone()).collect()
+        s.services[0]
+            .slots
+            .blue
+            .instances
+            .iter()
+            .map(|i| i.id.clone())
+            .collect()
     };
     assert_eq!(ids(&before), ids(&after));
     let history = d.client.history("web").await.unwrap();
@@ -56,12 +70,24 @@ async fn no_promote_stages_on_preview_and_promote_switches() {
     let web = &status.services[0];
     let preview = web.preview.expect("preview listener bound");
     assert_eq!(web.slots.green.state, SlotState::Staged);
-    assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"), "production still old");
-    assert_eq!(serving(preview).await.as_deref(), Some("1.1.1"), "preview shows the new version");
+    assert_eq!(
+        serving(d.addr).await.as_deref(),
+        Some("1.0.0"),
+        "production still old"
+    );
+    assert_eq!(
+        serving(preview).await.as_deref(),
+        Some("1.1.1"),
+        "preview shows the new version"
+    );
 
     d.promote("web").await.assert_live();
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.1.1"));
-    assert_eq!(serving(preview).await.as_deref(), Some("1.0.0"), "preview now shows the standby");
+    assert_eq!(
+        serving(preview).await.as_deref(),
+        Some("1.0.0"),
+        "preview now shows the standby"
+    );
     let web = &d.status().await.services[0];
     assert_eq!(web.active_slot, Some(Slot::Green));
     assert_eq!(web.slots.blue.state, SlotState::Standby);
@@ -78,17 +104,33 @@ async fn rollback_is_instant_while_the_previous_slot_runs() {
     let spec = demo_service("web", dir.path(), 1);
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
-    let v1_ids: Vec<String> = d.status().await.services[0].slots.blue.instances.iter().map(|i| i.id.clone()).collect();
+    let v1_ids: Vec<String> = d.status().await.services[0]
+        .slots
+        .blue
+        .instances
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
     d.deploy(&spec, "2.0.0").await.assert_live();
     assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
 
     let rb = d.rollback("web").await;
     rb.assert_live();
-    assert!(!rb.text().contains("\"start\""), "no start step in an instant rollback: {}", rb.text());
+    assert!(
+        !rb.text().contains("\"start\""),
+        "no start step in an instant rollback: {}",
+        rb.text()
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
     let web = &d.status().await.services[0];
     assert_eq!(web.active_slot, Some(Slot::Blue));
-    let ids: Vec<String> = web.slots.blue.instances.iter().map(|i| i.id.clone()).collect();
+    let ids: Vec<String> = web
+        .slots
+        .blue
+        .instances
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
     assert_eq!(ids, v1_ids, "the same processes serve again: no restart");
     d.stop().await;
 }
@@ -102,11 +144,19 @@ async fn rollback_redeploys_when_the_previous_slot_is_gone() {
     d.deploy(&spec, "1.0.0").await.assert_live();
     d.deploy(&spec, "2.0.0").await.assert_live();
     let web = &d.status().await.services[0];
-    assert_eq!(web.slots.blue.state, SlotState::Stopped, "old slot stopped without keep_previous");
+    assert_eq!(
+        web.slots.blue.state,
+        SlotState::Stopped,
+        "old slot stopped without keep_previous"
+    );
 
     let rb = d.rollback("web").await;
     rb.assert_live();
-    assert!(rb.text().contains("\"start\""), "a redeploy starts instances: {}", rb.text());
+    assert!(
+        rb.text().contains("\"start\""),
+        "a redeploy starts instances: {}",
+        rb.text()
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
     let history = d.client.history("web").await.unwrap();
     let last = history.entries.last().unwrap();
@@ -143,6 +193,7 @@ async fn a_second_deploy_while_one_runs_is_refused_at_once() {
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
     // A slow-booting version keeps the first deploy in its health gate.
+    #[allow(irrefutable_let_patterns)]
     if let teal::spec::RuntimeSpec::Process { command } = &mut spec.runtime {
         let last = command.len() - 1;
         command[last] = "3s".into();
@@ -180,7 +231,11 @@ async fn a_killed_instance_is_bypassed_and_restarted() {
     d.deploy(&spec, "1.0.0").await.assert_live();
     let status = d.status().await;
     let victim = &status.services[0].slots.blue.instances[0];
-    let pid: i32 = victim.id.trim_start_matches("pid ").parse().expect("process id");
+    let pid: i32 = victim
+        .id
+        .trim_start_matches("pid ")
+        .parse()
+        .expect("process id");
 
     let load = teal::load::Load::start(teal::load::LoadSpec {
         target: d.addr,
@@ -194,7 +249,11 @@ async fn a_killed_instance_is_bypassed_and_restarted() {
         pause: Duration::from_millis(2),
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let restarted = eventually(Duration::from_secs(20), || async {
         let s = d.status().await;
         let i = &s.services[0].slots.blue.instances[0];
@@ -205,6 +264,10 @@ async fn a_killed_instance_is_bypassed_and_restarted() {
     let report = load.stop().await;
     assert!(restarted, "the killed instance came back healthy");
     assert!(report.ok > 0);
-    assert_eq!(report.failed(), 0, "no request failed while an instance was killed: {report:?}");
+    assert_eq!(
+        report.failed(),
+        0,
+        "no request failed while an instance was killed: {report:?}"
+    );
     d.stop().await;
 }

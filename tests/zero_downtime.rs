@@ -38,7 +38,9 @@ async fn zero_failed_requests_across_many_switches() {
 
     // A slow request that spans a switch: started on v0, must finish with 200 from v0.
     let addr = d.addr;
-    let slow = tokio::spawn(async move { get(addr, "/slow?ms=3000").await });
+    let mut slow = Some(tokio::spawn(
+        async move { get(addr, "/slow?ms=3000").await },
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // A websocket opened on v0, held across a switch.
@@ -51,7 +53,7 @@ async fn zero_failed_requests_across_many_switches() {
     assert_eq!(first.to_text().unwrap(), "v0: hello");
 
     let mut expected: BTreeSet<String> = BTreeSet::from(["v0".to_string()]);
-    let mut live = "v0".to_string();
+    let mut live;
     for n in 1..=DEPLOYS {
         let version = format!("v{n}");
         let result = d.deploy(&spec, &version).await;
@@ -64,7 +66,7 @@ async fn zero_failed_requests_across_many_switches() {
             ws.send(Message::text("still there")).await.unwrap();
             let reply = ws.next().await.unwrap().unwrap();
             assert_eq!(reply.to_text().unwrap(), "v0: still there");
-            let (status, body) = slow.await.unwrap();
+            let (status, body) = slow.take().unwrap().await.unwrap();
             assert_eq!(status, 200, "slow request spanning the switch: {body}");
             assert_eq!(version_of(&body).as_deref(), Some("v0"));
             ws.close(None).await.unwrap();
@@ -91,7 +93,16 @@ async fn zero_failed_requests_across_many_switches() {
     assert_eq!(report.failed(), 0, "failed requests: {report:?}");
     assert_eq!(report.ok, report.sent);
     let seen: BTreeSet<String> = report.versions.keys().cloned().collect();
-    assert!(seen.is_subset(&expected), "only deployed versions answered: {seen:?}");
-    assert!(!seen.iter().any(|v| v.starts_with("broken")), "the broken version never served");
-    assert!(seen.len() >= DEPLOYS / 2, "traffic followed the switches: {seen:?}");
+    assert!(
+        seen.is_subset(&expected),
+        "only deployed versions answered: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|v| v.starts_with("broken")),
+        "the broken version never served"
+    );
+    assert!(
+        seen.len() >= DEPLOYS / 2,
+        "traffic followed the switches: {seen:?}"
+    );
 }

@@ -43,17 +43,18 @@ impl Global {
 
 /// The spec of `name` from the config, or an error listing the known services.
 pub fn service_spec(config: &Config, name: &str) -> anyhow::Result<ServiceSpec> {
-    config.services.get(name).cloned().with_context(|| {
+    config.services.get(name).cloned().ok_or_else(|| {
         let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
-        format!(
-            "{}: no service {name:?} (known: {})",
-            config.path.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )
+        let known = if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        };
+        UsageError(format!(
+            "{}: no service {name:?} (known: {known})",
+            config.path.display()
+        ))
+        .into()
     })
 }
 

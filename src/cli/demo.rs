@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    super::init_tracing("warn");
+    super::init_tracing("error");
     let exe = std::env::current_exe().context("locating the teal binary")?;
     let dir = tempfile::Builder::new()
         .prefix("teal-demo-")

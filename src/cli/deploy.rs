@@ -3,9 +3,8 @@
 
 use std::process::ExitCode;
 
-
-use super::exit::UsageError;
 use super::context::{Global, block_on, service_spec};
+use super::exit::UsageError;
 use crate::api::client::Client;
 use crate::api::wire::DeployRequest;
 

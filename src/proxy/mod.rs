@@ -111,12 +111,10 @@ impl Proxy {
         shutdown: CancellationToken,
     ) -> Result<Arc<Proxy>, RouterError> {
         let listener = listener::bind(listen).await?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| RouterError::Bind {
-                addr: listen,
-                source,
-            })?;
+        let addr = listener.local_addr().map_err(|source| RouterError::Bind {
+            addr: listen,
+            source,
+        })?;
         let upstream = Arc::new(UpstreamCtx {
             connect_timeout: opts.connect_timeout,
             idle_timeout: opts.upstream_idle_timeout,

@@ -277,7 +277,9 @@ async fn probe_ejected(weak: Weak<Pool>) {
             let answer = crate::health::probe(addr, &health).await;
             if answer.is_healthy() {
                 let Some(pool) = weak.upgrade() else { return };
-                pool.endpoints[index].ejected.store(false, Ordering::Release);
+                pool.endpoints[index]
+                    .ejected
+                    .store(false, Ordering::Release);
                 tracing::info!(%addr, slot = %pool.slot, "endpoint healthy again: back in rotation");
             }
         }

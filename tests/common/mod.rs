@@ -80,14 +80,23 @@ impl TestDaemon {
         let daemon = Daemon::start(config).await.expect("daemon starts");
         let addr = daemon.listen_addrs()[0];
         let client = Client::new(daemon.control_path());
-        TestDaemon { daemon, client, addr }
+        TestDaemon {
+            daemon,
+            client,
+            addr,
+        }
     }
 
     pub async fn deploy(&self, spec: &ServiceSpec, version: &str) -> ActionResult {
         self.deploy_with(spec, version, true).await
     }
 
-    pub async fn deploy_with(&self, spec: &ServiceSpec, version: &str, promote: bool) -> ActionResult {
+    pub async fn deploy_with(
+        &self,
+        spec: &ServiceSpec,
+        version: &str,
+        promote: bool,
+    ) -> ActionResult {
         let req = DeployRequest {
             spec: spec.clone(),
             version: version.into(),
@@ -135,7 +144,9 @@ impl ActionResult {
             events.push(e);
         }
         let (outcome, message) = match events.last() {
-            Some(Event::Done { outcome, message, .. }) => (*outcome, message.clone()),
+            Some(Event::Done {
+                outcome, message, ..
+            }) => (*outcome, message.clone()),
             other => panic!("stream did not end with done: {other:?}"),
         };
         ActionResult {
@@ -146,7 +157,13 @@ impl ActionResult {
     }
 
     pub fn assert_live(&self) {
-        assert_eq!(self.outcome, Outcome::Live, "expected live: {} / {:?}", self.message, self.events);
+        assert_eq!(
+            self.outcome,
+            Outcome::Live,
+            "expected live: {} / {:?}",
+            self.message,
+            self.events
+        );
     }
 
     pub fn text(&self) -> String {
