@@ -129,7 +129,11 @@ async fn send(
 }
 
 fn copy_head(req: &Request<UpstreamBody>) -> (Method, Uri, HeaderMap) {
-    (req.method().clone(), req.uri().clone(), req.headers().clone())
+    (
+        req.method().clone(),
+        req.uri().clone(),
+        req.headers().clone(),
+    )
 }
 
 fn rebuild((method, uri, headers): (Method, Uri, HeaderMap)) -> Request<UpstreamBody> {
@@ -177,7 +181,10 @@ fn respond(
     }
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
-    Response::from_parts(parts, ProxyBody::Upstream(Tracked::new(body, guard, sender)))
+    Response::from_parts(
+        parts,
+        ProxyBody::Upstream(Tracked::new(body, guard, sender)),
+    )
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections

@@ -90,9 +90,9 @@ pub(crate) fn to_upstream(
     }
     // The authority of an absolute-form or h2 request wins over Host (RFC 9112 3.2.2).
     let host = match parts.uri.authority() {
-        Some(authority) => Some(
-            HeaderValue::from_str(authority.as_str()).map_err(|_| ProxyError::BadRequest)?,
-        ),
+        Some(authority) => {
+            Some(HeaderValue::from_str(authority.as_str()).map_err(|_| ProxyError::BadRequest)?)
+        }
         None => parts.headers.get(header::HOST).cloned(),
     };
     let h2 = parts.version == Version::HTTP_2;

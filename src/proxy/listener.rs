@@ -92,14 +92,26 @@ async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener, entry: Entry) {
             .as_ref()
             .map(|graceful| graceful.watcher());
         let Some(watcher) = watcher else { return };
-        let task = serve(Arc::clone(&proxy), stream, peer.ip(), entry.clone(), watcher);
+        let task = serve(
+            Arc::clone(&proxy),
+            stream,
+            peer.ip(),
+            entry.clone(),
+            watcher,
+        );
         proxy.connections.spawn(task);
     }
 }
 
 /// Serves one client connection until it closes, shutdown finishes it, or it
 /// sends no request head within the header timeout.
-async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: IpAddr, entry: Entry, watcher: Watcher) {
+async fn serve(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    client: IpAddr,
+    entry: Entry,
+    watcher: Watcher,
+) {
     let _ = stream.set_nodelay(true);
     // Set by the first request. hyper bounds HTTP/1.1 head reads itself, but
     // not the protocol sniffing before it nor the h2 preface: this covers them.
@@ -138,12 +150,19 @@ async fn serve(proxy: Arc<Proxy>, stream: TcpStream, client: IpAddr, entry: Entr
 
 impl Proxy {
     /// Routes one request and forwards it, or answers 404/503 itself.
-    async fn handle(&self, req: Request<Incoming>, client: IpAddr, entry: &Entry) -> Response<ProxyBody> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: IpAddr,
+        entry: &Entry,
+    ) -> Response<ProxyBody> {
         let pool = match entry {
             Entry::Production => {
                 let table = self.table.load();
                 match table.lookup(request_host(&req)) {
                     Some(service) => service.production.load_full(),
+                    // Nothing installed yet (daemon starting): unavailable, not unknown.
+                    None if table.is_empty() => None,
                     None => return forward::local(&ProxyError::NoRoute),
                 }
             }

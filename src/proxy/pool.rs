@@ -14,6 +14,7 @@ use crate::router::TrafficStats;
 use crate::slot::Slot;
 use crate::spec::HealthSpec;
 
+use super::EndpointStatus;
 use super::inflight::InFlightCounter;
 use super::upstream::{IdleStack, Sender, UpstreamCtx};
 
@@ -156,6 +157,17 @@ impl Pool {
         }
     }
 
+    pub(crate) fn endpoint_status(&self) -> Vec<EndpointStatus> {
+        self.endpoints
+            .iter()
+            .map(|e| EndpointStatus {
+                addr: e.addr,
+                ejected: e.is_ejected(),
+                in_flight: e.load(),
+            })
+            .collect()
+    }
+
     pub(crate) fn is_routed(&self) -> bool {
         self.routed.load(Ordering::Acquire)
     }
@@ -277,7 +289,9 @@ async fn probe_ejected(weak: Weak<Pool>) {
             let answer = crate::health::probe(addr, &health).await;
             if answer.is_healthy() {
                 let Some(pool) = weak.upgrade() else { return };
-                pool.endpoints[index].ejected.store(false, Ordering::Release);
+                pool.endpoints[index]
+                    .ejected
+                    .store(false, Ordering::Release);
                 tracing::info!(%addr, slot = %pool.slot, "endpoint healthy again: back in rotation");
             }
         }

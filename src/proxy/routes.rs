@@ -94,11 +94,7 @@ impl ServiceRoutes {
 
     pub(crate) fn slot_pool(&self, slot: Slot) -> Option<Arc<Pool>> {
         let entry = &self.slots[slot_index(slot)];
-        entry
-            .pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        entry.pool.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn slot_in_flight(&self, slot: Slot) -> &InFlightCounter {
@@ -132,6 +128,10 @@ impl RouteTable {
             .iter()
             .map(|(service, _)| service)
             .find(|service| service.name == name)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.services.is_empty()
     }
 
     pub(crate) fn services(&self) -> impl Iterator<Item = &Arc<ServiceRoutes>> {

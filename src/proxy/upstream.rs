@@ -40,12 +40,12 @@ pub(crate) struct UpstreamCtx {
 impl UpstreamCtx {
     /// Opens a fresh HTTP/1.1 connection to `addr`.
     pub(crate) async fn connect(&self, addr: SocketAddr) -> Result<Sender, ProxyError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(ProxyError::Connect { addr, source }),
-            Err(_) => return Err(ProxyError::ConnectTimeout { addr }),
-        };
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(source)) => return Err(ProxyError::Connect { addr, source }),
+                Err(_) => return Err(ProxyError::ConnectTimeout { addr }),
+            };
         // Small writes (headers) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
@@ -118,8 +118,7 @@ impl IdleStack {
         let mut evicted = Vec::new();
         if let Ok(mut conns) = self.conns.lock() {
             while let Some(oldest) = conns.front() {
-                if conns.len() >= max
-                    || now.saturating_duration_since(oldest.since) > idle_timeout
+                if conns.len() >= max || now.saturating_duration_since(oldest.since) > idle_timeout
                 {
                     evicted.extend(conns.pop_front());
                 } else {
