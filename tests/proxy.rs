@@ -233,7 +233,19 @@ async fn forwarded_headers_set_and_hop_by_hop_stripped_both_ways() {
         "{:?}",
         reply.headers
     );
-    // The connection is still usable.
+    // The connection is still usable, for bodies both ways and for HEAD.
+    let post = Request::post("/echo")
+        .header("host", "app.test")
+        .body(Full::new(Bytes::from_static(b"payload")))
+        .unwrap();
+    assert_eq!(conn.send(post).await.unwrap().body, "app:payload");
+    let head = Request::head("/")
+        .header("host", "app.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = conn.send(head).await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers.get("content-length").unwrap(), "3");
     assert_eq!(conn.get("app.test", "/").await.unwrap().body, "app");
 }
 
