@@ -4,22 +4,19 @@
 mod proxy_support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use teal::proxy::ProxyOptions;
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 use proxy_support::*;
 
@@ -718,43 +715,4 @@ async fn shutdown_finishes_open_requests_then_closes() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "app"));
     assert!(idle.get("a", "/").await.is_err());
     assert!(TcpStream::connect(addr).await.is_err());
-}
-
-/// An address with nothing listening on it.
-fn unused_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind(loopback()).unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// Writes `request` on a fresh connection and reads until the peer closes.
-async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let _ = stream.write_all(request).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(EXCHANGE, stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// True when the peer closes the connection within the exchange bound.
-async fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 1024];
-    let wait = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    };
-    tokio::time::timeout(EXCHANGE, wait).await.is_ok()
-}
-
-async fn ws_exchange(ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>, text: &str) -> String {
-    ws.send(Message::text(text)).await.unwrap();
-    let reply = tokio::time::timeout(EXCHANGE, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    reply.into_text().unwrap().as_str().to_string()
 }
