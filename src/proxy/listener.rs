@@ -161,6 +161,8 @@ impl Proxy {
                 let table = self.table.load();
                 match table.lookup(request_host(&req)) {
                     Some(service) => service.production.load_full(),
+                    // Nothing installed yet (daemon starting): unavailable, not unknown.
+                    None if table.is_empty() => None,
                     None => return forward::local(&ProxyError::NoRoute),
                 }
             }

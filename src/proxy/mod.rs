@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::router::RouterError;
+use crate::slot::Slot;
 use listener::Entry;
 use routes::RouteTable;
 use upstream::UpstreamCtx;
@@ -68,6 +69,15 @@ impl Default for ProxyOptions {
             max_idle_per_endpoint: 128,
         }
     }
+}
+
+/// One instance address as the proxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    pub addr: SocketAddr,
+    /// Out of rotation after a failed connect, until its health check passes.
+    pub ejected: bool,
+    pub in_flight: usize,
 }
 
 /// The builtin proxy. Implements [`crate::router::Router`].
@@ -165,7 +175,7 @@ impl Proxy {
         // No client is left to reuse idle upstream connections: close them so
         // their tasks end.
         for service in self.table.load().services() {
-            for slot in crate::slot::Slot::ALL {
+            for slot in Slot::ALL {
                 if let Some(pool) = service.slot_pool(slot) {
                     pool.drop_idle();
                 }
@@ -191,6 +201,16 @@ impl Proxy {
                 .filter_map(|service| service.preview_addr.get().copied()),
         );
         addrs
+    }
+
+    /// What the proxy knows about each instance address of `slot`'s current pool.
+    pub fn endpoints(&self, service: &str, slot: Slot) -> Vec<EndpointStatus> {
+        let pool = self
+            .table
+            .load()
+            .service(service)
+            .and_then(|service| service.slot_pool(slot));
+        pool.map(|pool| pool.endpoint_status()).unwrap_or_default()
     }
 
     /// The address of `service`'s preview listener, once bound.

@@ -14,6 +14,7 @@ use crate::router::TrafficStats;
 use crate::slot::Slot;
 use crate::spec::HealthSpec;
 
+use super::EndpointStatus;
 use super::inflight::InFlightCounter;
 use super::upstream::{IdleStack, Sender, UpstreamCtx};
 
@@ -154,6 +155,17 @@ impl Pool {
             upstream_failures: self.stats.upstream_failures.load(Ordering::Relaxed),
             in_flight: self.in_flight.get(),
         }
+    }
+
+    pub(crate) fn endpoint_status(&self) -> Vec<EndpointStatus> {
+        self.endpoints
+            .iter()
+            .map(|e| EndpointStatus {
+                addr: e.addr,
+                ejected: e.is_ejected(),
+                in_flight: e.load(),
+            })
+            .collect()
     }
 
     pub(crate) fn is_routed(&self) -> bool {

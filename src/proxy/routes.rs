@@ -130,6 +130,10 @@ impl RouteTable {
             .find(|service| service.name == name)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
     pub(crate) fn services(&self) -> impl Iterator<Item = &Arc<ServiceRoutes>> {
         self.services.iter().map(|(service, _)| service)
     }
