@@ -243,6 +243,7 @@ fn a_bad_config_is_located_and_changes_nothing() {
 
     let state_after = std::fs::read(dir.path().join("state/state.json")).unwrap();
     assert_eq!(state_before, state_after, "state untouched by bad configs");
+    write_config(dir.path(), "");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = json(
         &teal(dir.path())

@@ -17,6 +17,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
 use super::body::{ProxyBody, Tracked, UpstreamBody};
 use super::error::ProxyError;
@@ -188,14 +189,31 @@ fn respond(
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections
-/// until either side closes; the in-flight claim ends with it.
+/// until either side is done; the in-flight claim ends with it. Like nginx, the
+/// tunnel ends when one side closes: a peer that never closes its half (a client
+/// that finished the websocket close handshake but kept the socket) must not hold
+/// the slot's drain open forever.
 async fn tunnel(guard: InFlight, upstream: OnUpgrade, client: OnUpgrade) {
     let (upstream, client) = tokio::join!(upstream, client);
     match (upstream, client) {
         (Ok(upstream), Ok(client)) => {
-            let mut upstream = TokioIo::new(upstream);
-            let mut client = TokioIo::new(client);
-            if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            let (mut client_read, mut client_write) = tokio::io::split(TokioIo::new(client));
+            let (mut upstream_read, mut upstream_write) = tokio::io::split(TokioIo::new(upstream));
+            let to_upstream = async {
+                let copied = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+                let _ = upstream_write.shutdown().await;
+                copied
+            };
+            let to_client = async {
+                let copied = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+                let _ = client_write.shutdown().await;
+                copied
+            };
+            let ended = tokio::select! {
+                r = to_upstream => r,
+                r = to_client => r,
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%error, "upgraded connection ended");
             }
         }
