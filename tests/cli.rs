@@ -39,26 +39,41 @@ deadline = "5s"
     std::fs::write(dir.join("teal.toml"), text).unwrap();
 }
 
-/// `teal serve` as a child process; waits until the control socket answers.
-fn serve(dir: &Path) -> Child {
+/// `teal serve` as a child process; killed and reaped if a test panics first.
+struct Served(Option<Child>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `teal serve` and waits until the control socket answers.
+fn serve(dir: &Path) -> Served {
     let child = teal(dir)
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let served = Served(Some(child));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         let out = teal(dir).args(["status", "--json"]).output().unwrap();
         if out.status.success() {
-            return child;
+            return served;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("teal serve did not come up");
 }
 
-fn stop(mut child: Child) -> std::process::ExitStatus {
+/// SIGTERM, then waits (bounded) for the exit status.
+fn stop(mut served: Served) -> std::process::ExitStatus {
+    let mut child = served.0.take().expect("running");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -69,10 +84,11 @@ fn stop(mut child: Child) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "teal serve did not stop on SIGTERM"
-        );
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("teal serve did not stop on SIGTERM");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
