@@ -68,11 +68,13 @@ pub async fn serve(
         let deployer = deployer.clone();
         let tasks = tracker.clone();
         let stop = shutdown.clone();
+        let ended = shutdown.clone();
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let deployer = deployer.clone();
                 let tasks = tasks.clone();
-                async move { Ok::<_, Infallible>(route(req, deployer, tasks).await) }
+                let ended = ended.clone();
+                async move { Ok::<_, Infallible>(route(req, deployer, tasks, ended).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -92,6 +94,7 @@ async fn route(
     req: Request<Incoming>,
     deployer: Arc<Deployer>,
     tasks: TaskTracker,
+    shutdown: CancellationToken,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -128,7 +131,9 @@ async fn route(
             .history(name)
             .map(|h| json(StatusCode::OK, &h))
             .map_err(api_error),
-        (Method::GET, ["v1", "services", name, "logs"]) => logs(&deployer, name, &query).await,
+        (Method::GET, ["v1", "services", name, "logs"]) => {
+            logs(&deployer, name, &query, shutdown).await
+        }
         _ => Err(ApiError::new(
             ErrorKind::NotFound,
             format!("no such endpoint: {path}"),
@@ -185,7 +190,14 @@ fn start_rollback(
     Ok(ndjson(rx))
 }
 
-async fn logs(deployer: &Deployer, name: &str, query: &str) -> Result<Response<Body>, ApiError> {
+/// Streams instance output; a followed stream ends when the daemon stops, so it
+/// never holds shutdown open.
+async fn logs(
+    deployer: &Deployer,
+    name: &str,
+    query: &str,
+    shutdown: CancellationToken,
+) -> Result<Response<Body>, ApiError> {
     let slot = match param(query, "slot") {
         Some(s) => Some(
             s.parse::<Slot>()
@@ -195,7 +207,7 @@ async fn logs(deployer: &Deployer, name: &str, query: &str) -> Result<Response<B
     };
     let follow = param(query, "follow").is_some_and(|v| v == "1" || v == "true");
     let lines = deployer.logs(name, slot, follow).await.map_err(api_error)?;
-    let frames = lines.map(|l| {
+    let frames = lines.take_until(shutdown.cancelled_owned()).map(|l| {
         Ok::<_, Infallible>(Frame::data(Bytes::from(format!(
             "[{}] {}\n",
             l.instance, l.line
