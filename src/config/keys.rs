@@ -10,7 +10,7 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
-use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
+use super::raw::{RawConfig, RawDrain, RawHealth, RawNginx, RawProxy, RawService};
 
 /// One key that no section accepts.
 #[derive(Debug)]
@@ -25,6 +25,9 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
     check(root, fields_of::<RawConfig>(), "the top level", &mut found);
     if let Some(proxy) = sub_table(root, "proxy") {
         check(proxy, fields_of::<RawProxy>(), "[proxy]", &mut found);
+        if let Some(nginx) = sub_table(proxy, "nginx") {
+            check(nginx, fields_of::<RawNginx>(), "[proxy.nginx]", &mut found);
+        }
     }
     for (name, service) in sub_table(root, "services").into_iter().flatten() {
         let Some(service) = service.get_ref().as_table() else {

@@ -86,6 +86,7 @@ pub fn config(dir: &Path, teal_exe: &Path) -> Config {
             router: RouterKind::Builtin,
             control: dir.join("state").join("teal.sock"),
             admin: None,
+            nginx: Default::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),
     }

@@ -37,4 +37,8 @@ impl Router for Proxy {
     fn preview_addr(&self, service: &str) -> Option<SocketAddr> {
         self.preview_listen_addr(service)
     }
+
+    async fn close(&self, grace: Duration) {
+        self.wait_closed(grace).await;
+    }
 }

@@ -1,12 +1,13 @@
 //! Routers move traffic between slots. `deploy/` reaches them only through the
 //! [`Router`] trait: the builtin proxy implements it with an atomic pool switch,
-//! and an nginx router (later) with a config rewrite and reload.
+//! and the nginx router (`nginx/`) with a config rewrite and a confirmed reload.
 //!
 //! A router is told, per service, which backend production goes to and which one
 //! the preview listener goes to. It owns listeners and in-flight accounting; it
 //! does not start or stop instances.
 
 pub mod builtin;
+pub mod nginx;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +47,13 @@ pub enum RouterError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// A value the router cannot use (a name it refuses, an unsupported address).
+    #[error("{0}")]
+    Invalid(String),
+    /// nginx refused a new config (`nginx -t`, the reload, or starting): its own
+    /// words. The previous config stays in force.
+    #[error("nginx refused the new config ({stage}): {message}")]
+    Nginx { stage: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -85,4 +93,9 @@ pub trait Router: Send + Sync {
 
     /// The address a service's preview listener is bound to, if any.
     fn preview_addr(&self, service: &str) -> Option<SocketAddr>;
+
+    /// Stops serving at daemon shutdown, after the shutdown token fired: open
+    /// client connections get up to `grace` to finish. Routes are not changed
+    /// after this.
+    async fn close(&self, grace: Duration);
 }

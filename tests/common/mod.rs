@@ -2,6 +2,8 @@
 //! in a temp dir, the demo app as the service, and small HTTP/websocket clients.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -63,6 +65,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             router: RouterKind::Builtin,
             control: dir.join("state").join("teal.sock"),
             admin: None,
+            nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
     }
