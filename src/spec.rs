@@ -135,8 +135,9 @@ pub struct NginxSpec {
     pub pid_file: PathBuf,
     /// Managed mode: `worker_processes`; None means `auto` (one per core).
     pub workers: Option<usize>,
-    /// Idle timeout of client keep-alive connections; zero turns client keep-alive
-    /// off (every response says `Connection: close`). See README "builtin vs nginx".
+    /// Idle timeout of client keep-alive connections. Zero (the default) turns
+    /// client keep-alive off: every reload closes idle keep-alive connections, and
+    /// a request racing that close is lost. See README "builtin vs nginx".
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
     /// A file included in every server block teal generates (extra directives).
@@ -152,7 +153,7 @@ impl Default for NginxSpec {
             reload: None,
             pid_file: PathBuf::from("/run/nginx.pid"),
             workers: None,
-            keepalive_timeout: Duration::from_secs(75),
+            keepalive_timeout: Duration::ZERO,
             include: None,
         }
     }
