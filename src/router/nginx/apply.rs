@@ -22,6 +22,9 @@ use crate::router::RouterError;
 /// How long a reload may take before teal calls it failed. nginx re-reads the
 /// config, starts workers and, 100 ms later, retires the old ones.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
+/// After logging an error a reload may still succeed: nginx retries a busy port
+/// for about 2.5 s before it gives up. Longer than that without new workers: failed.
+const GIVE_UP_AFTER_ERROR: Duration = Duration::from_secs(4);
 const POLL: Duration = Duration::from_millis(5);
 
 /// What a confirmed reload retired.
@@ -75,6 +78,7 @@ pub(crate) async fn apply(
     }
 
     let started = Instant::now();
+    let mut first_error: Option<Instant> = None;
     loop {
         if !procs::alive(master) {
             restore(target, previous);
@@ -100,11 +104,14 @@ pub(crate) async fn apply(
                 });
             }
         } else if let Some(log) = &log {
-            // nginx logs why it kept the old config, e.g. a port that is taken.
-            let errors = lines_since(log, offset, true);
-            if !errors.is_empty() {
-                restore(target, previous);
-                return Err(rejected("reload", errors));
+            // nginx logs why it keeps the old config, e.g. a port that is taken.
+            let logged = lines_since(log, offset, true);
+            if !logged.is_empty() {
+                let since = *first_error.get_or_insert_with(Instant::now);
+                if since.elapsed() > GIVE_UP_AFTER_ERROR {
+                    restore(target, previous);
+                    return Err(rejected("reload", logged));
+                }
             }
         }
         if started.elapsed() > RELOAD_TIMEOUT {
