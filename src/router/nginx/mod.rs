@@ -241,8 +241,8 @@ impl Router for NginxRouter {
     }
 
     /// Managed: stops the master gracefully (in-flight requests finish within
-    /// `grace`). System: removes `teal.conf` and reloads, so the system nginx stops
-    /// serving teal's listeners before teal stops the instances.
+    /// `grace`). System: empties `teal.conf` and reloads (confirmed), so the
+    /// system nginx stops serving teal's listeners before teal stops the instances.
     async fn close(&self, grace: Duration) {
         let mut state = self.state.lock().await;
         if state.closed {
@@ -253,24 +253,17 @@ impl Router for NginxRouter {
         match &mut state.target {
             Target::Managed(managed) => managed.stop(grace).await,
             Target::System(_) => {
-                apply::restore(&state.target, None);
-                if let Some(master) = state.target.master() {
-                    let checked = state.target.check_installed().await;
-                    let reloaded = match checked {
-                        Ok(()) => state.target.reload(master).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = reloaded {
-                        tracing::error!("could not reload the system nginx without teal.conf: {e}");
-                        if let Some(previous) = &previous {
-                            apply::restore(&state.target, Some(previous));
-                        }
-                    }
+                let result = apply::apply(&mut state.target, STOPPED, previous.as_deref()).await;
+                if let Err(e) = result {
+                    tracing::error!("could not take teal's routes out of the system nginx: {e}");
                 }
             }
         }
     }
 }
+
+/// `teal.conf` while teal is stopped (system mode): no servers, no upstreams.
+const STOPPED: &str = "# teal serve is stopped: it routes nothing. teal rewrites this file when it starts.\n";
 
 /// Restarts the managed master if it dies while teal runs (every second), until
 /// the daemon stops or the router is dropped.
