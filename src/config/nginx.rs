@@ -15,6 +15,9 @@ use super::resolve::Invalid;
 use super::values;
 use crate::spec::{NginxSpec, RouterKind};
 
+#[cfg(test)]
+mod tests;
+
 /// The most worker processes a managed nginx may be given.
 const MAX_WORKERS: i64 = 256;
 
