@@ -190,3 +190,22 @@ async fn nginx_stops_with_teal_and_serves_the_restored_version_after_a_restart()
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
     d.stop().await;
 }
+
+#[test]
+fn teal_demo_runs_through_nginx() {
+    if !nginx::required() {
+        return;
+    }
+    let output = assert_cmd::Command::new(TEAL)
+        .args(["demo", "--router", "nginx", "--json"])
+        .timeout(Duration::from_secs(240))
+        .output()
+        .expect("teal demo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "teal demo --router nginx:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["router"], "nginx");
+    assert_eq!(report["load"]["errors"], serde_json::json!({}), "{report:#}");
+    assert_eq!(report["load"]["sent"], report["load"]["ok"], "{report:#}");
+    assert!(stderr.contains("through a managed nginx"), "{stderr}");
+}
