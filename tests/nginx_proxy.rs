@@ -4,6 +4,7 @@
 //! after a crash of teal, restarted when it dies, stopped by `close`).
 
 mod common;
+#[allow(unused_imports)] // proxy_support re-exports helpers this file does not use
 mod proxy_support;
 
 use std::path::Path;
