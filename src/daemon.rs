@@ -72,18 +72,11 @@ impl Daemon {
         let router: Arc<dyn Router> = match config.proxy.router {
             RouterKind::Builtin => Proxy::bind(config.proxy.listen, shutdown.child_token()).await?,
             RouterKind::Nginx => {
-                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token())
-                    .await?
+                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token()).await?
             }
         };
-        let deployer = Deployer::new(
-            router.clone(),
-            runtimes,
-            state,
-            restored,
-            shutdown.clone(),
-        )
-        .await;
+        let deployer =
+            Deployer::new(router.clone(), runtimes, state, restored, shutdown.clone()).await;
         let deployer = match deployer {
             Ok(deployer) => Arc::new(deployer),
             Err(e) => {

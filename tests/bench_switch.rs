@@ -12,13 +12,14 @@
 //! a prober, then runs 20 deploys that alternate slots. It prints requests,
 //! failures by kind, and per switch:
 //!
-//! - **switch latency**: from the switch decision (the deployer's `switch` event,
-//!   as the deploying client receives it) to the first response from the new
-//!   version seen by the prober (one connection, back-to-back GETs, reconnecting
-//!   when the proxy closes it);
-//! - **switch step**: from that event to the `persist` event, i.e. how long
-//!   `Router::set_routes` took (for nginx: write, `nginx -t`, rename, reload and
-//!   its confirmation).
+//! - **switch latency**: from the switch decision (the deployer's `switch` step,
+//!   timed in-process by a tracing layer when the deployer logs it, right before
+//!   it calls `Router::set_routes`) to the first response from the new version
+//!   seen by a prober (one connection, back-to-back GETs, reconnecting when the
+//!   proxy closes it);
+//! - **switch step**: from that decision to the `persist` step, i.e. how long
+//!   `set_routes` took (for nginx: write, `nginx -t`, rename, reload and its
+//!   confirmation that the old workers stopped taking requests).
 //!
 //! It measures; it asserts nothing but that the run happened.
 
@@ -32,10 +33,12 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use teal::api::wire::{DeployRequest, Event, Outcome, Step};
 use teal::load::{Load, LoadReport, LoadSpec};
 use teal::spec::{Config, ServiceSpec};
 use tokio_util::sync::CancellationToken;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 const SWITCHES: usize = 20;
 
@@ -88,26 +91,41 @@ async fn prober(target: SocketAddr, changes: Changes, stop: CancellationToken) {
     }
 }
 
-/// Deploys `version`; returns when the switch and persist events arrived.
-async fn deploy(d: &TestDaemon, spec: &ServiceSpec, version: &str) -> (Instant, Instant) {
-    let req = DeployRequest {
-        spec: spec.clone(),
-        version: version.into(),
-        promote: true,
-    };
-    let mut stream = d.client.deploy(&req).await.expect("deploy accepted");
-    let (mut switch, mut persist) = (None, None);
-    while let Some(event) = stream.next().await.expect("events") {
-        match event {
-            Event::Step { step: Step::Switch, .. } => switch = Some(Instant::now()),
-            Event::Step { step: Step::Persist, .. } => persist = Some(Instant::now()),
-            Event::Done { outcome, message, .. } => {
-                assert_eq!(outcome, Outcome::Live, "{message}");
-            }
-            _ => {}
+/// When the deployer logged its `switch` and `persist` steps, in order.
+#[derive(Clone, Default)]
+struct StepClock(Arc<Mutex<Vec<(&'static str, Instant)>>>);
+
+impl StepClock {
+    fn take(&self) -> Vec<(&'static str, Instant)> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StepClock {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let now = Instant::now();
+        let mut step = StepField(None);
+        event.record(&mut step);
+        if let Some(step) = step.0 {
+            self.0.lock().unwrap().push((step, now));
         }
     }
-    (switch.expect("switch event"), persist.expect("persist event"))
+}
+
+struct StepField(Option<&'static str>);
+
+impl Visit for StepField {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "step" {
+            self.0 = match value {
+                "switch" => Some("switch"),
+                "persist" => Some("persist"),
+                _ => None,
+            };
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
 }
 
 struct Run {
@@ -115,9 +133,11 @@ struct Run {
     report: LoadReport,
     latency: Vec<Duration>,
     step: Vec<Duration>,
+    /// nginx reloads during the whole run (0 for the builtin).
+    reloads: usize,
 }
 
-async fn run(name: &'static str, dir: &std::path::Path, config: Config, spec: ServiceSpec) -> Run {
+async fn run(name: &'static str, clock: &StepClock, config: Config, spec: ServiceSpec) -> Run {
     let d = TestDaemon::start(&config).await;
     d.deploy(&spec, "v0").await.assert_live();
     let load = Load::start(LoadSpec {
@@ -139,9 +159,16 @@ async fn run(name: &'static str, dir: &std::path::Path, config: Config, spec: Se
     let (mut latency, mut step) = (Vec::new(), Vec::new());
     for n in 1..=SWITCHES {
         let version = format!("v{n}");
-        let (switch, persist) = deploy(&d, &spec, &version).await;
+        clock.take();
+        d.deploy(&spec, &version).await.assert_live();
+        let steps = clock.take();
+        let at = |name| steps.iter().find(|(s, _)| *s == name).map(|(_, at)| *at);
+        let (Some(switch), Some(persist)) = (at("switch"), at("persist")) else {
+            panic!("{name}: no switch/persist step logged for {version}");
+        };
         step.push(persist - switch);
-        // The drain is over: the prober has long seen the new version.
+        // Let the prober reconnect if the end of the drain closed its connection.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let first = changes
             .lock()
             .unwrap()
@@ -152,18 +179,23 @@ async fn run(name: &'static str, dir: &std::path::Path, config: Config, spec: Se
             Some(at) => latency.push(at - switch),
             None => eprintln!("{name}: the prober never saw {version}"),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.cancel();
     let _ = probe.await;
     let report = load.stop().await;
     d.stop().await;
-    let _ = dir;
+    // Every reload: "signal 1 (SIGHUP) received from N, reconfiguring", then "reconfiguring".
+    let log = std::fs::read_to_string(config.state_dir.join("nginx/error.log")).unwrap_or_default();
+    let reloads = log
+        .lines()
+        .filter(|l| l.ends_with(": reconfiguring"))
+        .count();
     Run {
         name,
         report,
         latency,
         step,
+        reloads,
     }
 }
 
@@ -178,18 +210,20 @@ fn percentile(values: &[Duration], p: f64) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: cargo nextest run --release --run-ignored only --test bench_switch --no-capture"]
 async fn switch_latency_and_zero_drop_builtin_vs_nginx() {
+    let clock = StepClock::default();
+    tracing_subscriber::registry().with(clock.clone()).init();
     let mut runs = Vec::new();
     {
         let dir = tempfile::tempdir().unwrap();
         let spec = demo_service("web", dir.path(), 2);
         let config = config(dir.path(), vec![]);
-        runs.push(run("builtin", dir.path(), config, spec).await);
+        runs.push(run("builtin", &clock, config, spec).await);
     }
     if nginx::required() {
         for keepalive in [Duration::ZERO, Duration::from_secs(75)] {
@@ -202,7 +236,7 @@ async fn switch_latency_and_zero_drop_builtin_vs_nginx() {
             } else {
                 "nginx (keepalive_timeout 75s)"
             };
-            runs.push(run(name, dir.path(), config, spec).await);
+            runs.push(run(name, &clock, config, spec).await);
         }
     }
     println!("\n{SWITCHES} switches under load, 2 demo-app instances per slot\n");
@@ -233,11 +267,19 @@ async fn switch_latency_and_zero_drop_builtin_vs_nginx() {
             run.latency.len()
         );
         println!(
-            "switch step    p50/p90/max {} / {} / {}\n",
+            "switch step    p50/p90/max {} / {} / {}",
             ms(percentile(&run.step, 0.5)),
             ms(percentile(&run.step, 0.9)),
             ms(percentile(&run.step, 1.0)),
         );
+        if run.reloads > 0 {
+            println!(
+                "nginx reloads {} ({:.2} failed requests per reload)",
+                run.reloads,
+                r.failed() as f64 / run.reloads as f64
+            );
+        }
+        println!();
         assert!(r.sent > 0);
     }
 }

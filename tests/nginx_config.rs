@@ -123,16 +123,27 @@ fn several_services_with_hosts_and_previews() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let long_host = format!("{}.example.com", ["a".repeat(63), "b".repeat(63), "c".repeat(63)].join("."));
+    let long_host = format!(
+        "{}.example.com",
+        ["a".repeat(63), "b".repeat(63), "c".repeat(63)].join(".")
+    );
     assert!(long_host.len() > 200);
-    let api = service("api", &["API.example.com", &long_host], Some("127.0.0.1:18081"));
+    let api = service(
+        "api",
+        &["API.example.com", &long_host],
+        Some("127.0.0.1:18081"),
+    );
     let admin = service("admin-ui", &["admin.example.com"], Some("127.0.0.1:18082"));
     let web = service("web", &[], Some("127.0.0.1:18083"));
     let routes = RouteSet::default()
         .with(
             &api,
             Some(backend(Slot::Green, "2", &["127.0.0.1:40011"])),
-            Some(backend(Slot::Blue, "1", &["127.0.0.1:40012", "127.0.0.1:40013"])),
+            Some(backend(
+                Slot::Blue,
+                "1",
+                &["127.0.0.1:40012", "127.0.0.1:40013"],
+            )),
             listen(),
         )
         .and_then(|r| {
@@ -146,7 +157,10 @@ fn several_services_with_hosts_and_previews() {
         .and_then(|r| r.with(&web, None, None, listen()))
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
-    assert!(text.contains(" api.example.com;"), "hosts are lowercased: {text}");
+    assert!(
+        text.contains(" api.example.com;"),
+        "hosts are lowercased: {text}"
+    );
     assert!(text.contains("listen 127.0.0.1:18081 default_server;"));
     assert!(text.contains("upstream teal_api_green {"));
     assert!(text.contains("upstream teal_api_blue {"));
@@ -163,7 +177,12 @@ fn no_default_service_means_404_for_unknown_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let api = service("api", &["api.example.com"], None);
     let routes = RouteSet::default()
-        .with(&api, Some(backend(Slot::Blue, "1", &["127.0.0.1:40011"])), None, listen())
+        .with(
+            &api,
+            Some(backend(Slot::Blue, "1", &["127.0.0.1:40011"])),
+            None,
+            listen(),
+        )
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
     assert!(text.contains("return 404;"), "{text}");
@@ -181,14 +200,21 @@ fn docker_instances_and_ipv6_addresses() {
     let routes = RouteSet::default()
         .with(
             &web,
-            Some(backend(Slot::Blue, "1", &["127.0.0.1:49153", "127.0.0.1:49154"])),
+            Some(backend(
+                Slot::Blue,
+                "1",
+                &["127.0.0.1:49153", "127.0.0.1:49154"],
+            )),
             Some(backend(Slot::Green, "2", &["[::1]:49155"])),
             listen(),
         )
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
     assert!(text.contains("server [::1]:49155;"), "{text}");
-    assert!(text.contains("listen [::1]:18084 default_server;"), "{text}");
+    assert!(
+        text.contains("listen [::1]:18084 default_server;"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -201,7 +227,12 @@ fn an_include_is_placed_in_every_server() {
     std::fs::write(&extra, "add_header X-Teal-Extra yes;\n").unwrap();
     let web = service("web", &[], Some("127.0.0.1:18085"));
     let routes = RouteSet::default()
-        .with(&web, Some(backend(Slot::Blue, "1", &["127.0.0.1:40001"])), None, listen())
+        .with(
+            &web,
+            Some(backend(Slot::Blue, "1", &["127.0.0.1:40001"])),
+            None,
+            listen(),
+        )
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(Some(&extra)));
     assert_eq!(text.matches("include \"").count(), 2, "{text}");
@@ -231,12 +262,20 @@ fn system_mode_file_fits_a_distribution_nginx_conf() {
     .unwrap();
     let web = service("web", &[], Some("127.0.0.1:18086"));
     let routes = RouteSet::default()
-        .with(&web, Some(backend(Slot::Blue, "1", &["127.0.0.1:40001"])), None, listen())
+        .with(
+            &web,
+            Some(backend(Slot::Blue, "1", &["127.0.0.1:40001"])),
+            None,
+            listen(),
+        )
         .unwrap();
     let text = render_http(&routes, &settings(None));
     std::fs::write(conf_d.join("teal.conf"), &text).unwrap();
     nginx_t(&main, dir.path());
-    assert!(!text.contains("worker_"), "system mode leaves the main context alone");
+    assert!(
+        !text.contains("worker_"),
+        "system mode leaves the main context alone"
+    );
 }
 
 #[test]
@@ -272,7 +311,9 @@ fn names_that_could_inject_directives_are_refused() {
 #[test]
 fn clashes_change_nothing() {
     let web = service("web", &[], Some("127.0.0.1:18081"));
-    let routes = RouteSet::default().with(&web, None, None, listen()).unwrap();
+    let routes = RouteSet::default()
+        .with(&web, None, None, listen())
+        .unwrap();
     let other_default = service("other", &[], None);
     assert!(matches!(
         routes.with(&other_default, None, None, listen()),

@@ -34,8 +34,14 @@ fn master_pid(dir: &Path) -> Option<i32> {
 }
 
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +78,13 @@ async fn forwards_headers_and_websockets() {
         "upstream connections are kept alive:\n{head}"
     );
     // No default service: an unknown host is not proxied anywhere.
-    assert_eq!(get_fresh(proxy.listen, "other.test", "/").await.unwrap().status, 404);
+    assert_eq!(
+        get_fresh(proxy.listen, "other.test", "/")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
 
     let stream = tokio::net::TcpStream::connect(proxy.listen).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async("ws://example.test/ws", stream)
@@ -91,13 +103,19 @@ async fn a_switch_is_confirmed_and_the_drain_waits_for_old_requests() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = proxy_spec(dir.path());
     let router = start(&proxy, dir.path()).await;
-    let (blue, green) = (TestBackend::start("blue").await, TestBackend::start("green").await);
+    let (blue, green) = (
+        TestBackend::start("blue").await,
+        TestBackend::start("green").await,
+    );
     let web = spec("web", &[], None);
     router
         .set_routes(&web, backend(Slot::Blue, &[blue.addr]), None)
         .await
         .unwrap();
-    assert_eq!(get_fresh(proxy.listen, "x", "/").await.unwrap().body, "blue");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "blue"
+    );
 
     let listen = proxy.listen;
     let slow = tokio::spawn(async move { get_fresh(listen, "x", "/slow?ms=1500").await });
@@ -110,11 +128,20 @@ async fn a_switch_is_confirmed_and_the_drain_waits_for_old_requests() {
         .await
         .unwrap();
     // Confirmed reload: the very next request is served by the new routes.
-    assert_eq!(get_fresh(proxy.listen, "x", "/").await.unwrap().body, "green");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "green"
+    );
 
-    let report = router.drain("web", Slot::Blue, Duration::from_secs(30)).await;
+    let report = router
+        .drain("web", Slot::Blue, Duration::from_secs(30))
+        .await;
     assert!(!report.timed_out, "{report:?}");
-    assert_eq!(blue.slow_done(), 1, "the drain ended after the slow request did");
+    assert_eq!(
+        blue.slow_done(),
+        1,
+        "the drain ended after the slow request did"
+    );
     let reply = slow.await.unwrap().unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "blue"));
     router.close(Duration::from_secs(5)).await;
@@ -149,9 +176,16 @@ async fn a_reload_nginx_refuses_changes_nothing() {
     };
     assert_eq!(stage, "reload");
     assert!(message.contains("Address already in use"), "{message}");
-    assert_eq!(std::fs::read_to_string(&conf).unwrap(), before, "old file restored");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        before,
+        "old file restored"
+    );
     assert_eq!(router.preview_addr("web"), None);
-    assert_eq!(get_fresh(proxy.listen, "x", "/").await.unwrap().body, "blue");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "blue"
+    );
 
     // The next good change goes through.
     web.preview = None;
@@ -160,7 +194,10 @@ async fn a_reload_nginx_refuses_changes_nothing() {
         .set_routes(&web, backend(Slot::Green, &[green.addr]), None)
         .await
         .unwrap();
-    assert_eq!(get_fresh(proxy.listen, "x", "/").await.unwrap().body, "green");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "green"
+    );
     router.close(Duration::from_secs(5)).await;
 }
 
@@ -187,7 +224,10 @@ async fn the_master_is_adopted_restarted_and_stopped() {
         .set_routes(&web, backend(Slot::Blue, &[blue.addr]), None)
         .await
         .unwrap();
-    assert_eq!(get_fresh(proxy.listen, "x", "/").await.unwrap().body, "blue");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "blue"
+    );
 
     // A master that dies is started again (the supervisor checks every second).
     nix::sys::signal::kill(
@@ -207,7 +247,10 @@ async fn the_master_is_adopted_restarted_and_stopped() {
     let restarted = master_pid(dir.path()).unwrap();
     router.close(Duration::from_secs(5)).await;
     assert!(!alive(restarted), "close stops the master");
-    assert!(get_fresh(proxy.listen, "x", "/").await.is_err(), "nothing listens");
+    assert!(
+        get_fresh(proxy.listen, "x", "/").await.is_err(),
+        "nothing listens"
+    );
     assert!(matches!(
         router.set_routes(&web, None, None).await,
         Err(RouterError::Other(_))

@@ -139,7 +139,10 @@ async fn a_config_nginx_rejects_fails_the_deploy_and_keeps_production() {
     let failed = d.deploy(&spec, "1.1.0").await;
     assert_eq!(failed.outcome, Outcome::Failed, "{}", failed.text());
     assert!(
-        failed.message.contains("nginx -t") && failed.message.contains("unknown directive \"bogus_directive\""),
+        failed.message.contains("nginx -t")
+            && failed
+                .message
+                .contains("unknown directive \"bogus_directive\""),
         "nginx's own words: {}",
         failed.message
     );
@@ -152,7 +155,9 @@ async fn a_config_nginx_rejects_fails_the_deploy_and_keeps_production() {
     let history = d.client.history("web").await.unwrap();
     let last = history.entries.last().unwrap();
     assert!(
-        last.reason.as_deref().is_some_and(|r| r.contains("bogus_directive")),
+        last.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("bogus_directive")),
         "{last:?}"
     );
 
@@ -184,7 +189,11 @@ async fn nginx_stops_with_teal_and_serves_the_restored_version_after_a_restart()
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "the managed nginx stopped with teal"
     );
-    assert!(tokio::net::TcpStream::connect(config.proxy.listen).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(config.proxy.listen)
+            .await
+            .is_err()
+    );
 
     let d = TestDaemon::start(&config).await;
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
@@ -202,10 +211,17 @@ fn teal_demo_runs_through_nginx() {
         .output()
         .expect("teal demo runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "teal demo --router nginx:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "teal demo --router nginx:\n{stderr}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(report["router"], "nginx");
-    assert_eq!(report["load"]["errors"], serde_json::json!({}), "{report:#}");
+    assert_eq!(
+        report["load"]["errors"],
+        serde_json::json!({}),
+        "{report:#}"
+    );
     assert_eq!(report["load"]["sent"], report["load"]["ok"], "{report:#}");
     assert!(stderr.contains("through a managed nginx"), "{stderr}");
 }

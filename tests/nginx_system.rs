@@ -96,23 +96,42 @@ async fn system_mode_writes_teal_conf_and_reloads_an_nginx_it_does_not_own() {
     };
     let spec = nginx::service("web", dir.path(), 1);
     let d = TestDaemon::start(&config).await;
-    assert_eq!(get(d.addr, "/").await.0, 503, "teal's listener, nothing deployed");
+    assert_eq!(
+        get(d.addr, "/").await.0,
+        503,
+        "teal's listener, nothing deployed"
+    );
 
     d.deploy(&spec, "1.0.0").await.assert_live();
     d.deploy(&spec, "1.1.0").await.assert_live();
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.1.0"));
-    assert_eq!(serving(spec.preview.unwrap()).await.as_deref(), Some("1.0.0"));
+    assert_eq!(
+        serving(spec.preview.unwrap()).await.as_deref(),
+        Some("1.0.0")
+    );
     d.rollback("web").await.assert_live();
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
 
     let teal_conf = std::fs::read_to_string(system.conf_d.join("teal.conf")).unwrap();
     assert!(teal_conf.contains("upstream teal_web_blue"), "{teal_conf}");
-    assert_eq!(get(system.own, "/").await, (200, "system\n".into()), "its own server");
-    assert_eq!(system.pid(), master, "teal reloads the system nginx, never restarts it");
+    assert_eq!(
+        get(system.own, "/").await,
+        (200, "system\n".into()),
+        "its own server"
+    );
+    assert_eq!(
+        system.pid(),
+        master,
+        "teal reloads the system nginx, never restarts it"
+    );
 
     d.stop().await;
     // teal's routes left the system nginx (confirmed reload); the nginx itself runs on.
-    assert!(tokio::net::TcpStream::connect(config.proxy.listen).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(config.proxy.listen)
+            .await
+            .is_err()
+    );
     assert_eq!(get(system.own, "/").await, (200, "system\n".into()));
     assert_eq!(system.pid(), master);
     let stopped = std::fs::read_to_string(system.conf_d.join("teal.conf")).unwrap();

@@ -74,15 +74,24 @@ async fn switches(d: &TestDaemon, spec: &ServiceSpec, first: usize) -> BTreeSet<
         }
         assert_eq!(serving(d.addr).await.as_deref(), Some(live.as_str()));
         let status = d.status().await;
-        assert_eq!(status.services[0].active_version.as_deref(), Some(live.as_str()));
+        assert_eq!(
+            status.services[0].active_version.as_deref(),
+            Some(live.as_str())
+        );
     }
     expected
 }
 
 fn assert_versions(report: &LoadReport, expected: &BTreeSet<String>) {
     let seen: BTreeSet<String> = report.versions.keys().cloned().collect();
-    assert!(seen.is_subset(expected), "only deployed versions answered: {seen:?}");
-    assert!(seen.len() >= DEPLOYS / 2, "traffic followed the switches: {seen:?}");
+    assert!(
+        seen.is_subset(expected),
+        "only deployed versions answered: {seen:?}"
+    );
+    assert!(
+        seen.len() >= DEPLOYS / 2,
+        "traffic followed the switches: {seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +103,10 @@ async fn zero_failed_requests_through_nginx() {
     let mut spec = nginx::service("web", dir.path(), 2);
     spec.drain.timeout = Duration::from_secs(10);
     let config = nginx::config(dir.path(), vec![]);
-    assert!(config.proxy.nginx.keepalive_timeout.is_zero(), "the default");
+    assert!(
+        config.proxy.nginx.keepalive_timeout.is_zero(),
+        "the default"
+    );
     let d = TestDaemon::start(&config).await;
     d.deploy(&spec, "v0").await.assert_live();
     let (keepalive, fresh) = loads(d.addr);
@@ -109,7 +121,10 @@ async fn zero_failed_requests_through_nginx() {
         .await
         .expect("websocket through nginx");
     ws.send(Message::text("hello")).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap().to_text().unwrap(), "v0: hello");
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().to_text().unwrap(),
+        "v0: hello"
+    );
 
     // Deploy v1 in the background: its drain waits for the old worker that holds
     // the websocket, so the websocket can be used after the switch, before the deadline.
@@ -188,7 +203,10 @@ async fn client_keepalive_loses_only_requests_racing_a_reload() {
     );
     let race = ["closed", "incomplete", "reset"];
     assert!(
-        keepalive.errors.keys().all(|kind| race.contains(&kind.as_str())),
+        keepalive
+            .errors
+            .keys()
+            .all(|kind| race.contains(&kind.as_str())),
         "keep-alive failures are only the idle-connection race: {:?}",
         keepalive.errors
     );

@@ -23,7 +23,9 @@ fn parse_router(text: &str) -> Result<RouterKind, String> {
     match text {
         "builtin" => Ok(RouterKind::Builtin),
         "nginx" => Ok(RouterKind::Nginx),
-        other => Err(format!("unknown router {other:?}: expected builtin or nginx")),
+        other => Err(format!(
+            "unknown router {other:?}: expected builtin or nginx"
+        )),
     }
 }
 

@@ -132,7 +132,9 @@ pub(super) fn check_ports(
     if listen.port() == 0 {
         return Err(at_or_nowhere(
             listen_span,
-            format!("proxy.listen {listen} uses port 0, which router = \"nginx\" does not support: {advice}"),
+            format!(
+                "proxy.listen {listen} uses port 0, which router = \"nginx\" does not support: {advice}"
+            ),
         ));
     }
     for site in sites {

@@ -44,7 +44,10 @@ fn managed_settings() {
     assert_eq!(nginx.binary, PathBuf::from("/srv/app/bin/nginx"));
     assert_eq!(nginx.workers, Some(4));
     assert_eq!(nginx.keepalive_timeout, Duration::from_secs(75));
-    assert_eq!(nginx.include, Some(PathBuf::from("/srv/app/nginx/extra.conf")));
+    assert_eq!(
+        nginx.include,
+        Some(PathBuf::from("/srv/app/nginx/extra.conf"))
+    );
     // A bare name is looked up in PATH when the daemon starts.
     let config = ok(&format!("{NGINX}[proxy.nginx]\nbinary = \"openresty\"\n"));
     assert_eq!(config.proxy.nginx.binary, PathBuf::from("openresty"));
@@ -59,7 +62,10 @@ fn system_mode_settings() {
     let nginx = &config.proxy.nginx;
     assert!(nginx.is_system());
     assert_eq!(nginx.conf_dir, Some(PathBuf::from("/etc/nginx/conf.d")));
-    assert_eq!(nginx.main_conf, Some(PathBuf::from("/etc/nginx/nginx.conf")));
+    assert_eq!(
+        nginx.main_conf,
+        Some(PathBuf::from("/etc/nginx/nginx.conf"))
+    );
     assert_eq!(
         nginx.reload.as_deref(),
         Some(&["systemctl".to_string(), "reload".into(), "nginx".into()][..])
@@ -82,7 +88,10 @@ fn modes_do_not_mix() {
         &format!("{NGINX}[proxy.nginx]\nreload = [\"systemctl\", \"reload\", \"nginx\"]\n"),
         4,
         10,
-        &["proxy.nginx.reload is for system mode", "set proxy.nginx.conf_dir"],
+        &[
+            "proxy.nginx.reload is for system mode",
+            "set proxy.nginx.conf_dir",
+        ],
     );
     assert_err(
         &format!("{NGINX}[proxy.nginx]\npid_file = \"/run/nginx.pid\"\n"),
@@ -122,7 +131,10 @@ fn bad_values() {
         &format!("{NGINX}[proxy.nginx]\ninclude = \"extra\\\"; evil.conf\"\n"),
         4,
         11,
-        &["proxy.nginx.include", "cannot be written into an nginx config"],
+        &[
+            "proxy.nginx.include",
+            "cannot be written into an nginx config",
+        ],
     );
     assert_err(
         &format!("{NGINX}[proxy.nginx]\nbinary = \"\"\n"),

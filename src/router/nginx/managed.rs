@@ -108,7 +108,9 @@ impl Managed {
             .create(true)
             .append(true)
             .open(&stderr_path)
-            .map_err(|e| RouterError::Other(format!("cannot open {}: {e}", stderr_path.display())))?;
+            .map_err(|e| {
+                RouterError::Other(format!("cannot open {}: {e}", stderr_path.display()))
+            })?;
         let stderr_offset = file_len(&stderr_path);
         let mut command = self.binary.command(&self.dir, Some(&log));
         command
@@ -175,8 +177,14 @@ impl Managed {
         let deadline = Instant::now() + grace;
         for (signal, until) in [
             (Signal::SIGQUIT, deadline),
-            (Signal::SIGTERM, Instant::now().max(deadline) + Duration::from_secs(2)),
-            (Signal::SIGKILL, Instant::now().max(deadline) + Duration::from_secs(5)),
+            (
+                Signal::SIGTERM,
+                Instant::now().max(deadline) + Duration::from_secs(2),
+            ),
+            (
+                Signal::SIGKILL,
+                Instant::now().max(deadline) + Duration::from_secs(5),
+            ),
         ] {
             let _ = kill(NixPid::from_raw(pid), signal);
             while procs::alive(pid) && Instant::now() < until {
@@ -208,7 +216,10 @@ impl Managed {
             && title.contains("nginx: master process")
             && title.contains(&*self.conf().to_string_lossy());
         if ours {
-            tracing::info!(pid, "adopting the managed nginx left running by a previous teal");
+            tracing::info!(
+                pid,
+                "adopting the managed nginx left running by a previous teal"
+            );
             self.master = Some(Master { pid, child: None });
         }
     }

@@ -90,9 +90,8 @@ impl NginxRouter {
             .into_iter()
             .flatten()
         {
-            check_path(path).map_err(|reason| {
-                RouterError::Invalid(format!("{}: {reason}", path.display()))
-            })?;
+            check_path(path)
+                .map_err(|reason| RouterError::Invalid(format!("{}: {reason}", path.display())))?;
         }
         let binary = Binary::locate(&spec.binary).await?;
         let target = match spec.conf_dir {
@@ -119,7 +118,9 @@ impl NginxRouter {
         });
         {
             let mut state = router.state.lock().await;
-            router.install(&mut state, RouteSet::default(), true).await?;
+            router
+                .install(&mut state, RouteSet::default(), true)
+                .await?;
         }
         if spec.conf_dir.is_none() {
             tokio::spawn(supervise(Arc::downgrade(&router)));
@@ -232,7 +233,13 @@ impl Router for NginxRouter {
 
     fn listen_addrs(&self) -> Vec<SocketAddr> {
         let mut addrs = vec![self.settings.listen];
-        addrs.extend(self.snapshot.load().services.values().filter_map(|s| s.preview));
+        addrs.extend(
+            self.snapshot
+                .load()
+                .services
+                .values()
+                .filter_map(|s| s.preview),
+        );
         addrs
     }
 
@@ -263,14 +270,17 @@ impl Router for NginxRouter {
 }
 
 /// `teal.conf` while teal is stopped (system mode): no servers, no upstreams.
-const STOPPED: &str = "# teal serve is stopped: it routes nothing. teal rewrites this file when it starts.\n";
+const STOPPED: &str =
+    "# teal serve is stopped: it routes nothing. teal rewrites this file when it starts.\n";
 
 /// Restarts the managed master if it dies while teal runs (every second), until
 /// the daemon stops or the router is dropped.
 async fn supervise(router: std::sync::Weak<NginxRouter>) {
     loop {
         tokio::time::sleep(SUPERVISE_EVERY).await;
-        let Some(router) = router.upgrade() else { return };
+        let Some(router) = router.upgrade() else {
+            return;
+        };
         if router.shutdown.is_cancelled() {
             return;
         }
@@ -294,7 +304,10 @@ pub fn check_path(path: &Path) -> Result<(), String> {
     let Some(text) = path.to_str() else {
         return Err("the path is not valid UTF-8, which nginx configs need".into());
     };
-    if text.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+    if text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
         return Err(format!(
             "{text:?} contains a quote, a backslash or a control character, which cannot be written into an nginx config"
         ));
@@ -316,8 +329,13 @@ pub fn find_binary(name: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(
-            ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/local/nginx/sbin"]
-                .map(PathBuf::from),
+            [
+                "/usr/sbin",
+                "/usr/local/sbin",
+                "/sbin",
+                "/usr/local/nginx/sbin",
+            ]
+            .map(PathBuf::from),
         )
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())

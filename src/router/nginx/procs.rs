@@ -71,7 +71,10 @@ fn listed_children(pid: Pid) -> Option<BTreeSet<Pid>> {
     let mut found = BTreeSet::new();
     for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let text = fs::read_to_string(task.ok()?.path().join("children")).ok()?;
-        found.extend(text.split_whitespace().filter_map(|p| p.parse::<Pid>().ok()));
+        found.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<Pid>().ok()),
+        );
     }
     Some(found)
 }

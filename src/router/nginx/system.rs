@@ -83,7 +83,8 @@ impl System {
             quote(&log),
             quote(&self.staging()),
         );
-        fs::write(&wrapper, text).map_err(|e| format!("cannot write {}: {e}", wrapper.display()))?;
+        fs::write(&wrapper, text)
+            .map_err(|e| format!("cannot write {}: {e}", wrapper.display()))?;
         let mut command = self.binary.command(&self.dir, Some(&log));
         command.arg("-t").arg("-c").arg(&wrapper);
         target::run(&mut command).await
@@ -101,7 +102,11 @@ impl System {
 
     /// The master named by the pid file, while it runs.
     pub fn master(&self) -> Option<Pid> {
-        let pid: Pid = fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()?;
+        let pid: Pid = fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         procs::alive(pid).then_some(pid)
     }
 

@@ -65,7 +65,11 @@ impl Binary {
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let version = text.split("nginx/").nth(1)?.split_whitespace().next()?;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// Runs a command to completion; on failure, what it printed (nginx's own words).
