@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::deploy::Deployer;
+use crate::router::TrafficStats;
 use crate::slot::Slot;
 
 /// Reads the router's per-slot counters on every scrape.
@@ -36,6 +37,9 @@ impl std::fmt::Debug for Traffic {
 }
 
 type Labels = Vec<(&'static str, String)>;
+
+/// A counter family: name, help, and how to read it from a slot's stats.
+type CounterFamily = (&'static str, &'static str, fn(&TrafficStats) -> u64);
 
 impl Collector for Traffic {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -54,7 +58,7 @@ impl Collector for Traffic {
                 ));
             }
         }
-        let counters: [(&str, &str, fn(&crate::router::TrafficStats) -> u64); 3] = [
+        let counters: [CounterFamily; 3] = [
             (
                 "teal_requests",
                 "Requests routed to the slot's current pool",
