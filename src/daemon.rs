@@ -42,6 +42,12 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("admin listener {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running daemon. Dropping it without `shutdown` leaves instances running
@@ -56,6 +62,8 @@ pub struct Daemon {
     /// Control connections and the action tasks they started; waited on at shutdown.
     tracker: TaskTracker,
     control: PathBuf,
+    /// The bound admin (`/metrics`) address, if configured.
+    admin: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -99,6 +107,21 @@ impl Daemon {
             }
         };
         let tracker = TaskTracker::new();
+        let admin = match config.proxy.admin {
+            Some(addr) => {
+                match crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
+                    .await
+                {
+                    Ok(bound) => Some(bound),
+                    Err(source) => {
+                        shutdown.cancel();
+                        router.close(CLOSE_GRACE).await;
+                        return Err(DaemonError::Admin { addr, source });
+                    }
+                }
+            }
+            None => None,
+        };
         tracker.spawn(api::server::serve(
             listener,
             deployer.clone(),
@@ -116,7 +139,13 @@ impl Daemon {
             shutdown,
             tracker,
             control,
+            admin,
         })
+    }
+
+    /// Where `/metrics` is served, when `proxy.admin` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
     }
 
     /// Production listener address(es), as bound.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::wire::{ActionRequest, ApiError, DeployRequest, ErrorKind, Event};
-use crate::deploy::{DeployError, Deployer, Progress};
+use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
 use crate::slot::Slot;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -142,21 +142,47 @@ async fn route(
     result.unwrap_or_else(|e| json(e.kind.status(), &e))
 }
 
+/// What a streamed action runs once it holds the service's lock.
+type ActionFn = Box<
+    dyn FnOnce(
+            Arc<Deployer>,
+            Arc<Service>,
+            ActionGuard,
+            Progress,
+        ) -> futures_util::future::BoxFuture<'static, ()>
+        + Send,
+>;
+
+/// Takes the service's action lock (failing at once with "busy"), runs `action` as a
+/// tracked task and streams its events. The task outlives a client that goes away.
+fn start_action(
+    deployer: &Arc<Deployer>,
+    tasks: &TaskTracker,
+    name: &str,
+    create: bool,
+    action: ActionFn,
+) -> Result<Response<Body>, ApiError> {
+    let (service, guard) = deployer.begin(name, create).map_err(api_error)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let progress = Progress::new(name, Some(tx));
+    tasks.spawn(action(deployer.clone(), service, guard, progress));
+    Ok(ndjson(rx))
+}
+
 fn start_deploy(
     deployer: &Arc<Deployer>,
     tasks: &TaskTracker,
     req: DeployRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let (service, guard) = deployer.begin(&req.spec.name, true).map_err(api_error)?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let progress = Progress::new(&req.spec.name, Some(tx));
-    let deployer = deployer.clone();
-    tasks.spawn(async move {
-        let _ = deployer
-            .deploy(service, guard, req.spec, req.version, req.promote, progress)
-            .await;
+    let name = req.spec.name.clone();
+    let action: ActionFn = Box::new(move |deployer, service, guard, progress| {
+        Box::pin(async move {
+            let _ = deployer
+                .deploy(service, guard, req.spec, req.version, req.promote, progress)
+                .await;
+        })
     });
-    Ok(ndjson(rx))
+    start_action(deployer, tasks, &name, true, action)
 }
 
 fn start_promote(
@@ -164,14 +190,12 @@ fn start_promote(
     tasks: &TaskTracker,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let (service, guard) = deployer.begin(name, false).map_err(api_error)?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let progress = Progress::new(name, Some(tx));
-    let deployer = deployer.clone();
-    tasks.spawn(async move {
-        let _ = deployer.promote(service, guard, progress).await;
+    let action: ActionFn = Box::new(|deployer, service, guard, progress| {
+        Box::pin(async move {
+            let _ = deployer.promote(service, guard, progress).await;
+        })
     });
-    Ok(ndjson(rx))
+    start_action(deployer, tasks, name, false, action)
 }
 
 fn start_rollback(
@@ -180,14 +204,12 @@ fn start_rollback(
     name: &str,
     req: ActionRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let (service, guard) = deployer.begin(name, false).map_err(api_error)?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let progress = Progress::new(name, Some(tx));
-    let deployer = deployer.clone();
-    tasks.spawn(async move {
-        let _ = deployer.rollback(service, guard, req.spec, progress).await;
+    let action: ActionFn = Box::new(move |deployer, service, guard, progress| {
+        Box::pin(async move {
+            let _ = deployer.rollback(service, guard, req.spec, progress).await;
+        })
     });
-    Ok(ndjson(rx))
+    start_action(deployer, tasks, name, false, action)
 }
 
 /// Streams instance output; a followed stream ends when the daemon stops, so it

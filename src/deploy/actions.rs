@@ -51,13 +51,9 @@ impl Deployer {
                 slot,
                 started: SystemTime::now(),
             };
-            let outcome = self
-                .switch_to(&service, &record.spec, &attempt, &progress)
-                .await;
-            if let Err(e) = &outcome {
-                self.record_failure(&record.spec, &attempt, &e.to_string());
-            }
-            outcome.map(|o| (o, running.version))
+            self.switch_recorded(&service, &record.spec, &attempt, &progress)
+                .await
+                .map(|o| (o, running.version))
         }
         .await;
         let version = result.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
@@ -117,13 +113,9 @@ impl Deployer {
                         slot: standby,
                         started: SystemTime::now(),
                     };
-                    let outcome = self
-                        .switch_to(&service, &record.spec, &attempt, &progress)
+                    return self
+                        .switch_recorded(&service, &record.spec, &attempt, &progress)
                         .await;
-                    if let Err(e) = &outcome {
-                        self.record_failure(&record.spec, &attempt, &e.to_string());
-                    }
-                    return outcome;
                 }
             }
             let previous = record
@@ -141,5 +133,20 @@ impl Deployer {
         .await;
         report(&progress, &result, &version);
         result
+    }
+
+    /// Switches to a slot that already runs; a failure goes into the history.
+    async fn switch_recorded(
+        &self,
+        service: &Service,
+        spec: &ServiceSpec,
+        attempt: &Attempt,
+        progress: &Progress,
+    ) -> Result<Outcome, DeployError> {
+        let outcome = self.switch_to(service, spec, attempt, progress).await;
+        if let Err(e) = &outcome {
+            self.record_failure(spec, attempt, &e.to_string());
+        }
+        outcome
     }
 }
