@@ -82,13 +82,16 @@ pub trait Router: Send + Sync {
 
     /// Waits until nothing is in flight to `slot` of `service` any more, or `timeout`.
     /// Requests that started before the last `set_routes` moved away from it count.
+    /// (nginx: waits for the worker processes earlier reloads retired; `remaining`
+    /// then counts those processes, not requests.)
     async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport;
 
-    /// Traffic counters of one slot, since that slot's pool was created.
+    /// Traffic counters of one slot, since that slot's pool was created. (nginx
+    /// serves the requests itself: all zero.)
     fn stats(&self, service: &str, slot: Slot) -> TrafficStats;
 
     /// The addresses the router actually listens on (production first), useful
-    /// when configured with port 0.
+    /// when configured with port 0 (nginx: the configured addresses; no port 0).
     fn listen_addrs(&self) -> Vec<SocketAddr>;
 
     /// The address a service's preview listener is bound to, if any.

@@ -6,7 +6,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::time::Duration;
 
 use teal::spec::{Config, NginxSpec, RouterKind, ServiceSpec};
 
@@ -45,6 +44,3 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
     };
     config
 }
-
-/// How long tests let old workers drain.
-pub const DRAIN: Duration = Duration::from_secs(5);
