@@ -15,6 +15,7 @@ pub mod deploy;
 pub mod health;
 pub mod load;
 pub mod proxy;
+pub mod remote;
 pub mod router;
 pub mod runtime;
 pub mod slot;

@@ -66,6 +66,11 @@ impl Client {
         self
     }
 
+    /// The lease this client sends, if it holds a deploy lock.
+    pub fn lease(&self) -> Option<&str> {
+        self.lease.as_deref()
+    }
+
     pub fn socket(&self) -> &Path {
         &self.socket
     }
