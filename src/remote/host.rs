@@ -57,6 +57,10 @@ impl Host {
             .as_deref()
             .unwrap_or(&remote.ssh.teal_path);
         let facts = probe::run(&ssh, teal_path, settings.state_dir.as_deref()).await?;
+        reporter.note(
+            &name,
+            &format!("connected ({}, state in {})", facts.arch, facts.state_dir),
+        );
         if needs.docker && !facts.docker {
             return Err(RemoteError::host(
                 &name,

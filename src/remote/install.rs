@@ -54,36 +54,37 @@ pub async fn ensure(
         .feed(&upload_script(&facts.teal, &local.sha256), file, |n| progress.sent(n))
         .await;
     let out = match out {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            progress.finish("failed");
-            return Err(RemoteError::host(
-                host,
-                format!("uploading teal to {} failed: {}", facts.teal, last_line(&out)),
-            ));
-        }
+        Ok(out) => out,
         Err(e) => {
             progress.finish("failed");
             return Err(e);
         }
     };
-    drop(out);
-    progress.finish(&format!(
-        "sent {} in {:.1}s",
-        bytes(local.size),
-        started.elapsed().as_secs_f64()
-    ));
-    verify(ssh, facts, local).await
-}
-
-/// Runs `teal --version` there.
-async fn verify(ssh: &Ssh, facts: &Facts, local: &LocalBinary) -> Result<(), RemoteError> {
-    let out = ssh
-        .output(&format!("{} --version", quote(&facts.teal)))
-        .await?;
     if out.status.success() {
+        progress.finish(&format!(
+            "sent {} in {:.1}s",
+            bytes(local.size),
+            started.elapsed().as_secs_f64()
+        ));
         return Ok(());
     }
+    progress.finish("failed");
+    if out.status.code() == Some(CANNOT_RUN) {
+        return Err(cannot_run(ssh, facts, local, &out));
+    }
+    Err(RemoteError::host(
+        host,
+        format!("uploading teal to {} failed: {}", facts.teal, last_line(&out)),
+    ))
+}
+
+/// The new teal did not run there: say why, and what to do.
+fn cannot_run(
+    ssh: &Ssh,
+    facts: &Facts,
+    local: &LocalBinary,
+    out: &std::process::Output,
+) -> RemoteError {
     let hint = if local.dynamic {
         format!(
             "; {} is dynamically linked against this machine's libc: build a static teal (RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target {}-unknown-linux-gnu) and set [ssh] binary to it",
@@ -93,18 +94,23 @@ async fn verify(ssh: &Ssh, facts: &Facts, local: &LocalBinary) -> Result<(), Rem
     } else {
         String::new()
     };
-    Err(RemoteError::host(
+    RemoteError::host(
         ssh.name(),
         format!(
-            "teal was installed at {} but cannot run there ({}){hint}",
+            "{} cannot run there ({}), so it was not installed at {}{hint}",
+            local.path.display(),
+            last_line(out),
             facts.teal,
-            last_line(&out)
         ),
-    ))
+    )
 }
 
+/// The upload script's exit status when the new binary does not run there.
+const CANNOT_RUN: i32 = 86;
+
 /// Receives the binary on stdin into a temp file next to its place, checks it
-/// arrived whole, and renames it into place (a running daemon keeps its copy).
+/// arrived whole and runs there, and only then renames it into place (a
+/// running daemon keeps its copy; a teal that cannot run never replaces one).
 fn upload_script(teal: &str, sha256: &str) -> String {
     format!(
         r#"set -e
@@ -118,6 +124,8 @@ if command -v sha256sum >/dev/null 2>&1; then
   [ "$got" = {sha} ] || {{ echo "the upload arrived damaged (sha256 $got)" >&2; exit 1; }}
 fi
 chmod 755 "$tmp"
+"$tmp" --version >/dev/null 2>"$tmp.err" || {{ tail -n 3 "$tmp.err" >&2; rm -f "$tmp.err"; exit {CANNOT_RUN}; }}
+rm -f "$tmp.err"
 mv -f "$tmp" "$teal"
 "#,
         teal = quote(teal),
