@@ -121,3 +121,120 @@ async fn deploy_to_one_host() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["hosts"][0]["status"]["services"][0].get("lock").is_none(), "{json}");
 }
+
+/// The NDJSON events of a `--json` run, as (host, event, outcome/step).
+fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_to_two_hosts_in_two_phases_and_roll_back_across_them() {
+    let Some(lab) = Lab::start(&["a", "b"]) else { return };
+    lab.preinstall_teal();
+    write_config(&lab, &["a", "b"], "");
+    assert_ok(&lab.run(&["deploy", "web", "--version", "1.0.0"]));
+    let both = |v: &str| vec![Some(v.to_string()), Some(v.to_string())];
+    assert_eq!(serving_everywhere(&lab).await, both("1.0.0"));
+
+    let out = lab.run(&["deploy", "web", "--version", "2.0.0", "--json", "--parallel", "2"]);
+    assert_ok(&out);
+    assert_eq!(serving_everywhere(&lab).await, both("2.0.0"));
+    // Two phases: every host staged before any host switched.
+    let events = events(&out);
+    let position = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(pred);
+    for host in ["a", "b"] {
+        let staged = position(&|e| e["host"] == host && e["event"] == "done" && e["outcome"] == "staged")
+            .unwrap_or_else(|| panic!("{host} staged: {}", text(&out)));
+        let first_switch = position(&|e| e["event"] == "step" && e["step"] == "switch").unwrap();
+        assert!(staged < first_switch, "{host} staged before the first switch: {}", text(&out));
+        assert!(events.iter().any(|e| e["host"] == host && e["event"] == "done" && e["outcome"] == "live"));
+    }
+    let result = events.last().unwrap();
+    assert_eq!(result["event"], "result");
+    assert_eq!(result["outcome"], "live");
+
+    // Rollback across both hosts: instant, to the warm previous slot.
+    let out = lab.run(&["rollback", "web"]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web is rolled back on a, b"), "{}", text(&out));
+    assert_eq!(serving_everywhere(&lab).await, both("1.0.0"));
+
+    // --no-promote stages everywhere; promote switches everywhere.
+    assert_ok(&lab.run(&["deploy", "web", "--version", "3.0.0", "--no-promote"]));
+    assert_eq!(serving_everywhere(&lab).await, both("1.0.0"));
+    assert_ok(&lab.run(&["promote", "web"]));
+    assert_eq!(serving_everywhere(&lab).await, both("3.0.0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_fails_to_stage_switches_nobody() {
+    let Some(lab) = Lab::start(&["a", "b"]) else { return };
+    lab.preinstall_teal();
+    write_config(&lab, &["a", "b"], "");
+    assert_ok(&lab.run(&["deploy", "web", "--version", "1.0.0"]));
+
+    std::fs::write(lab.host("b").state_dir.join("fail-stage"), "").unwrap();
+    let out = lab.run(&["deploy", "web", "--version", "2.0.0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).expect("an error line");
+    assert!(error.contains("deploy of web 2.0.0 failed: b: "), "{error}");
+    assert!(error.contains("fail-stage is here"), "the cause from b: {error}");
+    assert!(error.contains("nobody switched (staged slots removed on a)"), "{error}");
+    // Both keep serving the old version; a's staged slot is gone.
+    let both = vec![Some("1.0.0".to_string()), Some("1.0.0".to_string())];
+    assert_eq!(serving_everywhere(&lab).await, both);
+    let out = lab.run(&["status", "web", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &json["hosts"][0]["status"]["services"][0];
+    assert_eq!(a["active_version"], "1.0.0");
+    assert_eq!(a["slots"]["green"]["state"], "stopped", "{a}");
+    let out = lab.run(&["history", "web", "--host", "a", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = json["hosts"][0]["history"]["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "discard", "{last}");
+    assert!(last["reason"].as_str().unwrap().contains("b: "), "{last}");
+
+    // Once b is fixed, the deploy goes through on both.
+    std::fs::remove_file(lab.host("b").state_dir.join("fail-stage")).unwrap();
+    assert_ok(&lab.run(&["deploy", "web", "--version", "2.0.0"]));
+    let both = vec![Some("2.0.0".to_string()), Some("2.0.0".to_string())];
+    assert_eq!(serving_everywhere(&lab).await, both);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_lock_keeps_a_second_deployer_out_until_forced() {
+    let Some(lab) = Lab::start(&["a", "b"]) else { return };
+    lab.preinstall_teal();
+    write_config(&lab, &["a", "b"], "");
+    assert_ok(&lab.run(&["deploy", "web", "--version", "1.0.0"]));
+
+    // Someone else's deploy holds b (its daemon is on this machine).
+    let b = teal::api::client::Client::new(&lab.host("b").control());
+    let req = teal::api::wire::LockRequest {
+        owner: "alice@laptop".into(),
+        reason: "teal deploy web 9.9.9".into(),
+        force: false,
+    };
+    b.lock("web", &req).await.unwrap();
+    let out = lab.run(&["deploy", "web", "--version", "2.0.0"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: b: service \"web\" is locked by alice@laptop since"), "{stderr}");
+    assert!(stderr.contains("--force-unlock"), "{stderr}");
+    // Nothing moved, and a's lock was given back.
+    let both = vec![Some("1.0.0".to_string()), Some("1.0.0".to_string())];
+    assert_eq!(serving_everywhere(&lab).await, both);
+    let a = teal::api::client::Client::new(&lab.host("a").control());
+    assert!(a.status(Some("web")).await.unwrap().services[0].lock.is_none());
+
+    let out = lab.run(&["deploy", "web", "--version", "2.0.0", "--force-unlock"]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b: broke the deploy lock of alice@laptop"), "{}", text(&out));
+    let both = vec![Some("2.0.0".to_string()), Some("2.0.0".to_string())];
+    assert_eq!(serving_everywhere(&lab).await, both);
+    assert!(b.status(Some("web")).await.unwrap().services[0].lock.is_none());
+}

@@ -120,18 +120,19 @@ impl Lab {
         self.hosts.iter().find(|h| h.name == name).expect("a lab host")
     }
 
-    /// Writes the ssh config: an alias per host (plus `extra` aliases, e.g. one
-    /// to a closed port), every one with the lab's key and known_hosts.
-    pub fn write_ssh_config(&self, extra: &[(&str, u16)]) {
-        let user = current_user();
+    /// Writes the ssh config: an alias per host (plus `extra` aliases as (name,
+    /// port, user), e.g. one to a closed port), all with the lab's key and
+    /// known_hosts.
+    pub fn write_ssh_config(&self, extra: &[(&str, u16, &str)]) {
+        let me = current_user();
         let root = self.root().display();
         let mut text = String::new();
         let aliases = self
             .hosts
             .iter()
-            .map(|h| (h.name.as_str(), h.port))
+            .map(|h| (h.name.as_str(), h.port, me.as_str()))
             .chain(extra.iter().copied());
-        for (name, port) in aliases {
+        for (name, port, user) in aliases {
             text.push_str(&format!(
                 "Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n\n"
             ));
@@ -140,6 +141,19 @@ impl Lab {
             "Host *\n  IdentityFile {root}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {root}/known_hosts\n  GlobalKnownHostsFile /dev/null\n  LogLevel ERROR\n"
         ));
         std::fs::write(&self.ssh_config, text).unwrap();
+    }
+
+    /// Drops `name`'s key from known_hosts: teal must refuse to connect.
+    pub fn forget_host_key(&self, name: &str) {
+        let port = self.host(name).port;
+        let path = self.root().join("known_hosts");
+        let kept: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with(&format!("[127.0.0.1]:{port} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(path, kept).unwrap();
     }
 
     /// Puts teal on every host without an upload: a symlink to the teal under
