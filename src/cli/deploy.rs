@@ -55,7 +55,14 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let promote = !args.no_promote;
         return block_on(async {
             let started = Instant::now();
-            let open = hosts::open(&dests, &remote, &options, Mode::Install(binary), Some(&spec), args.hosts.parallel);
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Install(binary),
+                Some(&spec),
+                args.hosts.parallel,
+            );
             let lock = Some((args.service.as_str(), reason.as_str(), args.force_unlock));
             let fleet = hosts::open_fleet(open, view.clone(), lock).await?;
             let result = hosts::interruptible(fleet.deploy(&spec, &version, promote)).await;
@@ -64,7 +71,10 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             let what = if promote {
                 format!("{} {version} is live", args.service)
             } else {
-                format!("{} {version} is staged (`teal promote {}` switches)", args.service, args.service)
+                format!(
+                    "{} {version} is staged (`teal promote {}` switches)",
+                    args.service, args.service
+                )
             };
             Ok::<_, anyhow::Error>(hosts::report(&view, &what, &outcomes, started))
         })?;

@@ -33,7 +33,14 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let options = hosts::ssh_options(&remote);
         let view = Arc::new(HostView::new(false));
         return block_on(async {
-            let open = hosts::open(&dests, &remote, &options, Mode::Attach, None, args.hosts.parallel);
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Attach,
+                None,
+                args.hosts.parallel,
+            );
             let fleet = hosts::open_fleet(open, view, None).await?;
             let answers = fleet.history(&args.service).await;
             fleet.close().await;

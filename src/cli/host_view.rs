@@ -67,7 +67,11 @@ impl Reporter for HostView {
                 step,
                 message,
                 elapsed_ms,
-            } => format!("{host}: [{:>7}] {:<8} {message}", secs(*elapsed_ms), step.label()),
+            } => format!(
+                "{host}: [{:>7}] {:<8} {message}",
+                secs(*elapsed_ms),
+                step.label()
+            ),
             Event::Info {
                 message,
                 elapsed_ms,
@@ -78,7 +82,11 @@ impl Reporter for HostView {
                 elapsed_ms,
                 ..
             } => {
-                let mark = if *outcome == Outcome::Failed { "✗" } else { "✓" };
+                let mark = if *outcome == Outcome::Failed {
+                    "✗"
+                } else {
+                    "✓"
+                };
                 format!("{host}: [{:>7}] {mark} {message}", secs(*elapsed_ms))
             }
         };
@@ -95,7 +103,9 @@ impl Reporter for HostView {
                 None => ProgressBar::new_spinner(),
             };
             let template = match total {
-                Some(_) => "{prefix}: {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                Some(_) => {
+                    "{prefix}: {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+                }
                 None => "{prefix}: {msg} {spinner} {bytes} {bytes_per_sec}",
             };
             bar.set_style(
@@ -147,4 +157,3 @@ impl Transfer for TransferView {
 fn secs(ms: u64) -> String {
     format!("{:.2}s", ms as f64 / 1000.0)
 }
-

@@ -44,7 +44,10 @@ impl HostArgs {
 
 /// teal.toml with its remote settings. Without a file, `--host` still works
 /// (with default settings) for verbs that do not need a service spec.
-pub fn load(path: &std::path::Path, hosts_given: bool) -> anyhow::Result<(Option<Config>, RemoteSpec)> {
+pub fn load(
+    path: &std::path::Path,
+    hosts_given: bool,
+) -> anyhow::Result<(Option<Config>, RemoteSpec)> {
     if hosts_given && !path.exists() {
         return Ok((None, RemoteSpec::default()));
     }

@@ -41,7 +41,14 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let options = hosts::ssh_options(&remote);
         let view = Arc::new(HostView::new(false));
         return block_on(async {
-            let open = hosts::open(&dests, &remote, &options, Mode::Attach, None, args.hosts.parallel);
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Attach,
+                None,
+                args.hosts.parallel,
+            );
             let fleet = hosts::open_fleet(open, view, None).await?;
             let all = fleet.hosts().iter().map(|host| async {
                 let body = host
@@ -49,14 +56,12 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                     .logs(&args.service, args.slot, args.follow)
                     .await
                     .map_err(|e| RemoteError::daemon(&host.name, e))?;
-                copy(body, &format!("{}: ", host.name)).await.map_err(|e| {
-                    RemoteError::host(&host.name, format!("reading its output: {e}"))
-                })
+                copy(body, &format!("{}: ", host.name))
+                    .await
+                    .map_err(|e| RemoteError::host(&host.name, format!("reading its output: {e}")))
             });
-            let results = hosts::interruptible(async {
-                Ok(futures_util::future::join_all(all).await)
-            })
-            .await;
+            let results =
+                hosts::interruptible(async { Ok(futures_util::future::join_all(all).await) }).await;
             fleet.close().await;
             for result in results? {
                 result?;

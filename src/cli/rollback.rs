@@ -43,7 +43,14 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let reason = format!("teal rollback {}", args.service);
         return block_on(async {
             let started = Instant::now();
-            let open = hosts::open(&dests, &remote, &options, Mode::Attach, None, args.hosts.parallel);
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Attach,
+                None,
+                args.hosts.parallel,
+            );
             let lock = Some((args.service.as_str(), reason.as_str(), args.force_unlock));
             let fleet = hosts::open_fleet(open, view.clone(), lock).await?;
             let result = hosts::interruptible(fleet.rollback(&args.service, spec.as_ref())).await;

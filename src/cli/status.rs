@@ -54,7 +54,14 @@ fn remote_status(
     let options = hosts::ssh_options(remote);
     let view = Arc::new(HostView::new(false));
     block_on(async {
-        let open = hosts::open(dests, remote, &options, Mode::Attach, None, args.hosts.parallel);
+        let open = hosts::open(
+            dests,
+            remote,
+            &options,
+            Mode::Attach,
+            None,
+            args.hosts.parallel,
+        );
         let fleet = hosts::open_fleet(open, view, None).await?;
         let answers = fleet.status(args.service.as_deref()).await;
         fleet.close().await;

@@ -114,7 +114,10 @@ mod tests {
         let bin = LocalBinary::inspect(&path).unwrap();
         assert_eq!((bin.arch, bin.dynamic), (None, false));
         // sha256("#!/bin/sh\n"), as sha256sum says
-        assert_eq!(bin.sha256, "a8076d3d28d21e02012b20eaf7dbf75409a6277134439025f282e368e3305abf");
+        assert_eq!(
+            bin.sha256,
+            "a8076d3d28d21e02012b20eaf7dbf75409a6277134439025f282e368e3305abf"
+        );
     }
 
     #[test]

@@ -79,10 +79,17 @@ pub async fn start(
         };
         let user = !facts.root;
         let out = ssh
-            .feed(&systemd_script(&unit, user), unit_file(facts, user).as_bytes(), |_| {})
+            .feed(
+                &systemd_script(&unit, user),
+                unit_file(facts, user).as_bytes(),
+                |_| {},
+            )
             .await?;
         if out.status.success() {
-            reporter.note(host, &format!("started teal serve as systemd unit {unit}.service"));
+            reporter.note(
+                host,
+                &format!("started teal serve as systemd unit {unit}.service"),
+            );
             supervisor = Supervisor::Systemd { unit, user };
         } else {
             reporter.note(
@@ -95,7 +102,8 @@ pub async fn start(
         }
     }
     if supervisor == Supervisor::Detached {
-        ssh.run("starting teal serve", &detached_script(facts)).await?;
+        ssh.run("starting teal serve", &detached_script(facts))
+            .await?;
         reporter.note(
             host,
             &format!(
@@ -222,7 +230,11 @@ systemctl start {unit}
 }
 
 fn unit_file(facts: &Facts, user: bool) -> String {
-    let target = if user { "default.target" } else { "multi-user.target" };
+    let target = if user {
+        "default.target"
+    } else {
+        "multi-user.target"
+    };
     format!(
         r#"# Installed by teal; changes are overwritten on the next deploy.
 [Unit]
@@ -285,13 +297,20 @@ mod tests {
         std::fs::set_permissions(&teal, std::fs::Permissions::from_mode(0o755)).unwrap();
         f.teal = teal.to_str().unwrap().into();
         let run = |script: String| {
-            std::process::Command::new("sh").arg("-c").arg(script).status().unwrap()
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .status()
+                .unwrap()
         };
         assert!(run(detached_script(&f)).success());
         let pid = std::fs::read_to_string(dir.path().join(PID_FILE)).unwrap();
         assert!(run(alive_script(&f, &Supervisor::Detached)).success());
         assert!(run(detached_script(&f)).success());
-        assert_eq!(std::fs::read_to_string(dir.path().join(PID_FILE)).unwrap(), pid);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(PID_FILE)).unwrap(),
+            pid
+        );
         let pid: i32 = pid.trim().parse().unwrap();
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),

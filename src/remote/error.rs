@@ -34,7 +34,9 @@ impl ConnectCause {
             || text.contains("host key is known for")
         {
             ConnectCause::UnknownHostKey
-        } else if text.contains("permission denied (") || text.contains("too many authentication failures") {
+        } else if text.contains("permission denied (")
+            || text.contains("too many authentication failures")
+        {
             ConnectCause::Auth
         } else if [
             "connection refused",
@@ -167,10 +169,22 @@ mod tests {
     #[test]
     fn ssh_failures_are_classified() {
         for (said, cause) in [
-            ("ssh: connect to host 127.0.0.1 port 1: Connection refused", ConnectCause::Unreachable),
-            ("ssh: Could not resolve hostname nope: Name or service not known", ConnectCause::Unreachable),
-            ("ssh: connect to host 10.0.0.1 port 22: Connection timed out", ConnectCause::Unreachable),
-            ("root@127.0.0.1: Permission denied (publickey).", ConnectCause::Auth),
+            (
+                "ssh: connect to host 127.0.0.1 port 1: Connection refused",
+                ConnectCause::Unreachable,
+            ),
+            (
+                "ssh: Could not resolve hostname nope: Name or service not known",
+                ConnectCause::Unreachable,
+            ),
+            (
+                "ssh: connect to host 10.0.0.1 port 22: Connection timed out",
+                ConnectCause::Unreachable,
+            ),
+            (
+                "root@127.0.0.1: Permission denied (publickey).",
+                ConnectCause::Auth,
+            ),
             (
                 "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.",
                 ConnectCause::UnknownHostKey,
@@ -179,7 +193,10 @@ mod tests {
                 "@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@\nHost key verification failed.",
                 ConnectCause::ChangedHostKey,
             ),
-            ("kex_exchange_identification: banner line contains invalid characters", ConnectCause::Other),
+            (
+                "kex_exchange_identification: banner line contains invalid characters",
+                ConnectCause::Other,
+            ),
         ] {
             assert_eq!(ConnectCause::of(said), cause, "{said}");
         }
@@ -192,7 +209,10 @@ mod tests {
             telling_line(said),
             "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking."
         );
-        assert_eq!(telling_line("ssh: connect to host a port 1: Connection refused\n"), "connect to host a port 1: Connection refused");
+        assert_eq!(
+            telling_line("ssh: connect to host a port 1: Connection refused\n"),
+            "connect to host a port 1: Connection refused"
+        );
         let e = RemoteError::Connect {
             host: "b".into(),
             cause: ConnectCause::Auth,

@@ -62,8 +62,15 @@ impl Fleet {
                 let reporter = reporter.clone();
                 let mode = open.mode.clone();
                 async move {
-                    Host::open(dest, open.remote, open.options, &mode, open.needs, &*reporter)
-                        .await
+                    Host::open(
+                        dest,
+                        open.remote,
+                        open.options,
+                        &mode,
+                        open.needs,
+                        &*reporter,
+                    )
+                    .await
                 }
             })
             .buffered(parallel)
@@ -110,7 +117,12 @@ impl Fleet {
 
     /// Takes the deploy lock of `service` on every host (breaking others' with
     /// `force`). If a host refuses, the locks taken are released again.
-    pub async fn lock(&mut self, service: &str, reason: &str, force: bool) -> Result<(), RemoteError> {
+    pub async fn lock(
+        &mut self,
+        service: &str,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), RemoteError> {
         let req = LockRequest {
             owner: owner(),
             reason: reason.to_string(),
@@ -190,11 +202,14 @@ impl Fleet {
         }
 
         let staged = self.each(|h| deploy(h, false)).await;
-        let failed: Vec<&HostOutcome> =
-            staged.iter().filter(|o| o.outcome != Outcome::Staged).collect();
+        let failed: Vec<&HostOutcome> = staged
+            .iter()
+            .filter(|o| o.outcome != Outcome::Staged)
+            .collect();
         if !failed.is_empty() {
             let cause = describe(&failed);
-            let reason = format!("{cause} failed to stage");
+            let who: Vec<&str> = failed.iter().map(|o| o.host.as_str()).collect();
+            let reason = format!("{} failed to stage", who.join(", "));
             let discarded = self.discard(&spec.name, &staged, &reason).await;
             return Err(RemoteError::Failed(format!(
                 "deploy of {} {version} failed: {cause}; nobody switched{discarded}, and production is untouched on every host",
@@ -212,8 +227,10 @@ impl Fleet {
                 async move { client.promote(&name).await }
             })
             .await;
-        let failed: Vec<&HostOutcome> =
-            switched.iter().filter(|o| o.outcome != Outcome::Live).collect();
+        let failed: Vec<&HostOutcome> = switched
+            .iter()
+            .filter(|o| o.outcome != Outcome::Live)
+            .collect();
         if failed.is_empty() {
             return Ok(switched);
         }
@@ -316,7 +333,10 @@ impl Fleet {
     }
 
     /// Status of every host.
-    pub async fn status(&self, service: Option<&str>) -> Vec<(String, Result<Status, ClientError>)> {
+    pub async fn status(
+        &self,
+        service: Option<&str>,
+    ) -> Vec<(String, Result<Status, ClientError>)> {
         self.query(|host| {
             let client = host.client.clone();
             let service = service.map(str::to_string);
@@ -367,7 +387,10 @@ impl Fleet {
         F: Fn(&Host) -> Fut,
         Fut: Future<Output = Result<EventStream, ClientError>>,
     {
-        let hosts = self.hosts.iter().filter(|h| names.contains(&h.name.as_str()));
+        let hosts = self
+            .hosts
+            .iter()
+            .filter(|h| names.contains(&h.name.as_str()));
         futures_util::stream::iter(hosts)
             .map(|host| {
                 let started = start(host);
@@ -424,7 +447,10 @@ fn fail_unless(
     ok: &[Outcome],
     what: impl FnOnce(&str) -> String,
 ) -> Result<Vec<HostOutcome>, RemoteError> {
-    let failed: Vec<&HostOutcome> = outcomes.iter().filter(|o| !ok.contains(&o.outcome)).collect();
+    let failed: Vec<&HostOutcome> = outcomes
+        .iter()
+        .filter(|o| !ok.contains(&o.outcome))
+        .collect();
     if failed.is_empty() {
         return Ok(outcomes);
     }

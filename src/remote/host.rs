@@ -8,10 +8,10 @@ use std::sync::Arc;
 use super::binary::LocalBinary;
 use super::daemon::{self, CONFIG_FILE};
 use super::error::RemoteError;
+use super::install;
 use super::probe::{self, Facts};
 use super::report::Reporter;
 use super::ssh::{Ssh, SshOptions};
-use super::install;
 use crate::api::client::Client;
 use crate::spec::{Destination, RemoteSpec, ServiceSpec};
 
@@ -80,7 +80,10 @@ impl Host {
             Mode::Install(binary) => {
                 install::ensure(&ssh, &facts, binary, reporter).await?;
                 let changed = daemon::write_config(&ssh, &facts, &config_text).await?;
-                Some((facts.teal_sha256.as_deref() != Some(binary.sha256.as_str()), changed))
+                Some((
+                    facts.teal_sha256.as_deref() != Some(binary.sha256.as_str()),
+                    changed,
+                ))
             }
             Mode::Attach if facts.teal_sha256.is_none() => {
                 return Err(RemoteError::host(
@@ -98,7 +101,10 @@ impl Host {
         let client = Client::new(&local);
         match (client.ping().await, installed) {
             (Ok(answer), installed) => {
-                let theirs = answer.get("version").and_then(|v| v.as_str()).unwrap_or("?");
+                let theirs = answer
+                    .get("version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?");
                 let ours = env!("CARGO_PKG_VERSION");
                 let mut notes = Vec::new();
                 if theirs != ours {
@@ -166,4 +172,3 @@ impl Host {
         self.ssh.close().await;
     }
 }
-

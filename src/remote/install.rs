@@ -43,7 +43,11 @@ pub async fn ensure(
     };
     reporter.note(
         host,
-        &format!("installing teal at {} ({why}), {}", facts.teal, bytes(local.size)),
+        &format!(
+            "installing teal at {} ({why}), {}",
+            facts.teal,
+            bytes(local.size)
+        ),
     );
     let file = tokio::fs::File::open(&local.path)
         .await
@@ -51,7 +55,9 @@ pub async fn ensure(
     let started = Instant::now();
     let progress = reporter.transfer(host, "teal", Some(local.size));
     let out = ssh
-        .feed(&upload_script(&facts.teal, &local.sha256), file, |n| progress.sent(n))
+        .feed(&upload_script(&facts.teal, &local.sha256), file, |n| {
+            progress.sent(n)
+        })
         .await;
     let out = match out {
         Ok(out) => out,
@@ -74,7 +80,11 @@ pub async fn ensure(
     }
     Err(RemoteError::host(
         host,
-        format!("uploading teal to {} failed: {}", facts.teal, last_line(&out)),
+        format!(
+            "uploading teal to {} failed: {}",
+            facts.teal,
+            last_line(&out)
+        ),
     ))
 }
 

@@ -48,9 +48,16 @@ fi
     )
 }
 
-pub async fn run(ssh: &Ssh, teal_path: &str, state_dir: Option<&str>) -> Result<Facts, RemoteError> {
+pub async fn run(
+    ssh: &Ssh,
+    teal_path: &str,
+    state_dir: Option<&str>,
+) -> Result<Facts, RemoteError> {
     let out = ssh
-        .run("looking around (uname, id, sha256sum)", &script(teal_path, state_dir))
+        .run(
+            "looking around (uname, id, sha256sum)",
+            &script(teal_path, state_dir),
+        )
         .await?;
     parse(&out).ok_or_else(|| {
         RemoteError::host(
@@ -93,7 +100,11 @@ mod tests {
         std::fs::write(&teal, "#!/bin/sh\n").unwrap();
         let state = dir.path().join("state");
         let script = script(teal.to_str().unwrap(), Some(state.to_str().unwrap()));
-        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         let facts = parse(&String::from_utf8_lossy(&out.stdout)).expect("parses");
         assert_eq!(facts.arch, std::env::consts::ARCH);
         assert_eq!(facts.teal, teal.to_str().unwrap());
@@ -104,12 +115,20 @@ mod tests {
         );
 
         let script = script("~/nowhere/teal", None);
-        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         let facts = parse(&String::from_utf8_lossy(&out.stdout)).expect("parses");
         let home = std::env::var("HOME").unwrap();
         assert_eq!(facts.teal, format!("{home}/nowhere/teal"));
         assert_eq!(facts.teal_sha256, None);
-        let expected = if facts.root { "/var/lib/teal".to_string() } else { format!("{home}/.local/state/teal") };
+        let expected = if facts.root {
+            "/var/lib/teal".to_string()
+        } else {
+            format!("{home}/.local/state/teal")
+        };
         assert_eq!(facts.state_dir, expected);
     }
 }

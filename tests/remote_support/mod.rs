@@ -84,7 +84,10 @@ impl Lab {
         if !require("sshd (openssh-server)", Path::new(SSHD).exists()) {
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("teal-lab-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("teal-lab-")
+            .tempdir()
+            .unwrap();
         let root = dir.path().to_path_buf();
         if nix::unistd::getuid().is_root() {
             // sshd's privilege separation directory (the Debian package makes it at boot).
@@ -117,7 +120,10 @@ impl Lab {
     }
 
     pub fn host(&self, name: &str) -> &SshHost {
-        self.hosts.iter().find(|h| h.name == name).expect("a lab host")
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .expect("a lab host")
     }
 
     /// Writes the ssh config: an alias per host (plus `extra` aliases as (name,
