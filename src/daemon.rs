@@ -41,6 +41,12 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("admin listener {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("router = \"nginx\" is not available in this build yet; use router = \"builtin\"")]
     RouterUnavailable,
 }
@@ -56,6 +62,8 @@ pub struct Daemon {
     /// Control connections and the action tasks they started; waited on at shutdown.
     tracker: TaskTracker,
     control: PathBuf,
+    /// The bound admin (`/metrics`) address, if configured.
+    admin: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -83,6 +91,14 @@ impl Daemon {
             source,
         })?;
         let tracker = TaskTracker::new();
+        let admin = match config.proxy.admin {
+            Some(addr) => Some(
+                crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
+                    .await
+                    .map_err(|source| DaemonError::Admin { addr, source })?,
+            ),
+            None => None,
+        };
         tracker.spawn(api::server::serve(
             listener,
             deployer.clone(),
@@ -100,7 +116,13 @@ impl Daemon {
             shutdown,
             tracker,
             control,
+            admin,
         })
+    }
+
+    /// Where `/metrics` is served, when `proxy.admin` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
     }
 
     /// Production listener address(es), as bound.

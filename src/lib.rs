@@ -14,6 +14,7 @@ pub mod demo;
 pub mod deploy;
 pub mod health;
 pub mod load;
+pub mod metrics;
 pub mod proxy;
 pub mod remote;
 pub mod router;

@@ -136,6 +136,18 @@ async fn slow_answers_after_the_delay_on_a_keep_alive_connection() {
 }
 
 #[tokio::test]
+async fn bytes_answers_exactly_n_bytes_capped_at_one_mib() {
+    let app = DemoApp::start("1.0.0", &[]).await;
+    let mut conn = connect(app.addr).await;
+    for (asked, expected) in [(0, 0), (100, 100), (65536, 65536), (5 << 20, 1 << 20)] {
+        let (status, body) = send(&mut conn, &format!("/bytes?n={asked}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), expected, "/bytes?n={asked}");
+        assert!(body.bytes().all(|b| b == b'x'));
+    }
+}
+
+#[tokio::test]
 async fn websocket_echoes_with_the_version() {
     let app = DemoApp::start("2.0.0", &[]).await;
     let stream = TcpStream::connect(app.addr).await.unwrap();

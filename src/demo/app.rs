@@ -7,6 +7,7 @@
 //!
 //! - any path: the JSON body (`{"app":"uptimer","version":..,"slot":..,"instance":..,"pid":..}`);
 //! - `/slow?ms=N`: the same after sleeping N ms (at most 60 s), for drain tests;
+//! - `/bytes?n=N`: N bytes of payload (at most 1 MiB), for large-response benchmarks;
 //! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`.
 //!
 //! A version starting with `broken` answers 500 `Errors everywhere...` everywhere
@@ -158,8 +159,29 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
             tokio::time::sleep(Duration::from_millis(ms).min(SLOW_CAP)).await;
             Ok(json(&app))
         }
+        "/bytes" => {
+            let n = query_param(req.uri().query(), "n")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            Ok(payload(n))
+        }
         _ => Ok(json(&app)),
     }
+}
+
+/// Largest `/bytes` answer.
+const PAYLOAD_CAP: usize = 1 << 20;
+
+/// `n` bytes sliced from one shared buffer: no copy per request.
+fn payload(n: usize) -> Response<Body> {
+    static BUFFER: std::sync::LazyLock<Bytes> =
+        std::sync::LazyLock::new(|| Bytes::from(vec![b'x'; PAYLOAD_CAP]));
+    let mut resp = Response::new(Full::new(BUFFER.slice(..n.min(PAYLOAD_CAP))));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
 }
 
 fn json(app: &App) -> Response<Body> {

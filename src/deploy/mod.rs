@@ -138,6 +138,11 @@ impl Deployer {
         &self.router
     }
 
+    /// Every service's record, in name order.
+    pub fn records(&self) -> Vec<ServiceRecord> {
+        self.state.snapshot().services.into_values().collect()
+    }
+
     pub fn record(&self, name: &str) -> Option<ServiceRecord> {
         self.state.snapshot().services.get(name).cloned()
     }

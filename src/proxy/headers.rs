@@ -32,9 +32,26 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// The standard hop-by-hop headers (RFC 9110 7.6.1) plus Proxy-Connection.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+}
+
 /// Removes hop-by-hop headers: those named by Connection, and the standard
 /// ones. With `keep_upgrade`, Upgrade stays and Connection becomes `upgrade`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Hot path: most messages carry none, and one pass over the names is far
+    // cheaper than a hashed removal per hop-by-hop name. Headers named by
+    // Connection need a Connection header, which this pass finds too.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };

@@ -61,14 +61,25 @@ pub(crate) fn http_builder(opts: &ProxyOptions) -> auto::Builder<TokioExecutor> 
     builder
 }
 
-/// Starts accepting on `listener` until shutdown.
+/// Starts accepting on `listener` until shutdown: one accept loop per runtime
+/// worker, so new connections are accepted (and their tasks spawned) on every
+/// thread rather than funnelled through one, as nginx spreads them over workers.
 pub(crate) fn spawn_accept(proxy: &Arc<Proxy>, listener: TcpListener, entry: Entry) {
-    proxy
-        .connections
-        .spawn(accept_loop(Arc::clone(proxy), listener, entry));
+    let listener = Arc::new(listener);
+    let loops = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
+    for _ in 0..loops {
+        proxy.connections.spawn(accept_loop(
+            Arc::clone(proxy),
+            Arc::clone(&listener),
+            entry.clone(),
+        ));
+    }
 }
 
-async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener, entry: Entry) {
+async fn accept_loop(proxy: Arc<Proxy>, listener: Arc<TcpListener>, entry: Entry) {
     loop {
         let accepted = tokio::select! {
             _ = proxy.shutdown.cancelled() => return,

@@ -1,0 +1,42 @@
+//! Memory footprint under idle connections: open N HTTP/1.1 keep-alive connections,
+//! send one request on each, keep them open, and read the proxy's RSS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Opens `n` connections to `target`, each having completed one request, and
+/// returns them (still open). Connections that failed are counted, not retried.
+pub async fn open_idle(target: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) {
+    let mut open = Vec::with_capacity(n);
+    let mut failed = 0;
+    // Batches keep the accept queues short without serializing everything.
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let batch = futures_util::future::join_all(chunk.iter().map(|_| one(target))).await;
+        for conn in batch {
+            match conn {
+                Some(c) => open.push(c),
+                None => failed += 1,
+            }
+        }
+    }
+    (open, failed)
+}
+
+async fn one(target: SocketAddr) -> Option<TcpStream> {
+    let work = async {
+        let mut s = TcpStream::connect(target).await.ok()?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.ok()?;
+        (n > 0 && buf.starts_with(b"HTTP/1.1 200")).then_some(s)
+    };
+    tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .ok()
+        .flatten()
+}

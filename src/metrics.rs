@@ -1,0 +1,172 @@
+//! Prometheus `/metrics` on the admin listener: per service and slot, the requests,
+//! 5xx answers, upstream failures and in-flight requests the router observed, and
+//! which slot is live at which version.
+//!
+//! Numbers are read from the router at scrape time (a prometheus-client
+//! `Collector`), so the request path pays nothing for metrics. This module does
+//! not count anything itself.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::deploy::Deployer;
+use crate::router::TrafficStats;
+use crate::slot::Slot;
+
+/// Reads the router's per-slot counters on every scrape.
+struct Traffic(Arc<Deployer>);
+
+impl std::fmt::Debug for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Traffic")
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A counter family: name, help, and how to read it from a slot's stats.
+type CounterFamily = (&'static str, &'static str, fn(&TrafficStats) -> u64);
+
+impl Collector for Traffic {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let router = self.0.router();
+        let mut rows = Vec::new();
+        for record in self.0.records() {
+            for slot in Slot::ALL {
+                let labels: Labels = vec![
+                    ("service", record.spec.name.clone()),
+                    ("slot", slot.to_string()),
+                ];
+                rows.push((
+                    labels,
+                    router.stats(&record.spec.name, slot),
+                    record.active_slot == Some(slot),
+                ));
+            }
+        }
+        let counters: [CounterFamily; 3] = [
+            (
+                "teal_requests",
+                "Requests routed to the slot's current pool",
+                |s| s.requests,
+            ),
+            ("teal_responses_5xx", "5xx answers from the slot", |s| {
+                s.responses_5xx
+            }),
+            (
+                "teal_upstream_failures",
+                "Requests that got no answer from the slot's instances",
+                |s| s.upstream_failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (labels, stats, _) in &rows {
+                ConstCounter::new(value(stats)).encode(family.encode_family(labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "teal_in_flight",
+            "Requests and upgraded connections in flight to the slot",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (labels, stats, _) in &rows {
+            ConstGauge::new(stats.in_flight as i64).encode(family.encode_family(labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "teal_slot_live",
+            "1 for the slot production traffic goes to",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (labels, _, live) in &rows {
+            ConstGauge::new(i64::from(*live)).encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Binds the admin listener and serves `/metrics` until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    deployer: Arc<Deployer>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Traffic(deployer)));
+    let registry = Arc::new(registry);
+    let connections = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+            };
+            let registry = registry.clone();
+            let stop = shutdown.clone();
+            connections.spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let registry = registry.clone();
+                        async move { Ok::<_, Infallible>(answer(req.uri().path(), &registry)) }
+                    });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+                }
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn answer(path: &str, registry: &Registry) -> Response<Full<Bytes>> {
+    if path != "/metrics" {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return resp;
+    }
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"encoding failed\n")));
+        *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        return resp;
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    resp
+}

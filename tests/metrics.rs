@@ -1,0 +1,50 @@
+//! `/metrics` on the admin listener reflects the traffic the proxy routed.
+
+mod common;
+
+use common::*;
+
+fn value(text: &str, metric: &str, slot: &str) -> Option<f64> {
+    let prefix = format!("{metric}{{service=\"web\",slot=\"{slot}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_per_slot_and_mark_the_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = demo_service("web", dir.path(), 1);
+    let mut cfg = config(dir.path(), vec![]);
+    cfg.proxy.admin = Some("127.0.0.1:0".parse().unwrap());
+    let d = TestDaemon::start(&cfg).await;
+    let admin = d.daemon.admin_addr().expect("admin listener bound");
+    d.deploy(&spec, "1.0.0").await.assert_live();
+    for _ in 0..25 {
+        assert_eq!(get(d.addr, "/").await.0, 200);
+    }
+    let (status, text) = get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        value(&text, "teal_requests_total", "blue"),
+        Some(25.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "teal_responses_5xx_total", "blue"), Some(0.0));
+    assert_eq!(value(&text, "teal_slot_live", "blue"), Some(1.0));
+    assert_eq!(value(&text, "teal_slot_live", "green"), Some(0.0));
+    assert_eq!(value(&text, "teal_in_flight", "blue"), Some(0.0));
+
+    d.deploy(&spec, "2.0.0").await.assert_live();
+    for _ in 0..7 {
+        assert_eq!(get(d.addr, "/").await.0, 200);
+    }
+    let (_, text) = get(admin, "/metrics").await;
+    assert_eq!(
+        value(&text, "teal_requests_total", "green"),
+        Some(7.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "teal_slot_live", "green"), Some(1.0));
+    assert_eq!(get(admin, "/other").await.0, 404);
+    d.stop().await;
+}
