@@ -120,7 +120,7 @@ fn connect_message(cause: ConnectCause, host: &str, detail: &str) -> String {
             "the host key is not in known_hosts and teal never accepts one silently ({detail}); check the key's fingerprint, then add it, e.g. by running `ssh {host}` once and answering yes"
         ),
         ConnectCause::ChangedHostKey => format!(
-            "the host key has CHANGED since it was recorded in known_hosts, so teal refuses to connect (a reinstalled host, or someone in the middle); if the change is expected, remove the old key with `ssh-keygen -R HOST` and add the new one"
+            "the host key has CHANGED since it was recorded in known_hosts, so teal refuses to connect (a reinstalled host, or someone in the middle: {detail}); if the change is expected, remove the old key with `ssh-keygen -R HOST` and add the new one"
         ),
         ConnectCause::Other => format!("ssh failed: {detail}"),
     }
@@ -130,9 +130,8 @@ fn connect_message(cause: ConnectCause, host: &str, detail: &str) -> String {
 pub fn telling_line(ssh_said: &str) -> String {
     let lines: Vec<&str> = ssh_said
         .lines()
-        .map(str::trim)
+        .map(|l| l.trim().trim_matches('@').trim())
         .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
-        .filter(|l| !l.chars().all(|c| c == '@'))
         .collect();
     let best = lines
         .iter()

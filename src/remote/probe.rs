@@ -99,10 +99,10 @@ mod tests {
         let teal = dir.path().join("teal");
         std::fs::write(&teal, "#!/bin/sh\n").unwrap();
         let state = dir.path().join("state");
-        let script = script(teal.to_str().unwrap(), Some(state.to_str().unwrap()));
+        let text = script(teal.to_str().unwrap(), Some(state.to_str().unwrap()));
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(&text)
             .output()
             .unwrap();
         let facts = parse(&String::from_utf8_lossy(&out.stdout)).expect("parses");
@@ -114,10 +114,10 @@ mod tests {
             Some("a8076d3d28d21e02012b20eaf7dbf75409a6277134439025f282e368e3305abf")
         );
 
-        let script = script("~/nowhere/teal", None);
+        let text = script("~/nowhere/teal", None);
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(&text)
             .output()
             .unwrap();
         let facts = parse(&String::from_utf8_lossy(&out.stdout)).expect("parses");
