@@ -16,6 +16,7 @@ pub mod health;
 pub mod load;
 pub mod metrics;
 pub mod proxy;
+pub mod remote;
 pub mod router;
 pub mod runtime;
 pub mod slot;

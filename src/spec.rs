@@ -192,3 +192,8 @@ pub mod humantime_serde {
         humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }
+
+mod remote;
+pub use remote::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TEAL_PATH, Destination, HostSettings, RemoteSpec, SshSpec,
+};

@@ -10,7 +10,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use super::wire::{ActionRequest, ApiError, DeployRequest, ErrorKind, Event, History, Status};
+use super::wire::{
+    ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, History,
+    LEASE_HEADER, LockGrant, LockRequest, Status, Unlocked,
+};
 use crate::slot::Slot;
 
 /// Why a call to the daemon failed.
@@ -45,13 +48,62 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// The deploy-lock lease sent with every request, once this client holds one.
+    lease: Option<String>,
 }
 
 impl Client {
     pub fn new(socket: &Path) -> Self {
         Client {
             socket: socket.to_path_buf(),
+            lease: None,
         }
+    }
+
+    /// This client, proving it holds the deploy lock with `lease` on every request.
+    pub fn with_lease(mut self, lease: Option<String>) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The lease this client sends, if it holds a deploy lock.
+    pub fn lease(&self) -> Option<&str> {
+        self.lease.as_deref()
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Takes the deploy lock of `service`; its lease is in the grant.
+    pub async fn lock(&self, service: &str, req: &LockRequest) -> Result<LockGrant, ClientError> {
+        let body = serde_json::to_vec(req).unwrap_or_default();
+        let path = format!("/v1/services/{service}/lock");
+        let answer = self.stream(Method::POST, &path, body).await?;
+        read_json(answer).await
+    }
+
+    /// Releases the deploy lock held with this client's lease, or any with `force`.
+    pub async fn unlock(&self, service: &str, force: bool) -> Result<Unlocked, ClientError> {
+        let path = format!("/v1/services/{service}/lock?force={}", u8::from(force));
+        let answer = self.stream(Method::DELETE, &path, Vec::new()).await?;
+        read_json(answer).await
+    }
+
+    /// Stops the staged slot of `service` without switching.
+    pub async fn discard(
+        &self,
+        service: &str,
+        req: &DiscardRequest,
+    ) -> Result<EventStream, ClientError> {
+        let body = serde_json::to_vec(req).unwrap_or_default();
+        self.stream(
+            Method::POST,
+            &format!("/v1/services/{service}/discard"),
+            body,
+        )
+        .await
+        .map(EventStream::new)
     }
 
     pub async fn ping(&self) -> Result<serde_json::Value, ClientError> {
@@ -120,9 +172,7 @@ impl Client {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let body = self.stream(Method::GET, path, Vec::new()).await?;
-        let bytes = body.collect().await?.to_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+        read_json(self.stream(Method::GET, path, Vec::new()).await?).await
     }
 
     /// Sends one request; a non-2xx answer becomes `ClientError::Api`.
@@ -142,11 +192,15 @@ impl Client {
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(http::header::HOST, "teal")
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(lease) = &self.lease {
+            request = request.header(LEASE_HEADER, lease);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let response = sender.send_request(request).await?;
@@ -166,6 +220,11 @@ impl Client {
             )),
         })
     }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, ClientError> {
+    let bytes = body.collect().await?.to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
 /// NDJSON events of a streamed action, decoded line by line.

@@ -19,7 +19,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::wire::{ActionRequest, ApiError, DeployRequest, ErrorKind, Event};
+use super::wire::{
+    ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, LEASE_HEADER,
+    LockRequest, Unlocked,
+};
 use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
 use crate::slot::Slot;
 
@@ -100,6 +103,12 @@ async fn route(
     let query = req.uri().query().unwrap_or("").to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
+    let lease = req
+        .headers()
+        .get(LEASE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let lease = lease.as_deref();
     let result = match (method, segments.as_slice()) {
         (Method::GET, ["v1", "ping"]) => Ok(json(
             StatusCode::OK,
@@ -114,18 +123,42 @@ async fn route(
                 .map_err(api_error)
         }
         (Method::POST, ["v1", "deploy"]) => match read_json::<DeployRequest>(req).await {
-            Ok(body) => start_deploy(&deployer, &tasks, body),
+            Ok(body) => start_deploy(&deployer, &tasks, lease, body),
             Err(e) => Err(e),
         },
         (Method::POST, ["v1", "services", name, "promote"]) => {
-            start_promote(&deployer, &tasks, name)
+            start_promote(&deployer, &tasks, lease, name)
         }
         (Method::POST, ["v1", "services", name, "rollback"]) => {
             let name = name.to_string();
             match read_json::<ActionRequest>(req).await {
-                Ok(body) => start_rollback(&deployer, &tasks, &name, body),
+                Ok(body) => start_rollback(&deployer, &tasks, lease, &name, body),
                 Err(e) => Err(e),
             }
+        }
+        (Method::POST, ["v1", "services", name, "discard"]) => {
+            let name = name.to_string();
+            match read_json::<DiscardRequest>(req).await {
+                Ok(body) => start_discard(&deployer, &tasks, lease, &name, body),
+                Err(e) => Err(e),
+            }
+        }
+        (Method::POST, ["v1", "services", name, "lock"]) => {
+            let name = name.to_string();
+            match read_json::<LockRequest>(req).await {
+                Ok(body) => deployer
+                    .lock(&name, body)
+                    .map(|grant| json(StatusCode::OK, &grant))
+                    .map_err(api_error),
+                Err(e) => Err(e),
+            }
+        }
+        (Method::DELETE, ["v1", "services", name, "lock"]) => {
+            let force = param(&query, "force").is_some_and(|v| v == "1" || v == "true");
+            deployer
+                .unlock(name, lease, force)
+                .map(|released| json(StatusCode::OK, &Unlocked { released }))
+                .map_err(api_error)
         }
         (Method::GET, ["v1", "services", name, "history"]) => deployer
             .history(name)
@@ -158,10 +191,12 @@ type ActionFn = Box<
 fn start_action(
     deployer: &Arc<Deployer>,
     tasks: &TaskTracker,
+    lease: Option<&str>,
     name: &str,
     create: bool,
     action: ActionFn,
 ) -> Result<Response<Body>, ApiError> {
+    deployer.check_lease(name, lease).map_err(api_error)?;
     let (service, guard) = deployer.begin(name, create).map_err(api_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let progress = Progress::new(name, Some(tx));
@@ -172,6 +207,7 @@ fn start_action(
 fn start_deploy(
     deployer: &Arc<Deployer>,
     tasks: &TaskTracker,
+    lease: Option<&str>,
     req: DeployRequest,
 ) -> Result<Response<Body>, ApiError> {
     let name = req.spec.name.clone();
@@ -182,12 +218,13 @@ fn start_deploy(
                 .await;
         })
     });
-    start_action(deployer, tasks, &name, true, action)
+    start_action(deployer, tasks, lease, &name, true, action)
 }
 
 fn start_promote(
     deployer: &Arc<Deployer>,
     tasks: &TaskTracker,
+    lease: Option<&str>,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     let action: ActionFn = Box::new(|deployer, service, guard, progress| {
@@ -195,12 +232,13 @@ fn start_promote(
             let _ = deployer.promote(service, guard, progress).await;
         })
     });
-    start_action(deployer, tasks, name, false, action)
+    start_action(deployer, tasks, lease, name, false, action)
 }
 
 fn start_rollback(
     deployer: &Arc<Deployer>,
     tasks: &TaskTracker,
+    lease: Option<&str>,
     name: &str,
     req: ActionRequest,
 ) -> Result<Response<Body>, ApiError> {
@@ -209,7 +247,24 @@ fn start_rollback(
             let _ = deployer.rollback(service, guard, req.spec, progress).await;
         })
     });
-    start_action(deployer, tasks, name, false, action)
+    start_action(deployer, tasks, lease, name, false, action)
+}
+
+fn start_discard(
+    deployer: &Arc<Deployer>,
+    tasks: &TaskTracker,
+    lease: Option<&str>,
+    name: &str,
+    req: DiscardRequest,
+) -> Result<Response<Body>, ApiError> {
+    let action: ActionFn = Box::new(move |deployer, service, guard, progress| {
+        Box::pin(async move {
+            let _ = deployer
+                .discard_staged(service, guard, req.reason, progress)
+                .await;
+        })
+    });
+    start_action(deployer, tasks, lease, name, false, action)
 }
 
 /// Streams instance output; a followed stream ends when the daemon stops, so it

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
-use crate::state::HistoryEntry;
+use crate::state::{DeployLock, HistoryEntry};
 
 /// `POST /v1/deploy`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +63,8 @@ pub enum Outcome {
     Staged,
     /// Production untouched (or switched back).
     Failed,
+    /// The staged slot was stopped without going live (`discard`).
+    Discarded,
 }
 
 /// One NDJSON line of a streamed action.
@@ -109,6 +111,9 @@ pub struct ServiceStatus {
     pub preview: Option<SocketAddr>,
     /// True while a deploy, promote or rollback holds the service.
     pub busy: bool,
+    /// The deploy lock, when someone holds it (without its lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<DeployLock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +145,44 @@ pub struct InstanceStatus {
 pub struct History {
     pub service: String,
     pub entries: Vec<HistoryEntry>,
+}
+
+/// The header that carries a deploy-lock lease on action requests. An action on a
+/// locked service needs the lock's lease.
+pub const LEASE_HEADER: &str = "teal-lease";
+
+/// `POST /v1/services/{name}/lock`: take the service's deploy lock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockRequest {
+    /// Who asks, e.g. "alice@laptop".
+    pub owner: String,
+    /// What for, e.g. "teal deploy web 1.2.0".
+    pub reason: String,
+    /// Break a lock someone else holds (`--force-unlock`).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer to a granted [`LockRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockGrant {
+    /// The lock, with the lease to send in [`LEASE_HEADER`] and to release it with.
+    pub lock: DeployLock,
+    /// The lock that `force` broke, if there was one.
+    pub broke: Option<DeployLock>,
+}
+
+/// `DELETE /v1/services/{name}/lock`: what was released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unlocked {
+    pub released: Option<DeployLock>,
+}
+
+/// `POST /v1/services/{name}/discard`: stop the staged slot without switching.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DiscardRequest {
+    /// Why, for the history (e.g. "host b failed to stage").
+    pub reason: Option<String>,
 }
 
 /// How an API error is classified, so the CLI picks its words and exit code.

@@ -1,12 +1,18 @@
 //! `teal deploy SERVICE`: send the service spec from teal.toml and a version to the
-//! daemon, and render its progress.
+//! daemon, and render its progress; with hosts, to every host's daemon over ssh,
+//! in two phases (stage everywhere, then switch everywhere).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use super::context::{Global, block_on, service_spec};
 use super::exit::UsageError;
+use super::host_view::HostView;
+use super::hosts::{self, HostArgs};
 use crate::api::client::Client;
 use crate::api::wire::DeployRequest;
+use crate::remote::Mode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,6 +24,11 @@ pub struct Args {
     /// Stop once the new slot is healthy and on the preview listener; `teal promote` switches.
     #[arg(long)]
     no_promote: bool,
+    /// Break the service's deploy lock if someone else holds it (a deploy that died).
+    #[arg(long)]
+    force_unlock: bool,
+    #[command(flatten)]
+    hosts: HostArgs,
     /// Print progress as NDJSON events on stdout.
     #[arg(long)]
     json: bool,
@@ -25,9 +36,9 @@ pub struct Args {
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
-    let config = global.load_config()?;
+    let (config, remote) = crate::config::load_remote(&global.config_path())?;
     let spec = service_spec(&config, &args.service)?;
-    let Some(version) = args.version.or_else(|| spec.version.clone()) else {
+    let Some(version) = args.version.clone().or_else(|| spec.version.clone()) else {
         return Err(UsageError(format!(
             "no version to deploy for {:?}: pass --version or set `version` in {}",
             args.service,
@@ -35,6 +46,39 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     };
+    let dests = args.hosts.targets(&remote, Some(&args.service));
+    if !dests.is_empty() {
+        let binary = hosts::local_binary(&remote)?;
+        let options = hosts::ssh_options(&remote);
+        let view = Arc::new(HostView::new(args.json));
+        let reason = format!("teal deploy {} {version}", args.service);
+        let promote = !args.no_promote;
+        return block_on(async {
+            let started = Instant::now();
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Install(binary),
+                Some(&spec),
+                args.hosts.parallel,
+            );
+            let lock = Some((args.service.as_str(), reason.as_str(), args.force_unlock));
+            let fleet = hosts::open_fleet(open, view.clone(), lock).await?;
+            let result = hosts::interruptible(fleet.deploy(&spec, &version, promote)).await;
+            fleet.close().await;
+            let outcomes = result?;
+            let what = if promote {
+                format!("{} {version} is live", args.service)
+            } else {
+                format!(
+                    "{} {version} is staged (`teal promote {}` switches)",
+                    args.service, args.service
+                )
+            };
+            Ok::<_, anyhow::Error>(hosts::report(&view, &what, &outcomes, started))
+        })?;
+    }
     let client = match &global.socket {
         Some(socket) => Client::new(socket),
         None => Client::new(&config.proxy.control),
@@ -45,6 +89,9 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         promote: !args.no_promote,
     };
     block_on(async {
+        if args.force_unlock {
+            super::unlock::force(&client, &args.service).await?;
+        }
         let stream = client.deploy(&request).await?;
         super::render::follow(stream, args.json).await
     })?

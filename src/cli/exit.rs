@@ -1,13 +1,15 @@
 //! The one place errors become exit codes.
 //!
 //! 0 success · 1 the action failed (production untouched) · 2 bad input or config ·
-//! 3 the daemon is unreachable · 4 busy (another deploy in progress) · 5 not found.
+//! 3 the daemon or a host is unreachable · 4 busy (another deploy in progress, or
+//! the deploy lock is held) · 5 not found.
 
 use std::process::ExitCode;
 
 use crate::api::client::ClientError;
 use crate::api::wire::ErrorKind;
 use crate::config::ConfigError;
+use crate::remote::RemoteError;
 
 pub const FAILED: u8 = 1;
 pub const INVALID: u8 = 2;
@@ -21,18 +23,29 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
         return ExitCode::from(INVALID);
     }
     if let Some(client) = err.downcast_ref::<ClientError>() {
-        return ExitCode::from(match client {
-            ClientError::Unreachable { .. } => UNREACHABLE,
-            ClientError::Api(e) => match e.kind {
-                ErrorKind::Invalid => INVALID,
-                ErrorKind::Busy => BUSY,
-                ErrorKind::NotFound => NOT_FOUND,
-                ErrorKind::Internal => FAILED,
-            },
-            _ => FAILED,
+        return ExitCode::from(client_code(client));
+    }
+    if let Some(remote) = err.downcast_ref::<RemoteError>() {
+        return ExitCode::from(match remote {
+            RemoteError::Connect { .. } => UNREACHABLE,
+            RemoteError::Daemon { error, .. } => client_code(error),
+            RemoteError::Host { .. } | RemoteError::Failed(_) => FAILED,
         });
     }
     ExitCode::from(FAILED)
+}
+
+fn client_code(client: &ClientError) -> u8 {
+    match client {
+        ClientError::Unreachable { .. } => UNREACHABLE,
+        ClientError::Api(e) => match e.kind {
+            ErrorKind::Invalid => INVALID,
+            ErrorKind::Busy => BUSY,
+            ErrorKind::NotFound => NOT_FOUND,
+            ErrorKind::Internal => FAILED,
+        },
+        _ => FAILED,
+    }
 }
 
 /// Bad input caught by the CLI itself (an unknown service, no version to deploy).

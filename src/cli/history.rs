@@ -1,13 +1,20 @@
 //! `teal history SERVICE`: deploys, switches and rollbacks.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::context::{Global, block_on};
+use super::host_view::HostView;
+use super::hosts::{self, HostArgs};
+use crate::api::wire::History;
+use crate::remote::Mode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Service name.
     service: String,
+    #[command(flatten)]
+    hosts: HostArgs,
     /// Print the history as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -15,19 +22,50 @@ pub struct Args {
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
+    let given = !args.hosts.hosts.is_empty();
+    let remote = match hosts::load(&global.config_path(), given) {
+        Ok((_, remote)) => remote,
+        Err(_) if !given => Default::default(),
+        Err(e) => return Err(e),
+    };
+    let dests = args.hosts.targets(&remote, Some(&args.service));
+    if !dests.is_empty() {
+        let options = hosts::ssh_options(&remote);
+        let view = Arc::new(HostView::new(false));
+        return block_on(async {
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Attach,
+                None,
+                args.hosts.parallel,
+            );
+            let fleet = hosts::open_fleet(open, view, None).await?;
+            let answers = fleet.history(&args.service).await;
+            fleet.close().await;
+            hosts::print_per_host(&answers, args.json, "history", render)
+        })?;
+    }
     let client = global.client()?;
     let history = block_on(client.history(&args.service))??;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&history)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<20}  {:<8}  {:<14}  {:<14}  {:<5}  {:<6}  {:>8}  reason",
+    print!("{}", render(&history));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human view of a history.
+fn render(history: &History) -> String {
+    let mut out = format!(
+        "{:<20}  {:<8}  {:<14}  {:<14}  {:<5}  {:<9}  {:>8}  reason\n",
         "time", "action", "version", "from", "slot", "result", "duration"
     );
     for e in &history.entries {
-        println!(
-            "{:<20}  {:<8}  {:<14}  {:<14}  {:<5}  {:<6}  {:>7.2}s  {}",
+        out.push_str(&format!(
+            "{:<20}  {:<8}  {:<14}  {:<14}  {:<5}  {:<9}  {:>7.2}s  {}\n",
             e.at,
             serde_plain(&e.action),
             e.version,
@@ -36,9 +74,9 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             serde_plain(&e.result),
             e.duration_ms as f64 / 1000.0,
             e.reason.as_deref().unwrap_or("")
-        );
+        ));
     }
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
 /// The serde spelling of a unit enum variant ("rollback", "failed").

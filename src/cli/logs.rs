@@ -1,11 +1,17 @@
-//! `teal logs SERVICE`: instance output of a slot, optionally followed.
+//! `teal logs SERVICE`: instance output of a slot, optionally followed; with
+//! hosts, every host's output, each line prefixed with its host.
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use super::context::{Global, block_on};
+use super::host_view::HostView;
+use super::hosts::{self, HostArgs};
+use crate::remote::{Mode, RemoteError};
 use crate::slot::Slot;
 
 #[derive(Debug, clap::Args)]
@@ -18,21 +24,86 @@ pub struct Args {
     /// Keep printing new output until interrupted.
     #[arg(short, long)]
     follow: bool,
+    #[command(flatten)]
+    hosts: HostArgs,
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
+    let given = !args.hosts.hosts.is_empty();
+    let remote = match hosts::load(&global.config_path(), given) {
+        Ok((_, remote)) => remote,
+        Err(_) if !given => Default::default(),
+        Err(e) => return Err(e),
+    };
+    let dests = args.hosts.targets(&remote, Some(&args.service));
+    if !dests.is_empty() {
+        let options = hosts::ssh_options(&remote);
+        let view = Arc::new(HostView::new(false));
+        return block_on(async {
+            let open = hosts::open(
+                &dests,
+                &remote,
+                &options,
+                Mode::Attach,
+                None,
+                args.hosts.parallel,
+            );
+            let fleet = hosts::open_fleet(open, view, None).await?;
+            let all = fleet.hosts().iter().map(|host| async {
+                let body = host
+                    .client
+                    .logs(&args.service, args.slot, args.follow)
+                    .await
+                    .map_err(|e| RemoteError::daemon(&host.name, e))?;
+                copy(body, &format!("{}: ", host.name))
+                    .await
+                    .map_err(|e| RemoteError::host(&host.name, format!("reading its output: {e}")))
+            });
+            let results =
+                hosts::interruptible(async { Ok(futures_util::future::join_all(all).await) }).await;
+            fleet.close().await;
+            for result in results? {
+                result?;
+            }
+            Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+        })?;
+    }
     let client = global.client()?;
     block_on(async {
-        let mut body = client.logs(&args.service, args.slot, args.follow).await?;
-        let mut out = std::io::stdout();
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                out.write_all(&data)?;
-                out.flush()?;
-            }
-        }
-        Ok::<_, anyhow::Error>(())
+        let body = client.logs(&args.service, args.slot, args.follow).await?;
+        copy(body, "").await
     })??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the output to stdout, every line starting with `prefix`.
+async fn copy(mut body: Incoming, prefix: &str) -> anyhow::Result<()> {
+    let mut pending = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if prefix.is_empty() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&data)?;
+            out.flush()?;
+            continue;
+        }
+        pending.extend_from_slice(&data);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let mut out = std::io::stdout().lock();
+            out.write_all(prefix.as_bytes())?;
+            out.write_all(&line)?;
+            out.flush()?;
+        }
+    }
+    if !pending.is_empty() {
+        let mut out = std::io::stdout().lock();
+        out.write_all(prefix.as_bytes())?;
+        out.write_all(&pending)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }

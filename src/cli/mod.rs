@@ -9,6 +9,8 @@ mod demo_app;
 mod deploy;
 mod exit;
 mod history;
+mod host_view;
+mod hosts;
 mod logs;
 mod promote;
 mod render;
@@ -16,6 +18,7 @@ mod rollback;
 mod serve;
 pub mod signals;
 mod status;
+mod unlock;
 
 use std::process::ExitCode;
 

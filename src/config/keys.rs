@@ -10,7 +10,7 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
-use super::raw::{RawConfig, RawDrain, RawHealth, RawNginx, RawProxy, RawService};
+use super::raw::{RawConfig, RawDrain, RawHealth, RawHost, RawNginx, RawProxy, RawService, RawSsh};
 
 /// One key that no section accepts.
 #[derive(Debug)]
@@ -49,7 +49,26 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
             check(drain, fields, &format!("[{section}.drain]"), &mut found);
         }
     }
+    remote_keys(root, &mut found);
     found.into_iter().min_by_key(|unknown| unknown.span.start)
+}
+
+/// `[ssh]`, `[hosts."NAME"]` and `[hosts."NAME".proxy]`.
+fn remote_keys(root: &DeTable<'_>, found: &mut Vec<UnknownKey>) {
+    if let Some(ssh) = sub_table(root, "ssh") {
+        check(ssh, fields_of::<RawSsh>(), "[ssh]", found);
+    }
+    for (name, host) in sub_table(root, "hosts").into_iter().flatten() {
+        let Some(host) = host.get_ref().as_table() else {
+            continue;
+        };
+        let section = format!("hosts.{}", section_key(name.get_ref()));
+        check(host, fields_of::<RawHost>(), &format!("[{section}]"), found);
+        if let Some(proxy) = sub_table(host, "proxy") {
+            let fields = fields_of::<RawProxy>();
+            check(proxy, fields, &format!("[{section}.proxy]"), found);
+        }
+    }
 }
 
 fn sub_table<'a, 'i>(table: &'a DeTable<'i>, key: &str) -> Option<&'a DeTable<'i>> {

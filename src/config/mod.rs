@@ -10,6 +10,7 @@ mod conflicts;
 mod keys;
 mod nginx;
 mod raw;
+mod remote;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -22,7 +23,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::spec::Config;
+use crate::spec::{Config, RemoteSpec};
+
+pub use remote::daemon_config;
 
 /// The config file used when neither `--config` nor `TEAL_CONFIG` is given.
 pub const DEFAULT_FILE: &str = "teal.toml";
@@ -51,7 +54,11 @@ fn path_from_env(var: Option<OsString>) -> PathBuf {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    parse(&read(path)?, path)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|err| {
         let message = match err.kind() {
             io::ErrorKind::NotFound => {
                 "no such file (pass --config PATH or set TEAL_CONFIG)".to_owned()
@@ -63,8 +70,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             location: None,
             message,
         }
-    })?;
-    parse(&text, path)
+    })
 }
 
 /// Validates `text` as the contents of the config file at `path`.
@@ -72,6 +78,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// `path` names the file in errors, and its directory is what relative paths in the
 /// file are resolved against. Nothing is read from or written to disk.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_remote(text, path).map(|(config, _)| config)
+}
+
+/// Reads and validates the config file at `path`, with its remote-host settings
+/// (`servers`, `[ssh]`, `[hosts."NAME"]`), which only the CLI uses.
+pub fn load_remote(path: &Path) -> Result<(Config, RemoteSpec), ConfigError> {
+    let text = read(path)?;
+    parse_remote(&text, path)
+}
+
+/// [`parse`], with the remote-host settings.
+pub fn parse_remote(text: &str, path: &Path) -> Result<(Config, RemoteSpec), ConfigError> {
     let error = |span: Option<Range<usize>>, message: String| ConfigError {
         path: path.to_owned(),
         location: span.map(|span| line_col(text, span.start)),
@@ -82,11 +100,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if let Some(unknown) = keys::first_unknown_key(document.get_ref()) {
         return Err(error(Some(unknown.span), unknown.message));
     }
-    let raw = raw::RawConfig::deserialize(toml::Deserializer::from(document))
+    let mut raw = raw::RawConfig::deserialize(toml::Deserializer::from(document))
         .map_err(|e| error(e.span(), e.message().to_owned()))?;
     let file = std::path::absolute(path)
         .map_err(|e| error(None, format!("cannot make the path absolute: {e}")))?;
-    resolve::resolve(raw, &file).map_err(|invalid| error(invalid.span, invalid.message))
+    let raw_remote = remote::take(&mut raw);
+    let config =
+        resolve::resolve(raw, &file).map_err(|invalid| error(invalid.span, invalid.message))?;
+    let base = file.parent().unwrap_or(Path::new("/"));
+    let remote = remote::resolve(raw_remote, text, base)
+        .map_err(|invalid| error(invalid.span, invalid.message))?;
+    Ok((config, remote))
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.

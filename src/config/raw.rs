@@ -18,6 +18,9 @@ pub(super) struct RawConfig {
     pub proxy: Option<RawProxy>,
     /// Keyed by service name; the key's span locates service-level errors.
     pub services: Option<BTreeMap<Spanned<String>, RawService>>,
+    /// Remote hosts (`remote.rs`).
+    pub ssh: Option<RawSsh>,
+    pub hosts: Option<BTreeMap<Spanned<String>, RawHost>>,
 }
 
 /// `[proxy]`.
@@ -64,6 +67,8 @@ pub(super) struct RawService {
     pub env: Option<BTreeMap<Spanned<String>, String>>,
     pub health: Option<RawHealth>,
     pub drain: Option<RawDrain>,
+    /// Remote hosts to deploy to (`remote.rs`).
+    pub servers: Option<Vec<Spanned<String>>>,
 }
 
 /// `[services.NAME.health]`.
@@ -82,4 +87,24 @@ pub(super) struct RawHealth {
 pub(super) struct RawDrain {
     pub timeout: Option<Spanned<String>>,
     pub keep_previous: Option<bool>,
+}
+
+/// `[ssh]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSsh {
+    pub config: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub teal_path: Option<Spanned<String>>,
+    pub binary: Option<Spanned<String>>,
+}
+
+/// `[hosts."NAME"]`. `proxy` stays a table: it is laid over `[proxy]` key by key
+/// and validated as the host's daemon will read it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHost {
+    pub state_dir: Option<Spanned<String>>,
+    pub teal_path: Option<Spanned<String>>,
+    pub proxy: Option<Spanned<toml::Table>>,
 }

@@ -219,7 +219,7 @@ fn load_reports_errors_with_the_path_as_given() {
         e.to_string(),
         format!(
             "{}:2:1: unknown key \"comand\" in [services.web]; did you mean \"command\"?; \
-             expected one of: runtime, command, image, port, instances, version, hosts, preview, env, health, drain",
+             expected one of: runtime, command, image, port, instances, version, hosts, preview, env, health, drain, servers",
             file.display()
         )
     );
@@ -344,7 +344,10 @@ fn the_first_unknown_key_in_the_file_is_reported() {
 fn unknown_key_lists_match_the_serde_types() {
     use super::keys::fields_of;
     use super::raw::*;
-    assert_eq!(fields_of::<RawConfig>(), ["state_dir", "proxy", "services"]);
+    assert_eq!(
+        fields_of::<RawConfig>(),
+        ["state_dir", "proxy", "services", "ssh", "hosts"]
+    );
     assert_eq!(
         fields_of::<RawProxy>(),
         ["listen", "router", "control", "admin", "nginx"]
@@ -354,7 +357,7 @@ fn unknown_key_lists_match_the_serde_types() {
         ["path", "interval", "timeout", "deadline"]
     );
     assert_eq!(fields_of::<RawDrain>(), ["timeout", "keep_previous"]);
-    assert_eq!(fields_of::<RawService>().len(), 11);
+    assert_eq!(fields_of::<RawService>().len(), 12);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use crate::api::wire::ErrorKind;
 use crate::health::GateError;
 use crate::router::RouterError;
 use crate::runtime::RuntimeError;
-use crate::state::StateError;
+use crate::state::{DeployLock, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -16,6 +16,12 @@ pub enum DeployError {
     NothingToPromote(String),
     #[error("service {0:?} has no previous version to roll back to")]
     NothingToRollback(String),
+    #[error("service {0:?} has no staged slot to discard")]
+    NothingToDiscard(String),
+    #[error(
+        "service {service:?} is locked by {lock}; if that deploy is no longer running, pass --force-unlock"
+    )]
+    Locked { service: String, lock: DeployLock },
     #[error("{0}")]
     Invalid(String),
     #[error("could not start the new slot: {0}")]
@@ -33,10 +39,11 @@ pub enum DeployError {
 impl DeployError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            DeployError::Busy { .. } => ErrorKind::Busy,
+            DeployError::Busy { .. } | DeployError::Locked { .. } => ErrorKind::Busy,
             DeployError::UnknownService(_)
             | DeployError::NothingToPromote(_)
-            | DeployError::NothingToRollback(_) => ErrorKind::NotFound,
+            | DeployError::NothingToRollback(_)
+            | DeployError::NothingToDiscard(_) => ErrorKind::NotFound,
             DeployError::Invalid(_) => ErrorKind::Invalid,
             DeployError::Start(RuntimeError::InvalidSpec(_)) => ErrorKind::Invalid,
             DeployError::Route(RouterError::Conflict(_) | RouterError::Invalid(_)) => {

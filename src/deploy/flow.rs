@@ -17,7 +17,7 @@ use crate::spec::ServiceSpec;
 use crate::state::{Action, HistoryResult, ServiceRecord};
 
 /// How long a standby slot that is being replaced gets to finish preview traffic.
-const REPLACE_DRAIN: Duration = Duration::from_secs(5);
+pub(super) const REPLACE_DRAIN: Duration = Duration::from_secs(5);
 
 impl Deployer {
     /// The full deploy flow. Emits progress and the final `done` event itself.
@@ -294,6 +294,12 @@ pub(super) fn report(progress: &Progress, result: &Result<Outcome, DeployError>,
             format!("{version} is staged; `teal promote` switches production to it"),
         ),
         Ok(Outcome::Failed) => progress.done(Outcome::Failed, Some(version.into()), None, "failed"),
+        Ok(Outcome::Discarded) => progress.done(
+            Outcome::Discarded,
+            Some(version.into()),
+            None,
+            format!("{version} discarded; production untouched"),
+        ),
         Err(e) => progress.done(
             Outcome::Failed,
             Some(version.into()),

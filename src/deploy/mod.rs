@@ -8,8 +8,10 @@
 //! new slot and leaves production exactly as it was.
 
 mod actions;
+mod discard;
 mod error;
 mod flow;
+mod lock;
 mod progress;
 mod restore;
 mod service;

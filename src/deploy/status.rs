@@ -56,6 +56,7 @@ impl Deployer {
             hosts: record.spec.hosts.clone(),
             preview: self.router.preview_addr(&record.spec.name),
             busy: service.is_some_and(|s| s.busy()),
+            lock: self.lock_of(&record.spec.name),
         }
     }
 

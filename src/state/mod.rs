@@ -6,10 +6,12 @@
 //! the new state, never a torn one. A lock file keeps two daemons off one state dir.
 
 mod cell;
+mod lock;
 mod record;
 mod store;
 
 pub use cell::StateCell;
+pub use lock::DeployLock;
 pub use record::{
     Action, HistoryEntry, HistoryResult, ServiceRecord, SlotRecord, SlotRecords, StateFile,
 };

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::DeployLock;
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
 
@@ -20,6 +21,9 @@ pub struct StateFile {
     pub format: u32,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceRecord>,
+    /// Deploy locks by service name (a service may be locked before its first deploy).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub locks: BTreeMap<String, DeployLock>,
 }
 
 impl Default for StateFile {
@@ -27,6 +31,7 @@ impl Default for StateFile {
         StateFile {
             format: FORMAT,
             services: BTreeMap::new(),
+            locks: BTreeMap::new(),
         }
     }
 }
@@ -123,6 +128,8 @@ pub enum Action {
     Rollback,
     /// The daemon brought the live version back after a restart.
     Restore,
+    /// A staged slot was stopped without going live (another host failed to stage).
+    Discard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +140,8 @@ pub enum HistoryResult {
     /// Healthy and waiting for `teal promote`.
     Staged,
     Failed,
+    /// The staged slot was stopped; production never moved.
+    Discarded,
 }
 
 /// One deploy, switch or rollback.

@@ -1,0 +1,159 @@
+//! Rendering remote progress: every line prefixed with its host, NDJSON with a
+//! `host` field under `--json`, and a progress bar (bytes, rate, ETA) per
+//! transfer on a terminal. Progress goes to stderr; `--json` events to stdout.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::api::wire::{Event, Outcome};
+use crate::remote::{Reporter, Transfer};
+
+pub struct HostView {
+    json: bool,
+    /// Set on a terminal: bars and lines share it so lines never cut a bar.
+    bars: Option<MultiProgress>,
+}
+
+impl HostView {
+    pub fn new(json: bool) -> HostView {
+        let bars = (!json && std::io::stderr().is_terminal()).then(MultiProgress::new);
+        HostView { json, bars }
+    }
+
+    /// One line of progress on stderr.
+    pub fn line(&self, line: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// One NDJSON object on stdout.
+    pub fn json_line(&self, value: &serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+}
+
+impl Reporter for HostView {
+    fn note(&self, host: &str, message: &str) {
+        if self.json {
+            self.json_line(&serde_json::json!({"host": host, "event": "note", "message": message}));
+        } else {
+            self.line(&format!("{host}: {message}"));
+        }
+    }
+
+    fn event(&self, host: &str, event: &Event) {
+        if self.json {
+            let mut value = serde_json::to_value(event).unwrap_or_default();
+            if let Some(object) = value.as_object_mut() {
+                object.insert("host".into(), host.into());
+            }
+            self.json_line(&value);
+            return;
+        }
+        let line = match event {
+            Event::Step {
+                step,
+                message,
+                elapsed_ms,
+            } => format!(
+                "{host}: [{:>7}] {:<8} {message}",
+                secs(*elapsed_ms),
+                step.label()
+            ),
+            Event::Info {
+                message,
+                elapsed_ms,
+            } => format!("{host}: [{:>7}]          {message}", secs(*elapsed_ms)),
+            Event::Done {
+                outcome,
+                message,
+                elapsed_ms,
+                ..
+            } => {
+                let mark = if *outcome == Outcome::Failed {
+                    "✗"
+                } else {
+                    "✓"
+                };
+                format!("{host}: [{:>7}] {mark} {message}", secs(*elapsed_ms))
+            }
+        };
+        self.line(&line);
+    }
+
+    fn transfer(&self, host: &str, what: &str, total: Option<u64>) -> Box<dyn Transfer> {
+        if self.json {
+            self.json_line(&serde_json::json!({"host": host, "event": "transfer", "what": what, "bytes": total}));
+        }
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = match total {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::new_spinner(),
+            };
+            let template = match total {
+                Some(_) => {
+                    "{prefix}: {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+                }
+                None => "{prefix}: {msg} {spinner} {bytes} {bytes_per_sec}",
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(host.to_string());
+            bar.set_message(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bars.add(bar)
+        });
+        Box::new(TransferView {
+            host: host.to_string(),
+            what: what.to_string(),
+            json: self.json,
+            bar,
+        })
+    }
+}
+
+struct TransferView {
+    host: String,
+    what: String,
+    json: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Transfer for TransferView {
+    fn sent(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(n);
+        }
+    }
+
+    fn finish(&self, summary: &str) {
+        let line = format!("{}: {}: {summary}", self.host, self.what);
+        match &self.bar {
+            Some(bar) => bar.finish_with_message(format!("{} {summary}", self.what)),
+            None if self.json => {
+                let value = serde_json::json!({"host": self.host, "event": "transferred", "what": self.what, "summary": summary});
+                println!("{value}");
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}
