@@ -18,7 +18,12 @@ use teal::daemon::Daemon;
 use teal::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
 use tokio::net::TcpStream;
 
-pub const TEAL: &str = env!("CARGO_BIN_EXE_teal");
+/// The teal binary: cargo's build of it for integration tests; for the benchmark
+/// examples that reuse these helpers, the release build under this repository.
+pub const TEAL: &str = match option_env!("CARGO_BIN_EXE_teal") {
+    Some(path) => path,
+    None => concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/teal"),
+};
 
 /// A demo-app service spec: `instances` per slot, preview on port 0.
 pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {

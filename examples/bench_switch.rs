@@ -1,8 +1,7 @@
-//! Benchmark, not a test (ignored by default): the zero-drop run for each router
-//! side by side, with switch latency.
+//! Benchmark: the zero-drop run for each router side by side, with switch latency.
 //!
 //! ```sh
-//! cargo nextest run --release --run-ignored only --test bench_switch --no-capture
+//! cargo build --release && cargo run --release --example bench_switch
 //! ```
 //!
 //! For each router (builtin; nginx with teal's default of no client keep-alive;
@@ -23,6 +22,7 @@
 //!
 //! It measures; it asserts nothing but that the run happened.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;
@@ -213,8 +213,6 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: cargo nextest run --release --run-ignored only --test bench_switch --no-capture"]
 async fn switch_latency_and_zero_drop_builtin_vs_nginx() {
     let clock = StepClock::default();
     tracing_subscriber::registry().with(clock.clone()).init();
@@ -282,4 +280,13 @@ async fn switch_latency_and_zero_drop_builtin_vs_nginx() {
         println!();
         assert!(r.sent > 0);
     }
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(switch_latency_and_zero_drop_builtin_vs_nginx());
 }
