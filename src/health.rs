@@ -66,10 +66,12 @@ pub enum GateError {
         last: Probe,
     },
     #[error(
-        "instance {index} ({addr}) exited during the health gate ({exit}); last output: {logs}"
+        "instance {index} {id} ({addr}) exited during the health gate ({exit}); last output: {logs}"
     )]
     Exited {
         index: usize,
+        /// pid or container name.
+        id: String,
         addr: SocketAddr,
         exit: String,
         logs: String,
@@ -125,7 +127,8 @@ async fn probe_once(addr: SocketAddr, path: &str) -> Result<Probe, String> {
     Ok(Probe::Unhealthy { status, body: text })
 }
 
-/// Probes every instance every `spec.interval` until all are healthy, one misses
+/// Probes every instance every `spec.interval` until all are healthy (HTTP, and
+/// the runtime's own check when it has one, see `Instance::waiting_for`), one misses
 /// `spec.deadline`, one exits, or `cancel` fires.
 pub async fn gate(
     instances: &[InstanceRef],
@@ -147,6 +150,7 @@ pub async fn gate(
                 let logs = instance.tail_logs(5).await.join(" | ");
                 return Err(GateError::Exited {
                     index: instance.index(),
+                    id: instance.id(),
                     addr: instance.addr(),
                     exit: exit.to_string(),
                     logs: if logs.is_empty() {
@@ -156,7 +160,15 @@ pub async fn gate(
                     },
                 });
             }
-            let answer = probe(instance.addr(), spec).await;
+            let mut answer = probe(instance.addr(), spec).await;
+            // An image's own HEALTHCHECK must pass too (the runtime reports it).
+            if answer.is_healthy()
+                && let Some(waiting) = instance.waiting_for()
+            {
+                answer = Probe::Failed {
+                    error: format!("HTTP ok, but {waiting}"),
+                };
+            }
             if !answer.is_healthy() {
                 still.push(instance);
             }

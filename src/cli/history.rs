@@ -37,6 +37,17 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             e.duration_ms as f64 / 1000.0,
             e.reason.as_deref().unwrap_or("")
         );
+        if e.image_id.is_some() || !e.instances.is_empty() {
+            println!(
+                "{:<20}  image {}  {}",
+                "",
+                e.image_id
+                    .as_deref()
+                    .map(super::status::short_image)
+                    .unwrap_or("-"),
+                e.instances.join(" ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
-use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
+use super::raw::{RawConfig, RawDrain, RawHealth, RawLimits, RawProxy, RawService};
 
 /// One key that no section accepts.
 #[derive(Debug)]
@@ -44,6 +44,10 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
         if let Some(drain) = sub_table(service, "drain") {
             let fields = fields_of::<RawDrain>();
             check(drain, fields, &format!("[{section}.drain]"), &mut found);
+        }
+        if let Some(limits) = sub_table(service, "limits") {
+            let fields = fields_of::<RawLimits>();
+            check(limits, fields, &format!("[{section}.limits]"), &mut found);
         }
     }
     found.into_iter().min_by_key(|unknown| unknown.span.start)

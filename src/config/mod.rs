@@ -7,6 +7,7 @@
 //! writes anything, and nothing outside this module sees the raw types.
 
 mod conflicts;
+mod docker;
 mod keys;
 mod raw;
 mod resolve;

@@ -50,6 +50,7 @@ impl Deployer {
                 from_version: record.active_version().map(str::to_string),
                 slot,
                 started: SystemTime::now(),
+                image: running.instances.iter().find_map(|i| i.image()),
             };
             let outcome = self
                 .switch_to(&service, &record.spec, &attempt, &progress)
@@ -116,6 +117,7 @@ impl Deployer {
                         from_version: record.active_version().map(str::to_string),
                         slot: standby,
                         started: SystemTime::now(),
+                        image: running.instances.iter().find_map(|i| i.image()),
                     };
                     let outcome = self
                         .switch_to(&service, &record.spec, &attempt, &progress)
@@ -135,8 +137,18 @@ impl Deployer {
                 "the previous slot is not running; redeploying {previous}"
             ));
             let spec = spec.unwrap_or_else(|| record.spec.clone());
-            self.deploy_inner(&service, spec, previous, true, Action::Rollback, &progress)
-                .await
+            // The recorded build, not whatever the version's tag names now.
+            let pinned = record.previous_image_id.clone();
+            self.deploy_inner(
+                &service,
+                spec,
+                previous,
+                pinned,
+                true,
+                Action::Rollback,
+                &progress,
+            )
+            .await
         }
         .await;
         report(&progress, &result, &version);
