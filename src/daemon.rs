@@ -2,7 +2,8 @@
 //! together, and owns shutdown.
 //!
 //! Start order: lock the state dir → bring back live slots (health-gated) → bind the
-//! proxy → install routes → open the control socket. So the proxy serves only once
+//! proxy → install routes → remove leftovers (`reconcile_all`) → open the control
+//! socket. So the proxy serves only once
 //! the restored versions are healthy. Stop order: stop accepting (proxy, control) →
 //! let in-flight requests and actions finish (bounded) → stop every instance that
 //! is not live, and release the live ones (processes stop; containers keep serving
@@ -83,6 +84,10 @@ impl Daemon {
         let deployer =
             Arc::new(Deployer::new(router, runtimes, state, restored, shutdown.clone()).await?);
 
+        // Leftovers of the previous daemon (an interrupted deploy's containers) go
+        // now that production is served again, and before any action can start.
+        deployer.reconcile_all().await;
+
         let control = config.proxy.control.clone();
         let listener = api::server::bind(&control).map_err(|source| DaemonError::Control {
             path: control.clone(),
@@ -100,6 +105,7 @@ impl Daemon {
             control = %control.display(),
             "teal serve is ready"
         );
+
         Ok(Daemon {
             deployer,
             proxy,

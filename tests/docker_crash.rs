@@ -37,7 +37,10 @@ async fn a_killed_live_container_costs_no_request_and_comes_back() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let killed = identity(&docker, "dkt-kill-blue-0").await;
     docker
-        .kill_container("dkt-kill-blue-0", None::<bollard::query_parameters::KillContainerOptions>)
+        .kill_container(
+            "dkt-kill-blue-0",
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
         .await
         .expect("docker kill");
 
@@ -48,13 +51,24 @@ async fn a_killed_live_container_costs_no_request_and_comes_back() {
         i.healthy && i.restarts >= 1
     })
     .await;
-    assert!(back, "the killed container came back: {:?}", d.status().await);
-    assert_ne!(identity(&docker, "dkt-kill-blue-0").await.1, killed.1, "started again");
+    assert!(
+        back,
+        "the killed container came back: {:?}",
+        d.status().await
+    );
+    assert_ne!(
+        identity(&docker, "dkt-kill-blue-0").await.1,
+        killed.1,
+        "started again"
+    );
     // Some traffic on both instances again before the load stops.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = load.stop().await;
     let after = d.status().await.services[0].slots.blue.instances.clone();
-    assert_eq!(after[0].addr, before[0].addr, "same address after the restart");
+    assert_eq!(
+        after[0].addr, before[0].addr,
+        "same address after the restart"
+    );
     assert_eq!(after[0].id, "dkt-kill-blue-0");
     d.stop().await;
     remove_containers(&docker, name).await;

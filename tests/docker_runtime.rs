@@ -35,7 +35,11 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
 
     let result = d.deploy(&spec, "2").await;
     result.assert_live();
-    assert!(result.text().contains("runs image sha256:"), "{}", result.text());
+    assert!(
+        result.text().contains("runs image sha256:"),
+        "{}",
+        result.text()
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("2"));
     assert_eq!(
         container_names(&docker, name).await,
@@ -47,16 +51,29 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
         ]
     );
     let id_2 = image_id(&docker, APP_2).await;
-    let live = docker.inspect_container("dkt-basic-green-1", None).await.unwrap();
+    let live = docker
+        .inspect_container("dkt-basic-green-1", None)
+        .await
+        .unwrap();
     let labels = live.config.as_ref().unwrap().labels.clone().unwrap();
     assert_eq!(labels["teal.service"], name);
     assert_eq!(labels["teal.slot"], "green");
     assert_eq!(labels["teal.version"], "2");
     assert_eq!(labels["teal.image-id"], id_2);
     assert!(labels["teal.deploy-id"].starts_with('d'));
-    assert_eq!(live.image.as_deref(), Some(id_2.as_str()), "runs by image ID");
+    assert_eq!(
+        live.image.as_deref(),
+        Some(id_2.as_str()),
+        "runs by image ID"
+    );
     let env = live.config.as_ref().unwrap().env.clone().unwrap();
-    for var in ["EXTRA=yes", "PORT=8080", "TEAL_VERSION=2", "TEAL_SLOT=green", "TEAL_INSTANCE=1"] {
+    for var in [
+        "EXTRA=yes",
+        "PORT=8080",
+        "TEAL_VERSION=2",
+        "TEAL_SLOT=green",
+        "TEAL_INSTANCE=1",
+    ] {
         assert!(env.iter().any(|e| e == var), "{var} in {env:?}");
     }
     let bindings = live.host_config.unwrap().port_bindings.unwrap();
@@ -102,7 +119,11 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
 
     let d = TestDaemon::start(&cfg).await;
     assert_eq!(serving(d.addr).await.as_deref(), Some("2"));
-    assert_eq!(identity(&docker, "dkt-basic-green-0").await, before, "adopted, not restarted");
+    assert_eq!(
+        identity(&docker, "dkt-basic-green-0").await,
+        before,
+        "adopted, not restarted"
+    );
     let st = d.status().await;
     assert_eq!(st.services[0].slots.green.state, SlotState::Live);
     assert_eq!(st.services[0].slots.green.instances[1].addr, direct);
@@ -128,14 +149,22 @@ async fn a_crash_at_start_fails_with_the_exit_code_and_last_output() {
     docker_spec(&mut crash).command = None;
     let failed = d.deploy(&crash, "2").await;
     assert_eq!(failed.outcome, Outcome::Failed, "{}", failed.text());
-    assert!(failed.message.contains("dkt-crash-green-0"), "{}", failed.message);
+    assert!(
+        failed.message.contains("dkt-crash-green-0"),
+        "{}",
+        failed.message
+    );
     assert!(failed.message.contains("exit code 2"), "{}", failed.message);
     assert!(
         failed.message.contains("unrecognized subcommand"),
         "the last output is in the error: {}",
         failed.message
     );
-    assert!(failed.message.contains("production untouched"), "{}", failed.message);
+    assert!(
+        failed.message.contains("production untouched"),
+        "{}",
+        failed.message
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("1"));
     assert_eq!(container_names(&docker, name).await, ["dkt-crash-blue-0"]);
     d.stop().await;
@@ -163,7 +192,11 @@ async fn a_docker_healthcheck_must_pass_too() {
         .unwrap()
         .status
         .unwrap();
-    assert_eq!(health.to_string(), "healthy", "live only once the engine said healthy");
+    assert_eq!(
+        health.to_string(),
+        "healthy",
+        "live only once the engine said healthy"
+    );
 
     // HTTP answers 200, but the image's own check fails: the deploy must fail.
     let mut bad = spec.clone();
@@ -171,7 +204,11 @@ async fn a_docker_healthcheck_must_pass_too() {
     bad.health.deadline = Duration::from_secs(6);
     let failed = d.deploy(&bad, "2").await;
     assert_eq!(failed.outcome, Outcome::Failed, "{}", failed.text());
-    assert!(failed.message.contains("docker health is"), "{}", failed.message);
+    assert!(
+        failed.message.contains("docker health is"),
+        "{}",
+        failed.message
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("1"));
     d.stop().await;
     remove_containers(&docker, name).await;
@@ -217,10 +254,18 @@ async fn rollback_runs_the_recorded_image_after_latest_moved_and_prune_keeps_it(
     back.assert_live();
     let (_, body) = get(d.addr, "/").await;
     assert_eq!(version_of(&body).as_deref(), Some("one"));
-    assert_eq!(greeting_of(&body).as_deref(), Some("ident-1"), "the first image runs again");
+    assert_eq!(
+        greeting_of(&body).as_deref(),
+        Some("ident-1"),
+        "the first image runs again"
+    );
     let st = d.status().await;
     let live = st.services[0].active_slot.unwrap();
-    let slot = if live == Slot::Blue { &st.services[0].slots.blue } else { &st.services[0].slots.green };
+    let slot = if live == Slot::Blue {
+        &st.services[0].slots.blue
+    } else {
+        &st.services[0].slots.green
+    };
     assert_eq!(slot.image_id.as_deref(), Some(first.as_str()));
 
     // A third build goes live: the second image is untagged, outside the window
@@ -229,15 +274,31 @@ async fn rollback_runs_the_recorded_image_after_latest_moved_and_prune_keeps_it(
     let third = rebuild(3).await;
     let deployed = d.deploy(&spec, "three").await;
     deployed.assert_live();
-    assert!(deployed.text().contains("pruned 1 image"), "{}", deployed.text());
-    assert!(docker.inspect_image(&second).await.is_err(), "second image pruned");
-    assert!(docker.inspect_image(&first).await.is_ok(), "rollback target kept");
+    assert!(
+        deployed.text().contains("pruned 1 image"),
+        "{}",
+        deployed.text()
+    );
+    assert!(
+        docker.inspect_image(&second).await.is_err(),
+        "second image pruned"
+    );
+    assert!(
+        docker.inspect_image(&first).await.is_ok(),
+        "rollback target kept"
+    );
     assert!(docker.inspect_image(&third).await.is_ok());
 
     d.stop().await;
     remove_containers(&docker, name).await;
     for id in [first, third] {
-        let _ = docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        let _ = docker
+            .remove_image(
+                &id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
     }
 }
 
@@ -260,7 +321,9 @@ async fn a_deploy_removes_leftover_containers_first() {
     let result = d.deploy(&spec, "1").await;
     result.assert_live();
     assert!(
-        result.text().contains("removed leftover container dkt-recon-blue-0"),
+        result
+            .text()
+            .contains("removed leftover container dkt-recon-blue-0"),
         "{}",
         result.text()
     );

@@ -44,7 +44,9 @@ async fn zero_failed_requests_across_many_container_switches() {
 
     // A slow request that spans a switch: started on v0, must finish with 200 from v0.
     let addr = d.addr;
-    let mut slow = Some(tokio::spawn(async move { get(addr, "/slow?ms=3000").await }));
+    let mut slow = Some(tokio::spawn(
+        async move { get(addr, "/slow?ms=3000").await },
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A websocket opened on v0, held across a switch.
     let stream = tokio::net::TcpStream::connect(d.addr).await.unwrap();
@@ -107,6 +109,12 @@ async fn zero_failed_requests_across_many_container_switches() {
     assert_eq!(report.failed(), 0, "failed requests: {report:?}");
     assert_eq!(report.ok, report.sent);
     let seen: BTreeSet<String> = report.versions.keys().cloned().collect();
-    assert!(seen.is_subset(&expected), "only deployed versions answered: {seen:?}");
-    assert!(seen.len() >= DEPLOYS / 2, "traffic followed the switches: {seen:?}");
+    assert!(
+        seen.is_subset(&expected),
+        "only deployed versions answered: {seen:?}"
+    );
+    assert!(
+        seen.len() >= DEPLOYS / 2,
+        "traffic followed the switches: {seen:?}"
+    );
 }

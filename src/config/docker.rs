@@ -130,7 +130,13 @@ pub(super) fn reject_docker_keys(raw: &RawService, section: &str) -> Result<(), 
         ));
     }
     let spans = [
-        ("volumes", raw.volumes.as_ref().and_then(|v| v.first()).map(Spanned::span)),
+        (
+            "volumes",
+            raw.volumes
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(Spanned::span),
+        ),
         ("restart", raw.restart.as_ref().map(Spanned::span)),
         ("log_driver", raw.log_driver.as_ref().map(Spanned::span)),
         ("limits", raw.limits.as_ref().map(Spanned::span)),
@@ -153,12 +159,7 @@ pub(super) fn reject_docker_keys(raw: &RawService, section: &str) -> Result<(), 
 /// Checked with a sample version in place of `{version}`.
 fn image(value: &Spanned<String>, section: &str) -> Result<String, Invalid> {
     let text = value.get_ref();
-    let bad = |why: &str| {
-        Invalid::at(
-            value,
-            format!("invalid {section}.image {text:?}: {why}"),
-        )
-    };
+    let bad = |why: &str| Invalid::at(value, format!("invalid {section}.image {text:?}: {why}"));
     let sample = text.replace("{version}", "1.0.0");
     if sample.contains('{') || sample.contains('}') {
         return Err(bad("the only placeholder is {version}"));
@@ -202,9 +203,9 @@ fn image(value: &Spanned<String>, section: &str) -> Result<String, Invalid> {
         !part.is_empty()
             && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && part
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
     };
     if !parts.iter().all(|p| component_ok(p)) {
         return Err(bad(
@@ -221,7 +222,9 @@ fn volume(value: &Spanned<String>, section: &str, base: &Path) -> Result<String,
     let bad = |why: &str| {
         Invalid::at(
             value,
-            format!("invalid {section}.volumes entry {text:?}: {why}; write SOURCE:TARGET or SOURCE:TARGET:ro"),
+            format!(
+                "invalid {section}.volumes entry {text:?}: {why}; write SOURCE:TARGET or SOURCE:TARGET:ro"
+            ),
         )
     };
     let parts: Vec<&str> = text.split(':').collect();
@@ -241,7 +244,9 @@ fn volume(value: &Spanned<String>, section: &str, base: &Path) -> Result<String,
     let is_path = source.starts_with(['/', '.', '~']) || source.contains('/');
     let source = if is_path {
         if source.starts_with('~') {
-            return Err(bad("'~' is not expanded; give an absolute or relative path"));
+            return Err(bad(
+                "'~' is not expanded; give an absolute or relative path",
+            ));
         }
         base.join(source).to_string_lossy().into_owned()
     } else {
@@ -350,7 +355,7 @@ fn limits(raw: &RawLimits, section: &str) -> Result<DockerLimits, Invalid> {
     let cpus = match &raw.cpus {
         Some(cpus) => {
             let n = cpus.get_ref().as_f64();
-            if !(n.is_finite() && n >= 0.01 && n <= 1024.0) {
+            if !(n.is_finite() && (0.01..=1024.0).contains(&n)) {
                 return Err(Invalid::at(
                     cpus,
                     format!("{section}.limits.cpus must be between 0.01 and 1024 (got {n})"),
@@ -366,7 +371,9 @@ fn limits(raw: &RawLimits, section: &str) -> Result<DockerLimits, Invalid> {
 /// "512m", "1g", "64MiB", "1048576" → bytes.
 fn bytes(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
     let number: u64 = number.parse().ok()?;
     let shift = match unit.trim() {

@@ -201,7 +201,9 @@ impl Deployer {
             ));
         }
         if let Some(waiting) = instances.iter().find_map(|i| i.waiting_for()) {
-            progress.info(format!("the image has a HEALTHCHECK: {waiting}; waiting for healthy too"));
+            progress.info(format!(
+                "the image has a HEALTHCHECK: {waiting}; waiting for healthy too"
+            ));
         }
         let running = RunningSlot {
             version: version.to_string(),
@@ -293,7 +295,7 @@ impl Deployer {
 
     /// Removes what runs for the service outside the slots this daemon runs
     /// (leftovers of an interrupted deploy), and says so.
-    async fn reconcile(
+    pub(super) async fn reconcile(
         &self,
         service: &Service,
         spec: &ServiceSpec,

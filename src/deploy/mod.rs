@@ -130,7 +130,9 @@ impl Deployer {
             .clone()
     }
 
-    fn lock_services(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Service>>> {
+    pub(super) fn lock_services(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Service>>> {
         // Entries are only inserted whole; a poisoned map is still consistent.
         self.services.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -3,17 +3,18 @@
 //!
 //! Live slots are adopted through the runtime: containers that outlived the
 //! previous daemon keep running untouched, missing ones are started again, and
-//! child processes (which died with it) start afresh. Then every service is
-//! reconciled: whatever runs outside its live slot (an interrupted deploy's
-//! standby, a kept-warm previous version) is removed, and each action is logged.
+//! child processes (which died with it) start afresh. Whatever else runs (an
+//! interrupted deploy's standby, a kept-warm previous version) is removed by
+//! [`Deployer::reconcile_all`] once the proxy serves, so removing it never
+//! lengthens the restart gap.
 
 use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, RunningSlot, Runtimes, new_deploy_id};
+use super::{Attempt, Deployer, Progress, RunningSlot, Runtimes, new_deploy_id};
 use crate::health;
-use crate::runtime::{InstanceRef, KnownSlot, SlotRequest};
+use crate::runtime::{InstanceRef, SlotRequest};
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
 use crate::state::{Action, HistoryResult, StateCell};
@@ -28,7 +29,7 @@ pub struct Restored {
 }
 
 /// Adopts (or starts) and health-gates the live slot of every service in the saved
-/// state, then removes everything else the runtimes run for it. Slots that were
+/// state. Slots that were
 /// standby or staged are recorded as stopped. A service whose live version does
 /// not come back healthy keeps its record, so the next start tries again, and is
 /// logged.
@@ -43,17 +44,11 @@ pub async fn restore_live(
     for (name, record) in &snapshot.services {
         let runtime = runtimes.for_spec(&record.spec.runtime);
         let (Some(slot), Some(version)) = (record.active_slot, record.active_version()) else {
-            reconcile(runtimes, &record.spec, &[]).await;
             continue;
         };
         let live = record.slots.get(slot);
         // Adopted instances keep the deploy id they were started with.
         let deploy_id = live.deploy_id.clone().unwrap_or_else(new_deploy_id);
-        let known = [KnownSlot {
-            slot,
-            deploy_id: deploy_id.clone(),
-        }];
-        reconcile(runtimes, &record.spec, &known).await;
         let attempt = Attempt {
             id: new_deploy_id(),
             action: Action::Restore,
@@ -127,14 +122,27 @@ pub async fn restore_live(
     restored
 }
 
-/// Removes what the runtime runs for `spec` outside `known`; failures are logged.
-async fn reconcile(runtimes: &Runtimes, spec: &ServiceSpec, known: &[KnownSlot]) {
-    let runtime = runtimes.for_spec(&spec.runtime);
-    if let Err(e) = runtime.reconcile(&spec.name, known).await {
-        tracing::error!(service = %spec.name, "could not reconcile with the runtime: {e}");
-    }
-}
-
 async fn release(instances: &[InstanceRef]) {
     futures_util::future::join_all(instances.iter().map(|i| i.release(super::STOP_GRACE))).await;
+}
+
+impl Deployer {
+    /// Removes what the runtimes run outside the slots this daemon runs, for every
+    /// service (at daemon start, once the proxy serves). A service busy with an
+    /// action is skipped: every action reconciles it first anyway.
+    pub async fn reconcile_all(&self) {
+        let services: Vec<_> = self.lock_services().values().cloned().collect();
+        for service in services {
+            let Some(_guard) = service.try_begin() else {
+                continue;
+            };
+            let Some(record) = self.record(&service.name) else {
+                continue;
+            };
+            let progress = Progress::silent(&service.name);
+            if let Err(e) = self.reconcile(&service, &record.spec, &progress).await {
+                tracing::error!(service = %service.name, "could not reconcile with the runtime: {e}");
+            }
+        }
+    }
 }

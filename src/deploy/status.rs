@@ -102,7 +102,8 @@ impl Deployer {
                             Some(waiting) if probe.is_healthy() => format!("{probe}, {waiting}"),
                             _ => probe.to_string(),
                         },
-                        container: matches!(record.spec.runtime, RuntimeSpec::Docker(_)).then(|| i.id()),
+                        container: matches!(record.spec.runtime, RuntimeSpec::Docker(_))
+                            .then(|| i.id()),
                         image_id,
                     }
                 })

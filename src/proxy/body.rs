@@ -118,10 +118,10 @@ impl Tracked {
 
     /// The body ended cleanly: reuse the connection, release the claim.
     fn finish(&mut self) {
-        if let Some(guard) = self.guard.take() {
-            if let (Some(sender), Some(index)) = (self.sender.take(), guard.endpoint_index()) {
-                guard.pool().check_in(index, sender);
-            }
+        if let Some(guard) = self.guard.take()
+            && let (Some(sender), Some(index)) = (self.sender.take(), guard.endpoint_index())
+        {
+            guard.pool().check_in(index, sender);
         }
     }
 

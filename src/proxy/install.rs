@@ -31,20 +31,20 @@ impl Proxy {
             None => Arc::new(ServiceRoutes::new(&spec.name)),
         };
         let table = current.with_service(Arc::clone(&service), normalize_hosts(&spec.hosts))?;
-        if let Some(addr) = spec.preview {
-            if service.preview_addr.get().is_none() {
-                let me = self
-                    .me
-                    .upgrade()
-                    .ok_or_else(|| RouterError::Other("proxy is shutting down".into()))?;
-                let bound = listener::bind(addr).await?;
-                let local = bound
-                    .local_addr()
-                    .map_err(|source| RouterError::Bind { addr, source })?;
-                let _ = service.preview_addr.set(local);
-                listener::spawn_accept(&me, bound, Entry::Preview(Arc::clone(&service)));
-                tracing::info!(service = %spec.name, addr = %local, "preview listening");
-            }
+        if let Some(addr) = spec.preview
+            && service.preview_addr.get().is_none()
+        {
+            let me = self
+                .me
+                .upgrade()
+                .ok_or_else(|| RouterError::Other("proxy is shutting down".into()))?;
+            let bound = listener::bind(addr).await?;
+            let local = bound
+                .local_addr()
+                .map_err(|source| RouterError::Bind { addr, source })?;
+            let _ = service.preview_addr.set(local);
+            listener::spawn_accept(&me, bound, Entry::Preview(Arc::clone(&service)));
+            tracing::info!(service = %spec.name, addr = %local, "preview listening");
         }
 
         let pool = |backend: Option<Backend>| {

@@ -314,10 +314,10 @@ impl Pool {
         // The connection task has not finished the previous exchange yet.
         let pool = Arc::clone(self);
         self.ctx.tasks.spawn(async move {
-            if let Ok(Ok(())) = tokio::time::timeout(idle_timeout, sender.ready()).await {
-                if pool.is_routed() {
-                    pool.endpoints[index].idle.put(sender, idle_timeout, max);
-                }
+            if let Ok(Ok(())) = tokio::time::timeout(idle_timeout, sender.ready()).await
+                && pool.is_routed()
+            {
+                pool.endpoints[index].idle.put(sender, idle_timeout, max);
             }
         });
     }

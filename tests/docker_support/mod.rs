@@ -225,7 +225,10 @@ fn dockerfiles(hash: &str) -> Vec<(&'static str, String)> {
                 "FROM scratch\nCOPY teal /teal\nENV GREETING=build-1\n{label}\nENTRYPOINT [\"/teal\", \"demo-app\", \"--bind\", \"0.0.0.0\"]\n"
             ),
         ),
-        (APP_2, format!("FROM {APP_1}\nENV GREETING=build-2\n{label}\n")),
+        (
+            APP_2,
+            format!("FROM {APP_1}\nENV GREETING=build-2\n{label}\n"),
+        ),
         (
             CRASH,
             format!("FROM {APP_1}\n{label}\nENTRYPOINT [\"/teal\", \"crash-at-start\"]\n"),
@@ -268,9 +271,17 @@ fn static_teal() -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    let path = if path.is_absolute() { path } else { root.join(path) };
+    let path = if path.is_absolute() {
+        path
+    } else {
+        root.join(path)
+    };
     let elf = std::fs::read(&path).expect("read static teal");
-    assert!(!has_interpreter(&elf), "{} is not statically linked", path.display());
+    assert!(
+        !has_interpreter(&elf),
+        "{} is not statically linked",
+        path.display()
+    );
     path
 }
 

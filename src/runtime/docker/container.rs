@@ -90,10 +90,13 @@ impl Recipe {
                 name: Some(policy),
                 maximum_retry_count: retries,
             }),
-            log_config: docker.log_driver.as_ref().map(|driver| HostConfigLogConfig {
-                typ: Some(driver.clone()),
-                config: None,
-            }),
+            log_config: docker
+                .log_driver
+                .as_ref()
+                .map(|driver| HostConfigLogConfig {
+                    typ: Some(driver.clone()),
+                    config: None,
+                }),
             memory: docker.limits.memory.map(|m| m as i64),
             nano_cpus: docker.limits.cpus.map(|c| (c * 1e9) as i64),
             binds: (!docker.volumes.is_empty()).then(|| docker.volumes.clone()),
@@ -137,8 +140,14 @@ impl Recipe {
     /// Creates and starts the container. A leftover container of the same name
     /// (teal never tracks two) is removed first. On error nothing is left behind.
     pub(super) async fn launch(&self, docker: &Docker) -> Result<(), LaunchError> {
-        let options = || CreateContainerOptionsBuilder::default().name(&self.name).build();
-        let created = docker.create_container(Some(options()), self.body.clone()).await;
+        let options = || {
+            CreateContainerOptionsBuilder::default()
+                .name(&self.name)
+                .build()
+        };
+        let created = docker
+            .create_container(Some(options()), self.body.clone())
+            .await;
         match created {
             Ok(_) => {}
             Err(e) if status_of(&e) == Some(409) => {
@@ -170,7 +179,9 @@ pub(super) enum LaunchError {
 impl LaunchError {
     fn classify(name: &str, what: &str, e: bollard::errors::Error) -> LaunchError {
         let message = short(&e);
-        if message.contains("port is already allocated") || message.contains("address already in use") {
+        if message.contains("port is already allocated")
+            || message.contains("address already in use")
+        {
             return LaunchError::PortTaken;
         }
         let text = format!("{what} container {name}: {message}");

@@ -37,8 +37,7 @@ impl Engine {
     pub(super) async fn get(&self) -> Result<&Docker, RuntimeError> {
         self.client
             .get_or_try_init(|| async {
-                let docker = Docker::connect_with_defaults()
-                    .map_err(|e| unreachable_engine(&e))?;
+                let docker = Docker::connect_with_defaults().map_err(|e| unreachable_engine(&e))?;
                 docker
                     .negotiate_version()
                     .await
@@ -49,7 +48,8 @@ impl Engine {
 }
 
 fn unreachable_engine(e: &BollardError) -> RuntimeError {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     RuntimeError::Engine(format!(
         "cannot reach the Docker engine at {host} (set DOCKER_HOST to point elsewhere): {e}"
     ))

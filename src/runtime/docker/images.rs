@@ -151,7 +151,10 @@ mod tests {
     fn references_split_into_repository_and_tag() {
         assert_eq!(split_tag("app:1.0"), ("app", "1.0"));
         assert_eq!(split_tag("app"), ("app", "latest"));
-        assert_eq!(split_tag("reg:5000/team/app"), ("reg:5000/team/app", "latest"));
+        assert_eq!(
+            split_tag("reg:5000/team/app"),
+            ("reg:5000/team/app", "latest")
+        );
         assert_eq!(split_tag("reg:5000/app:2"), ("reg:5000/app", "2"));
         assert_eq!(reference("app:{version}", "1.2"), "app:1.2");
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");

@@ -252,7 +252,10 @@ impl Watcher {
                 .map_err(|e| short(&e))
         } else {
             tracing::warn!(container = %name, "container vanished; creating it again");
-            self.recipe.launch(&self.docker).await.map_err(|e| format!("{e:?}"))
+            self.recipe
+                .launch(&self.docker)
+                .await
+                .map_err(|e| format!("{e:?}"))
         };
         match result {
             Ok(()) => self.status.lock().unwrap().teal_restarts += 1,

@@ -97,7 +97,8 @@ struct Lines {
 
 impl Lines {
     fn push(&mut self, chunk: &LogOutput) -> Vec<String> {
-        self.partial.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+        self.partial
+            .push_str(&String::from_utf8_lossy(chunk.as_ref()));
         let mut lines = Vec::new();
         while let Some(end) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=end).collect();
@@ -108,6 +109,10 @@ impl Lines {
 
     fn finish(&mut self) -> Vec<String> {
         let rest = std::mem::take(&mut self.partial);
-        if rest.is_empty() { Vec::new() } else { vec![rest] }
+        if rest.is_empty() {
+            Vec::new()
+        } else {
+            vec![rest]
+        }
     }
 }

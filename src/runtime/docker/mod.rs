@@ -114,10 +114,7 @@ impl DockerRuntime {
         let Some(network) = &spec.network else {
             return recipe.published();
         };
-        let own = self
-            .own_networks
-            .get_or_init(|| own_networks(docker))
-            .await;
+        let own = self.own_networks.get_or_init(|| own_networks(docker)).await;
         if !own.contains(network) {
             return recipe.published();
         }
@@ -183,7 +180,7 @@ impl DockerRuntime {
     }
 }
 
-fn docker_spec<'a>(service: &'a ServiceSpec) -> Result<&'a DockerSpec, RuntimeError> {
+fn docker_spec(service: &ServiceSpec) -> Result<&DockerSpec, RuntimeError> {
     match &service.runtime {
         RuntimeSpec::Docker(spec) => Ok(spec),
         other => Err(RuntimeError::InvalidSpec(format!(
@@ -236,9 +233,10 @@ impl Runtime for DockerRuntime {
         let docker = self.engine.get().await?;
         let image_id = self.image_for(docker, &req, spec).await?;
         let healthcheck = images::has_healthcheck(docker, &image_id).await;
-        let launched = join_all((0..req.service.instances).map(|index| {
-            self.launch(docker, &req, spec, &image_id, index, healthcheck)
-        }))
+        let launched = join_all(
+            (0..req.service.instances)
+                .map(|index| self.launch(docker, &req, spec, &image_id, index, healthcheck)),
+        )
         .await;
         let mut started = Vec::new();
         let mut failure = None;
@@ -299,7 +297,10 @@ impl Runtime for DockerRuntime {
                         None => self.image_for(docker, &req, spec).await?,
                     };
                     let healthcheck = images::has_healthcheck(docker, &id).await;
-                    match self.launch(docker, &req, spec, &id, index, healthcheck).await {
+                    match self
+                        .launch(docker, &req, spec, &id, index, healthcheck)
+                        .await
+                    {
                         Ok(instance) => {
                             tracing::info!(%service, container = %name, version = %req.version, "live container was missing; started it again");
                             instance
@@ -328,27 +329,31 @@ impl Runtime for DockerRuntime {
         service: &str,
         known: &[KnownSlot],
     ) -> Result<Vec<String>, RuntimeError> {
+        // The caller logs the returned lines.
         let docker = self.engine.get().await?;
-        let mut actions = Vec::new();
-        for c in self.containers(docker, service, None).await? {
-            let slot = label(&c, LABEL_SLOT);
-            let deploy = label(&c, LABEL_DEPLOY_ID);
-            if known
-                .iter()
-                .any(|k| k.slot.as_str() == slot && k.deploy_id == deploy)
-            {
-                continue;
-            }
-            let name = name_of(&c);
+        let leftovers: Vec<ContainerSummary> = self
+            .containers(docker, service, None)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                let (slot, deploy) = (label(c, LABEL_SLOT), label(c, LABEL_DEPLOY_ID));
+                !known
+                    .iter()
+                    .any(|k| k.slot.as_str() == slot && k.deploy_id == deploy)
+            })
+            .collect();
+        let removals = leftovers.iter().map(|c| async move {
+            let name = name_of(c);
             container::remove(docker, &name).await;
             let line = format!(
-                "removed leftover container {name} ({slot} slot, version {}, deploy {deploy}): not part of the recorded state",
-                label(&c, LABEL_VERSION)
+                "removed leftover container {name} ({} slot, version {}, deploy {}): not part of the recorded state",
+                label(c, LABEL_SLOT),
+                label(c, LABEL_VERSION),
+                label(c, LABEL_DEPLOY_ID)
             );
-            tracing::info!(%service, "{line}");
-            actions.push(line);
-        }
-        Ok(actions)
+            line
+        });
+        Ok(join_all(removals).await)
     }
 
     async fn prune(&self, candidates: &[String]) -> Result<Vec<String>, RuntimeError> {

@@ -19,7 +19,9 @@ impl Ports {
     /// A port that is free on 127.0.0.1 right now, held until `release`.
     pub(super) fn pick(&self) -> std::io::Result<u16> {
         for _ in 0..ATTEMPTS {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+                .local_addr()?
+                .port();
             if self.held.lock().unwrap().insert(port) {
                 return Ok(port);
             }
