@@ -8,6 +8,8 @@
 
 mod conflicts;
 mod docker;
+#[cfg(test)]
+mod docker_tests;
 mod keys;
 mod raw;
 mod resolve;
