@@ -107,7 +107,7 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
 
     // A graceful daemon stop lets go of the live containers (they keep serving)
     // and removes the standby; the next daemon adopts them without a restart.
-    let before = identity(&docker, "dkt-basic-green-0").await;
+    let before = identity(&docker, "dkt-basic-green-1").await;
     let direct = instance.addr;
     d.stop().await;
     assert_eq!(
@@ -117,16 +117,47 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
     let (status, body) = get(direct, "/").await;
     assert_eq!((status, version_of(&body).as_deref()), (200, Some("2")));
 
+    // One live container is removed while no daemon runs: the next one starts it again.
+    let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    docker
+        .remove_container("dkt-basic-green-0", Some(options))
+        .await
+        .unwrap();
     let d = TestDaemon::start(&cfg).await;
     assert_eq!(serving(d.addr).await.as_deref(), Some("2"));
     assert_eq!(
-        identity(&docker, "dkt-basic-green-0").await,
+        identity(&docker, "dkt-basic-green-1").await,
         before,
         "adopted, not restarted"
+    );
+    assert_ne!(
+        identity(&docker, "dkt-basic-green-0").await.0,
+        "",
+        "started again"
     );
     let st = d.status().await;
     assert_eq!(st.services[0].slots.green.state, SlotState::Live);
     assert_eq!(st.services[0].slots.green.instances[1].addr, direct);
+    assert!(
+        st.services[0]
+            .slots
+            .green
+            .instances
+            .iter()
+            .all(|i| i.healthy)
+    );
+    // Followed logs stream from the engine.
+    let mut follow = d.client.logs(name, None, true).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(10), follow.frame())
+        .await
+        .expect("followed logs answer")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned();
+    assert!(text.contains("listening"), "{text}");
+    drop(follow);
     // And rollback still works: the blue slot is gone, so it redeploys 1.
     d.rollback(name).await.assert_live();
     assert_eq!(serving(d.addr).await.as_deref(), Some("1"));
@@ -331,4 +362,64 @@ async fn a_deploy_removes_leftover_containers_first() {
     assert_eq!(container_names(&docker, name).await, ["dkt-recon-blue-0"]);
     d.stop().await;
     remove_containers(&docker, name).await;
+}
+
+/// `network`, `volumes`, `restart`, `log_driver` and `limits` reach the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_docker_setting_reaches_the_engine() {
+    let Some(docker) = engine().await else { return };
+    let name = "dkt-keys";
+    let network = "teal-test-net";
+    remove_containers(&docker, name).await;
+    let _ = docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: network.into(),
+            ..Default::default()
+        })
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = docker_service(name, dir.path(), APP_1, 1);
+    let d_spec = docker_spec(&mut spec);
+    d_spec.network = Some(network.into());
+    d_spec.volumes = vec![format!("{}:/data:ro", dir.path().display())];
+    d_spec.restart = "unless-stopped".into();
+    d_spec.log_driver = Some("local".into());
+    d_spec.limits.memory = Some(64 << 20);
+    d_spec.limits.cpus = Some(0.5);
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&spec, "1").await.assert_live();
+    assert_eq!(serving(d.addr).await.as_deref(), Some("1"));
+
+    let info = docker
+        .inspect_container("dkt-keys-blue-0", None)
+        .await
+        .unwrap();
+    let host = info.host_config.unwrap();
+    assert_eq!(host.network_mode.as_deref(), Some(network));
+    assert!(
+        info.network_settings
+            .unwrap()
+            .networks
+            .unwrap()
+            .contains_key(network)
+    );
+    assert_eq!(
+        host.binds.unwrap(),
+        [format!("{}:/data:ro", dir.path().display())]
+    );
+    assert_eq!(
+        host.restart_policy.unwrap().name.unwrap().to_string(),
+        "unless-stopped"
+    );
+    assert_eq!(host.log_config.unwrap().typ.as_deref(), Some("local"));
+    assert_eq!(host.memory, Some(64 << 20));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    // Logs still come through with the local driver.
+    let body = d.client.logs(name, None, false).await.unwrap();
+    let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("listening"), "{text}");
+
+    d.stop().await;
+    remove_containers(&docker, name).await;
+    let _ = docker.remove_network(network).await;
 }
