@@ -58,12 +58,16 @@ impl fmt::Display for Probe {
 /// Why a slot did not pass its health gate.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
-    #[error("instance {index} ({addr}) not healthy after {}: last answer {last}", humantime::format_duration(*waited))]
+    #[error("instance {index} {id} ({addr}) not healthy after {}: last answer {last}; last output: {logs}", humantime::format_duration(*waited))]
     Deadline {
         index: usize,
+        /// pid or container name.
+        id: String,
         addr: SocketAddr,
         waited: Duration,
         last: Probe,
+        /// Its last lines of output, `|`-separated.
+        logs: String,
     },
     #[error(
         "instance {index} {id} ({addr}) exited during the health gate ({exit}); last output: {logs}"
@@ -182,8 +186,15 @@ pub async fn gate(
         }
         if started.elapsed() >= spec.deadline {
             let first = pending[0];
+            let logs = first.tail_logs(5).await.join(" | ");
             return Err(GateError::Deadline {
                 index: first.index(),
+                id: first.id(),
+                logs: if logs.is_empty() {
+                    "(none)".into()
+                } else {
+                    logs
+                },
                 addr: first.addr(),
                 waited: Duration::from_millis(started.elapsed().as_millis() as u64),
                 last: last.get(first.index()).cloned().unwrap_or(Probe::Failed {
