@@ -226,7 +226,7 @@ impl Deployer {
             .await
             .map_err(|e| match e {
                 health::GateError::Cancelled => DeployError::ShuttingDown,
-                other => DeployError::Health(other),
+                other => DeployError::Health(Box::new(other)),
             })?;
         progress.info(format!(
             "healthy after {}",
