@@ -26,6 +26,7 @@ use bollard::Docker;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptions,
 };
 use futures_util::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
@@ -194,17 +195,19 @@ async fn ensure_images(docker: &Docker) {
     hasher.write(format!("{base:?}").as_bytes());
     let hash = format!("{:016x}", hasher.finish());
 
+    let mut replaced = Vec::new();
     for (tag, dockerfile) in dockerfiles(&hash) {
-        let current = docker
-            .inspect_image(tag)
-            .await
-            .ok()
-            .and_then(|i| i.config)
-            .and_then(|c| c.labels)
+        let current = docker.inspect_image(tag).await.ok();
+        let current_hash = current
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .and_then(|c| c.labels.as_ref())
             .and_then(|l| l.get(HASH_LABEL).cloned());
-        if current.as_deref() == Some(hash.as_str()) {
+        if current_hash.as_deref() == Some(hash.as_str()) {
             continue;
         }
+        // The previous generation goes once nothing uses it (the engine refuses otherwise).
+        let previous = current.and_then(|i| i.id);
         eprintln!("building test image {tag}");
         let files: Vec<(&str, &[u8])> = if dockerfile.contains("COPY teal") {
             vec![("teal", &bytes)]
@@ -212,6 +215,13 @@ async fn ensure_images(docker: &Docker) {
             Vec::new()
         };
         build(docker, tag, &dockerfile, &files).await;
+        replaced.extend(previous);
+    }
+    // Children first: an image others were built FROM goes last.
+    for previous in replaced.iter().rev() {
+        let _ = docker
+            .remove_image(previous, None::<RemoveImageOptions>, None)
+            .await;
     }
 }
 
