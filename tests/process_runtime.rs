@@ -66,6 +66,7 @@ async fn start(
         slot,
         version,
         deploy_id: "test",
+        image: None,
     })
     .await
 }

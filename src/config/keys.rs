@@ -10,7 +10,9 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
-use super::raw::{RawConfig, RawDrain, RawHealth, RawHost, RawNginx, RawProxy, RawService, RawSsh};
+use super::raw::{
+    RawConfig, RawDrain, RawHealth, RawHost, RawLimits, RawNginx, RawProxy, RawService, RawSsh,
+};
 
 /// One key that no section accepts.
 #[derive(Debug)]
@@ -47,6 +49,10 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
         if let Some(drain) = sub_table(service, "drain") {
             let fields = fields_of::<RawDrain>();
             check(drain, fields, &format!("[{section}.drain]"), &mut found);
+        }
+        if let Some(limits) = sub_table(service, "limits") {
+            let fields = fields_of::<RawLimits>();
+            check(limits, fields, &format!("[{section}.limits]"), &mut found);
         }
     }
     remote_keys(root, &mut found);

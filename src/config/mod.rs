@@ -7,6 +7,9 @@
 //! writes anything, and nothing outside this module sees the raw types.
 
 mod conflicts;
+mod docker;
+#[cfg(test)]
+mod docker_tests;
 mod keys;
 mod nginx;
 mod raw;

@@ -50,6 +50,7 @@ impl Deployer {
                 from_version: record.active_version().map(str::to_string),
                 slot,
                 started: SystemTime::now(),
+                image: running.instances.iter().find_map(|i| i.image()),
             };
             self.switch_recorded(&service, &record.spec, &attempt, &progress)
                 .await
@@ -112,6 +113,7 @@ impl Deployer {
                         from_version: record.active_version().map(str::to_string),
                         slot: standby,
                         started: SystemTime::now(),
+                        image: running.instances.iter().find_map(|i| i.image()),
                     };
                     return self
                         .switch_recorded(&service, &record.spec, &attempt, &progress)
@@ -127,8 +129,18 @@ impl Deployer {
                 "the previous slot is not running; redeploying {previous}"
             ));
             let spec = spec.unwrap_or_else(|| record.spec.clone());
-            self.deploy_inner(&service, spec, previous, true, Action::Rollback, &progress)
-                .await
+            // The recorded build, not whatever the version's tag names now.
+            let pinned = record.previous_image_id.clone();
+            self.deploy_inner(
+                &service,
+                spec,
+                previous,
+                pinned,
+                true,
+                Action::Rollback,
+                &progress,
+            )
+            .await
         }
         .await;
         report(&progress, &result, &version);

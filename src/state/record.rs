@@ -46,6 +46,10 @@ pub struct ServiceRecord {
     pub slots: SlotRecords,
     /// The version that was live before the current one: what a rollback goes back to.
     pub previous_version: Option<String>,
+    /// The exact build of `previous_version` (docker: image ID), so a rollback that
+    /// has to redeploy runs the same bits even after its tag moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_image_id: Option<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }
@@ -57,6 +61,7 @@ impl ServiceRecord {
             active_slot: None,
             slots: SlotRecords::default(),
             previous_version: None,
+            previous_image_id: None,
             history: Vec::new(),
         }
     }
@@ -107,6 +112,9 @@ pub struct SlotRecord {
     pub state: SlotState,
     /// The deploy that last started this slot.
     pub deploy_id: Option<String>,
+    /// The exact build it runs (docker: image ID), when the runtime pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 impl Default for SlotRecord {
@@ -115,6 +123,7 @@ impl Default for SlotRecord {
             version: None,
             state: SlotState::Stopped,
             deploy_id: None,
+            image_id: None,
         }
     }
 }
@@ -159,6 +168,12 @@ pub struct HistoryEntry {
     /// Why it failed, or notes (drain figures).
     pub reason: Option<String>,
     pub duration_ms: u64,
+    /// The exact build it ran (docker: image ID), when the runtime pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// The instances that went live (docker: container names; process: pids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
 }
 
 impl HistoryEntry {
