@@ -186,6 +186,7 @@ async fn deploy(
         .deploy(&DeployRequest {
             spec: spec.clone(),
             version: version.into(),
+            image: None,
             promote: true,
         })
         .await?;
