@@ -285,7 +285,11 @@ async fn a_host_without_docker_access_stops_the_deploy_before_anything_stages() 
         "{json}"
     );
     let docker = Docker::connect_with_defaults().unwrap();
-    assert!(docker_support::containers(&docker, &service).await.is_empty());
+    assert!(
+        docker_support::containers(&docker, &service)
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,7 +340,12 @@ async fn zero_failed_requests_at_the_host_while_shipped_images_switch() {
     assert_eq!(shipped, [1, 0, 0, 0]);
 
     let report = load.stop().await;
-    assert_eq!(report.failed(), 0, "failed requests:\n{}", report.render_table());
+    assert_eq!(
+        report.failed(),
+        0,
+        "failed requests:\n{}",
+        report.render_table()
+    );
     assert!(report.ok > 100, "the load ran: {}", report.render_table());
     for version in report.versions.keys() {
         assert!(

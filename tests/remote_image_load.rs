@@ -100,7 +100,11 @@ async fn image_load_takes_whole_streams_only() {
     // Not a zstd stream at all (say, a plain `docker save`): refused the same way.
     let out = teal(&["image", "load", "--expect", &id], &archive[..4096], None);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("broke off or is damaged"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("broke off or is damaged"),
+        "{}",
+        stderr(&out)
+    );
 
     // The whole stream: loaded, checked and tagged.
     let out = teal(
@@ -109,7 +113,10 @@ async fn image_load_takes_whole_streams_only() {
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(presence(&teal(&["image", "has", &id], b"", None))["present"], true);
+    assert_eq!(
+        presence(&teal(&["image", "has", &id], b"", None))["present"],
+        true
+    );
     assert_eq!(docker_support::image_id(&docker, &reference).await, id);
 
     // No engine to ask: the answer says where teal looked.

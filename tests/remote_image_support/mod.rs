@@ -3,10 +3,10 @@
 //!
 //! The lab's hosts all use this machine's engine, so an image the CLI finds on
 //! that engine is always "already on the host". To ship for real, the CLI gets
-//! its own engine: a `dockerd` started by the test in a temp dir (its own data
-//! root, exec root and socket; vfs storage, no bridge, no iptables, so it
-//! touches nothing of the main engine's). Images are built there; no container
-//! ever runs there. The CLI is pointed at it with `DOCKER_HOST`, and the hosts'
+//! its own engine: a `dockerd` started by the test in a temp dir and a network
+//! namespace of its own (its own data root, exec root and socket; vfs storage,
+//! no bridge, no iptables), so it touches nothing of the main engine's. Images
+//! are built there; no container ever runs there. The CLI is pointed at it with `DOCKER_HOST`, and the hosts'
 //! teal (started by sshd with a clean environment) use the main engine.
 //!
 //! Starting a dockerd needs root; without it the tests skip loudly (and fail in
@@ -24,13 +24,21 @@ use crate::common::require;
 use crate::docker_support;
 
 const DOCKERD: &str = "/usr/sbin/dockerd";
+/// dockerd runs in a network namespace of its own: with `--bridge=none` a
+/// dockerd deletes the `docker0` interface it finds, which in the machine's
+/// namespace would be the main engine's (and break every container there).
+const UNSHARE: &str = "/usr/bin/unshare";
 
 pub struct Workstation {
-    /// Holds the engine's data and sockets; removed after it stops.
-    dir: tempfile::TempDir,
-    dockerd: Child,
     pub docker: Docker,
+    /// Stopped when dropped, before `dir` goes.
+    dockerd: Dockerd,
+    /// Holds the engine's data and sockets.
+    dir: tempfile::TempDir,
 }
+
+/// The dockerd process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Dockerd(Child);
 
 impl Workstation {
     /// Starts the engine and waits (bounded) until it answers.
@@ -38,7 +46,7 @@ impl Workstation {
         let root = nix::unistd::getuid().is_root();
         if !require(
             "root and dockerd (a second Docker engine plays the workstation)",
-            root && Path::new(DOCKERD).exists(),
+            root && Path::new(DOCKERD).exists() && Path::new(UNSHARE).exists(),
         ) {
             return None;
         }
@@ -49,7 +57,9 @@ impl Workstation {
         let d = dir.path();
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let dockerd = Command::new(DOCKERD)
+        let dockerd = Command::new(UNSHARE)
+            .arg("--net")
+            .arg(DOCKERD)
             .arg("--config-file")
             .arg(d.join("daemon.json"))
             .arg("--data-root")
@@ -72,42 +82,40 @@ impl Workstation {
             .stderr(log)
             .spawn()
             .expect("dockerd starts");
-        let mut ws = Workstation {
-            docker: Docker::connect_with_unix(
-                &d.join("docker.sock").display().to_string(),
-                120,
-                bollard::API_DEFAULT_VERSION,
-            )
-            .unwrap(),
-            dir,
-            dockerd,
-        };
+        let mut dockerd = Dockerd(dockerd);
+        let socket = d.join("docker.sock").display().to_string();
+        let log = || std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default();
         let start = Instant::now();
-        loop {
-            if ws.docker.ping().await.is_ok() {
-                break;
+        let docker = loop {
+            let answer = match Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION)
+            {
+                Ok(docker) => docker.negotiate_version().await.ok(),
+                Err(_) => None,
+            };
+            if let Some(docker) = answer {
+                break docker;
             }
-            if let Ok(Some(status)) = ws.dockerd.try_wait() {
-                panic!("the workstation dockerd exited ({status}): {}", ws.log());
+            if let Ok(Some(status)) = dockerd.0.try_wait() {
+                panic!("the workstation dockerd exited ({status}): {}", log());
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "the workstation dockerd did not answer: {}",
-                ws.log()
+                log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        ws.docker = ws.docker.clone().negotiate_version().await.unwrap();
+        };
+        let ws = Workstation {
+            dir,
+            dockerd,
+            docker,
+        };
         Some(ws)
     }
 
     /// `DOCKER_HOST` for the CLI.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.dir.path().join("docker.sock").display())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
     }
 
     /// Builds the demo app as `reference` (FROM scratch, the static teal) with a
@@ -133,19 +141,19 @@ impl Workstation {
     }
 }
 
-impl Drop for Workstation {
+impl Drop for Dockerd {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.dockerd.id() as i32);
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = self.dockerd.try_wait() {
+            if let Ok(Some(_)) = self.0.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.dockerd.kill();
-        let _ = self.dockerd.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -66,9 +66,14 @@ pub async fn ship_all(
 }
 
 /// Ships `image` to one host.
-async fn ship(host: &Host, image: &LocalImage, reporter: &dyn Reporter) -> Result<Shipment, RemoteError> {
+async fn ship(
+    host: &Host,
+    image: &LocalImage,
+    reporter: &dyn Reporter,
+) -> Result<Shipment, RemoteError> {
     let started = Instant::now();
-    let failed = |cause: String| RemoteError::host(&host.name, format!("image {}: {cause}", image.label()));
+    let failed =
+        |cause: String| RemoteError::host(&host.name, format!("image {}: {cause}", image.label()));
     let presence = ask(host, image, true).await.map_err(failed)?;
     if Plan::of(&presence) == Plan::Skip {
         let elapsed = started.elapsed();
@@ -121,8 +126,14 @@ async fn ship(host: &Host, image: &LocalImage, reporter: &dyn Reporter) -> Resul
         .await;
     let cause = match out {
         _ if export_failed.lock().is_ok_and(|e| e.is_some()) => {
-            let e = export_failed.lock().ok().and_then(|mut e| e.take()).unwrap_or_default();
-            Some(format!("exporting it from this machine's Docker engine failed: {e}"))
+            let e = export_failed
+                .lock()
+                .ok()
+                .and_then(|mut e| e.take())
+                .unwrap_or_default();
+            Some(format!(
+                "exporting it from this machine's Docker engine failed: {e}"
+            ))
         }
         Err(e) => Some(format!("sending it failed: {}", cause_of(&e))),
         Ok(out) if out.status.code() == Some(SSH_FAILED) => Some(format!(
