@@ -74,6 +74,13 @@ async fn ship(
     let started = Instant::now();
     let failed =
         |cause: String| RemoteError::host(&host.name, format!("image {}: {cause}", image.label()));
+    if !image.runs_on(&host.facts.arch) {
+        let arch = image.arch.as_deref().unwrap_or("?");
+        return Err(failed(format!(
+            "it is built for {arch} but the host is {}; build it for the host (docker build --platform linux/...)",
+            host.facts.arch
+        )));
+    }
     let presence = ask(host, image, true).await.map_err(failed)?;
     if Plan::of(&presence) == Plan::Skip {
         let elapsed = started.elapsed();
