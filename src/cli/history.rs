@@ -1,4 +1,4 @@
-//! `teal history SERVICE`: deploys, switches and rollbacks.
+//! `teal history SERVICE`: deploys, switches and rollbacks, each with its timeline.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use super::context::{Global, block_on};
 use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::wire::History;
+use crate::state::TimelineStep;
 use crate::remote::Mode;
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +58,8 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The human view of a history.
+/// The human view of a history: one line per action, each followed by its
+/// timeline as a compact table (step, start offset, duration, what came of it).
 fn render(history: &History) -> String {
     let mut out = format!(
         "{:<20}  {:<8}  {:<14}  {:<14}  {:<5}  {:<9}  {:>8}  reason\n",
@@ -75,6 +77,26 @@ fn render(history: &History) -> String {
             e.duration_ms as f64 / 1000.0,
             e.reason.as_deref().unwrap_or("")
         ));
+        out.push_str(&timeline(&e.timeline));
+    }
+    out
+}
+
+/// `  │ health       +0.41s   0.52s  exit 0 in 0.20s`, one line per step; a
+/// failed step is marked with ✗.
+fn timeline(steps: &[TimelineStep]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        let mark = if step.failed { "✗" } else { " " };
+        let line = format!(
+            "  │ {mark} {:<11} {:>8} {:>8}  {}",
+            step.step,
+            format!("+{:.2}s", step.offset_ms as f64 / 1000.0),
+            format!("{:.2}s", step.duration_ms as f64 / 1000.0),
+            step.note.as_deref().unwrap_or("")
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

@@ -77,6 +77,8 @@ pub fn config(dir: &Path, teal_exe: &Path) -> Config {
             timeout: Duration::from_secs(10),
             keep_previous: true,
         },
+        hooks: Default::default(),
+        verify: None,
     };
     Config {
         path: dir.join("teal.toml"),

@@ -50,6 +50,8 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
             timeout: Duration::from_secs(5),
             keep_previous: true,
         },
+        hooks: Default::default(),
+        verify: None,
     }
 }
 
