@@ -212,3 +212,6 @@ pub(super) fn verify(raw: RawVerify, section: &str) -> Result<VerifySpec, Invali
         on_inconclusive,
     })
 }
+
+#[cfg(test)]
+mod tests;

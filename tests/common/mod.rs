@@ -16,6 +16,8 @@ use teal::daemon::Daemon;
 use teal::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
 use tokio::net::TcpStream;
 
+pub mod hooks;
+
 pub const TEAL: &str = env!("CARGO_BIN_EXE_teal");
 
 /// A demo-app service spec: `instances` per slot, preview on port 0.
