@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::api;
 use crate::deploy::{self, DeployError, Deployer, Runtimes};
 use crate::proxy::Proxy;
+use crate::router::nginx::NginxRouter;
 use crate::router::{Router, RouterError};
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
@@ -47,15 +48,14 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("router = \"nginx\" is not available in this build yet; use router = \"builtin\"")]
-    RouterUnavailable,
 }
 
 /// A running daemon. Dropping it without `shutdown` leaves instances running
 /// until the process exits; call `shutdown` for a graceful stop.
 pub struct Daemon {
     deployer: Arc<Deployer>,
-    proxy: Arc<Proxy>,
+    /// The builtin proxy or nginx; closed at shutdown before instances stop.
+    router: Arc<dyn Router>,
     /// Fires once to stop everything: proxy accept loops, the control API and
     /// health gates of deploys in progress.
     shutdown: CancellationToken,
@@ -70,9 +70,6 @@ impl Daemon {
     /// Starts serving according to `config`; returns once routes are installed and
     /// the control socket accepts.
     pub async fn start(config: &Config) -> Result<Daemon, DaemonError> {
-        if config.proxy.router == RouterKind::Nginx {
-            return Err(DaemonError::RouterUnavailable);
-        }
         let store = Store::open(&config.state_dir)?;
         let state = Arc::new(StateCell::open(store)?);
         let process = Arc::new(ProcessRuntime::new(config.state_dir.clone()));
@@ -80,23 +77,49 @@ impl Daemon {
         let shutdown = CancellationToken::new();
 
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
-        let proxy = Proxy::bind(config.proxy.listen, shutdown.child_token()).await?;
-        let router: Arc<dyn Router> = proxy.clone();
+        let router: Arc<dyn Router> = match config.proxy.router {
+            RouterKind::Builtin => Proxy::bind(config.proxy.listen, shutdown.child_token()).await?,
+            RouterKind::Nginx => {
+                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token()).await?
+            }
+        };
         let deployer =
-            Arc::new(Deployer::new(router, runtimes, state, restored, shutdown.clone()).await?);
+            Deployer::new(router.clone(), runtimes, state, restored, shutdown.clone()).await;
+        let deployer = match deployer {
+            Ok(deployer) => Arc::new(deployer),
+            Err(e) => {
+                shutdown.cancel();
+                router.close(CLOSE_GRACE).await;
+                return Err(e.into());
+            }
+        };
 
         let control = config.proxy.control.clone();
-        let listener = api::server::bind(&control).map_err(|source| DaemonError::Control {
-            path: control.clone(),
-            source,
-        })?;
+        let listener = match api::server::bind(&control) {
+            Ok(listener) => listener,
+            Err(source) => {
+                shutdown.cancel();
+                router.close(CLOSE_GRACE).await;
+                return Err(DaemonError::Control {
+                    path: control.clone(),
+                    source,
+                });
+            }
+        };
         let tracker = TaskTracker::new();
         let admin = match config.proxy.admin {
-            Some(addr) => Some(
-                crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
+            Some(addr) => {
+                match crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
                     .await
-                    .map_err(|source| DaemonError::Admin { addr, source })?,
-            ),
+                {
+                    Ok(bound) => Some(bound),
+                    Err(source) => {
+                        shutdown.cancel();
+                        router.close(CLOSE_GRACE).await;
+                        return Err(DaemonError::Admin { addr, source });
+                    }
+                }
+            }
             None => None,
         };
         tracker.spawn(api::server::serve(
@@ -106,13 +129,13 @@ impl Daemon {
             tracker.clone(),
         ));
         tracing::info!(
-            listen = ?proxy.listen_addrs(),
+            listen = ?router.listen_addrs(),
             control = %control.display(),
             "teal serve is ready"
         );
         Ok(Daemon {
             deployer,
-            proxy,
+            router,
             shutdown,
             tracker,
             control,
@@ -127,7 +150,7 @@ impl Daemon {
 
     /// Production listener address(es), as bound.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        self.proxy.listen_addrs()
+        self.router.listen_addrs()
     }
 
     pub fn control_path(&self) -> &Path {
@@ -144,7 +167,7 @@ impl Daemon {
         tracing::info!("stopping");
         self.shutdown.cancel();
         self.tracker.close();
-        self.proxy.wait_closed(CLOSE_GRACE).await;
+        self.router.close(CLOSE_GRACE).await;
         if tokio::time::timeout(ACTION_GRACE, self.tracker.wait())
             .await
             .is_err()

@@ -117,6 +117,59 @@ pub struct ProxySpec {
     pub control: PathBuf,
     /// Optional admin listener serving `/metrics`.
     pub admin: Option<SocketAddr>,
+    /// `[proxy.nginx]`: used when `router` is `nginx`.
+    #[serde(default)]
+    pub nginx: NginxSpec,
+}
+
+/// `[proxy.nginx]`: how teal runs or reaches nginx when `router = "nginx"`.
+///
+/// Managed mode (no `conf_dir`, the default): teal starts and owns an nginx master
+/// with its own config under `state_dir/nginx/`. System mode (`conf_dir` set): teal
+/// writes `conf_dir/teal.conf` and reloads an nginx it does not own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NginxSpec {
+    /// The nginx executable: a path, or a name looked up in `PATH` and the sbin dirs.
+    pub binary: PathBuf,
+    /// System mode: the directory the system nginx includes in its `http` block.
+    pub conf_dir: Option<PathBuf>,
+    /// System mode: the main config `nginx -t -c` checks; None: nginx's default.
+    pub main_conf: Option<PathBuf>,
+    /// System mode: the command that reloads nginx; None: `binary [-c main_conf] -s reload`.
+    pub reload: Option<Vec<String>>,
+    /// System mode: the master's pid file, read to confirm that a reload happened.
+    pub pid_file: PathBuf,
+    /// Managed mode: `worker_processes`; None means `auto` (one per core).
+    pub workers: Option<usize>,
+    /// Idle timeout of client keep-alive connections. Zero (the default) turns
+    /// client keep-alive off: every reload closes idle keep-alive connections, and
+    /// a request racing that close is lost. See README "builtin vs nginx".
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// A file included in every server block teal generates (extra directives).
+    pub include: Option<PathBuf>,
+}
+
+impl Default for NginxSpec {
+    fn default() -> Self {
+        NginxSpec {
+            binary: PathBuf::from("nginx"),
+            conf_dir: None,
+            main_conf: None,
+            reload: None,
+            pid_file: PathBuf::from("/run/nginx.pid"),
+            workers: None,
+            keepalive_timeout: Duration::ZERO,
+            include: None,
+        }
+    }
+}
+
+impl NginxSpec {
+    /// True when teal drives a system nginx instead of running its own.
+    pub fn is_system(&self) -> bool {
+        self.conf_dir.is_some()
+    }
 }
 
 /// A whole validated `teal.toml`.

@@ -13,11 +13,21 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A child process that is killed and reaped when dropped.
+/// A child process stopped when dropped: SIGTERM first, so `teal serve` stops its
+/// instances and nginx its workers (SIGKILL would orphan them), SIGKILL after 10 s.
 pub struct Owned(pub Child);
 
 impl Drop for Owned {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -6,12 +6,27 @@ use anyhow::Context;
 
 use super::exit;
 use crate::demo::scenario;
+use crate::spec::RouterKind;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Which router moves traffic: teal's builtin proxy, or a managed nginx
+    /// (needs nginx installed).
+    #[arg(long, value_name = "ROUTER", default_value = "builtin", value_parser = parse_router)]
+    router: RouterKind,
+}
+
+fn parse_router(text: &str) -> Result<RouterKind, String> {
+    match text {
+        "builtin" => Ok(RouterKind::Builtin),
+        "nginx" => Ok(RouterKind::Nginx),
+        other => Err(format!(
+            "unknown router {other:?}: expected builtin or nginx"
+        )),
+    }
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -30,7 +45,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         "teal demo: the seeds' blue-green story, in {}",
         dir.path().display()
     );
-    let report = rt.block_on(scenario::run(dir.path(), &exe, &say))?;
+    let report = rt.block_on(scenario::run(dir.path(), &exe, args.router, &say))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -50,10 +65,21 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         println!();
+        let router = match report.router {
+            RouterKind::Builtin => "builtin proxy",
+            RouterKind::Nginx => "nginx (managed; client keep-alive off, see README)",
+        };
+        println!("router               {router}");
         print!("{}", report.load.render_table());
     }
     if report.passed() {
-        println!("\nzero failed requests: blue-green switches dropped nothing");
+        let verdict = "\nzero failed requests: blue-green switches dropped nothing";
+        // With --json, stdout holds the JSON document only.
+        if args.json {
+            eprintln!("{verdict}");
+        } else {
+            println!("{verdict}");
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(

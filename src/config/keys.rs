@@ -11,8 +11,8 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
 use super::raw::{
-    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawProxy, RawService, RawSsh,
-    RawVerify,
+    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawNginx, RawProxy, RawService,
+    RawSsh, RawVerify,
 };
 use crate::spec::HookPoint;
 
@@ -29,6 +29,9 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
     check(root, fields_of::<RawConfig>(), "the top level", &mut found);
     if let Some(proxy) = sub_table(root, "proxy") {
         check(proxy, fields_of::<RawProxy>(), "[proxy]", &mut found);
+        if let Some(nginx) = sub_table(proxy, "nginx") {
+            check(nginx, fields_of::<RawNginx>(), "[proxy.nginx]", &mut found);
+        }
     }
     for (name, service) in sub_table(root, "services").into_iter().flatten() {
         let Some(service) = service.get_ref().as_table() else {

@@ -31,6 +31,22 @@ pub(super) struct RawProxy {
     pub router: Option<Spanned<String>>,
     pub control: Option<Spanned<String>>,
     pub admin: Option<Spanned<String>>,
+    pub nginx: Option<Spanned<RawNginx>>,
+}
+
+/// `[proxy.nginx]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNginx {
+    pub binary: Option<Spanned<String>>,
+    pub conf_dir: Option<Spanned<String>>,
+    pub main_conf: Option<Spanned<String>>,
+    pub reload: Option<Spanned<Vec<String>>>,
+    pub pid_file: Option<Spanned<String>>,
+    /// Signed so that `workers = 0` or `-1` gets teal's message.
+    pub workers: Option<Spanned<i64>>,
+    pub keepalive_timeout: Option<Spanned<String>>,
+    pub include: Option<Spanned<String>>,
 }
 
 /// `[services.NAME]`.

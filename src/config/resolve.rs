@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::values;
+use super::{nginx, values};
 use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
 
 /// `state_dir` when the file does not set it, relative to the file's directory.
@@ -95,6 +95,16 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
         span: raw_proxy.admin.as_ref().map(Spanned::span),
     });
     conflicts::check(&listen, admin.as_ref(), &sites)?;
+    if proxy.router == RouterKind::Nginx {
+        nginx::check_ports(proxy.listen, listen.span.clone(), &sites)?;
+        if let Err(reason) = crate::router::nginx::check_path(&state_dir) {
+            let message = format!("state_dir (used in the nginx config teal writes): {reason}");
+            return Err(match &raw.state_dir {
+                Some(dir) => Invalid::at(dir, message),
+                None => Invalid::nowhere(message),
+            });
+        }
+    }
 
     Ok(Config {
         path: file.to_owned(),
@@ -132,11 +142,13 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         Some(admin) => Some(values::socket_addr(admin, "proxy.admin")?),
         None => None,
     };
+    let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
         router,
         control,
         admin,
+        nginx,
     })
 }
 

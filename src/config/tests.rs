@@ -285,7 +285,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin",
+            "expected one of: listen, router, control, admin, nginx",
         ],
     );
     assert_err(
@@ -350,7 +350,7 @@ fn unknown_key_lists_match_the_serde_types() {
     );
     assert_eq!(
         fields_of::<RawProxy>(),
-        ["listen", "router", "control", "admin"]
+        ["listen", "router", "control", "admin", "nginx"]
     );
     assert_eq!(
         fields_of::<RawHealth>(),

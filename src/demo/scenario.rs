@@ -1,7 +1,9 @@
 //! The seeds' story, end to end on this machine, under continuous load:
 //! deploy 1.0.0 → a broken 1.1.0 fails while 1.0.0 keeps serving → 1.1.1 goes live
 //! → roll back to 1.0.0. A real daemon, real app processes, real sockets; the only
-//! thing that differs from production use is the temporary state dir.
+//! thing that differs from production use is the temporary state dir. With
+//! `--router nginx` the same story runs through a managed nginx (which must be
+//! installed) on free loopback ports.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,7 +17,9 @@ use crate::api::client::Client;
 use crate::api::wire::{ActionRequest, DeployRequest, Event, Outcome};
 use crate::daemon::Daemon;
 use crate::load::{Load, LoadReport, LoadSpec};
-use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
+use crate::spec::{
+    Config, DrainSpec, HealthSpec, NginxSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec,
+};
 
 /// The demo's service name.
 pub const SERVICE: &str = "uptimer";
@@ -26,6 +30,7 @@ pub struct DemoReport {
     pub steps: Vec<StepReport>,
     pub load: LoadReport,
     pub production: SocketAddr,
+    pub router: RouterKind,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,8 +50,13 @@ impl DemoReport {
 }
 
 /// The demo's config: two instances per slot, a preview listener, the demo app as
-/// the command, everything on loopback port 0 inside `dir`.
-pub fn config(dir: &Path, teal_exe: &Path) -> Config {
+/// the command, everything on loopback port 0 inside `dir` (free ports picked
+/// now for nginx, which cannot report a port it picked).
+pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
+    let port = |router| match router {
+        RouterKind::Builtin => SocketAddr::from(([127, 0, 0, 1], 0)),
+        RouterKind::Nginx => free_port(),
+    };
     let service = ServiceSpec {
         name: SERVICE.into(),
         runtime: RuntimeSpec::Process {
@@ -64,7 +74,7 @@ pub fn config(dir: &Path, teal_exe: &Path) -> Config {
         instances: 2,
         version: Some("1.0.0".into()),
         hosts: Vec::new(),
-        preview: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        preview: Some(port(router)),
         env: BTreeMap::new(),
         workdir: dir.to_path_buf(),
         health: HealthSpec {
@@ -84,10 +94,11 @@ pub fn config(dir: &Path, teal_exe: &Path) -> Config {
         path: dir.join("teal.toml"),
         state_dir: dir.join("state"),
         proxy: ProxySpec {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            router: RouterKind::Builtin,
+            listen: port(router),
+            router,
             control: dir.join("state").join("teal.sock"),
             admin: None,
+            nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),
     }
@@ -97,20 +108,26 @@ pub fn config(dir: &Path, teal_exe: &Path) -> Config {
 pub async fn run(
     dir: &Path,
     teal_exe: &Path,
+    router: RouterKind,
     say: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<DemoReport> {
-    let config = config(dir, teal_exe);
+    let config = config(dir, teal_exe, router);
     let spec = config.services[SERVICE].clone();
-    let daemon = Daemon::start(&config)
-        .await
-        .context("starting the daemon")?;
+    let daemon = Daemon::start(&config).await.context(match router {
+        RouterKind::Builtin => "starting the daemon",
+        RouterKind::Nginx => "starting the daemon with router = nginx (is nginx installed?)",
+    })?;
     let production = *daemon
         .listen_addrs()
         .first()
         .context("no production listener")?;
     let client = Client::new(daemon.control_path());
+    let via = match router {
+        RouterKind::Builtin => "the builtin proxy",
+        RouterKind::Nginx => "a managed nginx",
+    };
     say(&format!(
-        "teal serve is up: production on http://{production}/"
+        "teal serve is up: production on http://{production}/ through {via}"
     ));
 
     let mut steps = Vec::new();
@@ -148,7 +165,15 @@ pub async fn run(
         steps,
         load,
         production,
+        router,
     })
+}
+
+/// A loopback address whose port was free a moment ago.
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 async fn deploy(

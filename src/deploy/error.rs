@@ -68,7 +68,9 @@ impl DeployError {
             | DeployError::NothingToDiscard(_) => ErrorKind::NotFound,
             DeployError::Invalid(_) => ErrorKind::Invalid,
             DeployError::Start(RuntimeError::InvalidSpec(_)) => ErrorKind::Invalid,
-            DeployError::Route(RouterError::Conflict(_)) => ErrorKind::Invalid,
+            DeployError::Route(RouterError::Conflict(_) | RouterError::Invalid(_)) => {
+                ErrorKind::Invalid
+            }
             DeployError::Start(_)
             | DeployError::Health(_)
             | DeployError::Route(_)

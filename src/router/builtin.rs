@@ -49,4 +49,8 @@ impl Router for Proxy {
     ) -> Option<Watch> {
         self.watch_slot(service, slot, fallback, budget)
     }
+
+    async fn close(&self, grace: Duration) {
+        self.wait_closed(grace).await;
+    }
 }

@@ -1,12 +1,13 @@
 //! Routers move traffic between slots. `deploy/` reaches them only through the
 //! [`Router`] trait: the builtin proxy implements it with an atomic pool switch,
-//! and an nginx router (later) with a config rewrite and reload.
+//! and the nginx router (`nginx/`) with a config rewrite and a confirmed reload.
 //!
 //! A router is told, per service, which backend production goes to and which one
 //! the preview listener goes to. It owns listeners and in-flight accounting; it
 //! does not start or stop instances.
 
 pub mod builtin;
+pub mod nginx;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -48,6 +49,13 @@ pub enum RouterError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// A value the router cannot use (a name it refuses, an unsupported address).
+    #[error("{0}")]
+    Invalid(String),
+    /// nginx refused a new config (`nginx -t`, the reload, or starting): its own
+    /// words. The previous config stays in force.
+    #[error("nginx refused the new config ({stage}): {message}")]
+    Nginx { stage: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -76,13 +84,16 @@ pub trait Router: Send + Sync {
 
     /// Waits until nothing is in flight to `slot` of `service` any more, or `timeout`.
     /// Requests that started before the last `set_routes` moved away from it count.
+    /// (nginx: waits for the worker processes earlier reloads retired; `remaining`
+    /// then counts those processes, not requests.)
     async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport;
 
-    /// Traffic counters of one slot, since that slot's pool was created.
+    /// Traffic counters of one slot, since that slot's pool was created. (nginx
+    /// serves the requests itself: all zero.)
     fn stats(&self, service: &str, slot: Slot) -> TrafficStats;
 
     /// The addresses the router actually listens on (production first), useful
-    /// when configured with port 0.
+    /// when configured with port 0 (nginx: the configured addresses; no port 0).
     fn listen_addrs(&self) -> Vec<SocketAddr>;
 
     /// The address a service's preview listener is bound to, if any.
@@ -105,4 +116,9 @@ pub trait Router: Send + Sync {
         let _ = (service, slot, fallback, budget);
         None
     }
+
+    /// Stops serving at daemon shutdown, after the shutdown token fired: open
+    /// client connections get up to `grace` to finish. Routes are not changed
+    /// after this.
+    async fn close(&self, grace: Duration);
 }

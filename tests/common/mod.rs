@@ -2,6 +2,8 @@
 //! in a temp dir, the demo app as the service, and small HTTP/websocket clients.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,7 +20,12 @@ use tokio::net::TcpStream;
 
 pub mod hooks;
 
-pub const TEAL: &str = env!("CARGO_BIN_EXE_teal");
+/// The teal binary: cargo's build of it for integration tests; for the benchmark
+/// examples that reuse these helpers, the release build under this repository.
+pub const TEAL: &str = match option_env!("CARGO_BIN_EXE_teal") {
+    Some(path) => path,
+    None => concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/teal"),
+};
 
 /// A demo-app service spec: `instances` per slot, preview on port 0.
 pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
@@ -67,6 +74,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             router: RouterKind::Builtin,
             control: dir.join("state").join("teal.sock"),
             admin: None,
+            nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
     }

@@ -1,0 +1,348 @@
+//! The nginx router (`[proxy] router = "nginx"`): [`Router`] implemented by
+//! generating nginx's config and reloading it, the seeds' setup driven by teal.
+//!
+//! One upstream per slot, a production server (Host routing by `server_name`)
+//! pointing at the live slot, a preview server per service pointing at the
+//! standby or staged slot. Map of the files:
+//!
+//! - `routes`: the route table and the checks on every name that reaches the config;
+//! - `render`: route table → config text (pure);
+//! - `apply`: the safe switch (write beside, `nginx -t`, rename, reload, confirm);
+//! - `target`: managed or system nginx behind one enum; `managed`, `system`: each mode;
+//! - `procs`: worker generations as `/proc` shows them.
+//!
+//! This module does not start instances, and it does not count requests: nginx
+//! serves them, so [`Router::stats`] reports nothing.
+
+mod apply;
+mod managed;
+mod procs;
+pub mod render;
+pub mod routes;
+mod system;
+mod target;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::router::{Backend, DrainReport, Router, RouterError, TrafficStats};
+use crate::slot::Slot;
+use crate::spec::{NginxSpec, ProxySpec, ServiceSpec};
+use managed::Managed;
+use procs::Pid;
+use render::Settings;
+use routes::RouteSet;
+use system::System;
+use target::{Binary, Target};
+
+/// How often the managed master is checked, and restarted if it died.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+/// The nginx router. Implements [`Router`].
+pub struct NginxRouter {
+    settings: Settings,
+    /// Serialises changes, so two config writes and reloads never interleave; also
+    /// owns the master. Requests never take it: nginx serves them.
+    state: tokio::sync::Mutex<State>,
+    /// The route table in force, for the synchronous readers (addresses).
+    snapshot: ArcSwap<RouteSet>,
+    /// Fired when the daemon stops: the supervisor gives up restarting nginx.
+    shutdown: CancellationToken,
+}
+
+struct State {
+    target: Target,
+    routes: RouteSet,
+    /// The config text nginx runs with (also what is on disk).
+    applied: Option<String>,
+    /// Workers of generations a reload retired and that may still run:
+    /// `drain` waits for them.
+    retiring: BTreeSet<Pid>,
+    /// Set by `close`: no more changes, no more restarts.
+    closed: bool,
+}
+
+impl NginxRouter {
+    /// Finds nginx, writes the initial config (every request answered 503 until
+    /// routes are set) and starts (managed) or reloads (system) nginx.
+    pub async fn start(
+        proxy: &ProxySpec,
+        state_dir: &Path,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<NginxRouter>, RouterError> {
+        let spec = &proxy.nginx;
+        if proxy.listen.port() == 0 {
+            return Err(RouterError::Invalid(format!(
+                "proxy.listen {} uses port 0, which router = \"nginx\" does not support: nginx cannot tell teal which port it picked",
+                proxy.listen
+            )));
+        }
+        let dir = state_dir.join("nginx");
+        for path in [Some(&dir), spec.include.as_ref(), spec.conf_dir.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            check_path(path)
+                .map_err(|reason| RouterError::Invalid(format!("{}: {reason}", path.display())))?;
+        }
+        let binary = Binary::locate(&spec.binary).await?;
+        let target = match spec.conf_dir {
+            None => Target::Managed(Managed::new(binary, &dir, spec.workers)?),
+            Some(_) => Target::System(System::new(binary, spec, &dir)?),
+        };
+        let previous = std::fs::read_to_string(target.live_file()).ok();
+        let settings = Settings {
+            listen: proxy.listen,
+            keepalive_timeout: spec.keepalive_timeout,
+            include: spec.include.clone(),
+        };
+        let router = Arc::new(NginxRouter {
+            settings,
+            state: tokio::sync::Mutex::new(State {
+                target,
+                routes: RouteSet::default(),
+                applied: previous,
+                retiring: BTreeSet::new(),
+                closed: false,
+            }),
+            snapshot: ArcSwap::from_pointee(RouteSet::default()),
+            shutdown,
+        });
+        {
+            let mut state = router.state.lock().await;
+            router
+                .install(&mut state, RouteSet::default(), true)
+                .await?;
+        }
+        if spec.conf_dir.is_none() {
+            tokio::spawn(supervise(Arc::downgrade(&router)));
+        }
+        tracing::info!(
+            listen = %proxy.listen,
+            mode = if spec.is_system() { "system" } else { "managed" },
+            "nginx router ready"
+        );
+        Ok(router)
+    }
+
+    /// Renders `routes`, applies them when the text changed (or `force`), and
+    /// makes them the table in force. Called with the state lock held.
+    async fn install(
+        &self,
+        state: &mut State,
+        routes: RouteSet,
+        force: bool,
+    ) -> Result<(), RouterError> {
+        if state.closed {
+            return Err(RouterError::Other("the nginx router is stopping".into()));
+        }
+        let text = state.target.render(&routes, &self.settings);
+        if force || state.applied.as_deref() != Some(text.as_str()) {
+            let previous = state.applied.take();
+            let result = apply::apply(&mut state.target, &text, previous.as_deref()).await;
+            match result {
+                Ok(reloaded) => {
+                    tracing::info!(
+                        workers = ?reloaded.workers,
+                        retired = ?reloaded.retired,
+                        "nginx reloaded"
+                    );
+                    state.retiring.extend(reloaded.retired);
+                    state.applied = Some(text);
+                }
+                Err(e) => {
+                    state.applied = previous;
+                    return Err(e);
+                }
+            }
+        }
+        self.snapshot.store(Arc::new(routes.clone()));
+        state.routes = routes;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Router for NginxRouter {
+    async fn set_routes(
+        &self,
+        spec: &ServiceSpec,
+        live: Option<Backend>,
+        preview: Option<Backend>,
+    ) -> Result<(), RouterError> {
+        let mut state = self.state.lock().await;
+        let routes = state
+            .routes
+            .with(spec, live, preview, self.settings.listen)?;
+        if state.routes == routes {
+            return Ok(());
+        }
+        self.install(&mut state, routes, false).await?;
+        tracing::info!(service = %spec.name, "nginx routes installed");
+        Ok(())
+    }
+
+    /// Waits for the workers that earlier reloads retired: they hold whatever
+    /// requests (and websockets) were still on the old routes. nginx ends them
+    /// at `worker_shutdown_timeout`, the longest `drain.timeout`. `remaining` counts
+    /// old worker processes, not requests.
+    async fn drain(&self, _service: &str, _slot: Slot, timeout: Duration) -> DrainReport {
+        let started = Instant::now();
+        let (master, retiring) = {
+            let mut state = self.state.lock().await;
+            let master = state.target.master();
+            (master, state.retiring.clone())
+        };
+        let still = |master: Option<Pid>| -> BTreeSet<Pid> {
+            let Some(master) = master else {
+                return BTreeSet::new();
+            };
+            let children = procs::children(master);
+            retiring.intersection(&children).copied().collect()
+        };
+        let mut remaining = still(master);
+        while !remaining.is_empty() && started.elapsed() < timeout {
+            tokio::time::sleep(DRAIN_POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+            remaining = still(master);
+        }
+        {
+            let mut state = self.state.lock().await;
+            let gone: Vec<Pid> = retiring.difference(&remaining).copied().collect();
+            for pid in gone {
+                state.retiring.remove(&pid);
+            }
+        }
+        DrainReport {
+            remaining: remaining.len(),
+            timed_out: !remaining.is_empty(),
+            waited: started.elapsed(),
+        }
+    }
+
+    fn stats(&self, _service: &str, _slot: Slot) -> TrafficStats {
+        TrafficStats::default()
+    }
+
+    fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.settings.listen];
+        addrs.extend(
+            self.snapshot
+                .load()
+                .services
+                .values()
+                .filter_map(|s| s.preview),
+        );
+        addrs
+    }
+
+    fn preview_addr(&self, service: &str) -> Option<SocketAddr> {
+        self.snapshot.load().services.get(service)?.preview
+    }
+
+    /// Managed: stops the master gracefully (in-flight requests finish within
+    /// `grace`). System: empties `teal.conf` and reloads (confirmed), so the
+    /// system nginx stops serving teal's listeners before teal stops the instances.
+    async fn close(&self, grace: Duration) {
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        let previous = state.applied.take();
+        match &mut state.target {
+            Target::Managed(managed) => managed.stop(grace).await,
+            Target::System(_) => {
+                let result = apply::apply(&mut state.target, STOPPED, previous.as_deref()).await;
+                if let Err(e) = result {
+                    tracing::error!("could not take teal's routes out of the system nginx: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// `teal.conf` while teal is stopped (system mode): no servers, no upstreams.
+const STOPPED: &str =
+    "# teal serve is stopped: it routes nothing. teal rewrites this file when it starts.\n";
+
+/// Restarts the managed master if it dies while teal runs (every second), until
+/// the daemon stops or the router is dropped.
+async fn supervise(router: std::sync::Weak<NginxRouter>) {
+    loop {
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+        let Some(router) = router.upgrade() else {
+            return;
+        };
+        if router.shutdown.is_cancelled() {
+            return;
+        }
+        let mut state = router.state.lock().await;
+        if state.closed {
+            return;
+        }
+        if state.target.master().is_some() {
+            continue;
+        }
+        tracing::error!("the managed nginx is not running; starting it again");
+        match state.target.start().await {
+            Ok(pid) => tracing::info!(pid, "managed nginx restarted"),
+            Err(e) => tracing::error!("could not restart the managed nginx: {e}"),
+        }
+    }
+}
+
+/// Why `path` cannot appear (double-quoted) in an nginx config, if it cannot.
+pub fn check_path(path: &Path) -> Result<(), String> {
+    let Some(text) = path.to_str() else {
+        return Err("the path is not valid UTF-8, which nginx configs need".into());
+    };
+    if text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err(format!(
+            "{text:?} contains a quote, a backslash or a control character, which cannot be written into an nginx config"
+        ));
+    }
+    Ok(())
+}
+
+/// `path` double-quoted for an nginx config (checked by [`check_path`]).
+pub(crate) fn quote(path: &Path) -> String {
+    format!("\"{}\"", path.display())
+}
+
+/// The nginx executable for `name`: a path as is, else the first match in
+/// `PATH` and the usual sbin directories (which a non-root `PATH` often lacks).
+pub fn find_binary(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_owned());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            [
+                "/usr/sbin",
+                "/usr/local/sbin",
+                "/sbin",
+                "/usr/local/nginx/sbin",
+            ]
+            .map(PathBuf::from),
+        )
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The nginx binary `[proxy.nginx]` names, if it can be found (for tests and
+/// diagnostics).
+pub fn locate(spec: &NginxSpec) -> Option<PathBuf> {
+    find_binary(&spec.binary)
+}

@@ -1,0 +1,155 @@
+//! The nginx router's route table: per service, its hosts, preview address, and
+//! the backends production and preview point at. `render` turns it into config.
+//!
+//! Everything that reaches the generated config is checked here, whether it came
+//! from `teal.toml` or over the control API: service names and hosts by a strict
+//! character set, so no value can close a directive and inject another. Addresses
+//! are typed (`SocketAddr`) and versions never reach the config.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::router::{Backend, RouterError};
+use crate::spec::ServiceSpec;
+
+/// What nginx needs to know about one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRoute {
+    pub name: String,
+    /// Lowercased; empty for the default service.
+    pub hosts: Vec<String>,
+    pub preview: Option<SocketAddr>,
+    /// Production goes here; None answers 503.
+    pub live: Option<Backend>,
+    /// The preview listener goes here; None answers 503.
+    pub staged: Option<Backend>,
+    /// The service's `drain.timeout`: old workers get at least this long.
+    pub drain_timeout: Duration,
+}
+
+/// Every service the router knows, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteSet {
+    pub services: BTreeMap<String, ServiceRoute>,
+}
+
+impl RouteSet {
+    /// A copy where `spec`'s routes are replaced, or why that is impossible (bad
+    /// names, a second default service, a host claimed twice, a listener clash).
+    pub fn with(
+        &self,
+        spec: &ServiceSpec,
+        live: Option<Backend>,
+        staged: Option<Backend>,
+        listen: SocketAddr,
+    ) -> Result<RouteSet, RouterError> {
+        check_service_name(&spec.name)?;
+        let mut hosts = Vec::new();
+        for host in &spec.hosts {
+            hosts.push(check_host(host)?);
+        }
+        hosts.sort();
+        hosts.dedup();
+        if let Some(preview) = spec.preview {
+            if preview.port() == 0 {
+                return Err(RouterError::Invalid(format!(
+                    "service {:?}: preview {preview} uses port 0, which router = \"nginx\" does not support (nginx cannot tell teal which port it picked)",
+                    spec.name
+                )));
+            }
+            if preview == listen {
+                return Err(RouterError::Conflict(format!(
+                    "service {:?}: preview {preview} is the production listener",
+                    spec.name
+                )));
+            }
+        }
+        let empty = |b: Option<Backend>| b.filter(|b| !b.addrs.is_empty());
+        let (live, staged) = (empty(live), empty(staged));
+        if let (Some(live), Some(staged)) = (&live, &staged)
+            && live.slot == staged.slot
+            && live.addrs != staged.addrs
+        {
+            return Err(RouterError::Invalid(format!(
+                "service {:?}: production and preview name slot {} with different instances",
+                spec.name, live.slot
+            )));
+        }
+        for other in self.services.values().filter(|o| o.name != spec.name) {
+            if hosts.is_empty() && other.hosts.is_empty() {
+                return Err(RouterError::Conflict(format!(
+                    "services {:?} and {:?} both have no hosts: only one default service is allowed",
+                    other.name, spec.name
+                )));
+            }
+            if let Some(host) = hosts.iter().find(|h| other.hosts.contains(h)) {
+                return Err(RouterError::Conflict(format!(
+                    "host {host:?} is claimed by services {:?} and {:?}",
+                    other.name, spec.name
+                )));
+            }
+            if spec.preview.is_some() && other.preview == spec.preview {
+                return Err(RouterError::Conflict(format!(
+                    "services {:?} and {:?} both preview on {}",
+                    other.name,
+                    spec.name,
+                    other.preview.map(|a| a.to_string()).unwrap_or_default()
+                )));
+            }
+        }
+        let mut next = self.clone();
+        next.services.insert(
+            spec.name.clone(),
+            ServiceRoute {
+                name: spec.name.clone(),
+                hosts,
+                preview: spec.preview,
+                live,
+                staged,
+                drain_timeout: spec.drain.timeout,
+            },
+        );
+        Ok(next)
+    }
+
+    /// The service every Host no other service claims goes to.
+    pub fn default_service(&self) -> Option<&ServiceRoute> {
+        self.services.values().find(|s| s.hosts.is_empty())
+    }
+}
+
+/// Service names: `[a-z0-9][a-z0-9_-]{0,62}`, as `teal.toml` requires. They are
+/// part of upstream names.
+pub fn check_service_name(name: &str) -> Result<(), RouterError> {
+    let mut chars = name.chars();
+    let first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if first && rest && name.len() <= 63 {
+        Ok(())
+    } else {
+        Err(RouterError::Invalid(format!(
+            "invalid service name {name:?} for nginx: use 1 to 63 lowercase letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+/// A host for `server_name`: DNS labels of letters, digits and '-', returned
+/// lowercased. Anything else (spaces, ';', quotes, '$', '~', '*') is refused.
+pub fn check_host(host: &str) -> Result<String, RouterError> {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !host.is_empty() && host.len() <= 253 && host.split('.').all(label) {
+        Ok(host.to_ascii_lowercase())
+    } else {
+        Err(RouterError::Invalid(format!(
+            "invalid host {host:?} for nginx: use DNS labels of letters, digits and '-'"
+        )))
+    }
+}

@@ -1,0 +1,46 @@
+//! Helpers for tests that run teal with `router = "nginx"` against the real nginx.
+//!
+//! nginx cannot listen on port 0 in a way teal can learn, so these tests pick free
+//! loopback ports: bind port 0, read the port, close. Another process could take
+//! the port in between; on a test machine that is rare, and it fails loudly.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+
+use teal::spec::{Config, NginxSpec, RouterKind, ServiceSpec};
+
+/// True when an nginx binary can be found; use with `require("nginx", ...)`.
+pub fn available() -> bool {
+    teal::router::nginx::locate(&NginxSpec::default()).is_some()
+}
+
+/// Skips (or, with CI=true, fails) a test when nginx is missing.
+pub fn required() -> bool {
+    super::require("nginx", available())
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
+/// The demo-app service with a preview on a free port.
+pub fn service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
+    let mut spec = super::demo_service(name, dir, instances);
+    spec.preview = Some(free_addr());
+    spec
+}
+
+/// [`super::config`] with `router = "nginx"` (managed) on a free production port.
+pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
+    let mut config = super::config(dir, services);
+    config.proxy.router = RouterKind::Nginx;
+    config.proxy.listen = free_addr();
+    config.proxy.nginx = NginxSpec {
+        // Two workers, like the builtin's two test threads.
+        workers: Some(2),
+        ..NginxSpec::default()
+    };
+    config
+}
