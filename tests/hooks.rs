@@ -116,9 +116,15 @@ async fn each_hook_runs_at_its_moment_with_the_right_environment() {
     assert_eq!(serves("pre_deploy", "preview"), None, "nothing staged yet");
     assert_eq!(serves("pre_switch", "production").as_deref(), Some("1.0.0"));
     assert_eq!(serves("pre_switch", "preview").as_deref(), Some("2.0.0"));
-    assert_eq!(serves("post_switch", "production").as_deref(), Some("2.0.0"));
+    assert_eq!(
+        serves("post_switch", "production").as_deref(),
+        Some("2.0.0")
+    );
     assert_eq!(serves("post_switch", "preview").as_deref(), Some("1.0.0"));
-    assert_eq!(serves("post_retire", "production").as_deref(), Some("2.0.0"));
+    assert_eq!(
+        serves("post_retire", "production").as_deref(),
+        Some("2.0.0")
+    );
 
     // The timeline records every step, hooks included, with their exits.
     let entry = last_entry(&d, "web").await;
@@ -139,9 +145,16 @@ async fn each_hook_runs_at_its_moment_with_the_right_environment() {
             "post_retire"
         ]
     );
-    for step in entry.timeline.iter().filter(|s| s.step.starts_with("p") && s.step.contains('_')) {
+    for step in entry
+        .timeline
+        .iter()
+        .filter(|s| s.step.starts_with("p") && s.step.contains('_'))
+    {
         assert!(!step.failed, "{step:?}");
-        assert!(step.note.as_deref().unwrap_or("").starts_with("exit 0"), "{step:?}");
+        assert!(
+            step.note.as_deref().unwrap_or("").starts_with("exit 0"),
+            "{step:?}"
+        );
     }
     assert_eq!(entry.reason, None);
     d.stop().await;
@@ -155,11 +168,16 @@ async fn a_failing_pre_deploy_aborts_before_anything_starts() {
     d.deploy(&spec, "1.0.0").await.assert_live();
     let before = d.status().await;
 
-    spec.hooks.pre_deploy = Some(bash("echo migrating; echo 'no such table' >&2; exit 4", &[]));
+    spec.hooks.pre_deploy = Some(bash(
+        "echo migrating; echo 'no such table' >&2; exit 4",
+        &[],
+    ));
     let result = d.deploy(&spec, "2.0.0").await;
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
     assert!(
-        result.message.contains("pre_deploy hook failed: exit code 4")
+        result
+            .message
+            .contains("pre_deploy hook failed: exit code 4")
             && result.message.contains("no such table")
             && result.message.ends_with("production untouched"),
         "{}",
@@ -200,7 +218,9 @@ async fn a_failing_pre_switch_aborts_with_production_untouched_under_load() {
         let result = d.deploy(&spec, version).await;
         assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
         assert!(
-            result.message.contains("pre_switch hook failed: exit code 3"),
+            result
+                .message
+                .contains("pre_switch hook failed: exit code 3"),
             "{}",
             result.message
         );
@@ -219,7 +239,10 @@ async fn a_failing_pre_switch_aborts_with_production_untouched_under_load() {
     let after = d.status().await;
     let web = &after.services[0];
     assert_eq!(web.active_slot, Some(Slot::Blue));
-    assert_eq!(web.slots.blue, before.services[0].slots.blue, "the same live instances");
+    assert_eq!(
+        web.slots.blue, before.services[0].slots.blue,
+        "the same live instances"
+    );
     assert_eq!(web.slots.green.state, SlotState::Stopped);
     assert!(web.slots.green.instances.is_empty());
     let entry = last_entry(&d, "web").await;
@@ -247,7 +270,9 @@ async fn a_hook_that_outlives_its_timeout_is_stopped_with_its_children() {
     let result = d.deploy(&spec, "2.0.0").await;
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
     assert!(
-        result.message.contains("pre_switch hook failed: timed out after 500ms")
+        result
+            .message
+            .contains("pre_switch hook failed: timed out after 500ms")
             && result.message.contains("started"),
         "{}",
         result.message
@@ -286,7 +311,10 @@ async fn a_failing_post_switch_is_recorded_and_the_new_version_stays() {
         reason.contains("post_switch hook failed: exit code 1") && reason.contains("chat is down"),
         "{reason}"
     );
-    assert!(reason.contains("post_retire hook failed: exit code 2"), "{reason}");
+    assert!(
+        reason.contains("post_retire hook failed: exit code 2"),
+        "{reason}"
+    );
     let failed: Vec<_> = entry
         .timeline
         .iter()
@@ -311,7 +339,9 @@ async fn a_failing_post_switch_with_rollback_on_failure_switches_back_under_load
     let result = d.deploy(&spec, "2.0.0").await;
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
     assert!(
-        result.message.contains("post_switch hook failed: exit code 9")
+        result
+            .message
+            .contains("post_switch hook failed: exit code 9")
             && result.message.contains("production switched back to 1.0.0"),
         "{}",
         result.message
@@ -331,7 +361,14 @@ async fn a_failing_post_switch_with_rollback_on_failure_switches_back_under_load
     assert_eq!(entry.result, teal::state::HistoryResult::Failed);
     assert_eq!(
         steps(&entry)[4..],
-        ["switch", "persist", "post_switch", "switch_back", "drain", "retire"]
+        [
+            "switch",
+            "persist",
+            "post_switch",
+            "switch_back",
+            "drain",
+            "retire"
+        ]
     );
     // One entry per action: the switch's own entry became the failure.
     assert_eq!(d.client.history("web").await.unwrap().entries.len(), 2);

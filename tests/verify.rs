@@ -51,7 +51,9 @@ async fn a_version_failing_real_traffic_is_switched_back_and_every_failure_is_co
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
     assert!(
         result.message.starts_with("verify failed: error rate")
-            && result.message.ends_with("production switched back to 1.0.0"),
+            && result
+                .message
+                .ends_with("production switched back to 1.0.0"),
         "{}",
         result.message
     );
@@ -80,7 +82,12 @@ async fn a_version_failing_real_traffic_is_switched_back_and_every_failure_is_co
     let five_hundreds = report.statuses.get(&500).copied().unwrap_or(0);
     assert_eq!(report.failed(), five_hundreds, "{}", report.render_table());
     assert!(five_hundreds > 0, "the flaky version was seen failing");
-    assert_eq!(five_hundreds, verify.errors, "{verify:?}\n{}", report.render_table());
+    assert_eq!(
+        five_hundreds,
+        verify.errors,
+        "{verify:?}\n{}",
+        report.render_table()
+    );
     assert_eq!(verify.upstream_failures, 0);
     // Bounded by the budget: the error that crossed it, the ones the budget
     // allowed before, and at most one per request already in flight.
@@ -148,7 +155,10 @@ async fn a_healthy_version_passes_its_window() {
         ["switch", "persist", "verify", "drain", "retire"]
     );
     let step = entry.timeline.iter().find(|s| s.step == "verify").unwrap();
-    assert!(step.note.as_deref().unwrap().starts_with("passed: 0 of"), "{step:?}");
+    assert!(
+        step.note.as_deref().unwrap().starts_with("passed: 0 of"),
+        "{step:?}"
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
     d.stop().await;
 }
@@ -166,7 +176,12 @@ async fn an_inconclusive_window_promotes_or_fails_as_configured() {
     d.deploy(&spec, "2.0.0").await.assert_live();
     let verify = last_entry(&d, "web").await.verify.unwrap();
     assert_eq!(verify.verdict, Verdict::Inconclusive, "{verify:?}");
-    assert!(verify.reason.unwrap().contains("fewer than min_requests = 20"));
+    assert!(
+        verify
+            .reason
+            .unwrap()
+            .contains("fewer than min_requests = 20")
+    );
     assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
 
     // The same with on_inconclusive = "fail": back to 2.0.0.
@@ -175,7 +190,9 @@ async fn an_inconclusive_window_promotes_or_fails_as_configured() {
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
     assert!(
         result.message.contains("inconclusive")
-            && result.message.ends_with("production switched back to 2.0.0"),
+            && result
+                .message
+                .ends_with("production switched back to 2.0.0"),
         "{}",
         result.message
     );
@@ -204,7 +221,8 @@ async fn a_slow_version_fails_on_its_p99() {
     let report = load.stop().await;
     assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
     assert!(
-        result.message.starts_with("verify failed: p99 ") && result.message.contains("(max 50.0ms)"),
+        result.message.starts_with("verify failed: p99 ")
+            && result.message.contains("(max 50.0ms)"),
         "{}",
         result.message
     );
@@ -239,7 +257,13 @@ async fn the_previous_slot_stays_warm_through_the_window_without_keep_previous()
     // Back on the very same 1.0.0 processes, which were never stopped.
     let web = &d.status().await.services[0];
     assert_eq!(web.active_slot, Some(Slot::Blue));
-    let after: Vec<String> = web.slots.blue.instances.iter().map(|i| i.id.clone()).collect();
+    let after: Vec<String> = web
+        .slots
+        .blue
+        .instances
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
     assert_eq!(after, blue);
 
     // A good version passes and only then is the old slot stopped.

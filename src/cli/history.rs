@@ -7,8 +7,8 @@ use super::context::{Global, block_on};
 use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::wire::History;
-use crate::state::TimelineStep;
 use crate::remote::Mode;
+use crate::state::TimelineStep;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -88,7 +88,8 @@ impl View {
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.enable_steady_tick(Duration::from_millis(100));
-                    let label = format!("{:<11} {message} (at {})", step.label(), secs(*elapsed_ms));
+                    let label =
+                        format!("{:<11} {message} (at {})", step.label(), secs(*elapsed_ms));
                     bar.set_message(label.clone());
                     *current = Some((bar, label));
                 }

@@ -80,7 +80,11 @@ fn hook(
         }
     };
     match command.first() {
-        None => return Err(at(format!("{what} is empty; give the program and its arguments"))),
+        None => {
+            return Err(at(format!(
+                "{what} is empty; give the program and its arguments"
+            )));
+        }
         Some(program) if program.trim().is_empty() => {
             return Err(at(format!("{what} starts with an empty program name")));
         }

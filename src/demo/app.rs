@@ -330,7 +330,9 @@ mod tests {
         let fails: Vec<bool> = (0..100).map(|_| app.flaky_fails()).collect();
         assert_eq!(fails.iter().filter(|f| **f).count(), 30);
         assert!(
-            fails.chunks(10).all(|c| c.iter().filter(|f| **f).count() == 3),
+            fails
+                .chunks(10)
+                .all(|c| c.iter().filter(|f| **f).count() == 3),
             "spread evenly: {fails:?}"
         );
     }

@@ -146,9 +146,7 @@ impl Deployer {
         progress: &Progress,
         checks: Checks,
     ) -> Result<Outcome, DeployError> {
-        let outcome = self
-            .go_live(service, spec, attempt, progress, checks)
-            .await;
+        let outcome = self.go_live(service, spec, attempt, progress, checks).await;
         if let Err(e) = &outcome
             && !e.after_switch()
         {

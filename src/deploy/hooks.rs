@@ -126,7 +126,10 @@ mod tests {
     fn urls_name_a_reachable_address() {
         assert_eq!(url("0.0.0.0:80".parse().unwrap()), "http://127.0.0.1:80");
         assert_eq!(url("[::]:80".parse().unwrap()), "http://[::1]:80");
-        assert_eq!(url("10.0.0.2:8081".parse().unwrap()), "http://10.0.0.2:8081");
+        assert_eq!(
+            url("10.0.0.2:8081".parse().unwrap()),
+            "http://10.0.0.2:8081"
+        );
     }
 
     #[test]

@@ -163,6 +163,10 @@ mod tests {
         assert_eq!(t[0].offset_ms + t[0].duration_ms, t[1].offset_ms);
         assert!(t[1].failed);
         assert_eq!(t[1].note.as_deref(), Some("exit code 1"));
-        assert!(t[0].at.ends_with('Z') && t[0].at.contains('.'), "{}", t[0].at);
+        assert!(
+            t[0].at.ends_with('Z') && t[0].at.contains('.'),
+            "{}",
+            t[0].at
+        );
     }
 }

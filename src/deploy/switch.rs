@@ -99,7 +99,16 @@ impl Deployer {
             match (&previous, spec.hooks.rollback_on_failure) {
                 (Some(p), true) => {
                     return Err(self
-                        .switch_back(service, spec, attempt, p, e.to_string(), None, watch, progress)
+                        .switch_back(
+                            service,
+                            spec,
+                            attempt,
+                            p,
+                            e.to_string(),
+                            None,
+                            watch,
+                            progress,
+                        )
                         .await);
                 }
                 _ => notes.push(e.to_string()),
@@ -116,19 +125,30 @@ impl Deployer {
                 (Some(_), Some(watch)) => Some(self.verify_window(v, watch, to, progress).await),
             },
         };
-        if let Some(judged) = &verified {
-            if let Some(reason) = judged.rollback_reason() {
-                let p = previous.as_ref().expect("only a window with a fallback fails");
-                return Err(self
-                    .switch_back(service, spec, attempt, p, reason, verified.clone(), watch, progress)
-                    .await);
-            }
+        // Only a window with somewhere to go back to can fail.
+        if let Some(reason) = verified.as_ref().and_then(Judged::rollback_reason)
+            && let Some(p) = &previous
+        {
+            return Err(self
+                .switch_back(
+                    service,
+                    spec,
+                    attempt,
+                    p,
+                    reason,
+                    verified.clone(),
+                    watch,
+                    progress,
+                )
+                .await);
         }
         drop(watch);
 
         let mut retired_warm = false;
         if let Some(p) = &previous {
-            retired_warm = self.retire(service, spec, p.slot, &p.running, progress).await;
+            retired_warm = self
+                .retire(service, spec, p.slot, &p.running, progress)
+                .await;
         }
 
         if checks.hooks
@@ -139,7 +159,16 @@ impl Deployer {
             match (&previous, spec.hooks.rollback_on_failure) {
                 (Some(p), true) if retired_warm => {
                     return Err(self
-                        .switch_back(service, spec, attempt, p, e.to_string(), verified, None, progress)
+                        .switch_back(
+                            service,
+                            spec,
+                            attempt,
+                            p,
+                            e.to_string(),
+                            verified,
+                            None,
+                            progress,
+                        )
                         .await);
                 }
                 (Some(_), true) => notes.push(format!(

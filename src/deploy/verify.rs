@@ -185,7 +185,10 @@ impl Deployer {
         self.router
             .drain(&spec.name, from, spec.drain.timeout)
             .await;
-        progress.step(Step::Retire, format!("stopping {from} ({})", attempt.version));
+        progress.step(
+            Step::Retire,
+            format!("stopping {from} ({})", attempt.version),
+        );
         if let Some(running) = service.set_running(from, None) {
             stop_instances(&running.instances, super::STOP_GRACE).await;
         }
@@ -260,7 +263,8 @@ fn record(
     }
 }
 
-/// "passed: 0 of 534 requests failed, p99 3.2ms", for progress and the timeline.
+/// "passed: 0 of 534 request(s) failed, p99 3.2ms", or the verdict and its reason,
+/// for progress and the timeline.
 fn summary(record: &VerifyRecord) -> String {
     let verdict = match record.verdict {
         Verdict::Passed => "passed",
@@ -268,18 +272,18 @@ fn summary(record: &VerifyRecord) -> String {
         Verdict::Inconclusive => "inconclusive",
         Verdict::Skipped => "skipped",
     };
+    if let Some(reason) = &record.reason {
+        let reason = reason.strip_prefix("inconclusive: ").unwrap_or(reason);
+        return format!("{verdict}: {reason}");
+    }
     let p99 = record
         .p99_ms
         .map(|ms| format!(", p99 {ms}ms"))
         .unwrap_or_default();
-    let mut text = format!(
+    format!(
         "{verdict}: {} of {} request(s) failed{p99}",
         record.errors, record.requests
-    );
-    if let Some(reason) = &record.reason {
-        text.push_str(&format!(" ({reason})"));
-    }
-    text
+    )
 }
 
 fn percent(share: f64) -> String {

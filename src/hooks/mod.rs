@@ -152,7 +152,10 @@ pub enum HookError {
         tail: Vec<String>,
     },
     #[error("timed out after {}: stopped{}", humantime::format_duration(*timeout), last_output(tail))]
-    TimedOut { timeout: Duration, tail: Vec<String> },
+    TimedOut {
+        timeout: Duration,
+        tail: Vec<String>,
+    },
     #[error("stopped: the daemon is shutting down")]
     Cancelled,
     /// The hook cannot run where it asked to (e.g. `run_in = "image"` without docker).
@@ -268,7 +271,10 @@ async fn stop_group(child: &mut Child, pid: Option<u32>) {
     };
     let group = Pid::from_raw(pid);
     let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(KILL_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
     } else {

@@ -86,7 +86,11 @@ impl ServiceRoutes {
             pool.set_health(health);
             return Arc::clone(pool);
         }
-        let watch = entry.watch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let watch = entry
+            .watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let pool = Pool::new(
             backend.slot,
             &backend.addrs,
@@ -121,7 +125,12 @@ impl ServiceRoutes {
             return;
         }
         *current = watch.clone();
-        if let Some(pool) = entry.pool.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(pool) = entry
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             pool.set_watch(watch);
         }
     }

@@ -7,9 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::proxy::Proxy;
-use crate::router::{
-    Backend, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
-};
+use crate::router::{Backend, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch};
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
 

@@ -330,7 +330,10 @@ mod tests {
         };
         assert!(!budget.crossed(0, 0));
         assert!(!budget.crossed(2, 2), "2 of 20 is 10%: not above");
-        assert!(budget.crossed(3, 3), "3 of at least 20 is above 10% whatever follows");
+        assert!(
+            budget.crossed(3, 3),
+            "3 of at least 20 is above 10% whatever follows"
+        );
         assert!(!budget.crossed(10, 100));
         assert!(budget.crossed(11, 100));
         let zero = ErrorBudget {
@@ -354,7 +357,10 @@ mod tests {
         assert!(w.answered(Duration::from_millis(1), true), "3 of 4 crosses");
         assert!(!w.failed(Duration::from_millis(1)), "already tripped");
         let s = w.snapshot();
-        assert_eq!((s.requests, s.errors, s.upstream_failures, s.completed), (4, 4, 1, 4));
+        assert_eq!(
+            (s.requests, s.errors, s.upstream_failures, s.completed),
+            (4, 4, 1, 4)
+        );
         assert!(s.tripped);
     }
 }

@@ -12,7 +12,12 @@ use super::TestDaemon;
 
 /// A hook running `script` with bash (`$1`.. are `args`), 30 s timeout.
 pub fn bash(script: &str, args: &[&str]) -> HookSpec {
-    let mut command = vec!["bash".to_string(), "-c".into(), script.into(), "hook".into()];
+    let mut command = vec![
+        "bash".to_string(),
+        "-c".into(),
+        script.into(),
+        "hook".into(),
+    ];
     command.extend(args.iter().map(|a| a.to_string()));
     HookSpec {
         command,

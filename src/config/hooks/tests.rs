@@ -102,16 +102,40 @@ fn a_hook_table_overrides_the_section_defaults() {
 #[test]
 fn hook_errors_point_at_the_value() {
     let hooks = |body: &str| format!("{WEB}[services.web.hooks]\n{body}\n");
-    assert_err(&hooks("pre_deploy = []"), 4, 14, &["services.web.hooks.pre_deploy is empty"]);
-    assert_err(&hooks("pre_deploy = [\"\"]"), 4, 14, &["empty program name"]);
-    assert_err(&hooks("pre_switch = \"./smoke\""), 4, 14, &["a command array"]);
+    assert_err(
+        &hooks("pre_deploy = []"),
+        4,
+        14,
+        &["services.web.hooks.pre_deploy is empty"],
+    );
+    assert_err(
+        &hooks("pre_deploy = [\"\"]"),
+        4,
+        14,
+        &["empty program name"],
+    );
+    assert_err(
+        &hooks("pre_switch = \"./smoke\""),
+        4,
+        14,
+        &["a command array"],
+    );
     assert_err(
         &hooks("post_switch = [\"notify\", \"{versoin}\"]"),
         4,
         15,
-        &["unknown placeholder {versoin}", "{version}", "{preview_url}"],
+        &[
+            "unknown placeholder {versoin}",
+            "{version}",
+            "{preview_url}",
+        ],
     );
-    assert_err(&hooks("pre_deploy = { timeout = \"1s\" }"), 4, 14, &["has no command"]);
+    assert_err(
+        &hooks("pre_deploy = { timeout = \"1s\" }"),
+        4,
+        14,
+        &["has no command"],
+    );
     assert_err(
         &hooks("pre_deploy = { command = [\"m\"], timeout = \"soon\" }"),
         4,
@@ -119,7 +143,12 @@ fn hook_errors_point_at_the_value() {
         &["services.web.hooks.pre_deploy.timeout"],
     );
     assert_err(&hooks("timeout = \"0s\""), 4, 11, &["greater than zero"]);
-    assert_err(&hooks("run_in = \"vm\""), 4, 10, &["expected \"host\" or \"image\""]);
+    assert_err(
+        &hooks("run_in = \"vm\""),
+        4,
+        10,
+        &["expected \"host\" or \"image\""],
+    );
     assert_err(
         &hooks("run_in = \"image\""),
         4,
@@ -133,7 +162,9 @@ fn hook_errors_point_at_the_value() {
         &["pre_deploy.run_in"],
     );
     // JSON or shell braces are not placeholders.
-    let json = ok(&hooks("post_switch = [\"curl\", \"-d\", \"{\\\"v\\\": 1}\", \"{A}\"]"));
+    let json = ok(&hooks(
+        "post_switch = [\"curl\", \"-d\", \"{\\\"v\\\": 1}\", \"{A}\"]",
+    ));
     assert!(json.services["web"].hooks.post_switch.is_some());
 }
 
@@ -149,7 +180,9 @@ fn unknown_hook_and_verify_keys_are_named() {
         ],
     );
     assert_err(
-        &format!("{WEB}[services.web.hooks]\npre_deploy = {{ command = [\"m\"], timeot = \"1s\" }}\n"),
+        &format!(
+            "{WEB}[services.web.hooks]\npre_deploy = {{ command = [\"m\"], timeot = \"1s\" }}\n"
+        ),
         4,
         33,
         &["unknown key \"timeot\" in [services.web.hooks.pre_deploy]"],
@@ -165,9 +198,24 @@ fn unknown_hook_and_verify_keys_are_named() {
 #[test]
 fn verify_errors_point_at_the_value() {
     let verify = |body: &str| format!("{WEB}[services.web.verify]\n{body}\n");
-    assert_err(&verify("window = \"0s\""), 4, 10, &["window must be greater than zero"]);
-    assert_err(&verify("max_error_rate = 5"), 4, 18, &["between 0 and 1", "got 5"]);
-    assert_err(&verify("max_error_rate = -0.1"), 4, 18, &["between 0 and 1"]);
+    assert_err(
+        &verify("window = \"0s\""),
+        4,
+        10,
+        &["window must be greater than zero"],
+    );
+    assert_err(
+        &verify("max_error_rate = 5"),
+        4,
+        18,
+        &["between 0 and 1", "got 5"],
+    );
+    assert_err(
+        &verify("max_error_rate = -0.1"),
+        4,
+        18,
+        &["between 0 and 1"],
+    );
     assert_err(&verify("max_error_rate = \"1%\""), 4, 18, &[]);
     assert_err(&verify("max_p99 = \"fast\""), 4, 11, &["invalid duration"]);
     assert_err(&verify("min_requests = -1"), 4, 16, &["zero or more"]);
