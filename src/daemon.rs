@@ -2,9 +2,12 @@
 //! together, and owns shutdown.
 //!
 //! Start order: lock the state dir → bring back live slots (health-gated) → bind the
-//! proxy → install routes → open the control socket. So the proxy serves only once
+//! proxy → install routes → remove leftovers (`reconcile_all`) → open the control
+//! socket. So the proxy serves only once
 //! the restored versions are healthy. Stop order: stop accepting (proxy, control) →
-//! let in-flight requests and actions finish (bounded) → stop every instance.
+//! let in-flight requests and actions finish (bounded) → stop every instance that
+//! is not live, and release the live ones (processes stop; containers keep serving
+//! and the next `teal serve` adopts them).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use crate::deploy::{self, DeployError, Deployer, Runtimes};
 use crate::proxy::Proxy;
 use crate::router::nginx::NginxRouter;
 use crate::router::{Router, RouterError};
+use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
 use crate::state::{StateCell, StateError, Store};
@@ -73,7 +77,10 @@ impl Daemon {
         let store = Store::open(&config.state_dir)?;
         let state = Arc::new(StateCell::open(store)?);
         let process = Arc::new(ProcessRuntime::new(config.state_dir.clone()));
-        let runtimes = Runtimes { process };
+        let runtimes = Runtimes {
+            process,
+            docker: Arc::new(DockerRuntime::new()),
+        };
         let shutdown = CancellationToken::new();
 
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
@@ -93,6 +100,10 @@ impl Daemon {
                 return Err(e.into());
             }
         };
+
+        // Leftovers of the previous daemon (an interrupted deploy's containers) go
+        // now that production is served again, and before any action can start.
+        deployer.reconcile_all().await;
 
         let control = config.proxy.control.clone();
         let listener = match api::server::bind(&control) {
@@ -133,6 +144,7 @@ impl Daemon {
             control = %control.display(),
             "teal serve is ready"
         );
+
         Ok(Daemon {
             deployer,
             router,

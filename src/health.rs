@@ -58,18 +58,24 @@ impl fmt::Display for Probe {
 /// Why a slot did not pass its health gate.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
-    #[error("instance {index} ({addr}) not healthy after {}: last answer {last}", humantime::format_duration(*waited))]
+    #[error("instance {index} {id} ({addr}) not healthy after {}: last answer {last}; last output: {logs}", humantime::format_duration(*waited))]
     Deadline {
         index: usize,
+        /// pid or container name.
+        id: String,
         addr: SocketAddr,
         waited: Duration,
         last: Probe,
+        /// Its last lines of output, `|`-separated.
+        logs: String,
     },
     #[error(
-        "instance {index} ({addr}) exited during the health gate ({exit}); last output: {logs}"
+        "instance {index} {id} ({addr}) exited during the health gate ({exit}); last output: {logs}"
     )]
     Exited {
         index: usize,
+        /// pid or container name.
+        id: String,
         addr: SocketAddr,
         exit: String,
         logs: String,
@@ -125,7 +131,8 @@ async fn probe_once(addr: SocketAddr, path: &str) -> Result<Probe, String> {
     Ok(Probe::Unhealthy { status, body: text })
 }
 
-/// Probes every instance every `spec.interval` until all are healthy, one misses
+/// Probes every instance every `spec.interval` until all are healthy (HTTP, and
+/// the runtime's own check when it has one, see `Instance::waiting_for`), one misses
 /// `spec.deadline`, one exits, or `cancel` fires.
 pub async fn gate(
     instances: &[InstanceRef],
@@ -147,6 +154,7 @@ pub async fn gate(
                 let logs = instance.tail_logs(5).await.join(" | ");
                 return Err(GateError::Exited {
                     index: instance.index(),
+                    id: instance.id(),
                     addr: instance.addr(),
                     exit: exit.to_string(),
                     logs: if logs.is_empty() {
@@ -156,7 +164,15 @@ pub async fn gate(
                     },
                 });
             }
-            let answer = probe(instance.addr(), spec).await;
+            let mut answer = probe(instance.addr(), spec).await;
+            // An image's own HEALTHCHECK must pass too (the runtime reports it).
+            if answer.is_healthy()
+                && let Some(waiting) = instance.waiting_for()
+            {
+                answer = Probe::Failed {
+                    error: format!("HTTP ok, but {waiting}"),
+                };
+            }
             if !answer.is_healthy() {
                 still.push(instance);
             }
@@ -170,8 +186,15 @@ pub async fn gate(
         }
         if started.elapsed() >= spec.deadline {
             let first = pending[0];
+            let logs = first.tail_logs(5).await.join(" | ");
             return Err(GateError::Deadline {
                 index: first.index(),
+                id: first.id(),
+                logs: if logs.is_empty() {
+                    "(none)".into()
+                } else {
+                    logs
+                },
                 addr: first.addr(),
                 waited: Duration::from_millis(started.elapsed().as_millis() as u64),
                 last: last.get(first.index()).cloned().unwrap_or(Probe::Failed {

@@ -45,14 +45,65 @@ pub struct ServiceSpec {
 pub enum RuntimeSpec {
     /// Local child processes. `{port}` and `{version}` are substituted in `command`.
     Process { command: Vec<String> },
+    /// Containers on the local Docker engine (`runtime::docker`).
+    Docker(DockerSpec),
 }
 
 impl RuntimeSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             RuntimeSpec::Process { .. } => "process",
+            RuntimeSpec::Docker(_) => "docker",
         }
     }
+
+    /// How many of the latest deployed builds pruning keeps (docker `keep_images`;
+    /// other runtimes pin no builds).
+    pub fn keep_images(&self) -> usize {
+        match self {
+            RuntimeSpec::Process { .. } => 0,
+            RuntimeSpec::Docker(docker) => docker.keep_images,
+        }
+    }
+}
+
+/// How the docker runtime runs a service's containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DockerSpec {
+    /// Image reference; `{version}` is substituted (`uptimer:{version}`).
+    pub image: String,
+    /// The port the app listens on inside the container.
+    pub port: u16,
+    /// Replaces the image's CMD; `{version}` and `{port}` are substituted.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Mounts as `SOURCE:TARGET[:ro|rw]`; a SOURCE path is absolute once resolved,
+    /// anything else names a volume.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// The engine's restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub restart: String,
+    /// The engine's log driver (`journald`, `local`, ...); None keeps its default.
+    #[serde(default)]
+    pub log_driver: Option<String>,
+    #[serde(default)]
+    pub limits: DockerLimits,
+    /// A user network the containers join as well.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// How many of the latest deployed images pruning never removes.
+    pub keep_images: usize,
+}
+
+/// Resource limits of each container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DockerLimits {
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// CPU limit in CPUs (fractions allowed).
+    #[serde(default)]
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

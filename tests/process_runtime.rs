@@ -68,6 +68,7 @@ async fn start(
         slot,
         version,
         deploy_id: "test",
+        image: None,
     })
     .await
 }

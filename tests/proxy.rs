@@ -716,3 +716,33 @@ async fn shutdown_finishes_open_requests_then_closes() {
     assert!(idle.get("a", "/").await.is_err());
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// Regression (docker runtime): an endpoint that accepts connections and closes
+/// them before answering (a dead container behind the engine's userland proxy)
+/// costs no idempotent request: it is sent to another endpoint, and the endpoint
+/// is ejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_accepts_and_closes_is_skipped_and_ejected() {
+    let live = TestBackend::start("live").await;
+    let closer = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let closing = closer.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = closer.accept().await {
+            drop(stream);
+        }
+    });
+    let h = Harness::start().await;
+    h.proxy
+        .set_routes(
+            &spec("web", &[], None),
+            backend(Slot::Blue, &[closing, live.addr]),
+            None,
+        )
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        let reply = get_fresh(h.addr(), "app", "/").await.unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (200, "live"));
+    }
+    assert!(h.proxy.endpoints("web", Slot::Blue)[0].ejected);
+}

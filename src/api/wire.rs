@@ -155,6 +155,9 @@ pub struct SlotStatus {
     pub version: Option<String>,
     pub state: SlotState,
     pub instances: Vec<InstanceStatus>,
+    /// The exact build the slot runs or last ran (docker: image ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +169,12 @@ pub struct InstanceStatus {
     pub restarts: u32,
     /// The last health answer, e.g. "HTTP 200".
     pub health: String,
+    /// docker: the container name (also in `id`); absent for processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// docker: the image ID the container runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 /// `GET /v1/services/{name}/history`.

@@ -10,7 +10,10 @@ use crate::demo::app::{AppConfig, serve};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Port to listen on (127.0.0.1).
+    /// Address to listen on; 0.0.0.0 inside a container.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Port to listen on.
     #[arg(long, env = "PORT")]
     port: u16,
     /// Version to report; a version starting with "broken" answers 500.
@@ -23,6 +26,7 @@ pub struct Args {
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = AppConfig {
+        bind: args.bind,
         port: args.port,
         version: args.version,
         instance: std::env::var("TEAL_INSTANCE").unwrap_or_else(|_| "0".into()),

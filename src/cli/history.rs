@@ -77,6 +77,17 @@ fn render(history: &History) -> String {
             e.duration_ms as f64 / 1000.0,
             e.reason.as_deref().unwrap_or("")
         ));
+        if e.image_id.is_some() || !e.instances.is_empty() {
+            out.push_str(&format!(
+                "{:<20}  image {}  {}\n",
+                "",
+                e.image_id
+                    .as_deref()
+                    .map(super::status::short_image)
+                    .unwrap_or("-"),
+                e.instances.join(" ")
+            ));
+        }
         out.push_str(&timeline(&e.timeline));
     }
     out

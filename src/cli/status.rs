@@ -128,6 +128,9 @@ fn render_slot(slot: Slot, s: &SlotStatus) -> String {
     if !s.instances.is_empty() {
         line.push_str(&format!(" {healthy}/{} healthy", s.instances.len()));
     }
+    if let Some(image) = &s.image_id {
+        line.push_str(&format!("  image {}", short_image(image)));
+    }
     line.push('\n');
     for i in &s.instances {
         let restarts = if i.restarts > 0 {
@@ -144,4 +147,10 @@ fn render_slot(slot: Slot, s: &SlotStatus) -> String {
         ));
     }
     line
+}
+
+/// `sha256:` and the first 12 hex digits of an image ID.
+pub(super) fn short_image(id: &str) -> &str {
+    let cut = id.find(':').map_or(0, |i| i + 1) + 12;
+    &id[..id.len().min(cut)]
 }

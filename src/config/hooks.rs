@@ -114,8 +114,9 @@ fn place(value: &Spanned<String>, what: &str, runtime: &RuntimeSpec) -> Result<H
     match value.get_ref().as_str() {
         "host" => Ok(HookPlace::Host),
         "image" => match runtime {
-            // The seam for the docker runtime: it runs `image` hooks as one-off
-            // containers of the new image (`Runtime::run_hook`).
+            // The docker runtime runs them as one-off containers of the new image
+            // (`Runtime::run_hook`); processes have no image to run in.
+            RuntimeSpec::Docker(_) => Ok(HookPlace::Image),
             RuntimeSpec::Process { .. } => Err(Invalid::at(
                 value,
                 format!(

@@ -11,8 +11,8 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
 use super::raw::{
-    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawNginx, RawProxy,
-    RawService, RawSsh, RawVerify,
+    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawLimits, RawNginx,
+    RawProxy, RawService, RawSsh, RawVerify,
 };
 use crate::spec::HookPoint;
 
@@ -66,6 +66,10 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
         if let Some(verify) = sub_table(service, "verify") {
             let fields = fields_of::<RawVerify>();
             check(verify, fields, &format!("[{section}.verify]"), &mut found);
+        }
+        if let Some(limits) = sub_table(service, "limits") {
+            let fields = fields_of::<RawLimits>();
+            check(limits, fields, &format!("[{section}.limits]"), &mut found);
         }
     }
     remote_keys(root, &mut found);

@@ -8,6 +8,9 @@
 //! anything, and nothing outside this module sees the raw types.
 
 mod conflicts;
+mod docker;
+#[cfg(test)]
+mod docker_tests;
 mod hooks;
 mod keys;
 mod nginx;

@@ -55,10 +55,22 @@ pub(super) struct RawNginx {
 pub(super) struct RawService {
     pub runtime: Option<Spanned<String>>,
     pub command: Option<Spanned<Vec<String>>>,
-    /// Docker runtime only (not available in this build yet).
+    /// Docker runtime only: the image reference, `{version}` substituted.
     pub image: Option<Spanned<String>>,
     /// Docker runtime only: the container's port.
     pub port: Option<Spanned<i64>>,
+    /// Docker runtime only: `SOURCE:TARGET[:ro|rw]` mounts.
+    pub volumes: Option<Vec<Spanned<String>>>,
+    /// Docker runtime only: the engine's restart policy.
+    pub restart: Option<Spanned<String>>,
+    /// Docker runtime only: the engine's log driver.
+    pub log_driver: Option<Spanned<String>>,
+    /// Docker runtime only: resource limits per container.
+    pub limits: Option<Spanned<RawLimits>>,
+    /// Docker runtime only: a user network the containers join.
+    pub network: Option<Spanned<String>>,
+    /// Docker runtime only: how many deployed images pruning keeps.
+    pub keep_images: Option<Spanned<i64>>,
     /// Signed so that `instances = -1` gets teal's message, not a serde type error.
     pub instances: Option<Spanned<i64>>,
     pub version: Option<Spanned<String>>,
@@ -175,4 +187,31 @@ pub(super) struct RawHost {
     pub state_dir: Option<Spanned<String>>,
     pub teal_path: Option<Spanned<String>>,
     pub proxy: Option<Spanned<toml::Table>>,
+}
+
+/// `[services.NAME.limits]` (docker runtime).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    /// "512m", "1g", or a number of bytes as a string.
+    pub memory: Option<Spanned<String>>,
+    /// CPUs, fractions allowed: `cpus = 1.5`.
+    pub cpus: Option<Spanned<RawNumber>>,
+}
+
+/// A TOML integer or float.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawNumber {
+    Int(i64),
+    Float(f64),
+}
+
+impl RawNumber {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            RawNumber::Int(n) => n as f64,
+            RawNumber::Float(f) => f,
+        }
+    }
 }

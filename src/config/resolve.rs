@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::{nginx, values};
+use super::{docker, nginx, values};
 use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
 
 /// `state_dir` when the file does not set it, relative to the file's directory.
@@ -159,7 +159,7 @@ fn service(
 ) -> Result<(ServiceSpec, ServiceSite), Invalid> {
     values::service_name(name)?;
     let section = format!("services.{}", name.get_ref());
-    let runtime = runtime(name, &raw)?;
+    let runtime = runtime(name, &raw, base)?;
 
     let instances = match &raw.instances {
         None => 1,
@@ -230,7 +230,7 @@ fn service(
 
 /// The runtime and its settings. Settings of the other runtime are errors, so a
 /// typo'd `runtime` never silently ignores half the section.
-fn runtime(name: &Spanned<String>, raw: &RawService) -> Result<RuntimeSpec, Invalid> {
+fn runtime(name: &Spanned<String>, raw: &RawService, base: &Path) -> Result<RuntimeSpec, Invalid> {
     let section = format!("services.{}", name.get_ref());
     let kind = raw
         .runtime
@@ -238,22 +238,7 @@ fn runtime(name: &Spanned<String>, raw: &RawService) -> Result<RuntimeSpec, Inva
         .map_or("process", |r| r.get_ref().as_str());
     match kind {
         "process" => {
-            if let Some(image) = &raw.image {
-                return Err(Invalid::at(
-                    image,
-                    format!(
-                        "{section}.image is for the docker runtime; this service uses the process runtime (set command instead)"
-                    ),
-                ));
-            }
-            if let Some(port) = &raw.port {
-                return Err(Invalid::at(
-                    port,
-                    format!(
-                        "{section}.port is for the docker runtime; the process runtime picks a free port and passes it as PORT and {{port}}"
-                    ),
-                ));
-            }
+            docker::reject_docker_keys(raw, &section)?;
             let Some(command) = &raw.command else {
                 return Err(Invalid::at(
                     name,
@@ -277,14 +262,7 @@ fn runtime(name: &Spanned<String>, raw: &RawService) -> Result<RuntimeSpec, Inva
                 }),
             }
         }
-        // The seam for the docker runtime: it gets its own `RuntimeSpec` variant
-        // (image, port) once it lands; until then the config says so plainly.
-        "docker" => Err(Invalid::at(
-            raw.runtime
-                .as_ref()
-                .expect("docker is only ever named explicitly"),
-            "the docker runtime is not available in this build yet; use runtime = \"process\" for now",
-        )),
+        "docker" => docker::docker(name, raw, base),
         other => Err(Invalid::at(
             raw.runtime
                 .as_ref()

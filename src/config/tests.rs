@@ -219,7 +219,7 @@ fn load_reports_errors_with_the_path_as_given() {
         e.to_string(),
         format!(
             "{}:2:1: unknown key \"comand\" in [services.web]; did you mean \"command\"?; \
-             expected one of: runtime, command, image, port, instances, version, hosts, preview, env, health, drain, hooks, verify, servers",
+             expected one of: runtime, command, image, port, volumes, restart, log_driver, limits, network, keep_images, instances, version, hosts, preview, env, health, drain, hooks, verify, servers",
             file.display()
         )
     );
@@ -357,7 +357,7 @@ fn unknown_key_lists_match_the_serde_types() {
         ["path", "interval", "timeout", "deadline"]
     );
     assert_eq!(fields_of::<RawDrain>(), ["timeout", "keep_previous"]);
-    assert_eq!(fields_of::<RawService>().len(), 14);
+    assert_eq!(fields_of::<RawService>().len(), 20);
 }
 
 #[test]
@@ -506,16 +506,6 @@ fn docker_settings_are_rejected_for_the_process_runtime() {
         3,
         8,
         &["services.web.port is for the docker runtime"],
-    );
-}
-
-#[test]
-fn the_docker_runtime_is_not_available_yet() {
-    assert_err(
-        "[services.web]\nruntime = \"docker\"\nimage = \"app:{version}\"\nport = 8080\n",
-        2,
-        11,
-        &["docker runtime is not available in this build yet"],
     );
 }
 

@@ -18,7 +18,7 @@
 //! This module does not handle signals: the caller maps them to the `shutdown` token.
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,9 @@ pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How one demo-app process behaves.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
+    /// Address to listen on: loopback for local processes, `0.0.0.0` inside a
+    /// container (where the engine forwards the published port to it).
+    pub bind: IpAddr,
     pub port: u16,
     pub version: String,
     /// Instance label reported in answers (from `TEAL_INSTANCE`).
@@ -87,7 +90,7 @@ type Body = Full<Bytes>;
 ///
 /// Websockets are not waited for: they end when the process does.
 pub async fn serve(cfg: AppConfig, shutdown: CancellationToken) -> std::io::Result<()> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cfg.port))).await?;
+    let listener = TcpListener::bind(SocketAddr::from((cfg.bind, cfg.port))).await?;
     let local = listener.local_addr()?;
     let app = Arc::new(App::new(&cfg));
     println!("uptimer {} listening on http://{local}", cfg.version);
@@ -319,6 +322,7 @@ mod tests {
         assert_eq!(flaky_percent("flaky100"), 100);
         assert_eq!(flaky_percent("flaky0-1"), FLAKY_DEFAULT_PERCENT);
         let cfg = AppConfig {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
             port: 0,
             version: "flaky30-1.2.0".into(),
             instance: "0".into(),

@@ -51,6 +51,7 @@ impl Deployer {
                 from_version: record.active_version().map(str::to_string),
                 slot,
                 started: SystemTime::now(),
+                image: running.instances.iter().find_map(|i| i.image()),
             };
             self.switch_recorded(&service, &record.spec, &attempt, &progress, Checks::ALL)
                 .await
@@ -113,6 +114,7 @@ impl Deployer {
                         from_version: record.active_version().map(str::to_string),
                         slot: standby,
                         started: SystemTime::now(),
+                        image: running.instances.iter().find_map(|i| i.image()),
                     };
                     return self
                         .switch_recorded(&service, &record.spec, &attempt, &progress, Checks::NONE)
@@ -128,8 +130,18 @@ impl Deployer {
                 "the previous slot is not running; redeploying {previous}"
             ));
             let spec = spec.unwrap_or_else(|| record.spec.clone());
-            self.deploy_inner(&service, spec, previous, true, Action::Rollback, &progress)
-                .await
+            // The recorded build, not whatever the version's tag names now.
+            let pinned = record.previous_image_id.clone();
+            self.deploy_inner(
+                &service,
+                spec,
+                previous,
+                pinned,
+                true,
+                Action::Rollback,
+                &progress,
+            )
+            .await
         }
         .await;
         report(&progress, &result, &version);

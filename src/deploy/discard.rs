@@ -52,6 +52,7 @@ impl Deployer {
                 from_version: record.active_version().map(str::to_string),
                 slot,
                 started: SystemTime::now(),
+                image: running.instances.iter().find_map(|i| i.image()),
             };
             let live = record
                 .active_slot

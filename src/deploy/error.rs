@@ -29,7 +29,7 @@ pub enum DeployError {
     #[error("could not start the new slot: {0}")]
     Start(#[source] RuntimeError),
     #[error("the new slot failed its health check: {0}")]
-    Health(#[source] GateError),
+    Health(#[source] Box<GateError>),
     #[error("could not change routes: {0}")]
     Route(#[source] RouterError),
     #[error("could not save state: {0}")]

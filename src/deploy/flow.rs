@@ -12,7 +12,7 @@ use super::{
 };
 use crate::api::wire::{Outcome, Step};
 use crate::health;
-use crate::runtime::SlotRequest;
+use crate::runtime::{KnownSlot, SlotRequest};
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
 use crate::state::{Action, HistoryResult, ServiceRecord};
@@ -36,6 +36,7 @@ impl Deployer {
                 &service,
                 spec,
                 version.clone(),
+                None,
                 promote,
                 Action::Deploy,
                 &progress,
@@ -46,11 +47,15 @@ impl Deployer {
     }
 
     /// Deploy without the lock bookkeeping or the final event (shared with rollback).
+    /// `pinned` is the exact build to run (a rollback's recorded image ID); None
+    /// resolves `version` now.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn deploy_inner(
         &self,
         service: &Service,
         spec: ServiceSpec,
         version: String,
+        pinned: Option<String>,
         promote: bool,
         action: Action,
         progress: &Progress,
@@ -59,7 +64,7 @@ impl Deployer {
         let record = self.record(&spec.name);
         let active = record.as_ref().and_then(|r| r.active_slot);
         let target = active.map(Slot::other).unwrap_or(Slot::Blue);
-        let attempt = Attempt {
+        let mut attempt = Attempt {
             id: new_deploy_id(),
             action,
             version: version.clone(),
@@ -68,6 +73,7 @@ impl Deployer {
                 .and_then(|r| r.active_version().map(str::to_string)),
             slot: target,
             started: SystemTime::now(),
+            image: None,
         };
         let live = match attempt.from_version.as_deref() {
             Some(v) => format!("{} {v}", active.map(Slot::as_str).unwrap_or("")),
@@ -77,10 +83,25 @@ impl Deployer {
             Step::Prepare,
             format!("{} {version} → {target} slot (live: {live})", spec.name),
         );
-        if let Err(e) = self
-            .clear_slot(service, record.as_ref(), target, progress)
-            .await
-        {
+        let prepared = async {
+            self.reconcile(service, &spec, progress).await?;
+            attempt.image = match pinned {
+                Some(id) => Some(id),
+                None => self
+                    .runtimes
+                    .for_spec(&spec.runtime)
+                    .resolve(&spec, &version)
+                    .await
+                    .map_err(DeployError::Start)?,
+            };
+            if let Some(id) = &attempt.image {
+                progress.info(format!("runs image {}", short_image(id)));
+            }
+            self.clear_slot(service, record.as_ref(), target, progress)
+                .await
+        }
+        .await;
+        if let Err(e) = prepared {
             self.record_failure(&spec, &attempt, &e.to_string(), progress);
             return Err(e);
         }
@@ -125,6 +146,7 @@ impl Deployer {
                     slot.version = Some(version.clone());
                     slot.state = SlotState::Staged;
                     slot.deploy_id = Some(attempt.id.clone());
+                    slot.image_id = attempt.image.clone();
                     rec.record(entry);
                 })
                 .map_err(DeployError::State)?;
@@ -135,7 +157,10 @@ impl Deployer {
             .go_live(service, &spec, &attempt, progress, checks)
             .await
         {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                self.prune(service, &spec, progress).await;
+                Ok(outcome)
+            }
             Err(e) if e.after_switch() => Err(e),
             Err(e) => {
                 self.discard(service, record.as_ref(), target).await;
@@ -182,6 +207,7 @@ impl Deployer {
                 slot,
                 version,
                 deploy_id: &attempt.id,
+                image: attempt.image.as_deref(),
             })
             .await
             .map_err(DeployError::Start)?;
@@ -191,6 +217,11 @@ impl Deployer {
                 instance.index(),
                 instance.id(),
                 instance.addr()
+            ));
+        }
+        if let Some(waiting) = instances.iter().find_map(|i| i.waiting_for()) {
+            progress.info(format!(
+                "the image has a HEALTHCHECK: {waiting}; waiting for healthy too"
             ));
         }
         let running = RunningSlot {
@@ -214,7 +245,7 @@ impl Deployer {
             .await
             .map_err(|e| match e {
                 health::GateError::Cancelled => DeployError::ShuttingDown,
-                other => DeployError::Health(other),
+                other => DeployError::Health(Box::new(other)),
             })?;
         progress.info(format!(
             "healthy after {}",
@@ -278,6 +309,35 @@ impl Deployer {
                 }
             })
             .map_err(DeployError::State)?;
+        Ok(())
+    }
+
+    /// Removes what runs for the service outside the slots this daemon runs
+    /// (leftovers of an interrupted deploy), and says so.
+    pub(super) async fn reconcile(
+        &self,
+        service: &Service,
+        spec: &ServiceSpec,
+        progress: &Progress,
+    ) -> Result<(), DeployError> {
+        let known: Vec<KnownSlot> = Slot::ALL
+            .into_iter()
+            .filter_map(|slot| {
+                service.running(slot).map(|r| KnownSlot {
+                    slot,
+                    deploy_id: r.deploy_id,
+                })
+            })
+            .collect();
+        let actions = self
+            .runtimes
+            .for_spec(&spec.runtime)
+            .reconcile(&spec.name, &known)
+            .await
+            .map_err(DeployError::Start)?;
+        for action in actions {
+            progress.info(action);
+        }
         Ok(())
     }
 
@@ -346,4 +406,10 @@ fn validate(spec: &ServiceSpec, version: &str) -> Result<(), DeployError> {
         return Err(DeployError::Invalid("instances must be at least 1".into()));
     }
     Ok(())
+}
+
+/// `sha256:0123456789ab` of an image ID, as `docker images` shows it.
+pub(super) fn short_image(id: &str) -> &str {
+    let cut = id.find(':').map_or(0, |i| i + 1) + 12;
+    &id[..id.len().min(cut)]
 }

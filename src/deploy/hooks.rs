@@ -51,7 +51,8 @@ impl Deployer {
             return Ok(());
         };
         let env = self.hook_env(service, spec, attempt);
-        let req = HookRequest::new(point, spec, &hook.command, hook.timeout, &env);
+        let mut req = HookRequest::new(point, spec, &hook.command, hook.timeout, &env);
+        req.image = attempt.image.as_deref();
         let place = match hook.run_in {
             HookPlace::Host => String::new(),
             HookPlace::Image => format!(" in the image of {}", attempt.version),

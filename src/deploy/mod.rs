@@ -14,6 +14,7 @@ mod flow;
 mod hooks;
 mod lock;
 mod progress;
+mod prune;
 mod restore;
 mod service;
 mod status;
@@ -44,12 +45,14 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Runtimes {
     pub process: Arc<dyn Runtime>,
+    pub docker: Arc<dyn Runtime>,
 }
 
 impl Runtimes {
     pub fn for_spec(&self, spec: &RuntimeSpec) -> Arc<dyn Runtime> {
         match spec {
             RuntimeSpec::Process { .. } => self.process.clone(),
+            RuntimeSpec::Docker(_) => self.docker.clone(),
         }
     }
 }
@@ -131,7 +134,9 @@ impl Deployer {
             .clone()
     }
 
-    fn lock_services(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Service>>> {
+    pub(super) fn lock_services(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Service>>> {
         // Entries are only inserted whole; a poisoned map is still consistent.
         self.services.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -149,17 +154,30 @@ impl Deployer {
         self.state.snapshot().services.get(name).cloned()
     }
 
-    /// Stops every instance of every service (daemon shutdown). State is kept, so
-    /// the next `teal serve` brings the live versions back.
+    /// Daemon shutdown: live instances are released (the process runtime stops
+    /// them; containers keep serving and the next `teal serve` adopts them), every
+    /// other instance is stopped. State is kept, so the next `teal serve` brings
+    /// the live versions back.
     pub async fn stop_all(&self, grace: Duration) {
         let services: Vec<Arc<Service>> = self.lock_services().values().cloned().collect();
-        let instances: Vec<InstanceRef> = services.iter().flat_map(|s| s.all_instances()).collect();
-        stop_instances(&instances, grace).await;
-        for service in services {
+        let mut live: Vec<InstanceRef> = Vec::new();
+        let mut rest: Vec<InstanceRef> = Vec::new();
+        for service in &services {
             for slot in Slot::ALL {
-                service.set_running(slot, None);
+                if let Some(running) = service.set_running(slot, None) {
+                    if running.state == crate::slot::SlotState::Live {
+                        live.extend(running.instances);
+                    } else {
+                        rest.extend(running.instances);
+                    }
+                }
             }
         }
+        futures_util::future::join(
+            stop_instances(&rest, grace),
+            futures_util::future::join_all(live.iter().map(|i| i.release(grace))),
+        )
+        .await;
     }
 
     /// Appends a failure to the history (creating the record for a first deploy),
@@ -193,6 +211,8 @@ struct Attempt {
     from_version: Option<String>,
     slot: Slot,
     started: SystemTime,
+    /// The exact build it runs (docker: image ID), once pinned.
+    image: Option<String>,
 }
 
 impl Attempt {
@@ -211,6 +231,8 @@ impl Attempt {
                 .elapsed()
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            image_id: self.image.clone(),
+            instances: Vec::new(),
             timeline: Vec::new(),
             verify: None,
         }

@@ -1,13 +1,20 @@
 //! Bringing the live version of each service back when `teal serve` starts, before
 //! the proxy accepts a single connection.
+//!
+//! Live slots are adopted through the runtime: containers that outlived the
+//! previous daemon keep running untouched, missing ones are started again, and
+//! child processes (which died with it) start afresh. Whatever else runs (an
+//! interrupted deploy's standby, a kept-warm previous version) is removed by
+//! [`Deployer::reconcile_all`] once the proxy serves, so removing it never
+//! lengthens the restart gap.
 
 use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, RunningSlot, Runtimes, new_deploy_id, stop_instances};
+use super::{Attempt, Deployer, Progress, RunningSlot, Runtimes, new_deploy_id};
 use crate::health;
-use crate::runtime::SlotRequest;
+use crate::runtime::{InstanceRef, SlotRequest};
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
 use crate::state::{Action, HistoryResult, StateCell};
@@ -21,10 +28,11 @@ pub struct Restored {
     pub running: RunningSlot,
 }
 
-/// Starts and health-gates the live slot of every service in the saved state.
-/// Slots that were standby or staged are recorded as stopped (their processes did
-/// not outlive the previous daemon). A service whose live version does not come
-/// back healthy keeps its record, so the next start tries again, and is logged.
+/// Adopts (or starts) and health-gates the live slot of every service in the saved
+/// state. Slots that were
+/// standby or staged are recorded as stopped. A service whose live version does
+/// not come back healthy keeps its record, so the next start tries again, and is
+/// logged.
 pub async fn restore_live(
     runtimes: &Runtimes,
     state: &StateCell,
@@ -34,9 +42,13 @@ pub async fn restore_live(
     let mut restored = Vec::new();
     let mut failures = Vec::new();
     for (name, record) in &snapshot.services {
+        let runtime = runtimes.for_spec(&record.spec.runtime);
         let (Some(slot), Some(version)) = (record.active_slot, record.active_version()) else {
             continue;
         };
+        let live = record.slots.get(slot);
+        // Adopted instances keep the deploy id they were started with.
+        let deploy_id = live.deploy_id.clone().unwrap_or_else(new_deploy_id);
         let attempt = Attempt {
             id: new_deploy_id(),
             action: Action::Restore,
@@ -44,15 +56,16 @@ pub async fn restore_live(
             from_version: Some(version.to_string()),
             slot,
             started: SystemTime::now(),
+            image: live.image_id.clone(),
         };
         tracing::info!(service = %name, %slot, %version, "restoring the live version");
-        let runtime = runtimes.for_spec(&record.spec.runtime);
         let started = runtime
-            .start(SlotRequest {
+            .adopt(SlotRequest {
                 service: &record.spec,
                 slot,
                 version,
-                deploy_id: &attempt.id,
+                deploy_id: &deploy_id,
+                image: live.image_id.as_deref(),
             })
             .await;
         let instances = match started {
@@ -68,7 +81,8 @@ pub async fn restore_live(
         };
         if let Err(e) = health::gate(&instances, &record.spec.health, shutdown).await {
             tracing::error!(service = %name, "restored {version} is not healthy: {e}");
-            stop_instances(&instances, super::STOP_GRACE).await;
+            // Let go without destroying: containers stay for the next start to try again.
+            release(&instances).await;
             failures.push((
                 name.clone(),
                 attempt.entry(HistoryResult::Failed, Some(e.to_string())),
@@ -83,7 +97,7 @@ pub async fn restore_live(
             running: RunningSlot {
                 version: version.to_string(),
                 state: SlotState::Live,
-                deploy_id: attempt.id.clone(),
+                deploy_id,
                 instances,
             },
         });
@@ -106,4 +120,29 @@ pub async fn restore_live(
         tracing::error!("could not save the restored state: {e}");
     }
     restored
+}
+
+async fn release(instances: &[InstanceRef]) {
+    futures_util::future::join_all(instances.iter().map(|i| i.release(super::STOP_GRACE))).await;
+}
+
+impl Deployer {
+    /// Removes what the runtimes run outside the slots this daemon runs, for every
+    /// service (at daemon start, once the proxy serves). A service busy with an
+    /// action is skipped: every action reconciles it first anyway.
+    pub async fn reconcile_all(&self) {
+        let services: Vec<_> = self.lock_services().values().cloned().collect();
+        for service in services {
+            let Some(_guard) = service.try_begin() else {
+                continue;
+            };
+            let Some(record) = self.record(&service.name) else {
+                continue;
+            };
+            let progress = Progress::silent(&service.name);
+            if let Err(e) = self.reconcile(&service, &record.spec, &progress).await {
+                tracing::error!(service = %service.name, "could not reconcile with the runtime: {e}");
+            }
+        }
+    }
 }

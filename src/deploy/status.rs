@@ -10,7 +10,7 @@ use crate::api::wire::{History, InstanceStatus, ServiceStatus, SlotStatus, Slots
 use crate::health;
 use crate::runtime::LogLine;
 use crate::slot::{Slot, SlotState};
-use crate::spec::HealthSpec;
+use crate::spec::{HealthSpec, RuntimeSpec};
 use crate::state::ServiceRecord;
 
 /// Status probes are short: status must answer quickly even when an app hangs.
@@ -72,6 +72,7 @@ impl Deployer {
                 version: record.slots.get(slot).version.clone(),
                 state: SlotState::Stopped,
                 instances: Vec::new(),
+                image_id: record.slots.get(slot).image_id.clone(),
             };
         };
         let probes = futures_util::future::join_all(
@@ -84,14 +85,28 @@ impl Deployer {
         SlotStatus {
             version: Some(running.version.clone()),
             state: running.state,
+            image_id: running
+                .instances
+                .iter()
+                .find_map(|i| i.image())
+                .or_else(|| record.slots.get(slot).image_id.clone()),
             instances: probes
                 .into_iter()
-                .map(|(i, probe)| InstanceStatus {
-                    addr: i.addr(),
-                    healthy: probe.is_healthy(),
-                    id: i.id(),
-                    restarts: i.restarts(),
-                    health: probe.to_string(),
+                .map(|(i, probe)| {
+                    let image_id = i.image();
+                    InstanceStatus {
+                        addr: i.addr(),
+                        healthy: probe.is_healthy() && i.waiting_for().is_none(),
+                        id: i.id(),
+                        restarts: i.restarts(),
+                        health: match i.waiting_for() {
+                            Some(waiting) if probe.is_healthy() => format!("{probe}, {waiting}"),
+                            _ => probe.to_string(),
+                        },
+                        container: matches!(record.spec.runtime, RuntimeSpec::Docker(_))
+                            .then(|| i.id()),
+                        image_id,
+                    }
                 })
                 .collect(),
         }

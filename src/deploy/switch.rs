@@ -220,7 +220,14 @@ impl Deployer {
         service.set_state(to, SlotState::Live);
 
         progress.step(Step::Persist, "recording the new live slot");
-        let entry = attempt.entry_in(HistoryResult::Live, None, progress);
+        let mut entry = attempt.entry_in(HistoryResult::Live, None, progress);
+        entry.instances = new.instances.iter().map(|i| i.id()).collect();
+        let image_id = new
+            .instances
+            .iter()
+            .find_map(|i| i.image())
+            .or_else(|| attempt.image.clone());
+        entry.image_id = image_id.clone();
         let saved = self.state.update(|s| {
             let rec = s
                 .services
@@ -229,6 +236,9 @@ impl Deployer {
             let was_live = rec.active_version().map(str::to_string);
             if rec.active_slot != Some(to) {
                 rec.previous_version = was_live;
+                rec.previous_image_id = rec
+                    .active_slot
+                    .and_then(|s| rec.slots.get(s).image_id.clone());
             }
             rec.spec = spec.clone();
             rec.active_slot = Some(to);
@@ -236,6 +246,7 @@ impl Deployer {
                 version: Some(new.version.clone()),
                 state: SlotState::Live,
                 deploy_id: Some(new.deploy_id.clone()),
+                image_id,
             };
             if let Some(from) = from {
                 rec.slots.get_mut(from).state = if keep && old.is_some() {

@@ -165,6 +165,7 @@ impl Deployer {
                 rec.spec = before.spec.clone();
                 rec.active_slot = Some(to);
                 rec.previous_version = before.previous_version.clone();
+                rec.previous_image_id = before.previous_image_id.clone();
                 rec.slots.get_mut(to).state = SlotState::Live;
                 rec.slots.get_mut(from).state = SlotState::Stopped;
             }

@@ -93,6 +93,8 @@ pub struct HookRequest<'a> {
     pub version: &'a str,
     /// The slot the new version runs in.
     pub slot: Slot,
+    /// The exact build of `version` (docker: image ID), when pinned.
+    pub image: Option<&'a str>,
     /// Program and arguments.
     pub command: Vec<String>,
     /// The service's `env`, then the `TEAL_*` variables.
@@ -120,6 +122,7 @@ impl<'a> HookRequest<'a> {
             service,
             version: &env.version,
             slot: env.slot,
+            image: None,
             command: command.iter().map(|a| env.substitute(a)).collect(),
             env: vars,
             timeout,

@@ -6,8 +6,11 @@
 //! Retry rules: a failed connect moves to another endpoint once (nothing was
 //! sent). A request that failed on a reused connection before any response
 //! byte is sent again once on a fresh connection, when hyper hands it back
-//! unsent or when it is idempotent with an empty body. Never after a response
-//! head arrived.
+//! unsent or when it is idempotent with an empty body. One that failed the same
+//! way on a *fresh* connection (the endpoint accepted, then closed: a container
+//! behind the engine's userland proxy that just died) is sent again once on
+//! another endpoint, like nginx's `proxy_next_upstream error`, and the endpoint
+//! is ejected. Never after a response head arrived.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -80,8 +83,10 @@ async fn send(
     let mut exclude = None;
     // One move to another endpoint after a failed connect.
     let mut connect_retry = pool.len() > 1;
-    // One resend on a fresh connection after a reused one failed.
-    let mut resend = true;
+    // One resend on a fresh connection after a reused one failed, and one on
+    // another endpoint after a fresh one failed.
+    let mut resend_reused = true;
+    let mut resend_fresh = true;
     let mut fresh_only = false;
     loop {
         let index = pool.pick(exclude);
@@ -108,7 +113,8 @@ async fn send(
                 }
             },
         };
-        let backup = (reused && replayable && resend).then(|| copy_head(&req));
+        let resend = if reused { resend_reused } else { resend_fresh };
+        let backup = (replayable && resend).then(|| copy_head(&req));
         match sender.try_send_request(req).await {
             Ok(response) => return Ok((response, sender)),
             Err(mut failed) => {
@@ -120,11 +126,19 @@ async fn send(
                 let Some(again) = again else {
                     return Err(ProxyError::Upstream(failed.into_error()));
                 };
-                tracing::debug!(error = %failed.error(), "resending on a fresh upstream connection");
+                tracing::debug!(error = %failed.error(), reused, "resending on a fresh upstream connection");
                 req = again;
-                resend = false;
                 fresh_only = true;
-                exclude = None;
+                if reused {
+                    resend_reused = false;
+                    exclude = None;
+                } else {
+                    // It accepted a connection it could not serve: out of rotation
+                    // until its health check passes; try another endpoint.
+                    resend_fresh = false;
+                    pool.eject(index);
+                    exclude = (pool.len() > 1).then_some(index);
+                }
             }
         }
     }

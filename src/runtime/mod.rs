@@ -4,7 +4,14 @@
 //! A runtime owns the lifecycle of what it starts: it supervises instances and
 //! restarts those that die unexpectedly (keeping their address), and it knows
 //! where their output goes. It does not health-check and does not route.
+//!
+//! Runtimes differ in what survives the daemon: child processes die with it, so the
+//! process runtime starts live slots afresh after a restart; containers outlive it,
+//! so the docker runtime adopts them ([`Runtime::adopt`]), removes leftovers
+//! ([`Runtime::reconcile`]) and is let go of rather than stopped at daemon
+//! shutdown ([`Instance::release`]).
 
+pub mod docker;
 pub mod process;
 
 use std::fmt;
@@ -30,6 +37,17 @@ pub struct SlotRequest<'a> {
     pub version: &'a str,
     /// Identifies the deploy that started these instances (for labels and logs).
     pub deploy_id: &'a str,
+    /// The exact build to run, as [`Runtime::resolve`] pinned it (docker: an image
+    /// ID), so a rollback runs the same bits even after a tag moved. None lets the
+    /// runtime resolve `version` itself.
+    pub image: Option<&'a str>,
+}
+
+/// A slot that runs and that this daemon should keep (see [`Runtime::reconcile`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownSlot {
+    pub slot: Slot,
+    pub deploy_id: String,
 }
 
 /// Why a runtime could not do what was asked.
@@ -88,6 +106,22 @@ pub trait Instance: Send + Sync + fmt::Debug {
     /// Stops it: SIGTERM (or the engine's stop), then a hard kill after `grace`.
     /// Stops supervision first, so a stopped instance is never restarted.
     async fn stop(&self, grace: Duration);
+    /// The daemon is stopping and this instance is live: let go of it. Instances
+    /// that cannot outlive the daemon are stopped (the default); containers keep
+    /// running (their restart policy keeps them up) and the next daemon adopts them.
+    async fn release(&self, grace: Duration) {
+        self.stop(grace).await;
+    }
+    /// What the runtime itself still waits for before the instance counts as
+    /// ready, on top of the HTTP health check: docker says `starting` or
+    /// `unhealthy` for an image with a HEALTHCHECK. None when nothing.
+    fn waiting_for(&self) -> Option<String> {
+        None
+    }
+    /// The exact build it runs (docker: the image ID), when the runtime knows one.
+    fn image(&self) -> Option<String> {
+        None
+    }
 }
 
 pub type InstanceRef = Arc<dyn Instance>;
@@ -99,6 +133,46 @@ pub trait Runtime: Send + Sync {
     /// as they are spawned; health is the caller's business. On error, whatever was
     /// started is stopped again before returning.
     async fn start(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError>;
+
+    /// Pins what `version` of `service` means right now (docker: resolves the image
+    /// reference to its image ID). None when the runtime has nothing to pin.
+    async fn resolve(
+        &self,
+        service: &ServiceSpec,
+        version: &str,
+    ) -> Result<Option<String>, RuntimeError> {
+        let _ = (service, version);
+        Ok(None)
+    }
+
+    /// Brings a live slot under this daemon's control after a restart. Instances
+    /// that are still running are adopted without a restart, missing ones are
+    /// started. Runtimes whose instances die with the daemon start the slot afresh
+    /// (the default).
+    async fn adopt(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError> {
+        self.start(req).await
+    }
+
+    /// Compares what runs for `service` with the slots the daemon knows (`known`)
+    /// and removes the rest: leftovers of an interrupted deploy, or of a daemon
+    /// that was killed. Returns one line per action taken, for the log. Runtimes
+    /// whose instances cannot outlive the daemon have nothing to do (the default).
+    async fn reconcile(
+        &self,
+        service: &str,
+        known: &[KnownSlot],
+    ) -> Result<Vec<String>, RuntimeError> {
+        let _ = (service, known);
+        Ok(Vec::new())
+    }
+
+    /// Removes builds (docker: images) among `candidates` that nothing uses and
+    /// that no name points at any more. The caller leaves out what history may
+    /// still roll back to. Returns what was removed.
+    async fn prune(&self, candidates: &[String]) -> Result<Vec<String>, RuntimeError> {
+        let _ = candidates;
+        Ok(Vec::new())
+    }
 
     /// Runs a hook inside the build of `req.version` (docker: a one-off container
     /// of the new image, removed afterwards), its output line by line to

@@ -73,7 +73,6 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     async fn start(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError> {
         let service = req.service;
-        #[allow(irrefutable_let_patterns)] // Other runtimes' variants will come.
         let RuntimeSpec::Process { command } = &service.runtime else {
             return Err(RuntimeError::InvalidSpec(format!(
                 "service {}: the process runtime cannot run a {} service",

@@ -46,6 +46,10 @@ pub struct ServiceRecord {
     pub slots: SlotRecords,
     /// The version that was live before the current one: what a rollback goes back to.
     pub previous_version: Option<String>,
+    /// The exact build of `previous_version` (docker: image ID), so a rollback that
+    /// has to redeploy runs the same bits even after its tag moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_image_id: Option<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }
@@ -57,6 +61,7 @@ impl ServiceRecord {
             active_slot: None,
             slots: SlotRecords::default(),
             previous_version: None,
+            previous_image_id: None,
             history: Vec::new(),
         }
     }
@@ -67,11 +72,19 @@ impl ServiceRecord {
             .and_then(|s| self.slots.get(s).version.as_deref())
     }
 
-    /// Replaces the last entry with `entry.id` (an action that recorded itself at
-    /// the switch and finished later), or appends `entry` if there is none.
+    /// Completes the last entry with `entry.id` (an action that recorded itself at
+    /// the switch and finished later): its result, reason, duration, timeline and
+    /// verify figures become `entry`'s; what the switch recorded about the build
+    /// stays. Appends `entry` if there is none.
     pub fn finish(&mut self, entry: HistoryEntry) {
-        match self.history.iter().rposition(|e| e.id == entry.id) {
-            Some(i) => self.history[i] = entry,
+        match self.history.iter_mut().rev().find(|e| e.id == entry.id) {
+            Some(last) => {
+                last.result = entry.result;
+                last.reason = entry.reason;
+                last.duration_ms = entry.duration_ms;
+                last.timeline = entry.timeline;
+                last.verify = entry.verify;
+            }
             None => self.record(entry),
         }
     }
@@ -116,6 +129,9 @@ pub struct SlotRecord {
     pub state: SlotState,
     /// The deploy that last started this slot.
     pub deploy_id: Option<String>,
+    /// The exact build it runs (docker: image ID), when the runtime pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 impl Default for SlotRecord {
@@ -124,6 +140,7 @@ impl Default for SlotRecord {
             version: None,
             state: SlotState::Stopped,
             deploy_id: None,
+            image_id: None,
         }
     }
 }
@@ -168,6 +185,12 @@ pub struct HistoryEntry {
     /// Why it failed, or notes (drain figures, a failed post hook).
     pub reason: Option<String>,
     pub duration_ms: u64,
+    /// The exact build it ran (docker: image ID), when the runtime pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// The instances that went live (docker: container names; process: pids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
     /// Every step with its start and duration (empty in entries of older teals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelineStep>,
