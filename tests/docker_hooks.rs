@@ -56,8 +56,17 @@ async fn hooks_run_in_the_new_image_and_leave_nothing_behind() {
     let Some(docker) = engine().await else { return };
     let name = "dkt-hooks";
     remove_containers(&docker, name).await;
+    // A network of its own: the hook containers run on the service's network.
+    let network = "teal-test-hooks";
+    let _ = docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: network.into(),
+            ..Default::default()
+        })
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let mut spec = docker_service(name, dir.path(), APP_1, 1);
+    docker_spec(&mut spec).network = Some(network.into());
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1").await.assert_live();
 
@@ -109,4 +118,5 @@ async fn hooks_run_in_the_new_image_and_leave_nothing_behind() {
     assert_eq!(hook_containers(&docker, name).await, 0, "hook containers left");
     d.stop().await;
     remove_containers(&docker, name).await;
+    let _ = docker.remove_network(network).await;
 }
