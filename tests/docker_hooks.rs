@@ -35,10 +35,8 @@ fn hook_lines(result: &ActionResult, point: &str) -> Vec<String> {
 }
 
 async fn hook_containers(docker: &bollard::Docker, service: &str) -> usize {
-    let filters = std::collections::HashMap::from([(
-        "label",
-        vec![format!("teal.hook-of={service}")],
-    )]);
+    let filters =
+        std::collections::HashMap::from([("label", vec![format!("teal.hook-of={service}")])]);
     docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
@@ -80,14 +78,23 @@ async fn hooks_run_in_the_new_image_and_leave_nothing_behind() {
     result.assert_live();
     let lines = hook_lines(&result, "pre_deploy").join("\n");
     assert!(lines.contains("TEAL_VERSION=2"), "{lines}");
-    assert!(result.text().contains("in the image of 2"), "{}", result.text());
+    assert!(
+        result.text().contains("in the image of 2"),
+        "{}",
+        result.text()
+    );
 
     // A failing hook in the image aborts with production untouched.
-    spec.hooks.pre_deploy = Some(in_image(&["/teal", "no-such-step"], Duration::from_secs(60)));
+    spec.hooks.pre_deploy = Some(in_image(
+        &["/teal", "no-such-step"],
+        Duration::from_secs(60),
+    ));
     let failed = d.deploy(&spec, "3").await;
     assert_eq!(failed.outcome, Outcome::Failed, "{}", failed.text());
     assert!(
-        failed.message.contains("pre_deploy hook failed: exit code 2")
+        failed
+            .message
+            .contains("pre_deploy hook failed: exit code 2")
             && failed.message.ends_with("production untouched"),
         "{}",
         failed.message
@@ -109,13 +116,19 @@ async fn hooks_run_in_the_new_image_and_leave_nothing_behind() {
     let stuck = d.deploy(&spec, "3").await;
     assert_eq!(stuck.outcome, Outcome::Failed, "{}", stuck.text());
     assert!(
-        stuck.message.contains("pre_switch hook failed: timed out after 2s"),
+        stuck
+            .message
+            .contains("pre_switch hook failed: timed out after 2s"),
         "{}",
         stuck.message
     );
 
     assert_eq!(serving(d.addr).await.as_deref(), Some("2"));
-    assert_eq!(hook_containers(&docker, name).await, 0, "hook containers left");
+    assert_eq!(
+        hook_containers(&docker, name).await,
+        0,
+        "hook containers left"
+    );
     d.stop().await;
     remove_containers(&docker, name).await;
     let _ = docker.remove_network(network).await;

@@ -11,8 +11,8 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
 use super::raw::{
-    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawLimits, RawNginx,
-    RawProxy, RawService, RawSsh, RawVerify,
+    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawLimits, RawNginx, RawProxy,
+    RawService, RawSsh, RawVerify,
 };
 use crate::spec::HookPoint;
 

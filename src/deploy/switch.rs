@@ -118,9 +118,13 @@ impl Deployer {
         let verified = match verify {
             None => None,
             Some(v) => match (&previous, watch.as_ref()) {
-                (None, _) => Some(Judged::skipped("no previous version to go back to")),
+                (None, _) => Some(Judged::skipped(
+                    "no previous version to go back to",
+                    progress,
+                )),
                 (Some(_), None) => Some(Judged::skipped(
                     "this router cannot watch traffic (verification needs the builtin router)",
+                    progress,
                 )),
                 (Some(_), Some(watch)) => Some(self.verify_window(v, watch, to, progress).await),
             },
@@ -142,7 +146,30 @@ impl Deployer {
                 )
                 .await);
         }
-        drop(watch);
+        // A request of the window that answered after the verdict may still have
+        // crossed the budget (and switched back): that is a failed window too.
+        if let Some(watch) = watch
+            && watch.disarm()
+            && let Some(p) = &previous
+        {
+            let mut judged = verified.clone();
+            if let Some(j) = judged.as_mut() {
+                j.record.verdict = crate::state::Verdict::Failed;
+                j.record.reason = Some("error budget crossed as the window ended".into());
+            }
+            return Err(self
+                .switch_back(
+                    service,
+                    spec,
+                    attempt,
+                    p,
+                    "verify failed: error budget crossed as the window ended".into(),
+                    judged,
+                    None,
+                    progress,
+                )
+                .await);
+        }
 
         let mut retired_warm = false;
         if let Some(p) = &previous {
@@ -335,8 +362,9 @@ impl Deployer {
 }
 
 impl Judged {
-    /// A verify record for a window that did not run.
-    pub(super) fn skipped(reason: &str) -> Judged {
+    /// A verify record for a window that did not run (said on the progress).
+    pub(super) fn skipped(reason: &str, progress: &Progress) -> Judged {
+        progress.info(format!("verify skipped: {reason}"));
         Judged {
             record: VerifyRecord {
                 verdict: Verdict::Skipped,

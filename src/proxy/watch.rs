@@ -7,7 +7,7 @@
 //! if production still points at the watched pool. Requests already in flight
 //! finish where they are.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use crate::router::{ErrorBudget, Watch, WindowCounters};
@@ -24,6 +24,10 @@ pub(crate) struct PoolWatch {
     /// that own this.
     service: Weak<ServiceRoutes>,
     fallback: Option<Slot>,
+    /// True until the window is disarmed. A request that started inside the
+    /// window may answer after it: it must not switch anything then. Held for
+    /// the switch back and for disarming only (once each), never per request.
+    armed: Mutex<bool>,
 }
 
 impl PoolWatch {
@@ -50,6 +54,10 @@ impl PoolWatch {
     }
 
     fn trip(&self, pool: &Arc<Pool>) {
+        let armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+        if !*armed {
+            return;
+        }
         let service = self.service.upgrade();
         let fallback = service
             .as_ref()
@@ -83,7 +91,13 @@ impl PoolWatch {
                 "verify: error budget crossed; no fallback slot to switch back to"
             ),
         }
+        drop(armed);
         self.counters.tripped();
+    }
+
+    /// Ends the window: from now on no answer switches anything.
+    fn disarm(&self) {
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = false;
     }
 }
 
@@ -102,10 +116,12 @@ impl Proxy {
             counters: Arc::clone(&counters),
             service: Arc::downgrade(&routes),
             fallback: fallback.filter(|f| *f != slot),
+            armed: Mutex::new(true),
         });
         routes.set_watch(slot, Some(Arc::clone(&watch)), None);
         let weak = Arc::downgrade(&routes);
         let disarm = Box::new(move || {
+            watch.disarm();
             if let Some(routes) = weak.upgrade() {
                 routes.set_watch(slot, None, Some(&watch));
             }

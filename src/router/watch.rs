@@ -182,6 +182,15 @@ impl Watch {
     pub fn counters(&self) -> &WindowCounters {
         &self.counters
     }
+
+    /// Ends the window and tells whether its budget was crossed. Once this
+    /// returns the router switches nothing any more for it; a switch back it made
+    /// before shows here.
+    pub fn disarm(self) -> bool {
+        let counters = Arc::clone(&self.counters);
+        drop(self);
+        counters.is_tripped()
+    }
 }
 
 impl std::fmt::Debug for Watch {

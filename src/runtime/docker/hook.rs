@@ -37,7 +37,8 @@ pub(super) async fn run(
 ) -> Result<HookReport, HookError> {
     let started = Instant::now();
     let name = container_name(&req.service.name, req.point.as_str());
-    let engine = |what: &str, e: BollardError| HookError::Engine(format!("{what} {name}: {}", short(&e)));
+    let engine =
+        |what: &str, e: BollardError| HookError::Engine(format!("{what} {name}: {}", short(&e)));
     let body = ContainerCreateBody {
         image: Some(image_id.to_string()),
         entrypoint: Some(req.command[..1].to_vec()),
@@ -103,7 +104,12 @@ pub(super) async fn run(
     let removed = docker
         .remove_container(
             &name,
-            Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build()),
+            Some(
+                RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
         )
         .await;
     if let Err(e) = removed {
@@ -135,5 +141,9 @@ fn container_name(service: &str, point: &str) -> String {
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    format!("{service}-hook-{}-{millis:x}{:x}", point.replace('_', "-"), std::process::id())
+    format!(
+        "{service}-hook-{}-{millis:x}{:x}",
+        point.replace('_', "-"),
+        std::process::id()
+    )
 }
