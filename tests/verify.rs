@@ -278,3 +278,43 @@ async fn the_previous_slot_stays_warm_through_the_window_without_keep_previous()
     assert!(at("verify") < at("retire"));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_the_window_the_previous_slot_is_standby_and_the_service_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = service(dir.path(), strict(0.05));
+    spec.drain.keep_previous = false;
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&spec, "1.0.0").await.assert_live();
+
+    let req = teal::api::wire::DeployRequest {
+        spec: spec.clone(),
+        version: "2.0.0".into(),
+        promote: true,
+    };
+    let stream = d.client.deploy(&req).await.expect("deploy accepted");
+    let deploy = tokio::spawn(ActionResult::collect(stream));
+    let in_window = eventually(Duration::from_secs(30), || async {
+        d.status().await.services[0].active_slot == Some(Slot::Green)
+    })
+    .await;
+    assert!(in_window, "2.0.0 went live");
+    let web = &d.status().await.services[0];
+    assert!(web.busy);
+    assert_eq!(web.slots.green.state, SlotState::Live);
+    assert_eq!(
+        web.slots.blue.state,
+        SlotState::Standby,
+        "warm for the window"
+    );
+    assert_eq!(web.slots.blue.instances.len(), 2);
+    match d.client.rollback("web", &Default::default()).await {
+        Err(refused) => assert!(is_busy(&refused), "{refused}"),
+        Ok(_) => panic!("a rollback during the window must be refused as busy"),
+    }
+
+    // Stopping the daemon ends the window: inconclusive, and the version stays.
+    d.stop().await;
+    let result = deploy.await.unwrap();
+    result.assert_live();
+}

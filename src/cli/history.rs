@@ -119,3 +119,37 @@ fn serde_plain<T: serde::Serialize>(value: &T) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(
+        name: &str,
+        offset_ms: u64,
+        duration_ms: u64,
+        failed: bool,
+        note: &str,
+    ) -> TimelineStep {
+        TimelineStep {
+            step: name.into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            offset_ms,
+            duration_ms,
+            failed,
+            note: (!note.is_empty()).then(|| note.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_timeline_is_a_compact_table_with_failures_marked() {
+        let text = timeline(&[
+            step("pre_deploy", 0, 1_250, false, "exit 0 in 1.25s"),
+            step("verify", 1_250, 40, true, "failed: error rate 20%"),
+        ]);
+        assert_eq!(
+            text,
+            "  │   pre_deploy    +0.00s    1.25s  exit 0 in 1.25s\n  │ ✗ verify        +1.25s    0.04s  failed: error rate 20%\n"
+        );
+    }
+}

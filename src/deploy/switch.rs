@@ -245,6 +245,11 @@ impl Deployer {
             .await
             .map_err(DeployError::Route)?;
         service.set_state(to, SlotState::Live);
+        if let Some(from) = from {
+            // Warm and ready to take production back (verify window, rollback)
+            // until it is retired.
+            service.set_state(from, SlotState::Standby);
+        }
 
         progress.step(Step::Persist, "recording the new live slot");
         let mut entry = attempt.entry_in(HistoryResult::Live, None, progress);
@@ -292,6 +297,9 @@ impl Deployer {
                 tracing::error!(service = %spec.name, "could not switch back after a failed save: {re}");
             }
             service.set_state(to, SlotState::Starting);
+            if let Some(from) = from {
+                service.set_state(from, SlotState::Live);
+            }
             return Err(DeployError::State(e));
         }
         Ok(())
