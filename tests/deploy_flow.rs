@@ -203,6 +203,7 @@ async fn a_second_deploy_while_one_runs_is_refused_at_once() {
         .deploy(&teal::api::wire::DeployRequest {
             spec: spec.clone(),
             version: "2.0.0".into(),
+            image: None,
             promote: true,
         })
         .await
@@ -212,6 +213,7 @@ async fn a_second_deploy_while_one_runs_is_refused_at_once() {
         .deploy(&teal::api::wire::DeployRequest {
             spec: spec.clone(),
             version: "3.0.0".into(),
+            image: None,
             promote: true,
         })
         .await;

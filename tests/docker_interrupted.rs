@@ -105,6 +105,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
             .deploy(&teal::api::wire::DeployRequest {
                 spec: spec.clone(),
                 version: "v1".into(),
+                image: None,
                 promote: true,
             })
             .await
@@ -137,6 +138,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
             let req = teal::api::wire::DeployRequest {
                 spec: slow,
                 version: "v2".into(),
+                image: None,
                 promote: true,
             };
             let mut stream = client.deploy(&req).await?;
@@ -221,6 +223,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
             .deploy(&teal::api::wire::DeployRequest {
                 spec: spec.clone(),
                 version: "v2".into(),
+                image: None,
                 promote: true,
             })
             .await

@@ -133,6 +133,7 @@ async fn zero_failed_requests_through_nginx() {
         let req = teal::api::wire::DeployRequest {
             spec: spec.clone(),
             version: "v1".into(),
+            image: None,
             promote: true,
         };
         tokio::spawn(async move {

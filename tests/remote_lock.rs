@@ -42,6 +42,7 @@ async fn a_locked_service_refuses_actions_without_the_lease() {
     let req = DeployRequest {
         spec: spec.clone(),
         version: "2.0.0".into(),
+        image: None,
         promote: true,
     };
     let (kind, message) = api_kind(d.client.deploy(&req).await.map(|_| ()));

@@ -291,6 +291,7 @@ async fn during_the_window_the_previous_slot_is_standby_and_the_service_busy() {
         spec: spec.clone(),
         version: "2.0.0".into(),
         promote: true,
+        image: None,
     };
     let stream = d.client.deploy(&req).await.expect("deploy accepted");
     let deploy = tokio::spawn(ActionResult::collect(stream));

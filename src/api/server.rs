@@ -214,7 +214,15 @@ fn start_deploy(
     let action: ActionFn = Box::new(move |deployer, service, guard, progress| {
         Box::pin(async move {
             let _ = deployer
-                .deploy(service, guard, req.spec, req.version, req.promote, progress)
+                .deploy(
+                    service,
+                    guard,
+                    req.spec,
+                    req.version,
+                    req.image,
+                    req.promote,
+                    progress,
+                )
                 .await;
         })
     });

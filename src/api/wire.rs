@@ -13,6 +13,11 @@ use crate::state::{DeployLock, HistoryEntry};
 pub struct DeployRequest {
     pub spec: ServiceSpec,
     pub version: String,
+    /// The exact build to run (docker: the image ID, `sha256:...`) instead of
+    /// resolving `version` on the daemon's engine: a remote deploy passes the ID
+    /// it shipped. Only for the docker runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// False for `--no-promote`: stop after staging on the preview listener.
     pub promote: bool,
 }

@@ -12,7 +12,8 @@ use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::client::Client;
 use crate::api::wire::DeployRequest;
-use crate::remote::Mode;
+use crate::remote::image::{LocalImage, NotLocal};
+use crate::remote::{Mode, Reporter};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,6 +56,14 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let promote = !args.no_promote;
         return block_on(async {
             let started = Instant::now();
+            // Resolved here, on this machine's engine, before any host is touched.
+            let image = match LocalImage::of(&spec, &version).await {
+                Ok(image) => image,
+                Err(NotLocal(why)) => {
+                    view.note("teal", &why);
+                    None
+                }
+            };
             let open = hosts::open(
                 &dests,
                 &remote,
@@ -65,7 +74,15 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             );
             let lock = Some((args.service.as_str(), reason.as_str(), args.force_unlock));
             let fleet = hosts::open_fleet(open, view.clone(), lock).await?;
-            let result = hosts::interruptible(fleet.deploy(&spec, &version, promote)).await;
+            let result = hosts::interruptible(async {
+                // Every host gets the image before any host stages.
+                if let Some(image) = &image {
+                    fleet.ship(image).await?;
+                }
+                let pinned = image.as_ref().map(|i| i.id.as_str());
+                fleet.deploy(&spec, &version, pinned, promote).await
+            })
+            .await;
             fleet.close().await;
             let outcomes = result?;
             let what = if promote {
@@ -86,6 +103,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let request = DeployRequest {
         spec,
         version,
+        image: None,
         promote: !args.no_promote,
     };
     block_on(async {

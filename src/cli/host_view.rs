@@ -3,12 +3,13 @@
 //! transfer on a terminal. Progress goes to stderr; `--json` events to stdout.
 
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::api::wire::{Event, Outcome};
-use crate::remote::{Reporter, Transfer};
+use crate::remote::{Reporter, Transfer, TransferEnd};
 
 pub struct HostView {
     json: bool,
@@ -123,6 +124,7 @@ impl Reporter for HostView {
             what: what.to_string(),
             json: self.json,
             bar,
+            last_event: Mutex::new(None),
         })
     }
 }
@@ -132,24 +134,59 @@ struct TransferView {
     what: String,
     json: bool,
     bar: Option<ProgressBar>,
+    /// When the last `progress` event went out under `--json` (at most one a second).
+    last_event: Mutex<Option<Instant>>,
 }
+
+/// How often `--json` reports a transfer's progress.
+const JSON_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 impl Transfer for TransferView {
     fn sent(&self, n: u64) {
         if let Some(bar) = &self.bar {
+            if bar.length().is_some_and(|len| n > len) {
+                bar.set_length(n);
+            }
             bar.set_position(n);
+        }
+        if self.json {
+            let mut last = self.last_event.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= JSON_PROGRESS_EVERY) {
+                *last = Some(Instant::now());
+                let value = serde_json::json!({"host": self.host, "event": "progress", "what": self.what, "bytes": n});
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{value}");
+                let _ = out.flush();
+            }
         }
     }
 
-    fn finish(&self, summary: &str) {
-        let line = format!("{}: {}: {summary}", self.host, self.what);
+    fn finish(&self, end: &TransferEnd) {
+        let summary = end.summary();
         match &self.bar {
-            Some(bar) => bar.finish_with_message(format!("{} {summary}", self.what)),
+            Some(bar) => {
+                if let TransferEnd::Done { .. } = end {
+                    // The total given at the start may have been an estimate.
+                    bar.set_length(bar.position());
+                }
+                bar.finish_with_message(format!("{} {summary}", self.what));
+            }
             None if self.json => {
-                let value = serde_json::json!({"host": self.host, "event": "transferred", "what": self.what, "summary": summary});
+                let mut value = serde_json::json!({
+                    "host": self.host,
+                    "event": "transferred",
+                    "what": self.what,
+                    "ok": !matches!(end, TransferEnd::Failed),
+                    "summary": summary,
+                });
+                if let TransferEnd::Done { sent, raw, elapsed } = end {
+                    value["sent_bytes"] = (*sent).into();
+                    value["raw_bytes"] = raw.unwrap_or(*sent).into();
+                    value["elapsed_ms"] = (elapsed.as_millis() as u64).into();
+                }
                 println!("{value}");
             }
-            None => eprintln!("{line}"),
+            None => eprintln!("{}: {}: {summary}", self.host, self.what),
         }
     }
 }

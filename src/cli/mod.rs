@@ -11,6 +11,7 @@ mod exit;
 mod history;
 mod host_view;
 mod hosts;
+mod image;
 mod logs;
 mod promote;
 mod render;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Run the demo app (used by `teal demo` and the tests).
     #[command(hide = true)]
     DemoApp(demo_app::Args),
+    /// The host's half of shipping an image (run over ssh by `teal deploy`).
+    #[command(hide = true)]
+    Image(image::Args),
 }
 
 /// Parses arguments and runs the verb.
@@ -76,6 +80,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::exec(&global, args),
         Command::Demo(args) => demo::exec(args),
         Command::DemoApp(args) => demo_app::exec(args),
+        Command::Image(args) => image::exec(args),
     }
 }
 

@@ -280,6 +280,7 @@ async fn deploy(
         .deploy(&DeployRequest {
             spec: spec.clone(),
             version: version.into(),
+            image: None,
             promote: true,
         })
         .await?;

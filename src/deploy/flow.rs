@@ -22,12 +22,16 @@ pub(super) const REPLACE_DRAIN: Duration = Duration::from_secs(5);
 
 impl Deployer {
     /// The full deploy flow. Emits progress and the final `done` event itself.
+    /// `image` is the exact build the caller wants run (docker: an image ID it
+    /// shipped); None resolves `version` on this daemon's runtime.
+    #[allow(clippy::too_many_arguments)]
     pub async fn deploy(
         &self,
         service: Arc<Service>,
         _guard: ActionGuard,
         spec: ServiceSpec,
         version: String,
+        image: Option<String>,
         promote: bool,
         progress: Progress,
     ) -> Result<Outcome, DeployError> {
@@ -36,7 +40,7 @@ impl Deployer {
                 &service,
                 spec,
                 version.clone(),
-                None,
+                image,
                 promote,
                 Action::Deploy,
                 &progress,
@@ -60,7 +64,7 @@ impl Deployer {
         action: Action,
         progress: &Progress,
     ) -> Result<Outcome, DeployError> {
-        validate(&spec, &version)?;
+        validate(&spec, &version, pinned.as_deref())?;
         let record = self.record(&spec.name);
         let active = record.as_ref().and_then(|r| r.active_slot);
         let target = active.map(Slot::other).unwrap_or(Slot::Blue);
@@ -391,7 +395,7 @@ pub(super) fn report(progress: &Progress, result: &Result<Outcome, DeployError>,
     }
 }
 
-fn validate(spec: &ServiceSpec, version: &str) -> Result<(), DeployError> {
+fn validate(spec: &ServiceSpec, version: &str, pinned: Option<&str>) -> Result<(), DeployError> {
     let ok = !version.is_empty()
         && version.len() <= 128
         && version
@@ -404,6 +408,13 @@ fn validate(spec: &ServiceSpec, version: &str) -> Result<(), DeployError> {
     }
     if spec.instances == 0 {
         return Err(DeployError::Invalid("instances must be at least 1".into()));
+    }
+    if pinned.is_some() && !matches!(spec.runtime, crate::spec::RuntimeSpec::Docker(_)) {
+        return Err(DeployError::Invalid(format!(
+            "an image ID was given for {}, which runs on the {} runtime (only docker services run images)",
+            spec.name,
+            spec.runtime.kind()
+        )));
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use super::error::RemoteError;
 use super::host::{Host, Mode, Needs};
+use super::image::{self, LocalImage, Shipment};
 use super::report::Reporter;
 use super::ssh::SshOptions;
 use crate::api::client::{ClientError, EventStream};
@@ -177,18 +178,28 @@ impl Fleet {
         }
     }
 
+    /// Ships a docker service's image to every host that lacks it, `parallel`
+    /// at a time, before anything is staged: a host that cannot get it fails
+    /// the deploy with nothing touched anywhere.
+    pub async fn ship(&self, image: &LocalImage) -> Result<Vec<Shipment>, RemoteError> {
+        image::ship_all(&self.hosts, image, self.parallel, &*self.reporter).await
+    }
+
     /// Deploys `version` everywhere: directly on a single host, two-phase on
     /// several. With `promote = false` it stops once every host staged.
+    /// `image` pins the exact image ID to run (the one shipped).
     pub async fn deploy(
         &self,
         spec: &ServiceSpec,
         version: &str,
+        image: Option<&str>,
         promote: bool,
     ) -> Result<Vec<HostOutcome>, RemoteError> {
         let deploy = |host: &Host, promote: bool| {
             let req = DeployRequest {
                 spec: host.spec_for(spec),
                 version: version.to_string(),
+                image: image.map(str::to_string),
                 promote,
             };
             let client = host.client.clone();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::binary::{LocalBinary, same_arch};
 use super::error::RemoteError;
 use super::probe::Facts;
-use super::report::{Reporter, bytes};
+use super::report::{Reporter, TransferEnd, bytes};
 use super::shell::quote;
 use super::ssh::{Ssh, last_line};
 
@@ -62,19 +62,19 @@ pub async fn ensure(
     let out = match out {
         Ok(out) => out,
         Err(e) => {
-            progress.finish("failed");
+            progress.finish(&TransferEnd::Failed);
             return Err(e);
         }
     };
     if out.status.success() {
-        progress.finish(&format!(
-            "sent {} in {:.1}s",
-            bytes(local.size),
-            started.elapsed().as_secs_f64()
-        ));
+        progress.finish(&TransferEnd::Done {
+            sent: local.size,
+            raw: None,
+            elapsed: started.elapsed(),
+        });
         return Ok(());
     }
-    progress.finish("failed");
+    progress.finish(&TransferEnd::Failed);
     if out.status.code() == Some(CANNOT_RUN) {
         return Err(cannot_run(ssh, facts, local, &out));
     }

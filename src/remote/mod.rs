@@ -4,8 +4,10 @@
 //! [`Client`](crate::api::client::Client), over the host daemon's control socket
 //! forwarded by the system OpenSSH client. Before that, teal looks at the host
 //! (`probe`), installs itself when missing or different (`install`, `binary`)
-//! and makes sure `teal serve` runs there (`daemon`). `fleet` runs the two-phase
-//! cutover across hosts. The daemon never uses this module.
+//! and makes sure `teal serve` runs there (`daemon`). For a docker service,
+//! `image` ships the image to hosts that lack it, before anything is staged.
+//! `fleet` runs the two-phase cutover across hosts. The daemon never uses this
+//! module (the hidden `teal image` commands use `image`'s host half).
 //!
 //! Per-host state stays on the host (the daemon's state dir, including the
 //! deploy lock), so any machine with ssh access can deploy.
@@ -15,6 +17,7 @@ mod daemon;
 pub mod error;
 pub mod fleet;
 pub mod host;
+pub mod image;
 mod install;
 mod probe;
 pub mod report;
@@ -27,5 +30,5 @@ pub use error::{ConnectCause, RemoteError};
 pub use fleet::{Fleet, HostOutcome, Open};
 pub use host::{Host, Mode, Needs};
 pub use probe::Facts;
-pub use report::{Quiet, Reporter, Transfer};
+pub use report::{Quiet, Reporter, Transfer, TransferEnd};
 pub use ssh::SshOptions;

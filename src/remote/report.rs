@@ -1,6 +1,8 @@
 //! Where remote progress goes: the CLI implements [`Reporter`] (lines prefixed
 //! with the host, NDJSON with `--json`, progress bars for transfers).
 
+use std::time::Duration;
+
 use crate::api::wire::Event;
 
 pub trait Reporter: Send + Sync {
@@ -14,10 +16,49 @@ pub trait Reporter: Send + Sync {
 
 /// One transfer's progress.
 pub trait Transfer: Send {
-    /// Bytes sent so far.
+    /// Bytes done so far, in the unit of the `total` given at the start (for a
+    /// compressed transfer: bytes before compression, whose total is known).
     fn sent(&self, bytes: u64);
-    /// The transfer ended (either way); `summary` says how.
-    fn finish(&self, summary: &str);
+    /// The transfer ended, either way.
+    fn finish(&self, end: &TransferEnd);
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferEnd {
+    /// Everything arrived (and was checked).
+    Done {
+        /// Bytes that went over ssh.
+        sent: u64,
+        /// Bytes before compression, for a compressed transfer.
+        raw: Option<u64>,
+        elapsed: Duration,
+    },
+    Failed,
+}
+
+impl TransferEnd {
+    /// "sent 12.3 MB (zstd; 45.6 MB raw) in 2.1s", or "failed".
+    pub fn summary(&self) -> String {
+        match self {
+            TransferEnd::Done {
+                sent,
+                raw: Some(raw),
+                elapsed,
+            } => format!(
+                "sent {} (zstd; {} raw) in {:.1}s",
+                bytes(*sent),
+                bytes(*raw),
+                elapsed.as_secs_f64()
+            ),
+            TransferEnd::Done {
+                sent,
+                raw: None,
+                elapsed,
+            } => format!("sent {} in {:.1}s", bytes(*sent), elapsed.as_secs_f64()),
+            TransferEnd::Failed => "failed".to_string(),
+        }
+    }
 }
 
 /// A reporter that drops everything (tests, library callers).
@@ -33,7 +74,7 @@ impl Reporter for Quiet {
 
 impl Transfer for Quiet {
     fn sent(&self, _: u64) {}
-    fn finish(&self, _: &str) {}
+    fn finish(&self, _: &TransferEnd) {}
 }
 
 /// `bytes` for people: "1.5 MB".

@@ -112,6 +112,7 @@ impl TestDaemon {
         let req = DeployRequest {
             spec: spec.clone(),
             version: version.into(),
+            image: None,
             promote,
         };
         let stream = self.client.deploy(&req).await.expect("deploy accepted");

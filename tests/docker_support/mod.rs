@@ -269,7 +269,7 @@ fn target_dir() -> PathBuf {
 
 /// The statically linked teal, built by `scripts/build-static` (a no-op when it is
 /// up to date), checked to have no ELF interpreter (no dynamic loader needed).
-fn static_teal() -> PathBuf {
+pub fn static_teal() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new(root.join("scripts/build-static"))
         .env("CARGO_TARGET_DIR", target_dir())

@@ -81,6 +81,13 @@ impl Lab {
     /// Starts one sshd per name; None (after a loud skip) when sshd cannot run
     /// here outside CI. In CI a missing sshd fails the test.
     pub fn start(names: &[&str]) -> Option<Lab> {
+        Lab::start_with(names, &[])
+    }
+
+    /// Like [`Lab::start`], with extra sshd_config lines for some hosts, as
+    /// (name, lines): e.g. `SetEnv DOCKER_HOST=...` gives every command and the
+    /// daemon teal starts on that host another Docker engine.
+    pub fn start_with(names: &[&str], sshd_extra: &[(&str, &str)]) -> Option<Lab> {
         if !require("sshd (openssh-server)", Path::new(SSHD).exists()) {
             return None;
         }
@@ -98,7 +105,12 @@ impl Lab {
         let mut hosts = Vec::new();
         let mut known_hosts = String::new();
         for name in names {
-            let host = start_sshd(&root, name);
+            let extra = sshd_extra
+                .iter()
+                .filter(|(host, _)| host == name)
+                .map(|(_, lines)| format!("{lines}\n"))
+                .collect::<String>();
+            let host = start_sshd(&root, name, &extra);
             let key = std::fs::read_to_string(root.join(name).join("host_key.pub")).unwrap();
             let key: Vec<&str> = key.split_whitespace().take(2).collect();
             known_hosts.push_str(&format!("[127.0.0.1]:{} {}\n", host.port, key.join(" ")));
@@ -236,7 +248,7 @@ fn current_user() -> String {
 
 /// Starts an sshd for `name` on a free loopback port (a few tries: the port is
 /// picked before sshd binds it).
-fn start_sshd(root: &Path, name: &str) -> SshHost {
+fn start_sshd(root: &Path, name: &str, extra: &str) -> SshHost {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     keygen(&dir.join("host_key"));
@@ -254,7 +266,7 @@ fn start_sshd(root: &Path, name: &str) -> SshHost {
                  AuthorizedKeysFile {root}/authorized_keys\nStrictModes no\nUsePAM no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                  PermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\nAllowTcpForwarding yes\n\
-                 LogLevel ERROR\n",
+                 LogLevel ERROR\n{extra}",
                 dir = dir.display(),
                 root = root.display(),
             ),

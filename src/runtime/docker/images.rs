@@ -16,7 +16,7 @@ use super::engine::{engine_error, is_not_found, short};
 use crate::runtime::RuntimeError;
 
 /// The image reference of `version`: `{version}` substituted.
-pub(super) fn reference(image: &str, version: &str) -> String {
+pub fn reference(image: &str, version: &str) -> String {
     image.replace("{version}", version)
 }
 
@@ -81,7 +81,7 @@ async fn pull(docker: &Docker, reference: &str) -> Result<(), RuntimeError> {
 
 /// `repo:tag` → (`repo`, `tag`); a digest or a missing tag keeps the whole reference
 /// (with `latest` as the engine's default tag).
-fn split_tag(reference: &str) -> (&str, &str) {
+pub fn split_tag(reference: &str) -> (&str, &str) {
     if reference.contains('@') {
         return (reference, "");
     }

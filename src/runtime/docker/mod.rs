@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::container::{LaunchError, Recipe};
 use self::engine::{Engine, LABEL_SERVICE, LABEL_SLOT, engine_error};
-pub use self::images::short_id;
+pub use self::images::{reference, short_id, split_tag};
 pub use self::instance::DockerInstance;
 use self::ports::Ports;
 use super::{InstanceRef, KnownSlot, LogLine, Runtime, RuntimeError, SlotRequest};
