@@ -374,3 +374,74 @@ async fn a_failing_post_switch_with_rollback_on_failure_switches_back_under_load
     assert_eq!(d.client.history("web").await.unwrap().entries.len(), 2);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_runs_pre_switch_and_a_failure_keeps_the_slot_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = demo_service("web", dir.path(), 1);
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&spec, "1.0.0").await.assert_live();
+
+    let marker = dir.path().join("pre_deploy-ran");
+    spec.hooks.pre_deploy = Some(bash("touch \"$1\"", &[marker.to_str().unwrap()]));
+    spec.hooks.pre_switch = Some(bash("echo \"checking $1\"; exit 1", &["{preview_url}"]));
+    let staged = d.deploy_with(&spec, "2.0.0", false).await;
+    assert_eq!(staged.outcome, Outcome::Staged, "{}", staged.text());
+    assert!(marker.exists(), "pre_deploy runs when staging");
+    assert!(
+        !staged.text().contains("pre_switch"),
+        "pre_switch waits for the promote"
+    );
+
+    let promoted = d.promote("web").await;
+    assert_eq!(promoted.outcome, Outcome::Failed, "{}", promoted.text());
+    assert!(
+        promoted
+            .message
+            .contains("pre_switch hook failed: exit code 1"),
+        "{}",
+        promoted.message
+    );
+    let web = &d.status().await.services[0];
+    assert_eq!(web.active_version.as_deref(), Some("1.0.0"));
+    assert_eq!(
+        web.slots.green.state,
+        SlotState::Staged,
+        "still staged for another try"
+    );
+    assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_runs_no_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = demo_service("web", dir.path(), 1);
+    spec.drain.keep_previous = false;
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&spec, "1.0.0").await.assert_live();
+
+    // Hooks that would refuse 1.0.0: the rollback to it must not run them.
+    let refuse = bash("[ \"$TEAL_VERSION\" != 1.0.0 ]", &[]);
+    spec.hooks.pre_deploy = Some(refuse.clone());
+    spec.hooks.pre_switch = Some(refuse.clone());
+    spec.hooks.post_switch = Some(refuse);
+    d.deploy(&spec, "2.0.0").await.assert_live();
+
+    // 1.0.0's slot was stopped (keep_previous = false): the rollback redeploys it.
+    let rollback = d.rollback("web").await;
+    rollback.assert_live();
+    assert!(rollback.text().contains("\"start\""), "a redeploy");
+    assert!(
+        !rollback.text().contains("pre_deploy"),
+        "{}",
+        rollback.text()
+    );
+    assert!(
+        !rollback.text().contains("pre_switch"),
+        "{}",
+        rollback.text()
+    );
+    assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
+    d.stop().await;
+}

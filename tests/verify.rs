@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::hooks::*;
+use common::nginx;
 use common::*;
 use teal::api::wire::Outcome;
 use teal::slot::{Slot, SlotState};
@@ -318,4 +319,38 @@ async fn during_the_window_the_previous_slot_is_standby_and_the_service_busy() {
     d.stop().await;
     let result = deploy.await.unwrap();
     result.assert_live();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_nginx_router_the_window_is_skipped_and_hooks_still_run() {
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = nginx::service("web", dir.path(), 1);
+    spec.verify = Some(strict(0.01));
+    spec.hooks.pre_switch = Some(bash("echo smoke $1", &["{preview_url}"]));
+    let d = TestDaemon::start(&nginx::config(dir.path(), vec![])).await;
+    d.deploy(&spec, "1.0.0").await.assert_live();
+    let result = d.deploy(&spec, "2.0.0").await;
+    result.assert_live();
+    assert!(
+        result
+            .text()
+            .contains("verify skipped: this router cannot watch traffic"),
+        "{}",
+        result.text()
+    );
+    let verify = last_entry(&d, "web").await.verify.unwrap();
+    assert_eq!(verify.verdict, Verdict::Skipped);
+    let preview = spec.preview.unwrap();
+    assert!(
+        result
+            .text()
+            .contains(&format!("pre_switch | smoke http://{preview}")),
+        "{}",
+        result.text()
+    );
+    assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
+    d.stop().await;
 }
