@@ -105,9 +105,9 @@ impl Reporter for HostView {
             };
             let template = match total {
                 Some(_) => {
-                    "{prefix}: {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+                    "{prefix}: {msg} [{bar:24}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}"
                 }
-                None => "{prefix}: {msg} {spinner} {bytes} {bytes_per_sec}",
+                None => "{prefix}: {msg} {spinner} {decimal_bytes} {decimal_bytes_per_sec}",
             };
             bar.set_style(
                 ProgressStyle::with_template(template)

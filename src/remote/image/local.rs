@@ -26,6 +26,8 @@ pub struct LocalImage {
     /// The image's size on the engine (uncompressed): about what the export
     /// streams before compression, so the progress bar can show an ETA.
     pub size: u64,
+    /// The machine it is built for, in the engine's words (`amd64`, `arm64`).
+    pub arch: Option<String>,
     docker: Docker,
 }
 
@@ -72,8 +74,22 @@ impl LocalImage {
             reference: reference.to_string(),
             id,
             size: image.size.unwrap_or(0).max(0) as u64,
+            arch: image.architecture.filter(|a| !a.is_empty()),
             docker,
         })
+    }
+
+    /// Whether the image can run on a host whose `uname -m` is `uname` (an image
+    /// that does not say what it is built for is given the benefit of the doubt).
+    pub fn runs_on(&self, uname: &str) -> bool {
+        let host = match uname {
+            "x86_64" => "amd64",
+            "aarch64" | "arm64" => "arm64",
+            "armv7l" | "armv6l" => "arm",
+            "i686" | "i386" => "386",
+            other => other,
+        };
+        self.arch.as_deref().is_none_or(|arch| arch == host)
     }
 
     /// "app:1.2 (0123456789ab)".
@@ -134,5 +150,26 @@ impl AsyncRead for Export {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         self.reader.as_mut().poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_run_on_hosts_of_their_machine() {
+        let image = |arch: Option<&str>| LocalImage {
+            reference: "app:1".into(),
+            id: "sha256:00".into(),
+            size: 0,
+            arch: arch.map(str::to_string),
+            docker: Docker::connect_with_unix_defaults().unwrap(),
+        };
+        assert!(image(Some("amd64")).runs_on("x86_64"));
+        assert!(image(Some("arm64")).runs_on("aarch64"));
+        assert!(!image(Some("arm64")).runs_on("x86_64"));
+        assert!(!image(Some("amd64")).runs_on("aarch64"));
+        assert!(image(None).runs_on("riscv64"));
     }
 }

@@ -11,7 +11,7 @@ use super::local::LocalImage;
 use super::{Plan, Presence};
 use crate::remote::error::RemoteError;
 use crate::remote::host::Host;
-use crate::remote::report::{Reporter, TransferEnd, bytes};
+use crate::remote::report::{Reporter, Transfer, TransferEnd, bytes};
 use crate::remote::shell::quote;
 use crate::remote::ssh::last_line;
 
@@ -74,6 +74,13 @@ async fn ship(
     let started = Instant::now();
     let failed =
         |cause: String| RemoteError::host(&host.name, format!("image {}: {cause}", image.label()));
+    if !image.runs_on(&host.facts.arch) {
+        let arch = image.arch.as_deref().unwrap_or("?");
+        return Err(failed(format!(
+            "it is built for {arch} but the host is {}; build it for the host (docker build --platform linux/...)",
+            host.facts.arch
+        )));
+    }
     let presence = ask(host, image, true).await.map_err(failed)?;
     if Plan::of(&presence) == Plan::Skip {
         let elapsed = started.elapsed();
@@ -101,15 +108,51 @@ async fn ship(
             bytes(image.size)
         ),
     );
-
-    let export = image.export();
-    let raw = export.raw_counter();
-    let export_failed = export.failure();
     let progress = reporter.transfer(
         &host.name,
         &format!("image {}", image.reference),
         (image.size > 0).then_some(image.size),
     );
+    let verified = match stream(host, image, &*progress).await {
+        Ok(figures) => match ask(host, image, false).await {
+            Ok(p) if p.present => Ok(figures),
+            Ok(_) => Err("the host's engine does not have it after the load".to_string()),
+            Err(cause) => Err(cause),
+        },
+        Err(cause) => Err(cause),
+    };
+    let (sent, raw) = match verified {
+        Ok(figures) => figures,
+        Err(cause) => {
+            progress.finish(&TransferEnd::Failed);
+            return Err(failed(cause));
+        }
+    };
+    let shipment = Shipment {
+        host: host.name.clone(),
+        transferred: true,
+        sent,
+        raw,
+        elapsed: started.elapsed(),
+    };
+    progress.finish(&TransferEnd::Done {
+        sent,
+        raw: Some(raw),
+        elapsed: shipment.elapsed,
+    });
+    Ok(shipment)
+}
+
+/// Streams the compressed export into `teal image load` on the host; returns
+/// the bytes sent and the bytes before compression, or why it failed.
+async fn stream(
+    host: &Host,
+    image: &LocalImage,
+    progress: &dyn Transfer,
+) -> Result<(u64, u64), String> {
+    let export = image.export();
+    let raw = export.raw_counter();
+    let export_failed = export.failure();
     let script = format!(
         "exec {teal} image load --expect {id} --tag {reference}",
         teal = quote(&host.facts.teal),
@@ -124,53 +167,24 @@ async fn ship(
             progress.sent(raw.load(Ordering::Relaxed));
         })
         .await;
-    let cause = match out {
-        _ if export_failed.lock().is_ok_and(|e| e.is_some()) => {
-            let e = export_failed
-                .lock()
-                .ok()
-                .and_then(|mut e| e.take())
-                .unwrap_or_default();
-            Some(format!(
-                "exporting it from this machine's Docker engine failed: {e}"
-            ))
-        }
-        Err(e) => Some(format!("sending it failed: {}", cause_of(&e))),
-        Ok(out) if out.status.code() == Some(SSH_FAILED) => Some(format!(
+    // A broken export also breaks the stream: say where it started.
+    if let Some(e) = export_failed.lock().ok().and_then(|mut e| e.take()) {
+        return Err(format!(
+            "exporting it from this machine's Docker engine failed: {e}"
+        ));
+    }
+    match out {
+        Err(e) => Err(format!("sending it failed: {}", cause_of(&e))),
+        Ok(out) if out.status.code() == Some(SSH_FAILED) => Err(format!(
             "the ssh connection broke during the transfer: {}",
             last_line(&out)
         )),
-        Ok(out) if !out.status.success() => Some(format!(
+        Ok(out) if !out.status.success() => Err(format!(
             "loading it on the host failed: {}",
             without_error_prefix(&last_line(&out))
         )),
-        Ok(_) => None,
-    };
-    let verified = match cause {
-        Some(cause) => Err(cause),
-        None => match ask(host, image, false).await {
-            Ok(p) if p.present => Ok(()),
-            Ok(_) => Err("the host's engine does not have it after the load".to_string()),
-            Err(cause) => Err(cause),
-        },
-    };
-    if let Err(cause) = verified {
-        progress.finish(&TransferEnd::Failed);
-        return Err(failed(cause));
+        Ok(_) => Ok((sent, raw.load(Ordering::Relaxed))),
     }
-    let shipment = Shipment {
-        host: host.name.clone(),
-        transferred: true,
-        sent,
-        raw: raw.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
-    };
-    progress.finish(&TransferEnd::Done {
-        sent: shipment.sent,
-        raw: Some(shipment.raw),
-        elapsed: shipment.elapsed,
-    });
-    Ok(shipment)
 }
 
 /// Asks the host's engine (through the host's teal) whether it has the image;
