@@ -116,7 +116,9 @@ async fn expand_deploy_rollback_contract() {
     // v2 without its expand never passes the health gate; production untouched.
     let mut no_hooks = spec.clone();
     no_hooks.hooks = Default::default();
-    no_hooks.health.deadline = Duration::from_secs(2);
+    // Long enough for python to start on a busy machine: the last answer must be
+    // the app's own 503, not a refused connection.
+    no_hooks.health.deadline = Duration::from_secs(8);
     let failed = d.deploy(&no_hooks, "2.0.0").await;
     assert_eq!(failed.outcome, Outcome::Failed, "{}", failed.text());
     assert!(

@@ -41,8 +41,8 @@ pub struct HookEnv {
     pub previous_version: Option<String>,
     /// The slot the new version runs in.
     pub slot: Slot,
-    /// Where the new version can be reached before the switch: the preview
-    /// listener, else its first instance. None before it started.
+    /// The preview listener (before the switch it serves the new version), else
+    /// the new slot's first instance; None without a listener before it started.
     pub preview_url: Option<String>,
     /// The production listener.
     pub production_url: Option<String>,
