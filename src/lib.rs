@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod demo;
 pub mod deploy;
 pub mod health;
+pub mod hooks;
 pub mod load;
 pub mod metrics;
 pub mod proxy;

@@ -31,6 +31,12 @@ pub struct ServiceSpec {
     pub workdir: PathBuf,
     pub health: HealthSpec,
     pub drain: DrainSpec,
+    /// Commands run around the deploy (`[services.NAME.hooks]`).
+    #[serde(default, skip_serializing_if = "HooksSpec::is_empty")]
+    pub hooks: HooksSpec,
+    /// Post-switch verification (`[services.NAME.verify]`); None: no window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
 }
 
 /// How instances are run. Each variant is served by one `runtime::Runtime`.
@@ -244,7 +250,12 @@ pub mod humantime_serde {
     }
 }
 
+mod hooks;
 mod remote;
+pub use hooks::{
+    DEFAULT_HOOK_TIMEOUT, HOOK_PLACEHOLDERS, HookPlace, HookPoint, HookSpec, HooksSpec,
+    Inconclusive, VerifySpec,
+};
 pub use remote::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_TEAL_PATH, Destination, HostSettings, RemoteSpec, SshSpec,
 };

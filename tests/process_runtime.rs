@@ -52,6 +52,8 @@ fn service(name: &str, command: Vec<String>, instances: usize, workdir: &Path) -
         workdir: workdir.to_path_buf(),
         health: HealthSpec::default(),
         drain: DrainSpec::default(),
+        hooks: Default::default(),
+        verify: None,
     }
 }
 

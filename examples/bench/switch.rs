@@ -136,6 +136,8 @@ fn spec() -> ServiceSpec {
         workdir: std::env::temp_dir(),
         health: HealthSpec::default(),
         drain: DrainSpec::default(),
+        hooks: Default::default(),
+        verify: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::slot::{Slot, SlotState};
-use crate::spec::ServiceSpec;
+use crate::spec::{HookPoint, ServiceSpec};
 use crate::state::{DeployLock, HistoryEntry};
 
 /// `POST /v1/deploy`.
@@ -34,26 +34,54 @@ pub struct ActionRequest {
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Prepare,
+    /// The `pre_deploy` hook.
+    PreDeploy,
     Start,
     Health,
     Preview,
+    /// The `pre_switch` hook.
+    PreSwitch,
     Switch,
     Persist,
+    /// The `post_switch` hook.
+    PostSwitch,
+    /// The post-switch verify window.
+    Verify,
+    /// Production goes back to the previous slot (verify or a post hook failed).
+    SwitchBack,
     Drain,
     Retire,
+    /// The `post_retire` hook.
+    PostRetire,
 }
 
 impl Step {
     pub fn label(self) -> &'static str {
         match self {
             Step::Prepare => "prepare",
+            Step::PreDeploy => "pre_deploy",
             Step::Start => "start",
             Step::Health => "health",
             Step::Preview => "preview",
+            Step::PreSwitch => "pre_switch",
             Step::Switch => "switch",
             Step::Persist => "persist",
+            Step::PostSwitch => "post_switch",
+            Step::Verify => "verify",
+            Step::SwitchBack => "switch_back",
             Step::Drain => "drain",
             Step::Retire => "retire",
+            Step::PostRetire => "post_retire",
+        }
+    }
+
+    /// The step a hook runs as.
+    pub fn hook(point: HookPoint) -> Step {
+        match point {
+            HookPoint::PreDeploy => Step::PreDeploy,
+            HookPoint::PreSwitch => Step::PreSwitch,
+            HookPoint::PostSwitch => Step::PostSwitch,
+            HookPoint::PostRetire => Step::PostRetire,
         }
     }
 }

@@ -71,9 +71,26 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         };
         println!("router               {router}");
         print!("{}", report.load.render_table());
+        if let Some(caught) = &report.auto_rollback {
+            println!();
+            println!(
+                "automatic rollback   {}: {} of {} request(s) to it failed before teal switched back",
+                caught.version, caught.affected, caught.requests
+            );
+            println!(
+                "                     teal counted {} (bound by the error budget: {}); {}",
+                caught.errors_counted, caught.bound, caught.reason
+            );
+        }
     }
     if report.passed() {
-        let verdict = "\nzero failed requests: blue-green switches dropped nothing";
+        let verdict = match &report.auto_rollback {
+            Some(caught) => format!(
+                "\nzero failed requests outside the automatic rollback, whose {} failure(s) are the bad version's own, counted and bounded",
+                caught.affected
+            ),
+            None => "\nzero failed requests: blue-green switches dropped nothing".to_string(),
+        };
         // With --json, stdout holds the JSON document only.
         if args.json {
             eprintln!("{verdict}");
@@ -83,8 +100,15 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "\nteal demo FAILED: {} failed request(s)",
-            report.load.failed()
+            "\nteal demo FAILED: {} failed request(s) outside the automatic rollback{}",
+            report.failed_elsewhere(),
+            match &report.auto_rollback {
+                Some(c) if !c.ok() => format!(
+                    "; the rollback step saw {} failure(s), teal counted {}, bound {}",
+                    c.affected, c.errors_counted, c.bound
+                ),
+                _ => String::new(),
+            }
         );
         Ok(ExitCode::from(exit::FAILED))
     }

@@ -16,7 +16,8 @@ pub struct Args {
     /// Port to listen on.
     #[arg(long, env = "PORT")]
     port: u16,
-    /// Version to report; a version starting with "broken" answers 500.
+    /// Version to report; a version starting with "broken" answers 500, one starting
+    /// with "flaky" (`flakyN-...`: N%) answers 500 to a share of requests but /healthz.
     #[arg(long = "app-version", env = "TEAL_VERSION", default_value = "dev")]
     version: String,
     /// How long to answer 503 "loading" after start.

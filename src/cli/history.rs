@@ -1,4 +1,4 @@
-//! `teal history SERVICE`: deploys, switches and rollbacks.
+//! `teal history SERVICE`: deploys, switches and rollbacks, each with its timeline.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::wire::History;
 use crate::remote::Mode;
+use crate::state::TimelineStep;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -57,7 +58,8 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The human view of a history.
+/// The human view of a history: one line per action, each followed by its
+/// timeline as a compact table (step, start offset, duration, what came of it).
 fn render(history: &History) -> String {
     let mut out = format!(
         "{:<20}  {:<8}  {:<14}  {:<14}  {:<5}  {:<9}  {:>8}  reason\n",
@@ -86,6 +88,26 @@ fn render(history: &History) -> String {
                 e.instances.join(" ")
             ));
         }
+        out.push_str(&timeline(&e.timeline));
+    }
+    out
+}
+
+/// `  │ health       +0.41s   0.52s  exit 0 in 0.20s`, one line per step; a
+/// failed step is marked with ✗.
+fn timeline(steps: &[TimelineStep]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        let mark = if step.failed { "✗" } else { " " };
+        let line = format!(
+            "  │ {mark} {:<11} {:>8} {:>8}  {}",
+            step.step,
+            format!("+{:.2}s", step.offset_ms as f64 / 1000.0),
+            format!("{:.2}s", step.duration_ms as f64 / 1000.0),
+            step.note.as_deref().unwrap_or("")
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -96,4 +118,38 @@ fn serde_plain<T: serde::Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(
+        name: &str,
+        offset_ms: u64,
+        duration_ms: u64,
+        failed: bool,
+        note: &str,
+    ) -> TimelineStep {
+        TimelineStep {
+            step: name.into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            offset_ms,
+            duration_ms,
+            failed,
+            note: (!note.is_empty()).then(|| note.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_timeline_is_a_compact_table_with_failures_marked() {
+        let text = timeline(&[
+            step("pre_deploy", 0, 1_250, false, "exit 0 in 1.25s"),
+            step("verify", 1_250, 40, true, "failed: error rate 20%"),
+        ]);
+        assert_eq!(
+            text,
+            "  │   pre_deploy    +0.00s    1.25s  exit 0 in 1.25s\n  │ ✗ verify        +1.25s    0.04s  failed: error rate 20%\n"
+        );
+    }
 }

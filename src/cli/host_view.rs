@@ -69,14 +69,14 @@ impl Reporter for HostView {
                 message,
                 elapsed_ms,
             } => format!(
-                "{host}: [{:>7}] {:<8} {message}",
+                "{host}: [{:>7}] {:<11} {message}",
                 secs(*elapsed_ms),
                 step.label()
             ),
             Event::Info {
                 message,
                 elapsed_ms,
-            } => format!("{host}: [{:>7}]          {message}", secs(*elapsed_ms)),
+            } => format!("{host}: [{:>7}]             {message}", secs(*elapsed_ms)),
             Event::Done {
                 outcome,
                 message,

@@ -66,12 +66,12 @@ impl View {
                     message,
                     elapsed_ms,
                 } => {
-                    eprintln!("[{:>7}] {:<8} {message}", secs(*elapsed_ms), step.label())
+                    eprintln!("[{:>7}] {:<11} {message}", secs(*elapsed_ms), step.label())
                 }
                 Event::Info {
                     message,
                     elapsed_ms,
-                } => eprintln!("[{:>7}]          {message}", secs(*elapsed_ms)),
+                } => eprintln!("[{:>7}]             {message}", secs(*elapsed_ms)),
                 Event::Done { .. } => done(event),
             },
             View::Spinner(current) => match event {
@@ -88,13 +88,14 @@ impl View {
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.enable_steady_tick(Duration::from_millis(100));
-                    let label = format!("{:<8} {message} (at {})", step.label(), secs(*elapsed_ms));
+                    let label =
+                        format!("{:<11} {message} (at {})", step.label(), secs(*elapsed_ms));
                     bar.set_message(label.clone());
                     *current = Some((bar, label));
                 }
                 Event::Info { message, .. } => match current {
-                    Some((bar, _)) => bar.println(format!("           {message}")),
-                    None => eprintln!("           {message}"),
+                    Some((bar, _)) => bar.println(format!("              {message}")),
+                    None => eprintln!("              {message}"),
                 },
                 Event::Done { outcome, .. } => {
                     if let Some((bar, label)) = current.take() {

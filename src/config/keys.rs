@@ -11,8 +11,10 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toml::de::DeTable;
 
 use super::raw::{
-    RawConfig, RawDrain, RawHealth, RawHost, RawLimits, RawNginx, RawProxy, RawService, RawSsh,
+    RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawLimits, RawNginx, RawProxy,
+    RawService, RawSsh, RawVerify,
 };
+use crate::spec::HookPoint;
 
 /// One key that no section accepts.
 #[derive(Debug)]
@@ -49,6 +51,21 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
         if let Some(drain) = sub_table(service, "drain") {
             let fields = fields_of::<RawDrain>();
             check(drain, fields, &format!("[{section}.drain]"), &mut found);
+        }
+        if let Some(hooks) = sub_table(service, "hooks") {
+            let fields = fields_of::<RawHooks>();
+            check(hooks, fields, &format!("[{section}.hooks]"), &mut found);
+            for point in HookPoint::ALL {
+                if let Some(hook) = sub_table(hooks, point.as_str()) {
+                    let fields = fields_of::<RawHookTable>();
+                    let at = format!("[{section}.hooks.{point}]");
+                    check(hook, fields, &at, &mut found);
+                }
+            }
+        }
+        if let Some(verify) = sub_table(service, "verify") {
+            let fields = fields_of::<RawVerify>();
+            check(verify, fields, &format!("[{section}.verify]"), &mut found);
         }
         if let Some(limits) = sub_table(service, "limits") {
             let fields = fields_of::<RawLimits>();

@@ -79,6 +79,9 @@ pub(super) struct RawService {
     pub env: Option<BTreeMap<Spanned<String>, String>>,
     pub health: Option<RawHealth>,
     pub drain: Option<RawDrain>,
+    /// Hooks and verification (`hooks.rs`).
+    pub hooks: Option<RawHooks>,
+    pub verify: Option<RawVerify>,
     /// Remote hosts to deploy to (`remote.rs`).
     pub servers: Option<Vec<Spanned<String>>>,
 }
@@ -99,6 +102,71 @@ pub(super) struct RawHealth {
 pub(super) struct RawDrain {
     pub timeout: Option<Spanned<String>>,
     pub keep_previous: Option<bool>,
+}
+
+/// `[services.NAME.hooks]`: one command per moment, plus defaults for all of them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHooks {
+    pub pre_deploy: Option<Spanned<RawHook>>,
+    pub pre_switch: Option<Spanned<RawHook>>,
+    pub post_switch: Option<Spanned<RawHook>>,
+    pub post_retire: Option<Spanned<RawHook>>,
+    pub timeout: Option<Spanned<String>>,
+    pub run_in: Option<Spanned<String>>,
+    pub rollback_on_failure: Option<bool>,
+}
+
+/// One hook: a command array, or a table with its own `timeout` and `run_in`.
+#[derive(Debug)]
+pub(super) enum RawHook {
+    Command(Vec<String>),
+    Table(RawHookTable),
+}
+
+/// `pre_deploy = { command = [...], timeout = "10m", run_in = "image" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHookTable {
+    pub command: Option<Spanned<Vec<String>>>,
+    pub timeout: Option<Spanned<String>>,
+    pub run_in: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawHook {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct HookVisitor;
+        impl<'de> serde::de::Visitor<'de> for HookVisitor {
+            type Value = RawHook;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command array such as [\"./bin/migrate\", \"expand\"], or a table with `command`")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawHook, A::Error> {
+                Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawHook::Command)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawHook, A::Error> {
+                RawHookTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawHook::Table)
+            }
+        }
+        d.deserialize_any(HookVisitor)
+    }
+}
+
+/// `[services.NAME.verify]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerify {
+    pub window: Option<Spanned<String>>,
+    pub max_error_rate: Option<Spanned<f64>>,
+    pub max_p99: Option<Spanned<String>>,
+    /// Signed so that a negative count gets teal's message.
+    pub min_requests: Option<Spanned<i64>>,
+    pub on_inconclusive: Option<Spanned<String>>,
 }
 
 /// `[ssh]`.

@@ -11,6 +11,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::conflicts::{self, Listener, ServiceSite};
+use super::hooks;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
 use super::{docker, nginx, values};
 use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
@@ -203,7 +204,7 @@ fn service(
 
     let spec = ServiceSpec {
         name: name.get_ref().clone(),
-        runtime,
+        runtime: runtime.clone(),
         instances,
         version,
         hosts: hosts.iter().map(|(host, _)| host.clone()).collect(),
@@ -212,6 +213,11 @@ fn service(
         workdir: base.to_owned(),
         health: health(raw.health.unwrap_or_default(), &section)?,
         drain: drain(raw.drain.unwrap_or_default(), &section)?,
+        hooks: hooks::hooks(raw.hooks.unwrap_or_default(), &section, &runtime)?,
+        verify: match raw.verify {
+            Some(verify) => Some(hooks::verify(verify, &section)?),
+            None => None,
+        },
     };
     let site = ServiceSite {
         name: name.get_ref().clone(),

@@ -219,7 +219,7 @@ fn load_reports_errors_with_the_path_as_given() {
         e.to_string(),
         format!(
             "{}:2:1: unknown key \"comand\" in [services.web]; did you mean \"command\"?; \
-             expected one of: runtime, command, image, port, volumes, restart, log_driver, limits, network, keep_images, instances, version, hosts, preview, env, health, drain, servers",
+             expected one of: runtime, command, image, port, volumes, restart, log_driver, limits, network, keep_images, instances, version, hosts, preview, env, health, drain, hooks, verify, servers",
             file.display()
         )
     );
@@ -357,7 +357,7 @@ fn unknown_key_lists_match_the_serde_types() {
         ["path", "interval", "timeout", "deadline"]
     );
     assert_eq!(fields_of::<RawDrain>(), ["timeout", "keep_previous"]);
-    assert_eq!(fields_of::<RawService>().len(), 18);
+    assert_eq!(fields_of::<RawService>().len(), 20);
 }
 
 #[test]

@@ -11,8 +11,11 @@
 //! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`.
 //!
 //! A version starting with `broken` answers 500 `Errors everywhere...` everywhere
-//! (the seeds' broken 1.1.0). This module does not handle signals: the caller maps
-//! them to the `shutdown` token.
+//! (the seeds' broken 1.1.0). A version starting with `flaky` passes its health
+//! check but fails real traffic: `/healthz` always answers 200, and a share of
+//! every other request gets 500 `Flaky...`: `flakyN-...` fails N% (1 to 100),
+//! plain `flaky-...` 25%, spread evenly (request i fails when ⌊(i+1)·N/100⌋ moves).
+//! This module does not handle signals: the caller maps them to the `shutdown` token.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +40,12 @@ use tokio_util::task::TaskTracker;
 
 /// Longest `/slow` sleep, so a typo cannot hold a connection for hours.
 const SLOW_CAP: Duration = Duration::from_secs(60);
+
+/// The path a `flaky` version keeps answering 200 on: what its health check asks.
+pub const HEALTHZ: &str = "/healthz";
+
+/// Share of requests a plain `flaky-...` version fails, in percent.
+const FLAKY_DEFAULT_PERCENT: u64 = 25;
 
 /// Idle keep-alive connections are closed after this long. The proxy's upstream
 /// pool must keep its idle timeout below it (see DESIGN.md, upstream robustness).
@@ -65,6 +74,10 @@ pub struct AppConfig {
 struct App {
     version: String,
     broken: bool,
+    /// Percent of non-health requests answered 500 (a `flaky` version), else 0.
+    flaky_percent: u64,
+    /// Non-health requests so far, for the even spread of flaky failures.
+    requests: std::sync::atomic::AtomicU64,
     /// Until then every answer is 503 "loading".
     ready_at: Instant,
     /// The 200 body, precomputed: answering is a refcount bump.
@@ -137,9 +150,34 @@ impl App {
         App {
             version: cfg.version.clone(),
             broken: cfg.version.starts_with("broken"),
+            flaky_percent: flaky_percent(&cfg.version),
+            requests: std::sync::atomic::AtomicU64::new(0),
             ready_at: Instant::now() + cfg.boot_delay,
             body: Bytes::from(body.to_string()),
         }
+    }
+}
+
+impl App {
+    /// Whether this (non-health) request is one of the flaky share that fails.
+    fn flaky_fails(&self) -> bool {
+        let i = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.flaky_percent;
+        (i + 1) * n / 100 != i * n / 100
+    }
+}
+
+/// `flakyN-...` → N (1..=100), `flaky...` otherwise → the default, else 0.
+fn flaky_percent(version: &str) -> u64 {
+    let Some(rest) = version.strip_prefix("flaky") else {
+        return 0;
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u64>() {
+        Ok(n) if (1..=100).contains(&n) => n,
+        _ => FLAKY_DEFAULT_PERCENT,
     }
 }
 
@@ -152,6 +190,9 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
             StatusCode::INTERNAL_SERVER_ERROR,
             "Errors everywhere...",
         ));
+    }
+    if app.flaky_percent > 0 && req.uri().path() != HEALTHZ && app.flaky_fails() {
+        return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "Flaky..."));
     }
     match req.uri().path() {
         "/ws" if is_websocket(&req) => Ok(upgrade(app, req)),
@@ -266,5 +307,37 @@ where
         if ws.send(reply).await.is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flaky_versions_fail_their_share_evenly() {
+        assert_eq!(flaky_percent("1.0.0"), 0);
+        assert_eq!(flaky_percent("flaky-1.2.0"), FLAKY_DEFAULT_PERCENT);
+        assert_eq!(flaky_percent("flaky30-1.2.0"), 30);
+        assert_eq!(flaky_percent("flaky100"), 100);
+        assert_eq!(flaky_percent("flaky0-1"), FLAKY_DEFAULT_PERCENT);
+        let cfg = AppConfig {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 0,
+            version: "flaky30-1.2.0".into(),
+            instance: "0".into(),
+            slot: "blue".into(),
+            boot_delay: Duration::ZERO,
+            greeting: None,
+        };
+        let app = App::new(&cfg);
+        let fails: Vec<bool> = (0..100).map(|_| app.flaky_fails()).collect();
+        assert_eq!(fails.iter().filter(|f| **f).count(), 30);
+        assert!(
+            fails
+                .chunks(10)
+                .all(|c| c.iter().filter(|f| **f).count() == 3),
+            "spread evenly: {fails:?}"
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! The seeds' story, end to end on this machine, under continuous load:
 //! deploy 1.0.0 → a broken 1.1.0 fails while 1.0.0 keeps serving → 1.1.1 goes live
-//! → roll back to 1.0.0. A real daemon, real app processes, real sockets; the only
+//! (and passes its verify window) → roll back to 1.0.0 → a flaky 1.2.0 that passes
+//! its health check but fails real traffic goes live, is caught by the verify
+//! window and switched back automatically. The steps before the last must drop no
+//! request; the last one's failures are counted apart, and must be exactly the ones
+//! teal counted on the bad slot and within its error budget. A real daemon, real app processes, real sockets; the only
 //! thing that differs from production use is the temporary state dir. With
 //! `--router nginx` the same story runs through a managed nginx (which must be
 //! installed) on free loopback ports.
@@ -18,7 +22,8 @@ use crate::api::wire::{ActionRequest, DeployRequest, Event, Outcome};
 use crate::daemon::Daemon;
 use crate::load::{Load, LoadReport, LoadSpec};
 use crate::spec::{
-    Config, DrainSpec, HealthSpec, NginxSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec,
+    Config, DrainSpec, HealthSpec, Inconclusive, NginxSpec, ProxySpec, RouterKind, RuntimeSpec,
+    ServiceSpec, VerifySpec,
 };
 
 /// The demo's service name.
@@ -29,6 +34,8 @@ pub const SERVICE: &str = "uptimer";
 pub struct DemoReport {
     pub steps: Vec<StepReport>,
     pub load: LoadReport,
+    /// The automatic rollback step (builtin router only).
+    pub auto_rollback: Option<AutoRollback>,
     pub production: SocketAddr,
     pub router: RouterKind,
 }
@@ -42,12 +49,59 @@ pub struct StepReport {
     pub seconds: f64,
 }
 
-impl DemoReport {
-    /// True when every step went as the story says and no request failed.
-    pub fn passed(&self) -> bool {
-        self.load.failed() == 0 && self.steps.iter().all(|s| s.ok)
+/// What the flaky version did to real traffic before it was switched back.
+#[derive(Debug, Serialize)]
+pub struct AutoRollback {
+    pub version: String,
+    /// Requests that reached it (teal's count over the window).
+    pub requests: u64,
+    /// Of those, the ones that failed, as teal counted them.
+    pub errors_counted: u64,
+    /// Failed requests the load client saw during the step.
+    pub affected: u64,
+    /// The most the error budget allows: what it tolerates, the request that
+    /// crossed it, and one per client connection already in flight.
+    pub bound: u64,
+    /// Why teal switched back.
+    pub reason: String,
+}
+
+impl AutoRollback {
+    pub fn ok(&self) -> bool {
+        self.affected == self.errors_counted && self.affected <= self.bound
     }
 }
+
+impl DemoReport {
+    /// Failed requests outside the automatic rollback step.
+    pub fn failed_elsewhere(&self) -> u64 {
+        let step = self.auto_rollback.as_ref().map_or(0, |a| a.affected);
+        self.load.failed().saturating_sub(step)
+    }
+
+    /// True when every step went as the story says, no request failed outside
+    /// the automatic rollback step, and that step's failures are accounted for.
+    pub fn passed(&self) -> bool {
+        self.failed_elsewhere() == 0
+            && self.steps.iter().all(|s| s.ok)
+            && self.auto_rollback.as_ref().is_none_or(AutoRollback::ok)
+    }
+}
+
+/// The demo's verify window: short, so the story stays short.
+const VERIFY: VerifySpec = VerifySpec {
+    window: Duration::from_secs(2),
+    max_error_rate: 0.05,
+    max_p99: None,
+    min_requests: 20,
+    on_inconclusive: Inconclusive::Promote,
+};
+
+/// The flaky version: healthy on /healthz, 500 to a quarter of real requests.
+const FLAKY: &str = "flaky-1.2.0";
+
+/// Load client connections: at most this many requests are in flight.
+const CONNECTIONS: u64 = 10;
 
 /// The demo's config: two instances per slot, a preview listener, the demo app as
 /// the command, everything on loopback port 0 inside `dir` (free ports picked
@@ -78,7 +132,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
         env: BTreeMap::new(),
         workdir: dir.to_path_buf(),
         health: HealthSpec {
-            path: "/".into(),
+            path: crate::demo::app::HEALTHZ.into(),
             interval: Duration::from_millis(100),
             timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(5),
@@ -87,6 +141,9 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             timeout: Duration::from_secs(10),
             keep_previous: true,
         },
+        hooks: Default::default(),
+        // The nginx router cannot watch traffic (see README): no window there.
+        verify: (router == RouterKind::Builtin).then_some(VERIFY),
     };
     Config {
         path: dir.join("teal.toml"),
@@ -129,6 +186,7 @@ pub async fn run(
     ));
 
     let mut steps = Vec::new();
+    let mut auto_rollback = None;
     let result = async {
         steps.push(deploy(&client, &spec, "1.0.0", Outcome::Live, say).await?);
         let load = Load::start(LoadSpec {
@@ -150,6 +208,17 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(500)).await;
             steps.push(rollback(&client, say).await?);
             tokio::time::sleep(Duration::from_millis(500)).await;
+            if spec.verify.is_some() {
+                let before = load.snapshot().failed();
+                say("\nA version that passes its health check but fails real traffic:");
+                steps.push(deploy(&client, &spec, FLAKY, Outcome::Failed, say).await?);
+                // Let the load run on 1.0.0 again: nothing may fail any more.
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                let seen = load.snapshot().failed() - before;
+                auto_rollback = Some(caught(&client, seen).await?);
+            } else {
+                say("\n(automatic rollback step skipped: the nginx router cannot watch traffic)");
+            }
             Ok::<_, anyhow::Error>(())
         }
         .await;
@@ -162,8 +231,33 @@ pub async fn run(
     Ok(DemoReport {
         steps,
         load,
+        auto_rollback,
         production,
         router,
+    })
+}
+
+/// The automatic rollback as teal recorded it, next to what clients saw.
+async fn caught(client: &Client, affected: u64) -> anyhow::Result<AutoRollback> {
+    let history = client.history(SERVICE).await?;
+    let entry = history
+        .entries
+        .last()
+        .filter(|e| e.version == FLAKY)
+        .context("no history entry for the flaky deploy")?;
+    let verify = entry
+        .verify
+        .as_ref()
+        .context("the flaky deploy has no verify record")?;
+    let tolerated =
+        (VERIFY.max_error_rate * verify.requests.max(VERIFY.min_requests) as f64).floor() as u64;
+    Ok(AutoRollback {
+        version: FLAKY.into(),
+        requests: verify.requests,
+        errors_counted: verify.errors,
+        affected,
+        bound: tolerated + 1 + CONNECTIONS,
+        reason: entry.reason.clone().unwrap_or_default(),
     })
 }
 
@@ -212,7 +306,7 @@ async fn finish(
                 message,
                 elapsed_ms,
             } => say(&format!(
-                "  [{:>6.2}s] {:<8} {message}",
+                "  [{:>6.2}s] {:<11} {message}",
                 elapsed_ms as f64 / 1000.0,
                 step.label()
             )),
@@ -220,7 +314,7 @@ async fn finish(
                 message,
                 elapsed_ms,
             } => say(&format!(
-                "  [{:>6.2}s]          {message}",
+                "  [{:>6.2}s]             {message}",
                 elapsed_ms as f64 / 1000.0
             )),
             Event::Done {
@@ -237,10 +331,13 @@ async fn finish(
                     } else {
                         "ok:"
                     },
-                    if ok && outcome == Outcome::Failed {
-                        " (expected: the broken version must not go live)"
-                    } else {
-                        ""
+                    match (ok, outcome) {
+                        (true, Outcome::Failed) if action.contains("flaky") => {
+                            " (expected: caught after the switch and switched back)"
+                        }
+                        (true, Outcome::Failed) =>
+                            " (expected: the broken version must not go live)",
+                        _ => "",
                     }
                 ));
                 return Ok(StepReport {

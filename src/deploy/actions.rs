@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::flow::report;
+use super::switch::Checks;
 use super::{ActionGuard, Attempt, DeployError, Deployer, Progress, Service, new_deploy_id};
 use crate::api::wire::{Outcome, Step};
 use crate::health;
@@ -52,7 +53,7 @@ impl Deployer {
                 started: SystemTime::now(),
                 image: running.instances.iter().find_map(|i| i.image()),
             };
-            self.switch_recorded(&service, &record.spec, &attempt, &progress)
+            self.switch_recorded(&service, &record.spec, &attempt, &progress, Checks::ALL)
                 .await
                 .map(|o| (o, running.version))
         }
@@ -116,7 +117,7 @@ impl Deployer {
                         image: running.instances.iter().find_map(|i| i.image()),
                     };
                     return self
-                        .switch_recorded(&service, &record.spec, &attempt, &progress)
+                        .switch_recorded(&service, &record.spec, &attempt, &progress, Checks::NONE)
                         .await;
                 }
             }
@@ -147,17 +148,21 @@ impl Deployer {
         result
     }
 
-    /// Switches to a slot that already runs; a failure goes into the history.
+    /// Goes live on a slot that already runs; a failure before the switch goes
+    /// into the history (one after it recorded itself).
     async fn switch_recorded(
         &self,
         service: &Service,
         spec: &ServiceSpec,
         attempt: &Attempt,
         progress: &Progress,
+        checks: Checks,
     ) -> Result<Outcome, DeployError> {
-        let outcome = self.switch_to(service, spec, attempt, progress).await;
-        if let Err(e) = &outcome {
-            self.record_failure(spec, attempt, &e.to_string());
+        let outcome = self.go_live(service, spec, attempt, progress, checks).await;
+        if let Err(e) = &outcome
+            && !e.after_switch()
+        {
+            self.record_failure(spec, attempt, &e.to_string(), progress);
         }
         outcome
     }

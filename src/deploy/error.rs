@@ -2,8 +2,10 @@
 
 use crate::api::wire::ErrorKind;
 use crate::health::GateError;
+use crate::hooks::HookError;
 use crate::router::RouterError;
 use crate::runtime::RuntimeError;
+use crate::spec::HookPoint;
 use crate::state::{DeployLock, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,26 @@ pub enum DeployError {
     State(#[source] StateError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// A `pre_deploy` or `pre_switch` hook failed (production untouched), or a
+    /// post hook failed with `rollback_on_failure`.
+    #[error("the {point} hook failed: {source}")]
+    Hook {
+        point: HookPoint,
+        #[source]
+        source: HookError,
+    },
+    /// After the switch, verification or a post hook failed and production went
+    /// back to the previous slot. Already recorded in history.
+    #[error("{reason}; production switched back to {version}")]
+    RolledBack { reason: String, version: String },
+    /// As [`DeployError::RolledBack`], but the switch back itself failed.
+    #[error("{reason}; switching back to {version} failed: {source}")]
+    SwitchBackFailed {
+        reason: String,
+        version: String,
+        #[source]
+        source: Box<DeployError>,
+    },
 }
 
 impl DeployError {
@@ -53,7 +75,19 @@ impl DeployError {
             | DeployError::Health(_)
             | DeployError::Route(_)
             | DeployError::State(_)
-            | DeployError::ShuttingDown => ErrorKind::Internal,
+            | DeployError::ShuttingDown
+            | DeployError::Hook { .. }
+            | DeployError::RolledBack { .. }
+            | DeployError::SwitchBackFailed { .. } => ErrorKind::Internal,
         }
+    }
+
+    /// True for failures after the switch, which the action recorded itself
+    /// (the new slot is already gone); the caller must not discard or record again.
+    pub fn after_switch(&self) -> bool {
+        matches!(
+            self,
+            DeployError::RolledBack { .. } | DeployError::SwitchBackFailed { .. }
+        )
     }
 }

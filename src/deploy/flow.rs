@@ -1,10 +1,11 @@
-//! `deploy`: prepare the standby slot, start the new version there, health-gate it,
-//! show it on the preview listener, then switch (see `switch.rs`) unless asked to
-//! stop at staging.
+//! `deploy`: prepare the standby slot, run the `pre_deploy` hook, start the new
+//! version there, health-gate it, show it on the preview listener, then go live
+//! (see `switch.rs`) unless asked to stop at staging.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::switch::Checks;
 use super::{
     ActionGuard, Attempt, DeployError, Deployer, Progress, RunningSlot, Service, new_deploy_id,
     stop_instances,
@@ -13,7 +14,7 @@ use crate::api::wire::{Outcome, Step};
 use crate::health;
 use crate::runtime::{KnownSlot, SlotRequest};
 use crate::slot::{Slot, SlotState};
-use crate::spec::ServiceSpec;
+use crate::spec::{HookPoint, ServiceSpec};
 use crate::state::{Action, HistoryResult, ServiceRecord};
 
 /// How long a standby slot that is being replaced gets to finish preview traffic.
@@ -105,7 +106,21 @@ impl Deployer {
         }
         .await;
         if let Err(e) = prepared {
-            self.record_failure(&spec, &attempt, &e.to_string());
+            self.record_failure(&spec, &attempt, &e.to_string(), progress);
+            return Err(e);
+        }
+        // A rollback goes back to what ran before, at once: no hooks, no window.
+        let checks = if action == Action::Rollback {
+            Checks::NONE
+        } else {
+            Checks::ALL
+        };
+        if checks.hooks
+            && let Err(e) = self
+                .run_hook(service, &spec, HookPoint::PreDeploy, &attempt, progress)
+                .await
+        {
+            self.record_failure(&spec, &attempt, &e.to_string(), progress);
             return Err(e);
         }
 
@@ -116,14 +131,14 @@ impl Deployer {
             Ok(()) => {}
             Err(e) => {
                 self.discard(service, record.as_ref(), target).await;
-                self.record_failure(&spec, &attempt, &e.to_string());
+                self.record_failure(&spec, &attempt, &e.to_string(), progress);
                 return Err(e);
             }
         }
 
         if !promote {
             service.set_state(target, SlotState::Staged);
-            let entry = attempt.entry(HistoryResult::Staged, None);
+            let entry = attempt.entry_in(HistoryResult::Staged, None, progress);
             self.state
                 .update(|s| {
                     let rec = s
@@ -142,14 +157,18 @@ impl Deployer {
             return Ok(Outcome::Staged);
         }
 
-        match self.switch_to(service, &spec, &attempt, progress).await {
+        match self
+            .go_live(service, &spec, &attempt, progress, checks)
+            .await
+        {
             Ok(outcome) => {
                 self.prune(service, &spec, progress).await;
                 Ok(outcome)
             }
+            Err(e) if e.after_switch() => Err(e),
             Err(e) => {
                 self.discard(service, record.as_ref(), target).await;
-                self.record_failure(&spec, &attempt, &e.to_string());
+                self.record_failure(&spec, &attempt, &e.to_string(), progress);
                 Err(e)
             }
         }
@@ -364,6 +383,9 @@ pub(super) fn report(progress: &Progress, result: &Result<Outcome, DeployError>,
             None,
             format!("{version} discarded; production untouched"),
         ),
+        Err(e) if e.after_switch() => {
+            progress.done(Outcome::Failed, Some(version.into()), None, e.to_string())
+        }
         Err(e) => progress.done(
             Outcome::Failed,
             Some(version.into()),

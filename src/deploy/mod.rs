@@ -11,6 +11,7 @@ mod actions;
 mod discard;
 mod error;
 mod flow;
+mod hooks;
 mod lock;
 mod progress;
 mod prune;
@@ -18,6 +19,7 @@ mod restore;
 mod service;
 mod status;
 mod switch;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -178,9 +180,16 @@ impl Deployer {
         .await;
     }
 
-    /// Appends a failure to the history (creating the record for a first deploy).
-    fn record_failure(&self, spec: &ServiceSpec, attempt: &Attempt, reason: &str) {
-        let entry = attempt.entry(HistoryResult::Failed, Some(reason.to_string()));
+    /// Appends a failure to the history (creating the record for a first deploy),
+    /// with the timeline so far.
+    fn record_failure(
+        &self,
+        spec: &ServiceSpec,
+        attempt: &Attempt,
+        reason: &str,
+        progress: &Progress,
+    ) {
+        let entry = attempt.entry_in(HistoryResult::Failed, Some(reason.to_string()), progress);
         let result = self.state.update(|s| {
             s.services
                 .entry(spec.name.clone())
@@ -224,6 +233,21 @@ impl Attempt {
                 .unwrap_or(0),
             image_id: self.image.clone(),
             instances: Vec::new(),
+            timeline: Vec::new(),
+            verify: None,
+        }
+    }
+
+    /// [`Attempt::entry`] with the timeline of `progress` so far.
+    fn entry_in(
+        &self,
+        result: HistoryResult,
+        reason: Option<String>,
+        progress: &Progress,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            timeline: progress.timeline(),
+            ..self.entry(result, reason)
         }
     }
 }

@@ -1,23 +1,228 @@
-//! The switch and what follows it: move production to the new slot in one atomic
-//! router step, persist, drain the old slot, then keep it warm or stop it.
+//! The switch and what follows it: the `pre_switch` hook, moving production to the
+//! new slot in one atomic router step, persisting, the `post_switch` hook, the
+//! verify window, draining and retiring the old slot, the `post_retire` hook, and
+//! the final history entry.
+//!
+//! Failures before the switch leave production untouched and are the caller's to
+//! undo. Failures after it (a failed window, a post hook with
+//! `rollback_on_failure`) switch production back here (`verify.rs`) and are
+//! recorded here.
 
-use super::{Attempt, DeployError, Deployer, Progress, Service, stop_instances};
+use super::verify::Judged;
+use super::{Attempt, DeployError, Deployer, Progress, RunningSlot, Service, stop_instances};
 use crate::api::wire::{Outcome, Step};
+use crate::router::ErrorBudget;
 use crate::slot::{Slot, SlotState};
-use crate::spec::ServiceSpec;
-use crate::state::{HistoryResult, ServiceRecord, SlotRecord};
+use crate::spec::{HookPoint, ServiceSpec};
+use crate::state::{HistoryResult, ServiceRecord, SlotRecord, Verdict, VerifyRecord};
+
+/// What a switch runs around itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Checks {
+    /// The `pre_switch`, `post_switch` and `post_retire` hooks.
+    pub hooks: bool,
+    /// The verify window.
+    pub verify: bool,
+}
+
+impl Checks {
+    /// A deploy or promote: everything the spec asks for.
+    pub const ALL: Checks = Checks {
+        hooks: true,
+        verify: true,
+    };
+    /// A rollback: back to what ran before, at once.
+    pub const NONE: Checks = Checks {
+        hooks: false,
+        verify: false,
+    };
+}
+
+/// The live slot a switch moved away from, and the record before the switch.
+pub(super) struct Previous {
+    pub slot: Slot,
+    pub running: RunningSlot,
+    pub record: ServiceRecord,
+}
 
 impl Deployer {
-    /// Switches production of `service` to `attempt.slot`, which must be running and
-    /// healthy. On error before the switch took effect, routes are as they were and
-    /// the caller decides what to do with the new slot.
-    pub(super) async fn switch_to(
+    /// Moves production of `service` to `attempt.slot` (running and healthy) with
+    /// everything `checks` asks for around it. Errors before the switch leave the
+    /// routes as they were (the caller decides about the new slot); errors after it
+    /// are [`DeployError::after_switch`] and already recorded.
+    pub(super) async fn go_live(
         &self,
         service: &Service,
         spec: &ServiceSpec,
         attempt: &Attempt,
         progress: &Progress,
+        checks: Checks,
     ) -> Result<Outcome, DeployError> {
+        let to = attempt.slot;
+        let record = self.record(&spec.name);
+        let previous = record.as_ref().and_then(|record| {
+            let slot = record.active_slot.filter(|s| *s != to)?;
+            let running = service.running(slot)?;
+            Some(Previous {
+                slot,
+                running,
+                record: record.clone(),
+            })
+        });
+        if checks.hooks {
+            self.run_hook(service, spec, HookPoint::PreSwitch, attempt, progress)
+                .await?;
+        }
+        let verify = spec.verify.as_ref().filter(|_| checks.verify);
+        // Armed before the switch, so the window counts the very first request.
+        let watch = match (verify, &previous) {
+            (Some(v), Some(p)) => self.router.watch(
+                &spec.name,
+                to,
+                Some(p.slot),
+                ErrorBudget {
+                    max_error_rate: v.max_error_rate,
+                    min_requests: v.min_requests,
+                },
+            ),
+            _ => None,
+        };
+
+        self.switch_to(service, spec, attempt, progress).await?;
+        let mut notes = Vec::new();
+
+        if checks.hooks
+            && let Err(e) = self
+                .run_hook(service, spec, HookPoint::PostSwitch, attempt, progress)
+                .await
+        {
+            match (&previous, spec.hooks.rollback_on_failure) {
+                (Some(p), true) => {
+                    return Err(self
+                        .switch_back(
+                            service,
+                            spec,
+                            attempt,
+                            p,
+                            e.to_string(),
+                            None,
+                            watch,
+                            progress,
+                        )
+                        .await);
+                }
+                _ => notes.push(e.to_string()),
+            }
+        }
+
+        let verified = match verify {
+            None => None,
+            Some(v) => match (&previous, watch.as_ref()) {
+                (None, _) => Some(Judged::skipped(
+                    "no previous version to go back to",
+                    progress,
+                )),
+                (Some(_), None) => Some(Judged::skipped(
+                    "this router cannot watch traffic (verification needs the builtin router)",
+                    progress,
+                )),
+                (Some(_), Some(watch)) => Some(self.verify_window(v, watch, to, progress).await),
+            },
+        };
+        // Only a window with somewhere to go back to can fail.
+        if let Some(reason) = verified.as_ref().and_then(Judged::rollback_reason)
+            && let Some(p) = &previous
+        {
+            return Err(self
+                .switch_back(
+                    service,
+                    spec,
+                    attempt,
+                    p,
+                    reason,
+                    verified.clone(),
+                    watch,
+                    progress,
+                )
+                .await);
+        }
+        // A request of the window that answered after the verdict may still have
+        // crossed the budget (and switched back): that is a failed window too.
+        if let Some(watch) = watch
+            && watch.disarm()
+            && let Some(p) = &previous
+        {
+            let mut judged = verified.clone();
+            if let Some(j) = judged.as_mut() {
+                j.record.verdict = crate::state::Verdict::Failed;
+                j.record.reason = Some("error budget crossed as the window ended".into());
+            }
+            return Err(self
+                .switch_back(
+                    service,
+                    spec,
+                    attempt,
+                    p,
+                    "verify failed: error budget crossed as the window ended".into(),
+                    judged,
+                    None,
+                    progress,
+                )
+                .await);
+        }
+
+        let mut retired_warm = false;
+        if let Some(p) = &previous {
+            retired_warm = self
+                .retire(service, spec, p.slot, &p.running, progress)
+                .await;
+        }
+
+        if checks.hooks
+            && let Err(e) = self
+                .run_hook(service, spec, HookPoint::PostRetire, attempt, progress)
+                .await
+        {
+            match (&previous, spec.hooks.rollback_on_failure) {
+                (Some(p), true) if retired_warm => {
+                    return Err(self
+                        .switch_back(
+                            service,
+                            spec,
+                            attempt,
+                            p,
+                            e.to_string(),
+                            verified,
+                            None,
+                            progress,
+                        )
+                        .await);
+                }
+                (Some(_), true) => notes.push(format!(
+                    "{e} (not switched back: the previous slot was stopped, keep_previous = false)"
+                )),
+                _ => notes.push(e.to_string()),
+            }
+        }
+
+        let reason = (!notes.is_empty()).then(|| notes.join("; "));
+        let mut entry = attempt.entry_in(HistoryResult::Live, reason, progress);
+        entry.verify = verified.map(|j| j.record);
+        self.finish_entry(spec, entry);
+        Ok(Outcome::Live)
+    }
+
+    /// The switch itself: production to `attempt.slot` (the old slot, if kept,
+    /// to the preview listener), then the new state persisted with a history
+    /// entry that [`Deployer::finish_entry`] completes later. On error the routes
+    /// are as they were.
+    async fn switch_to(
+        &self,
+        service: &Service,
+        spec: &ServiceSpec,
+        attempt: &Attempt,
+        progress: &Progress,
+    ) -> Result<(), DeployError> {
         let to = attempt.slot;
         let record = self.record(&spec.name);
         let from = record
@@ -40,9 +245,14 @@ impl Deployer {
             .await
             .map_err(DeployError::Route)?;
         service.set_state(to, SlotState::Live);
+        if let Some(from) = from {
+            // Warm and ready to take production back (verify window, rollback)
+            // until it is retired.
+            service.set_state(from, SlotState::Standby);
+        }
 
         progress.step(Step::Persist, "recording the new live slot");
-        let mut entry = attempt.entry(HistoryResult::Live, None);
+        let mut entry = attempt.entry_in(HistoryResult::Live, None, progress);
         entry.instances = new.instances.iter().map(|i| i.id()).collect();
         let image_id = new
             .instances
@@ -87,26 +297,25 @@ impl Deployer {
                 tracing::error!(service = %spec.name, "could not switch back after a failed save: {re}");
             }
             service.set_state(to, SlotState::Starting);
+            if let Some(from) = from {
+                service.set_state(from, SlotState::Live);
+            }
             return Err(DeployError::State(e));
         }
-
-        if let (Some(from), Some(old)) = (from, old) {
-            self.retire(service, spec, from, &old.version, old.instances, progress)
-                .await;
-        }
-        Ok(Outcome::Live)
+        Ok(())
     }
 
-    /// Drain the old slot, then keep it warm for rollback or stop it.
+    /// Drains the old slot, then keeps it warm for rollback or stops it. Returns
+    /// true when it is kept running.
     async fn retire(
         &self,
         service: &Service,
         spec: &ServiceSpec,
         slot: Slot,
-        version: &str,
-        instances: Vec<crate::runtime::InstanceRef>,
+        old: &RunningSlot,
         progress: &Progress,
-    ) {
+    ) -> bool {
+        let version = &old.version;
         progress.step(
             Step::Drain,
             format!(
@@ -122,10 +331,12 @@ impl Deployer {
             report.waited.as_millis() as u64,
         ));
         if report.timed_out {
-            progress.info(format!(
-                "drain timed out after {waited} with {} request(s) still in flight",
+            let note = format!(
+                "timed out after {waited} with {} request(s) still in flight",
                 report.remaining
-            ));
+            );
+            progress.info(format!("drain {note}"));
+            progress.note(note);
         } else {
             progress.info(format!("drained in {waited}"));
         }
@@ -135,10 +346,44 @@ impl Deployer {
                 Step::Retire,
                 format!("keeping {slot} ({version}) running for an instant rollback"),
             );
+            true
         } else {
             progress.step(Step::Retire, format!("stopping {slot} ({version})"));
-            stop_instances(&instances, super::STOP_GRACE).await;
+            stop_instances(&old.instances, super::STOP_GRACE).await;
             service.set_running(slot, None);
+            false
+        }
+    }
+
+    /// Completes the history entry the switch recorded (same id), or appends it.
+    pub(super) fn finish_entry(&self, spec: &ServiceSpec, entry: crate::state::HistoryEntry) {
+        let saved = self.state.update(|s| {
+            s.services
+                .entry(spec.name.clone())
+                .or_insert_with(|| ServiceRecord::new(spec.clone()))
+                .finish(entry)
+        });
+        if let Err(e) = saved {
+            tracing::error!(service = %spec.name, "could not record the deploy in history: {e}");
+        }
+    }
+}
+
+impl Judged {
+    /// A verify record for a window that did not run (said on the progress).
+    pub(super) fn skipped(reason: &str, progress: &Progress) -> Judged {
+        progress.info(format!("verify skipped: {reason}"));
+        Judged {
+            record: VerifyRecord {
+                verdict: Verdict::Skipped,
+                requests: 0,
+                errors: 0,
+                upstream_failures: 0,
+                p99_ms: None,
+                watched_ms: 0,
+                reason: Some(reason.to_string()),
+            },
+            rollback: false,
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) async fn forward(
             let stats = guard.pool().stats();
             stats.upstream_failure();
             stats.server_error();
+            guard.failed();
             local(&error)
         }
     }
@@ -174,8 +175,10 @@ fn respond(
             let stats = guard.pool().stats();
             stats.upstream_failure();
             stats.server_error();
+            guard.failed();
             return local(&ProxyError::UnexpectedUpgrade);
         };
+        guard.answered(false);
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         // The upstream connection now belongs to the tunnel.
         drop(sender);
@@ -194,6 +197,7 @@ fn respond(
     if status.is_server_error() {
         guard.pool().stats().server_error();
     }
+    guard.answered(status.is_server_error());
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
     Response::from_parts(

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::pool::Pool;
+use super::watch::PoolWatch;
 
 /// Requests in flight to one slot of one service, across every pool that slot
 /// has had (a redeploy of the slot replaces its pool while old requests finish).
@@ -68,15 +69,37 @@ pub(crate) struct InFlight {
     /// Index of the endpoint the request is on, once picked; its own counter
     /// feeds least-in-flight balancing.
     endpoint: Option<usize>,
+    /// The verify window watching the pool when the request started, and when
+    /// it started (for its latency). None outside windows: no clock read.
+    watch: Option<(Arc<PoolWatch>, Instant)>,
 }
 
 impl InFlight {
     pub(crate) fn start(pool: Arc<Pool>) -> InFlight {
         pool.in_flight().enter();
         pool.stats().request();
+        let watch = pool.watch().map(|w| {
+            let started = w.start();
+            (w, started)
+        });
         InFlight {
             pool,
             endpoint: None,
+            watch,
+        }
+    }
+
+    /// The upstream answered (a response head); reported to a watching window.
+    pub(crate) fn answered(&self, server_error: bool) {
+        if let Some((watch, started)) = &self.watch {
+            watch.answered(&self.pool, *started, server_error);
+        }
+    }
+
+    /// No upstream answer; reported to a watching window.
+    pub(crate) fn failed(&self) {
+        if let Some((watch, started)) = &self.watch {
+            watch.failed(&self.pool, *started);
         }
     }
 

@@ -11,6 +11,7 @@
 //! - `pool`: endpoints, least-in-flight picking, passive ejection.
 //! - `forward`: one request upstream, retries, upgrades.
 //! - `upstream`: upstream connections and their idle stacks.
+//! - `watch`: verify windows: counting a watched slot, switching back on a crossing.
 //! - `headers`, `body`, `inflight`, `error`: what their names say.
 
 mod body;
@@ -23,6 +24,7 @@ mod listener;
 mod pool;
 mod routes;
 mod upstream;
+mod watch;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use arc_swap::ArcSwapOption;
+
 use crate::router::TrafficStats;
 use crate::slot::Slot;
 use crate::spec::HealthSpec;
@@ -17,6 +19,7 @@ use crate::spec::HealthSpec;
 use super::EndpointStatus;
 use super::inflight::InFlightCounter;
 use super::upstream::{IdleStack, Sender, UpstreamCtx};
+use super::watch::PoolWatch;
 
 /// One instance address and what the proxy knows about it.
 pub(crate) struct Endpoint {
@@ -100,6 +103,11 @@ pub(crate) struct Pool {
     /// How ejected endpoints are probed (the service's health check).
     health: Mutex<HealthSpec>,
     pub(crate) ctx: Arc<UpstreamCtx>,
+    /// True while a verify window watches this pool: the request path reads it
+    /// (one relaxed load) and only then loads `watch`.
+    watched: AtomicBool,
+    /// The armed verify window, if any (set and cleared by `set_watch`).
+    watch: ArcSwapOption<PoolWatch>,
 }
 
 impl Pool {
@@ -109,8 +117,11 @@ impl Pool {
         health: HealthSpec,
         in_flight: Arc<InFlightCounter>,
         ctx: Arc<UpstreamCtx>,
+        watch: Option<Arc<PoolWatch>>,
     ) -> Arc<Pool> {
         Arc::new(Pool {
+            watched: AtomicBool::new(watch.is_some()),
+            watch: ArcSwapOption::new(watch),
             slot,
             endpoints: addrs.iter().copied().map(Endpoint::new).collect(),
             cursor: AtomicUsize::new(0),
@@ -166,6 +177,20 @@ impl Pool {
                 in_flight: e.load(),
             })
             .collect()
+    }
+
+    /// The verify window watching this pool, if one is armed.
+    pub(crate) fn watch(&self) -> Option<Arc<PoolWatch>> {
+        if self.watched.load(Ordering::Relaxed) {
+            self.watch.load_full()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn set_watch(&self, watch: Option<Arc<PoolWatch>>) {
+        self.watched.store(watch.is_some(), Ordering::Relaxed);
+        self.watch.store(watch);
     }
 
     pub(crate) fn is_routed(&self) -> bool {

@@ -19,6 +19,7 @@ use crate::spec::HealthSpec;
 use super::inflight::InFlightCounter;
 use super::pool::Pool;
 use super::upstream::UpstreamCtx;
+use super::watch::PoolWatch;
 
 /// One service's routes. Lives as long as the proxy knows the service, so the
 /// preview listener and in-flight counters outlive any single `set_routes`.
@@ -43,6 +44,9 @@ struct SlotEntry {
     /// rollback with the same addresses gets the same pool (and counters) back.
     /// Locked by `set_routes` and `stats` only, never by requests.
     pool: Mutex<Option<Arc<Pool>>>,
+    /// The verify window armed on the slot, handed to every pool it gets while
+    /// armed. Locked by `set_routes` and `watch` only.
+    watch: Mutex<Option<Arc<PoolWatch>>>,
 }
 
 fn slot_index(slot: Slot) -> usize {
@@ -57,6 +61,7 @@ impl ServiceRoutes {
         let entry = || SlotEntry {
             in_flight: Arc::default(),
             pool: Mutex::new(None),
+            watch: Mutex::new(None),
         };
         ServiceRoutes {
             name: name.to_string(),
@@ -81,12 +86,18 @@ impl ServiceRoutes {
             pool.set_health(health);
             return Arc::clone(pool);
         }
+        let watch = entry
+            .watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let pool = Pool::new(
             backend.slot,
             &backend.addrs,
             health.clone(),
             Arc::clone(&entry.in_flight),
             Arc::clone(ctx),
+            watch,
         );
         *current = Some(Arc::clone(&pool));
         pool
@@ -95,6 +106,33 @@ impl ServiceRoutes {
     pub(crate) fn slot_pool(&self, slot: Slot) -> Option<Arc<Pool>> {
         let entry = &self.slots[slot_index(slot)];
         entry.pool.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Arms (`Some`) or disarms (`None`) a verify window on `slot`: its current
+    /// pool and any pool it gets later report to it. Disarming only clears
+    /// `only` when given, so a late disarm never clears a newer window.
+    pub(crate) fn set_watch(
+        &self,
+        slot: Slot,
+        watch: Option<Arc<PoolWatch>>,
+        only: Option<&Arc<PoolWatch>>,
+    ) {
+        let entry = &self.slots[slot_index(slot)];
+        let mut current = entry.watch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(only) = only
+            && !current.as_ref().is_some_and(|w| Arc::ptr_eq(w, only))
+        {
+            return;
+        }
+        *current = watch.clone();
+        if let Some(pool) = entry
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            pool.set_watch(watch);
+        }
     }
 
     pub(crate) fn slot_in_flight(&self, slot: Slot) -> &InFlightCounter {

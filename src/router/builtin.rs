@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::proxy::Proxy;
-use crate::router::{Backend, DrainReport, Router, RouterError, TrafficStats};
+use crate::router::{Backend, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch};
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
 
@@ -36,6 +36,16 @@ impl Router for Proxy {
 
     fn preview_addr(&self, service: &str) -> Option<SocketAddr> {
         self.preview_listen_addr(service)
+    }
+
+    fn watch(
+        &self,
+        service: &str,
+        slot: Slot,
+        fallback: Option<Slot>,
+        budget: ErrorBudget,
+    ) -> Option<Watch> {
+        self.watch_slot(service, slot, fallback, budget)
     }
 
     async fn close(&self, grace: Duration) {

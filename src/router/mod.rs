@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod nginx;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
+pub use watch::{ErrorBudget, LatencySnapshot, Watch, WindowCounters, WindowStats};
 
 /// The instances of one slot, as the router sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +98,24 @@ pub trait Router: Send + Sync {
 
     /// The address a service's preview listener is bound to, if any.
     fn preview_addr(&self, service: &str) -> Option<SocketAddr>;
+
+    /// Arms a verify window on `slot` of `service` (see [`watch`]): from now on
+    /// its requests, failures and latency are counted in the returned [`Watch`],
+    /// including those of a pool the next `set_routes` creates for the slot. When
+    /// the failures cross `budget` and production points at `slot`, the router
+    /// moves production to `fallback` by itself, in one atomic step, and trips
+    /// the watch. Dropping the watch disarms it. None: this router cannot watch
+    /// traffic (verification is then unavailable).
+    fn watch(
+        &self,
+        service: &str,
+        slot: Slot,
+        fallback: Option<Slot>,
+        budget: ErrorBudget,
+    ) -> Option<Watch> {
+        let _ = (service, slot, fallback, budget);
+        None
+    }
 
     /// Stops serving at daemon shutdown, after the shutdown token fired: open
     /// client connections get up to `grace` to finish. Routes are not changed

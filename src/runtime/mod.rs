@@ -23,6 +23,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::hooks::{HookError, HookReport, HookRequest, Output};
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
 
@@ -169,6 +172,23 @@ pub trait Runtime: Send + Sync {
     async fn prune(&self, candidates: &[String]) -> Result<Vec<String>, RuntimeError> {
         let _ = candidates;
         Ok(Vec::new())
+    }
+
+    /// Runs a hook inside the build of `req.version` (docker: a one-off container
+    /// of the new image, removed afterwards), its output line by line to
+    /// `output`, stopped after `req.timeout` or when `cancel` fires. Runtimes
+    /// without builds to run in refuse (the default).
+    async fn run_hook(
+        &self,
+        req: &HookRequest<'_>,
+        output: &Output,
+        cancel: &CancellationToken,
+    ) -> Result<HookReport, HookError> {
+        let _ = (output, cancel);
+        Err(HookError::Unsupported(format!(
+            "the {} hook has run_in = \"image\", which needs the docker runtime",
+            req.point
+        )))
     }
 
     /// The output of a slot's instances, line by line, each prefixed by nothing.

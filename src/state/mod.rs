@@ -14,5 +14,6 @@ pub use cell::StateCell;
 pub use lock::DeployLock;
 pub use record::{
     Action, HistoryEntry, HistoryResult, ServiceRecord, SlotRecord, SlotRecords, StateFile,
+    TimelineStep, Verdict, VerifyRecord,
 };
 pub use store::{StateError, Store, read};

@@ -72,6 +72,23 @@ impl ServiceRecord {
             .and_then(|s| self.slots.get(s).version.as_deref())
     }
 
+    /// Completes the last entry with `entry.id` (an action that recorded itself at
+    /// the switch and finished later): its result, reason, duration, timeline and
+    /// verify figures become `entry`'s; what the switch recorded about the build
+    /// stays. Appends `entry` if there is none.
+    pub fn finish(&mut self, entry: HistoryEntry) {
+        match self.history.iter_mut().rev().find(|e| e.id == entry.id) {
+            Some(last) => {
+                last.result = entry.result;
+                last.reason = entry.reason;
+                last.duration_ms = entry.duration_ms;
+                last.timeline = entry.timeline;
+                last.verify = entry.verify;
+            }
+            None => self.record(entry),
+        }
+    }
+
     /// Appends to the history, dropping the oldest entries past the limit.
     pub fn record(&mut self, entry: HistoryEntry) {
         self.history.push(entry);
@@ -165,7 +182,7 @@ pub struct HistoryEntry {
     pub from_version: Option<String>,
     pub slot: Slot,
     pub result: HistoryResult,
-    /// Why it failed, or notes (drain figures).
+    /// Why it failed, or notes (drain figures, a failed post hook).
     pub reason: Option<String>,
     pub duration_ms: u64,
     /// The exact build it ran (docker: image ID), when the runtime pins one.
@@ -174,6 +191,63 @@ pub struct HistoryEntry {
     /// The instances that went live (docker: container names; process: pids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<String>,
+    /// Every step with its start and duration (empty in entries of older teals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineStep>,
+    /// How the post-switch verify window ended, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyRecord>,
+}
+
+/// One step of an action's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineStep {
+    /// The step, as progress events name it ("health", "pre_switch", "verify").
+    pub step: String,
+    /// RFC 3339 UTC time the step began, to the millisecond.
+    pub at: String,
+    /// When it began, in milliseconds after the action began.
+    pub offset_ms: u64,
+    pub duration_ms: u64,
+    /// The step is where the action failed (or a post hook failed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    /// What came of it: a hook's exit, the verify figures, a drain's wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How a verify window judged the new slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Enough requests, every threshold held.
+    Passed,
+    /// A threshold was crossed: production went back to the previous slot.
+    Failed,
+    /// Fewer than `min_requests` requests; `on_inconclusive` decided.
+    Inconclusive,
+    /// The router cannot watch traffic (nginx) or there was nothing to go back to.
+    Skipped,
+}
+
+/// The figures of a verify window, for the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRecord {
+    pub verdict: Verdict,
+    /// Requests to the new slot during the window (until the switch back).
+    pub requests: u64,
+    /// Of those, 5xx answers and requests no upstream answered.
+    pub errors: u64,
+    pub upstream_failures: u64,
+    /// 99th percentile time to the response head, in milliseconds (bucket top).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// How long the window watched.
+    pub watched_ms: u64,
+    /// Why it failed, was inconclusive or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl HistoryEntry {

@@ -18,6 +18,8 @@ use teal::daemon::Daemon;
 use teal::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
 use tokio::net::TcpStream;
 
+pub mod hooks;
+
 /// The teal binary: cargo's build of it for integration tests; for the benchmark
 /// examples that reuse these helpers, the release build under this repository.
 pub const TEAL: &str = match option_env!("CARGO_BIN_EXE_teal") {
@@ -57,6 +59,8 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
             timeout: Duration::from_secs(5),
             keep_previous: true,
         },
+        hooks: Default::default(),
+        verify: None,
     }
 }
 

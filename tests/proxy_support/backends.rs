@@ -25,7 +25,7 @@ use super::loopback;
 
 /// A test app: answers its name on any path, plus a few special paths:
 /// `/headers` (echoes the request head, answers with hop-by-hop headers),
-/// `/slow?ms=N`, `/status/500`, and `/ws` (websocket echo as "name:text").
+/// `/slow?ms=N`, `/status/500[?ms=N]`, and `/ws` (websocket echo as "name:text").
 pub struct TestBackend {
     pub addr: SocketAddr,
     pub name: String,
@@ -142,7 +142,17 @@ async fn answer(
             state.slow_done.fetch_add(1, Ordering::SeqCst);
             text(StatusCode::OK, name)
         }
-        "/status/500" => text(StatusCode::INTERNAL_SERVER_ERROR, name),
+        "/status/500" => {
+            // `?ms=N`: answer only after N ms (a failure that arrives late).
+            let ms = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("ms="))
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            text(StatusCode::INTERNAL_SERVER_ERROR, name)
+        }
         "/echo" => {
             let body = req.into_body().collect().await.map(|c| c.to_bytes());
             let body = body.unwrap_or_default();

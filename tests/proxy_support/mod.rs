@@ -43,6 +43,8 @@ pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceS
             ..HealthSpec::default()
         },
         drain: DrainSpec::default(),
+        hooks: Default::default(),
+        verify: None,
     }
 }
 

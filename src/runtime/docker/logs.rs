@@ -91,12 +91,12 @@ pub(super) async fn stream(
 
 /// Splits engine log chunks (which need not end at a newline) into lines.
 #[derive(Debug, Default)]
-struct Lines {
+pub(super) struct Lines {
     partial: String,
 }
 
 impl Lines {
-    fn push(&mut self, chunk: &LogOutput) -> Vec<String> {
+    pub(super) fn push(&mut self, chunk: &LogOutput) -> Vec<String> {
         self.partial
             .push_str(&String::from_utf8_lossy(chunk.as_ref()));
         let mut lines = Vec::new();
@@ -107,7 +107,7 @@ impl Lines {
         lines
     }
 
-    fn finish(&mut self) -> Vec<String> {
+    pub(super) fn finish(&mut self) -> Vec<String> {
         let rest = std::mem::take(&mut self.partial);
         if rest.is_empty() {
             Vec::new()

@@ -11,6 +11,7 @@
 mod adopt;
 mod container;
 mod engine;
+mod hook;
 mod images;
 mod instance;
 mod logs;
@@ -27,6 +28,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures_util::future::join_all;
 use futures_util::stream::BoxStream;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use self::container::{LaunchError, Recipe};
 use self::engine::{Engine, LABEL_SERVICE, LABEL_SLOT, engine_error};
@@ -34,6 +36,7 @@ pub use self::images::{reference, short_id, split_tag};
 pub use self::instance::DockerInstance;
 use self::ports::Ports;
 use super::{InstanceRef, KnownSlot, LogLine, Runtime, RuntimeError, SlotRequest};
+use crate::hooks::{HookError, HookReport, HookRequest, Output};
 use crate::slot::Slot;
 use crate::spec::{DockerSpec, RuntimeSpec, ServiceSpec};
 
@@ -272,6 +275,24 @@ impl Runtime for DockerRuntime {
         known: &[KnownSlot],
     ) -> Result<Vec<String>, RuntimeError> {
         self.remove_leftovers(service, known).await
+    }
+
+    async fn run_hook(
+        &self,
+        req: &HookRequest<'_>,
+        output: &Output,
+        cancel: &CancellationToken,
+    ) -> Result<HookReport, HookError> {
+        let engine = |e: RuntimeError| HookError::Engine(e.to_string());
+        let spec = docker_spec(req.service).map_err(engine)?;
+        let docker = self.engine.get().await.map_err(engine)?;
+        let image_id = match req.image {
+            Some(id) => id.to_string(),
+            None => images::resolve(docker, &images::reference(&spec.image, req.version))
+                .await
+                .map_err(engine)?,
+        };
+        hook::run(docker, req, spec, &image_id, output, cancel).await
     }
 
     async fn prune(&self, candidates: &[String]) -> Result<Vec<String>, RuntimeError> {
