@@ -63,10 +63,21 @@ timeout = "5s"
 }
 
 /// Removes the test's containers and images from the hosts' engine, also when
-/// the test fails half way (containers outlive the lab's teal daemons).
+/// the test fails half way (containers outlive the lab's teal daemons). Declare
+/// it before the lab: a daemon that still runs would start removed containers
+/// again.
 struct Cleanup {
     service: String,
     images: Vec<String>,
+}
+
+impl Cleanup {
+    fn new(service: &str) -> Cleanup {
+        Cleanup {
+            service: service.to_string(),
+            images: Vec::new(),
+        }
+    }
 }
 
 impl Drop for Cleanup {
@@ -149,18 +160,17 @@ async fn a_first_deploy_ships_the_image_and_a_repeated_one_does_not() {
     let Some(ws) = Workstation::start().await else {
         return;
     };
+    // Declared before the lab: dropped after it stopped the hosts' daemons.
+    let service = format!("ship{}", unique());
+    let mut cleanup = Cleanup::new(&service);
     let Some(lab) = Lab::start(&["a"]) else {
         return;
     };
     lab.preinstall_teal();
-    let service = format!("ship{}", unique());
     let repo = format!("teal-ship-test/{service}");
     let id = ws.build_app(&format!("{repo}:1"), "build-1").await;
     ws.tag(&id, &format!("{repo}:2")).await;
-    let _cleanup = Cleanup {
-        service: service.clone(),
-        images: vec![id.clone()],
-    };
+    cleanup.images.push(id.clone());
     assert!(
         host_docker.inspect_image(&id).await.is_err(),
         "the image is new to the host's engine"
@@ -238,6 +248,8 @@ async fn a_host_without_docker_access_stops_the_deploy_before_anything_stages() 
         return;
     };
     let dead = "unix:///nonexistent/teal-test/docker.sock";
+    let service = format!("ship{}", unique());
+    let mut cleanup = Cleanup::new(&service);
     let Some(lab) = Lab::start_with(
         &["a", "nodocker"],
         &[("nodocker", &format!("SetEnv DOCKER_HOST={dead}"))],
@@ -245,13 +257,9 @@ async fn a_host_without_docker_access_stops_the_deploy_before_anything_stages() 
         return;
     };
     lab.preinstall_teal();
-    let service = format!("ship{}", unique());
     let repo = format!("teal-ship-test/{service}");
     let id = ws.build_app(&format!("{repo}:1"), "build-1").await;
-    let _cleanup = Cleanup {
-        service: service.clone(),
-        images: vec![id.clone()],
-    };
+    cleanup.images.push(id.clone());
     write_config(&lab, &service, &repo, &["a", "nodocker"]);
 
     let out = lab
@@ -302,20 +310,18 @@ async fn zero_failed_requests_at_the_host_while_shipped_images_switch() {
     let Some(ws) = Workstation::start().await else {
         return;
     };
+    let service = format!("ship{}", unique());
+    let mut cleanup = Cleanup::new(&service);
     let Some(lab) = Lab::start(&["a"]) else {
         return;
     };
     lab.preinstall_teal();
-    let service = format!("ship{}", unique());
     let repo = format!("teal-ship-test/{service}");
     let first = ws.build_app(&format!("{repo}:1"), "build-1").await;
     let second = ws.build_app(&format!("{repo}:2"), "build-2").await;
     ws.tag(&first, &format!("{repo}:3")).await;
     ws.tag(&second, &format!("{repo}:4")).await;
-    let _cleanup = Cleanup {
-        service: service.clone(),
-        images: vec![first.clone(), second.clone()],
-    };
+    cleanup.images.extend([first.clone(), second.clone()]);
     write_config(&lab, &service, &repo, &["a"]);
     assert_ok(&deploy(&lab, &ws, &service, "1"));
     let (addr, _) = live(&lab, &service);

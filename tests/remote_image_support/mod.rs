@@ -3,8 +3,8 @@
 //!
 //! The lab's hosts all use this machine's engine, so an image the CLI finds on
 //! that engine is always "already on the host". To ship for real, the CLI gets
-//! its own engine: a `dockerd` started by the test in a temp dir and a network
-//! namespace of its own (its own data root, exec root and socket; vfs storage,
+//! its own engine: a `dockerd` started by the test in a temp dir and network
+//! and mount namespaces of its own (its own data root, exec root and socket; vfs storage,
 //! no bridge, no iptables), so it touches nothing of the main engine's. Images
 //! are built there; no container ever runs there. The CLI is pointed at it with `DOCKER_HOST`, and the hosts'
 //! teal (started by sshd with a clean environment) use the main engine.
@@ -24,9 +24,11 @@ use crate::common::require;
 use crate::docker_support;
 
 const DOCKERD: &str = "/usr/sbin/dockerd";
-/// dockerd runs in a network namespace of its own: with `--bridge=none` a
-/// dockerd deletes the `docker0` interface it finds, which in the machine's
-/// namespace would be the main engine's (and break every container there).
+/// dockerd runs in network and mount namespaces of its own: with
+/// `--bridge=none` a dockerd deletes the `docker0` interface it finds, which in
+/// the machine's namespace would be the main engine's (and break every
+/// container there), and the mounts it makes (its data root) go with it even
+/// when it is killed.
 const UNSHARE: &str = "/usr/bin/unshare";
 
 pub struct Workstation {
@@ -58,7 +60,7 @@ impl Workstation {
         std::fs::write(d.join("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
         let dockerd = Command::new(UNSHARE)
-            .arg("--net")
+            .args(["--net", "--mount"])
             .arg(DOCKERD)
             .arg("--config-file")
             .arg(d.join("daemon.json"))
