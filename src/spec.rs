@@ -168,6 +168,10 @@ pub struct ProxySpec {
     pub control: PathBuf,
     /// Optional admin listener serving `/metrics`.
     pub admin: Option<SocketAddr>,
+    /// Builtin proxy worker threads, each with its own event loop; None means
+    /// one per core. `teal serve --threads N` overrides it.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,

@@ -7,6 +7,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// How long the connections stay idle before RSS is read, for both proxies:
+/// long enough for teal to park them (`proxy::conn`, 1 to 2 s).
+pub const SETTLE: Duration = Duration::from_millis(2500);
+
 /// Opens `n` connections to `target`, each having completed one request, and
 /// returns them (still open). Connections that failed are counted, not retried.
 pub async fn open_idle(target: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) {

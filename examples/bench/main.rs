@@ -1,11 +1,14 @@
 //! teal's benchmark harness: the builtin proxy against the same backend reached
 //! directly and through a tuned nginx, in one run on one machine, with ratios.
 //! Run it with `bench/run` (which installs wrk and nginx and builds release);
-//! BENCHMARKS.md records its output.
+//! BENCHMARKS.md records its output. `bench/run --quick` is the under-two-minutes
+//! version (never run by the test suite: speed is not asserted in tests).
 
 mod footprint;
+mod report;
 mod setup;
 mod switch;
+mod throughput;
 mod wrk;
 
 use std::net::SocketAddr;
@@ -17,13 +20,23 @@ use anyhow::Context;
 use clap::Parser;
 use setup::{Nginx, Teal, rss_kib};
 use teal::load::{Load, LoadSpec};
+use throughput::{Row, Target};
 
 #[derive(Debug, Parser)]
 #[command(about = "teal vs direct vs nginx, same run")]
 struct Args {
     /// Seconds per wrk run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Rounds per throughput row; each reports its median round by req/s.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Milliseconds between two switches under load (both routers).
+    #[arg(long, default_value_t = 100)]
+    switch_every_ms: u64,
+    /// Under two minutes: 2 s runs, one round, 16 and 256 connections, 20 switches.
+    #[arg(long)]
+    quick: bool,
     /// Worker threads for teal, worker processes for nginx.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -36,7 +49,13 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.quick {
+        args.seconds = 2;
+        args.rounds = 1;
+        args.switches = args.switches.min(20);
+        args.concurrency = vec![16, 256];
+    }
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -55,10 +74,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let backend = teal.live_backend()?;
     let nginx = Nginx::start(&work.path().join("nginx"), backend, args.threads)?;
     let script = wrk::install_script(work.path())?;
-    let targets: [(&str, SocketAddr); 3] = [
-        ("direct", backend),
-        ("teal", teal.listen),
-        ("nginx", nginx.listen),
+    let targets = [
+        Target {
+            name: "direct",
+            addr: backend,
+            pids: Vec::new(),
+        },
+        Target {
+            name: "teal",
+            addr: teal.listen,
+            pids: vec![teal.pid()],
+        },
+        Target {
+            name: "nginx",
+            addr: nginx.listen,
+            pids: nginx.worker_pids(),
+        },
     ];
 
     println!("# teal benchmark run\n");
@@ -68,8 +99,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("- machine: {} cores, {}", cores(), cpu_model());
     println!(
-        "- teal {} (release, `--threads {}`), {}, {}",
+        "- teal {} (release, `teal serve --threads {}`: {} proxy worker threads), {}, {}",
         env!("CARGO_PKG_VERSION"),
+        args.threads,
         args.threads,
         nginx_version(),
         wrk::version()
@@ -79,8 +111,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.threads
     );
     println!(
-        "- backend: the demo app (`teal demo-app`), one process; wrk {}s per run, `-t2`\n",
-        args.seconds
+        "- backend: the demo app (`teal demo-app`), one process; wrk `-t2`, {} s per run, {} round(s) per row in rotating order, median round reported{}\n",
+        args.seconds,
+        args.rounds,
+        if args.quick { " (`--quick`)" } else { "" }
     );
 
     // Footprint at idle, before any load has grown allocator pools.
@@ -88,44 +122,62 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let idle_nginx: u64 = nginx.pids().iter().map(|p| rss_kib(*p)).sum();
 
     let duration = Duration::from_secs(args.seconds);
+    let mut rows: Vec<report::RowResult> = Vec::new();
     println!("## Throughput and latency (keep-alive)\n");
-    println!(
-        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | vs direct | teal / nginx |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    report::row_header();
     for (body, path) in [("~100 B", "/"), ("64 KiB", "/bytes?n=65536")] {
         for &conns in &args.concurrency {
-            let mut results = Vec::new();
-            for (name, addr) in targets {
-                let r = wrk::run(&script, addr, path, conns, 2, duration, false)?;
-                results.push((name, r));
-            }
-            print_rows(body, &conns.to_string(), &results);
+            let row = Row {
+                script: &script,
+                path,
+                conns,
+                close: false,
+                duration,
+                rounds: args.rounds,
+            };
+            let samples = throughput::measure(&row, &targets)?;
+            let result = report::RowResult::new(body, conns.to_string(), samples);
+            result.print();
+            rows.push(result);
         }
     }
-    let mut results = Vec::new();
-    for (name, addr) in targets {
-        results.push((name, wrk::run(&script, addr, "/", 16, 2, duration, true)?));
-    }
+    let row = Row {
+        script: &script,
+        path: "/",
+        conns: 16,
+        close: true,
+        duration,
+        rounds: args.rounds,
+    };
+    let close = report::RowResult::new(
+        "~100 B",
+        "16 (close)".into(),
+        throughput::measure(&row, &targets)?,
+    );
     println!();
     println!("New connection per request (`Connection: close`, 16 concurrent):\n");
+    report::row_header();
+    close.print();
     println!(
-        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | vs direct | teal / nginx |"
+        "\nproxy CPU: user + system time of the proxy's processes (teal serve; nginx workers) over the run, per request, from `/proc`. The spread column lists every round's req/s."
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    print_rows("~100 B", "16 (close)", &results);
 
     println!("\n## Footprint (RSS)\n");
+    println!(
+        "Read {} s after the last connection opened (each had sent one request and got its answer): teal parks an HTTP/1.1 connection idle for 1 to 2 s, dropping its buffers; nginx frees them at once.\n",
+        footprint::SETTLE.as_secs_f64()
+    );
     println!("| state | teal | nginx (master + workers) |");
     println!("|---|---|---|");
     println!("| idle | {} | {} |", mib(idle_teal), mib(idle_nginx));
+    let mut rss_10k = (0, 0);
     for n in [1_000usize, 10_000] {
         let (teal_conns, teal_failed) = footprint::open_idle(teal.listen, n).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(footprint::SETTLE).await;
         let teal_rss = rss_kib(teal.pid());
         drop(teal_conns);
         let (nginx_conns, nginx_failed) = footprint::open_idle(nginx.listen, n).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(footprint::SETTLE).await;
         let nginx_rss: u64 = nginx.pids().iter().map(|p| rss_kib(*p)).sum();
         drop(nginx_conns);
         println!(
@@ -135,19 +187,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             mib(nginx_rss),
             failed_note(nginx_failed)
         );
+        rss_10k = (teal_rss, nginx_rss);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
     // Both slots running: rollbacks are pure switches, and nginx alternates between them.
     teal.cli(&["deploy", "web", "--version", "2.0.0"])?;
     let green = teal.live_backend()?;
-    let capacity = results
-        .iter()
-        .find(|(n, _)| *n == "teal")
-        .map(|(_, r)| r.rps())
-        .unwrap_or(5000.0);
+    let capacity = close.rps("teal").max(1000.0);
+    let every = Duration::from_millis(args.switch_every_ms);
     println!("\n## {} switches under load\n", args.switches);
-    let teal_switch = teal_switches(&teal, args.switches, capacity).await?;
+    let teal_switch = teal_switches(&teal, args.switches, capacity, every).await?;
     let nginx_switch = nginx_switches(
         &nginx,
         work.path(),
@@ -155,6 +205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.switches,
         capacity,
         args.threads,
+        every,
     )
     .await?;
     let teal_latency =
@@ -184,8 +235,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         micros(nl_max)
     );
     println!(
-        "\nLoad: the teal load client (8 keep-alive + 2 new-connection workers, no retries) paced to about half of teal's new-connection capacity ({:.0} req/s). Switch latency: teal measured in-process around `Router::set_routes` (50 switches, keep-alive poller); nginx from `SIGHUP` to the first answer of the new upstream.",
-        capacity / 2.0
+        "\nLoad: the teal load client (8 keep-alive + 2 new-connection workers, no retries) paced to about half of teal's new-connection capacity ({:.0} req/s); one switch every {} ms at most (a reload that takes longer sets nginx's pace). Switch latency: teal measured in-process around `Router::set_routes` (50 switches, keep-alive poller); nginx from `SIGHUP` to the first answer of the new upstream.",
+        capacity / 2.0,
+        args.switch_every_ms
     );
 
     println!("\n## Deploy overhead\n");
@@ -200,38 +252,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "| the app's own boot: spawn to first 200 (polled every 1 ms) | {} |",
         millis(deploy.1)
     );
-    println!(
-        "| overhead | {} |",
-        millis(deploy.0.saturating_sub(deploy.1))
-    );
-    Ok(())
-}
+    let overhead = deploy.0.saturating_sub(deploy.1);
+    println!("| overhead | {} |", millis(overhead));
 
-fn print_rows(body: &str, conns: &str, results: &[(&str, wrk::WrkResult)]) {
-    let rps = |name: &str| {
-        results
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, r)| r.rps())
-            .unwrap_or(0.0)
-    };
-    for (name, r) in results {
-        let vs_direct = r.rps() / rps("direct").max(1.0);
-        let vs_nginx = if *name == "teal" {
-            format!("**{:.2}×**", r.rps() / rps("nginx").max(1.0))
-        } else {
-            String::new()
-        };
-        println!(
-            "| {body} | {conns} | {name} | {:.0} | {} | {} | {} | {} | {:.2} | {vs_nginx} |",
-            r.rps(),
-            micros(Duration::from_micros(r.p50)),
-            micros(Duration::from_micros(r.p99)),
-            micros(Duration::from_micros(r.p999)),
-            r.errors(),
-            vs_direct
-        );
-    }
+    rows.push(close);
+    report::targets(&report::Outcome {
+        rows: &rows,
+        switch_failed: teal_switch.failed(),
+        nginx_switch_failed: nginx_switch.report.failed(),
+        switch_latency: tl_med,
+        idle_rss_kib: idle_teal,
+        rss_10k_kib: rss_10k,
+        deploy_overhead: overhead,
+    });
+    Ok(())
 }
 
 fn load_spec(target: SocketAddr, capacity: f64) -> LoadSpec {
@@ -256,11 +290,14 @@ async fn teal_switches(
     teal: &Teal,
     switches: usize,
     capacity: f64,
+    every: Duration,
 ) -> anyhow::Result<teal::load::LoadReport> {
     let load = Load::start(load_spec(teal.listen, capacity));
     tokio::time::sleep(Duration::from_millis(500)).await;
     for _ in 0..switches {
+        let started = Instant::now();
         teal.cli(&["rollback", "web"])?;
+        tokio::time::sleep(every.saturating_sub(started.elapsed())).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(load.stop().await)
@@ -278,6 +315,7 @@ async fn nginx_switches(
     switches: usize,
     capacity: f64,
     workers: usize,
+    every: Duration,
 ) -> anyhow::Result<NginxSwitches> {
     let load = Load::start(load_spec(nginx.listen, capacity));
     let mut poller = switch::Poller::new(nginx.listen);
@@ -293,6 +331,7 @@ async fn nginx_switches(
             .await
             .with_context(|| format!("nginx never served {version} after reload {round}"))?;
         latencies.push(seen - decided);
+        tokio::time::sleep(every.saturating_sub(decided.elapsed())).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(NginxSwitches {

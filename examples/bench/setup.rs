@@ -212,6 +212,11 @@ http {{
         Ok(())
     }
 
+    /// The workers (the processes that serve traffic).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        children(self.process.0.id())
+    }
+
     /// The master and its workers.
     pub fn pids(&self) -> Vec<u32> {
         let master = self.process.0.id();

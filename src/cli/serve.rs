@@ -8,19 +8,23 @@ use super::context::Global;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Worker threads for the proxy and daemon [default: one per core]
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    /// Proxy worker threads, each with its own event loop (overrides
+    /// `[proxy] workers`) [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("info");
-    let config = global.load_config()?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let mut config = global.load_config()?;
     if let Some(n) = args.threads {
-        builder.worker_threads(n.max(1));
+        config.proxy.workers = Some(usize::from(n));
     }
-    let rt = builder
+    // The control plane (deploys, health checks, the control API). Requests
+    // never run here: the builtin proxy has its own worker threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("teal-control")
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -31,6 +31,8 @@ pub(super) struct RawProxy {
     pub router: Option<Spanned<String>>,
     pub control: Option<Spanned<String>>,
     pub admin: Option<Spanned<String>>,
+    /// Signed so that `workers = 0` or `-1` gets teal's message.
+    pub workers: Option<Spanned<i64>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -26,6 +26,8 @@ pub(super) const CONTROL_SOCKET: &str = "teal.sock";
 const MAX_SOCKET_PATH: usize = 107;
 /// The most instances one slot may run.
 const MAX_INSTANCES: i64 = 64;
+/// Upper bound for `proxy.workers`.
+const MAX_PROXY_WORKERS: usize = 256;
 
 /// A validation failure: a message and the byte span of the value it is about.
 #[derive(Debug)]
@@ -142,12 +144,28 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         Some(admin) => Some(values::socket_addr(admin, "proxy.admin")?),
         None => None,
     };
+    let workers = match &raw.workers {
+        None => None,
+        Some(workers) => match usize::try_from(*workers.get_ref()) {
+            Ok(n) if (1..=MAX_PROXY_WORKERS).contains(&n) => Some(n),
+            _ => {
+                return Err(Invalid::at(
+                    workers,
+                    format!(
+                        "proxy.workers must be between 1 and {MAX_PROXY_WORKERS} (got {})",
+                        workers.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
         router,
         control,
         admin,
+        workers,
         nginx,
     })
 }

@@ -285,7 +285,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, nginx",
+            "expected one of: listen, router, control, admin, workers, nginx",
         ],
     );
     assert_err(
@@ -350,7 +350,7 @@ fn unknown_key_lists_match_the_serde_types() {
     );
     assert_eq!(
         fields_of::<RawProxy>(),
-        ["listen", "router", "control", "admin", "nginx"]
+        ["listen", "router", "control", "admin", "workers", "nginx"]
     );
     assert_eq!(
         fields_of::<RawHealth>(),
@@ -716,4 +716,20 @@ fn errors_display_as_file_line_column_message() {
             .starts_with("teal.toml:2:1: unknown key \"comand\" in [services.web]"),
         "{e}"
     );
+}
+
+#[test]
+fn proxy_workers_are_bounded_and_default_to_one_per_core() {
+    assert_eq!(ok("[proxy]\n").proxy.workers, None);
+    assert_eq!(ok("[proxy]\nworkers = 4\n").proxy.workers, Some(4));
+    for bad in ["0", "-1", "257"] {
+        assert_err(
+            &format!("[proxy]\nworkers = {bad}\n"),
+            2,
+            11,
+            &[&format!(
+                "proxy.workers must be between 1 and 256 (got {bad})"
+            )],
+        );
+    }
 }

@@ -153,6 +153,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             router,
             control: dir.join("state").join("teal.sock"),
             admin: None,
+            workers: None,
             nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),

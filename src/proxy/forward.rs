@@ -12,7 +12,6 @@
 //! another endpoint, like nginx's `proxy_next_upstream error`, and the endpoint
 //! is ejected. Never after a response head arrived.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -21,10 +20,12 @@ use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
 
 use super::body::{ProxyBody, Tracked, UpstreamBody};
+use super::conn::{ClientIo, UpgradeSlot};
 use super::error::ProxyError;
-use super::headers;
+use super::headers::{self, ClientAddr};
 use super::inflight::InFlight;
 use super::pool::Pool;
 use super::upstream::Sender;
@@ -32,12 +33,13 @@ use super::upstream::Sender;
 /// Forwards `req` to `pool` and returns what the client gets.
 pub(crate) async fn forward(
     pool: Arc<Pool>,
-    mut req: Request<Incoming>,
-    client: IpAddr,
+    req: Request<Incoming>,
+    client: &ClientAddr,
+    upgrade_slot: &UpgradeSlot,
 ) -> Response<ProxyBody> {
     let mut guard = InFlight::start(pool);
     let upgrade = headers::is_upgrade_request(&req);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = upgrade.then_some(upgrade_slot);
     let (mut head, body) = req.into_parts();
     if let Err(error) = headers::to_upstream(&mut head, client, upgrade) {
         return local(&error);
@@ -167,7 +169,7 @@ fn respond(
     guard: InFlight,
     mut response: Response<Incoming>,
     sender: Sender,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<&UpgradeSlot>,
 ) -> Response<ProxyBody> {
     let status = response.status();
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -184,14 +186,14 @@ fn respond(
         drop(sender);
         let (mut parts, _) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, true);
-        let ctx = Arc::clone(&guard.pool().ctx);
-        let hard_stop = ctx.hard_stop.clone();
-        ctx.tasks.spawn(async move {
-            tokio::select! {
-                _ = tunnel(guard, upstream_upgrade, client_upgrade) => {}
-                _ = hard_stop.cancelled() => {}
-            }
-        });
+        // The client socket comes once hyper has written this 101 and let go.
+        let (give, client) = oneshot::channel();
+        if let Ok(mut slot) = client_upgrade.lock() {
+            *slot = Some(give);
+        }
+        // On this worker: a hard stop ends the tunnel with the worker.
+        let tasks = guard.pool().ctx.tasks.clone();
+        tasks.spawn(tunnel(guard, upstream_upgrade, client));
         return Response::from_parts(parts, ProxyBody::empty());
     }
     if status.is_server_error() {
@@ -211,11 +213,15 @@ fn respond(
 /// tunnel ends when one side closes: a peer that never closes its half (a client
 /// that finished the websocket close handshake but kept the socket) must not hold
 /// the slot's drain open forever.
-async fn tunnel(guard: InFlight, upstream: OnUpgrade, client: OnUpgrade) {
+async fn tunnel(guard: InFlight, upstream: OnUpgrade, client: oneshot::Receiver<ClientIo>) {
     let (upstream, client) = tokio::join!(upstream, client);
-    match (upstream, client) {
+    let client = client.map_err(|_| "the client connection ended before its upgrade");
+    match (
+        upstream.map_err(|e| e.to_string()),
+        client.map_err(str::to_string),
+    ) {
         (Ok(upstream), Ok(client)) => {
-            let (mut client_read, mut client_write) = tokio::io::split(TokioIo::new(client));
+            let (mut client_read, mut client_write) = tokio::io::split(client);
             let (mut upstream_read, mut upstream_write) = tokio::io::split(TokioIo::new(upstream));
             let to_upstream = async {
                 let copied = tokio::io::copy(&mut client_read, &mut upstream_write).await;

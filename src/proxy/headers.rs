@@ -96,10 +96,31 @@ pub(crate) fn is_replayable(method: &Method, body_empty: bool) -> bool {
     body_empty && is_idempotent(method)
 }
 
+/// A client's address as X-Forwarded-For text, formatted once per connection
+/// rather than once per request.
+#[derive(Clone)]
+pub(crate) struct ClientAddr {
+    ip: IpAddr,
+    text: HeaderValue,
+}
+
+impl ClientAddr {
+    pub(crate) fn new(ip: IpAddr) -> ClientAddr {
+        let ip = ip.to_canonical();
+        let text = HeaderValue::try_from(ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ClientAddr { ip, text }
+    }
+
+    pub(crate) fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
 /// Rewrites a downstream request head into the HTTP/1.1 request sent upstream.
 pub(crate) fn to_upstream(
     parts: &mut request::Parts,
-    client: IpAddr,
+    client: &ClientAddr,
     upgrade: bool,
 ) -> Result<(), ProxyError> {
     if parts.method == Method::CONNECT {
@@ -141,7 +162,11 @@ pub(crate) fn to_upstream(
 }
 
 /// Appends the client address to X-Forwarded-For (one header, comma-separated).
-fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientAddr) {
+    if !headers.contains_key(&X_FORWARDED_FOR) {
+        headers.insert(&X_FORWARDED_FOR, client.text.clone());
+        return;
+    }
     let mut value = String::with_capacity(48);
     for previous in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(previous) = previous.to_str() {
@@ -149,7 +174,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
             value.push_str(", ");
         }
     }
-    let _ = write!(value, "{}", client.to_canonical());
+    let _ = write!(value, "{}", client.ip);
     if let Ok(value) = HeaderValue::try_from(value) {
         headers.insert(&X_FORWARDED_FOR, value);
     }

@@ -42,8 +42,8 @@ impl Proxy {
             let local = bound
                 .local_addr()
                 .map_err(|source| RouterError::Bind { addr, source })?;
+            listener::spawn_accept(&me, bound, Entry::Preview(Arc::clone(&service)))?;
             let _ = service.preview_addr.set(local);
-            listener::spawn_accept(&me, bound, Entry::Preview(Arc::clone(&service)));
             tracing::info!(service = %spec.name, addr = %local, "preview listening");
         }
 

@@ -1,34 +1,27 @@
-//! Listeners: binding, accept loops, and serving one client connection
-//! (HTTP/1.1 with keep-alive and upgrades, or h2c with prior knowledge) with
-//! its limits and graceful shutdown.
+//! Listeners: binding, and the accept loops that hand each client connection
+//! to `conn::serve` on the worker that accepted it; and `Proxy::handle`, which
+//! routes one request to its pool.
 //!
 //! A connection belongs to an [`Entry`]: the production listener routes by
 //! Host, a preview listener serves one service's preview pool.
 
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::router::RouterError;
 
+use super::Proxy;
 use super::body::ProxyBody;
+use super::conn::{self, UpgradeSlot};
 use super::error::ProxyError;
 use super::forward;
+use super::headers::ClientAddr;
 use super::routes::{ServiceRoutes, request_host};
-use super::{Proxy, ProxyOptions};
-
-/// Smallest read buffer hyper accepts.
-const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 /// What a listener serves.
 #[derive(Clone)]
@@ -45,44 +38,44 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, RouterError> {
         .map_err(|source| RouterError::Bind { addr, source })
 }
 
-/// Connection settings for every client connection.
-pub(crate) fn http_builder(opts: &ProxyOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
-        .max_buf_size(opts.max_header_bytes.max(MIN_HEADER_BYTES))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
-    builder
-}
-
-/// Starts accepting on `listener` until shutdown: one accept loop per runtime
-/// worker, so new connections are accepted (and their tasks spawned) on every
-/// thread rather than funnelled through one, as nginx spreads them over workers.
-pub(crate) fn spawn_accept(proxy: &Arc<Proxy>, listener: TcpListener, entry: Entry) {
-    let listener = Arc::new(listener);
-    let loops = tokio::runtime::Handle::current()
-        .metrics()
-        .num_workers()
-        .max(1);
-    for _ in 0..loops {
-        proxy.connections.spawn(accept_loop(
-            Arc::clone(proxy),
-            Arc::clone(&listener),
-            entry.clone(),
-        ));
+/// Starts accepting on `listener` until shutdown: one accept loop on each
+/// worker thread, each registered with that worker's own event loop, so a
+/// connection is served start to end by the worker that accepted it (the
+/// first idle one to wake), as nginx worker processes share a listen socket.
+pub(crate) fn spawn_accept(
+    proxy: &Arc<Proxy>,
+    listener: TcpListener,
+    entry: Entry,
+) -> Result<(), RouterError> {
+    let addr = listener.local_addr().ok();
+    let fail = |source: std::io::Error| RouterError::Bind {
+        addr: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        source,
+    };
+    let listener = listener.into_std().map_err(fail)?;
+    for worker in proxy.workers.handles() {
+        let own = listener.try_clone().map_err(fail)?;
+        let accept = accept_loop(Arc::clone(proxy), own, entry.clone());
+        worker.spawn(proxy.connections.track_future(accept));
     }
+    Ok(())
 }
 
-async fn accept_loop(proxy: Arc<Proxy>, listener: Arc<TcpListener>, entry: Entry) {
+async fn accept_loop(proxy: Arc<Proxy>, listener: std::net::TcpListener, entry: Entry) {
+    // Registered with the event loop of the worker this runs on.
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "cannot register a listener with a proxy worker");
+            return;
+        }
+    };
+    // This worker's own view of the shutdown: its connections wait on it
+    // without sharing a lock with the other workers'.
+    let shutdown = proxy.shutdown.child_token();
     loop {
         let accepted = tokio::select! {
-            _ = proxy.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -91,81 +84,30 @@ async fn accept_loop(proxy: Arc<Proxy>, listener: Arc<TcpListener>, entry: Entry
                 // Out of file descriptors and the like: back off a little.
                 tracing::warn!(%error, "accept failed");
                 tokio::select! {
-                    _ = proxy.shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
                 }
             }
         };
-        let watcher = proxy
-            .graceful
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|graceful| graceful.watcher());
-        let Some(watcher) = watcher else { return };
-        let task = serve(
+        let task = conn::serve(
             Arc::clone(&proxy),
             stream,
             peer.ip(),
             entry.clone(),
-            watcher,
+            shutdown.clone(),
         );
         proxy.connections.spawn(task);
     }
 }
 
-/// Serves one client connection until it closes, shutdown finishes it, or it
-/// sends no request head within the header timeout.
-async fn serve(
-    proxy: Arc<Proxy>,
-    stream: TcpStream,
-    client: IpAddr,
-    entry: Entry,
-    watcher: Watcher,
-) {
-    let _ = stream.set_nodelay(true);
-    // Set by the first request. hyper bounds HTTP/1.1 head reads itself, but
-    // not the protocol sniffing before it nor the h2 preface: this covers them.
-    let started = Arc::new(AtomicBool::new(false));
-    let service = {
-        let proxy = Arc::clone(&proxy);
-        let started = Arc::clone(&started);
-        service_fn(move |req| {
-            started.store(true, Ordering::Relaxed);
-            let proxy = Arc::clone(&proxy);
-            let entry = entry.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, client, &entry).await) }
-        })
-    };
-    let conn = proxy
-        .http
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .into_owned();
-    let conn = watcher.watch(conn);
-    tokio::pin!(conn);
-    let hard_stop = proxy.upstream.hard_stop.clone();
-    tokio::select! {
-        _ = &mut conn => return,
-        _ = hard_stop.cancelled() => return,
-        _ = tokio::time::sleep(proxy.opts.header_read_timeout) => {}
-    }
-    if !started.load(Ordering::Relaxed) {
-        tracing::debug!(%client, "no request within the header timeout: closing");
-        return;
-    }
-    tokio::select! {
-        _ = conn => {}
-        _ = hard_stop.cancelled() => {}
-    }
-}
-
 impl Proxy {
     /// Routes one request and forwards it, or answers 404/503 itself.
-    async fn handle(
+    pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
-        client: IpAddr,
+        client: &ClientAddr,
         entry: &Entry,
+        upgrade: &UpgradeSlot,
     ) -> Response<ProxyBody> {
         let pool = match entry {
             Entry::Production => {
@@ -180,7 +122,7 @@ impl Proxy {
             Entry::Preview(service) => service.preview.load_full(),
         };
         match pool {
-            Some(pool) => forward::forward(pool, req, client).await,
+            Some(pool) => forward::forward(pool, req, client, upgrade).await,
             None => forward::local(&ProxyError::NoBackend),
         }
     }

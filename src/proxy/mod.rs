@@ -5,16 +5,19 @@
 //! `router/builtin.rs`). It does not start instances and does not decide when
 //! to switch: `deploy/` does. Map of the files:
 //!
-//! - `listener`: accept loops, per-connection HTTP/1.1 + h2c serving, limits.
+//! - `listener`: binding, accept loops, routing a request to its pool.
+//! - `conn`: one client connection: HTTP/1.1 (parked while idle) or h2c, upgrades.
 //! - `routes`: the route table (Host → service) and per-service pool pointers.
 //! - `install`: `set_routes`, `drain` and `stats` on that table.
 //! - `pool`: endpoints, least-in-flight picking, passive ejection.
 //! - `forward`: one request upstream, retries, upgrades.
 //! - `upstream`: upstream connections and their idle stacks.
 //! - `watch`: verify windows: counting a watched slot, switching back on a crossing.
+//! - `workers`: the worker threads, one single-threaded runtime each.
 //! - `headers`, `body`, `inflight`, `error`: what their names say.
 
 mod body;
+mod conn;
 mod error;
 mod forward;
 mod headers;
@@ -25,15 +28,14 @@ mod pool;
 mod routes;
 mod upstream;
 mod watch;
+mod workers;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,6 +44,7 @@ use crate::slot::Slot;
 use listener::Entry;
 use routes::RouteTable;
 use upstream::UpstreamCtx;
+use workers::Workers;
 
 /// Tunables of the proxy. [`Proxy::bind`] uses the defaults.
 #[derive(Debug, Clone)]
@@ -57,8 +60,10 @@ pub struct ProxyOptions {
     /// Idle upstream connections older than this are not reused. Keep it below
     /// the apps' own keep-alive timeout (often 5 s).
     pub upstream_idle_timeout: Duration,
-    /// Idle upstream connections kept per endpoint.
+    /// Idle upstream connections kept per endpoint (and per worker).
     pub max_idle_per_endpoint: usize,
+    /// Worker threads serving connections, each with its own event loop.
+    pub workers: usize,
 }
 
 impl Default for ProxyOptions {
@@ -68,9 +73,15 @@ impl Default for ProxyOptions {
             max_header_bytes: 16 * 1024,
             connect_timeout: Duration::from_secs(2),
             upstream_idle_timeout: Duration::from_secs(2),
-            max_idle_per_endpoint: 128,
+            max_idle_per_endpoint: 256,
+            workers: default_workers(),
         }
     }
+}
+
+/// One worker per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One instance address as the proxy sees it.
@@ -92,16 +103,17 @@ pub struct Proxy {
     /// Serialises `set_routes` calls so two changes never interleave. Requests
     /// never take it.
     writer: tokio::sync::Mutex<()>,
-    /// Connection settings shared by every listener (limits, h2c detection).
-    http: auto::Builder<TokioExecutor>,
+    /// Connection settings shared by every listener (limits, timers).
+    protocols: conn::Protocols,
+    /// Open client connections, and how many of them are parked.
+    conns: conn::ConnCounts,
     upstream: Arc<UpstreamCtx>,
     /// Accept loops and client connections: `wait_closed` waits on them.
     connections: TaskTracker,
+    /// The threads that run accept loops, connections and upstream connections.
+    workers: Workers,
     /// Fired by the owner: stop accepting, finish connections gracefully.
     shutdown: CancellationToken,
-    /// Every accepted connection registers with it so it can be told to finish
-    /// when `shutdown` fires; taken out (None) from then on.
-    graceful: Mutex<Option<GracefulShutdown>>,
     /// Ourselves, to start preview accept loops from `&self`.
     me: Weak<Proxy>,
 }
@@ -127,40 +139,32 @@ impl Proxy {
             addr: listen,
             source,
         })?;
+        let workers = Workers::start(opts.workers).map_err(|source| RouterError::Bind {
+            addr: listen,
+            source,
+        })?;
         let upstream = Arc::new(UpstreamCtx {
+            lanes: workers.len() + 1,
             connect_timeout: opts.connect_timeout,
             idle_timeout: opts.upstream_idle_timeout,
             max_idle: opts.max_idle_per_endpoint,
             tasks: TaskTracker::new(),
             shutdown: shutdown.clone(),
-            hard_stop: CancellationToken::new(),
         });
         let proxy = Arc::new_cyclic(|me| Proxy {
             listen: addr,
-            http: listener::http_builder(&opts),
+            protocols: conn::Protocols::new(&opts),
+            conns: conn::ConnCounts::default(),
             opts,
             table: ArcSwap::from_pointee(RouteTable::default()),
             writer: tokio::sync::Mutex::new(()),
             upstream,
             connections: TaskTracker::new(),
+            workers,
             shutdown,
-            graceful: Mutex::new(Some(GracefulShutdown::new())),
             me: me.clone(),
         });
-        listener::spawn_accept(&proxy, listener, Entry::Production);
-        let watcher = Arc::clone(&proxy);
-        proxy.connections.spawn(async move {
-            watcher.shutdown.cancelled().await;
-            let graceful = watcher
-                .graceful
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            drop(watcher);
-            if let Some(graceful) = graceful {
-                graceful.shutdown().await;
-            }
-        });
+        listener::spawn_accept(&proxy, listener, Entry::Production)?;
         tracing::info!(%addr, "proxy listening");
         Ok(proxy)
     }
@@ -184,13 +188,23 @@ impl Proxy {
             }
         }
         self.upstream.tasks.close();
-        let done = closed
-            && tokio::time::timeout_at(deadline, self.upstream.tasks.wait())
-                .await
-                .is_ok();
-        if !done && self.shutdown.is_cancelled() {
-            self.upstream.hard_stop.cancel();
+        if closed {
+            let _ = tokio::time::timeout_at(deadline, self.upstream.tasks.wait()).await;
         }
+        // Whatever is still open (a websocket, a slow body) ends with the
+        // worker runtimes.
+        if self.shutdown.is_cancelled() {
+            self.workers.stop().await;
+        }
+    }
+
+    /// Open client connections, and how many of those are parked (idle
+    /// HTTP/1.1 connections holding no buffers).
+    pub fn client_connections(&self) -> (usize, usize) {
+        (
+            self.conns.open.load(Ordering::Relaxed),
+            self.conns.parked.load(Ordering::Relaxed),
+        )
     }
 
     /// The production listener's address, then every preview listener's.

@@ -33,12 +33,12 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr) -> Endpoint {
+    fn new(addr: SocketAddr, lanes: usize) -> Endpoint {
         Endpoint {
             addr,
             in_flight: AtomicUsize::new(0),
             ejected: AtomicBool::new(false),
-            idle: IdleStack::default(),
+            idle: IdleStack::new(lanes),
         }
     }
 
@@ -123,7 +123,10 @@ impl Pool {
             watched: AtomicBool::new(watch.is_some()),
             watch: ArcSwapOption::new(watch),
             slot,
-            endpoints: addrs.iter().copied().map(Endpoint::new).collect(),
+            endpoints: addrs
+                .iter()
+                .map(|&addr| Endpoint::new(addr, ctx.lanes))
+                .collect(),
             cursor: AtomicUsize::new(0),
             in_flight,
             stats: PoolStats::default(),

@@ -25,6 +25,8 @@ pub(crate) type Sender = SendRequest<UpstreamBody>;
 
 /// What every pool needs to open and keep upstream connections.
 pub(crate) struct UpstreamCtx {
+    /// Idle stacks keep one lane per worker thread, plus lane 0 for others.
+    pub(crate) lanes: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
@@ -33,8 +35,6 @@ pub(crate) struct UpstreamCtx {
     pub(crate) tasks: TaskTracker,
     /// Fired when the proxy shuts down: stop probing, stop pooling.
     pub(crate) shutdown: CancellationToken,
-    /// Fired when the shutdown grace ran out: drop every connection.
-    pub(crate) hard_stop: CancellationToken,
 }
 
 impl UpstreamCtx {
@@ -55,15 +55,10 @@ impl UpstreamCtx {
                 addr,
                 source: io::Error::other(source),
             })?;
-        let hard_stop = self.hard_stop.clone();
+        // Runs on the calling worker; a hard stop ends it with that worker.
         self.tasks.spawn(async move {
-            tokio::select! {
-                result = conn.with_upgrades() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%addr, %error, "upstream connection ended");
-                    }
-                }
-                _ = hard_stop.cancelled() => {}
+            if let Err(error) = conn.with_upgrades().await {
+                tracing::debug!(%addr, %error, "upstream connection ended");
             }
         });
         Ok(sender)
@@ -75,20 +70,34 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle connections of one endpoint, newest last. The only lock on the request
-/// path; it is held for a push or a pop, never across an await.
-#[derive(Default)]
+/// Idle connections of one endpoint: one stack per worker thread (lane), newest
+/// last, so a connection is reused by the worker whose event loop drives it.
+/// A lane's lock is the only lock on the request path, taken for a push or a
+/// pop, never across an await, and only ever contended by a pool clear.
 pub(crate) struct IdleStack {
-    conns: Mutex<VecDeque<Idle>>,
+    lanes: Box<[Mutex<VecDeque<Idle>>]>,
 }
 
 impl IdleStack {
-    /// The newest idle connection that is still fresh and ready, if any.
+    pub(crate) fn new(lanes: usize) -> IdleStack {
+        IdleStack {
+            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The calling thread's lane.
+    fn lane(&self) -> &Mutex<VecDeque<Idle>> {
+        let lane = super::workers::current_lane().min(self.lanes.len() - 1);
+        &self.lanes[lane]
+    }
+
+    /// The newest idle connection of this thread's lane that is still fresh
+    /// and ready, if any.
     pub(crate) fn take(&self, idle_timeout: Duration) -> Option<Sender> {
         let now = Instant::now();
         let mut stale = Vec::new();
         let found = {
-            let Ok(mut conns) = self.conns.lock() else {
+            let Ok(mut conns) = self.lane().lock() else {
                 return None;
             };
             loop {
@@ -112,11 +121,12 @@ impl IdleStack {
         found
     }
 
-    /// Keeps `sender` for reuse; drops the oldest when `max` are already kept.
+    /// Keeps `sender` for reuse on this thread's lane; drops the oldest when
+    /// `max` are already kept there.
     pub(crate) fn put(&self, sender: Sender, idle_timeout: Duration, max: usize) {
         let now = Instant::now();
         let mut evicted = Vec::new();
-        if let Ok(mut conns) = self.conns.lock() {
+        if let Ok(mut conns) = self.lane().lock() {
             while let Some(oldest) = conns.front() {
                 if conns.len() >= max || now.saturating_duration_since(oldest.since) > idle_timeout
                 {
@@ -133,10 +143,12 @@ impl IdleStack {
     }
 
     pub(crate) fn clear(&self) {
-        let all = match self.conns.lock() {
-            Ok(mut conns) => std::mem::take(&mut *conns),
-            Err(_) => return,
-        };
-        drop(all);
+        for lane in self.lanes.iter() {
+            let all = match lane.lock() {
+                Ok(mut conns) => std::mem::take(&mut *conns),
+                Err(_) => continue,
+            };
+            drop(all);
+        }
     }
 }

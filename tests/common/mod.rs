@@ -74,6 +74,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             router: RouterKind::Builtin,
             control: dir.join("state").join("teal.sock"),
             admin: None,
+            workers: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),

@@ -1,5 +1,6 @@
-//! Helpers for `tests/proxy.rs`: small real backends (hyper HTTP/1.1 servers on
-//! 127.0.0.1), real clients, and spec/backend builders. No mocks.
+//! Helpers for the builtin proxy's tests (`tests/proxy*.rs`): small real
+//! backends (hyper HTTP/1.1 servers on 127.0.0.1), real clients, and
+//! spec/backend builders. No mocks.
 
 #![allow(dead_code)]
 
