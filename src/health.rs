@@ -131,15 +131,18 @@ async fn probe_once(addr: SocketAddr, path: &str) -> Result<Probe, String> {
     Ok(Probe::Unhealthy { status, body: text })
 }
 
-/// Probes every instance every `spec.interval` until all are healthy (HTTP, and
-/// the runtime's own check when it has one, see `Instance::waiting_for`), one misses
-/// `spec.deadline`, one exits, or `cancel` fires.
+/// Probes every instance until all are healthy (HTTP, and the runtime's own
+/// check when it has one, see `Instance::waiting_for`), one misses
+/// `spec.deadline`, one exits, or `cancel` fires. Probes start at once and then
+/// back off: 10 ms, 20 ms, 40 ms … up to `spec.interval`, so an app that boots
+/// in milliseconds goes live in milliseconds too.
 pub async fn gate(
     instances: &[InstanceRef],
     spec: &HealthSpec,
     cancel: &CancellationToken,
 ) -> Result<(), GateError> {
     let started = Instant::now();
+    let mut pause = FIRST_PAUSE.min(spec.interval);
     let mut pending: Vec<&InstanceRef> = instances.iter().collect();
     let mut last: Vec<Probe> = vec![
         Probe::Failed {
@@ -204,7 +207,11 @@ pub async fn gate(
         }
         tokio::select! {
             _ = cancel.cancelled() => return Err(GateError::Cancelled),
-            _ = tokio::time::sleep(spec.interval) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
+        pause = (pause * 2).min(spec.interval);
     }
 }
+
+/// The first pause between health probes; it doubles up to the interval.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
