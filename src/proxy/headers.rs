@@ -52,6 +52,11 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
         return;
     }
+    strip_found(headers, keep_upgrade);
+}
+
+/// `strip_hop_by_hop` once a hop-by-hop header is known to be there.
+fn strip_found(headers: &mut HeaderMap, keep_upgrade: bool) {
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
@@ -134,16 +139,38 @@ pub(crate) fn to_upstream(
         None => parts.headers.get(header::HOST).cloned(),
     };
     let h2 = parts.version == Version::HTTP_2;
-    strip_hop_by_hop(&mut parts.headers, upgrade);
-    // The proxy already answered any `100-continue` itself.
-    parts.headers.remove(header::EXPECT);
-    append_forwarded_for(&mut parts.headers, client);
+    // One pass over the names instead of a hashed lookup per rule below: most
+    // requests carry none of these.
+    let (mut hop_by_hop, mut expect, mut forwarded, mut hosts) = (upgrade, false, false, 0);
+    for name in parts.headers.keys() {
+        if is_hop_by_hop(name) {
+            hop_by_hop = true;
+        } else if name == header::EXPECT {
+            expect = true;
+        } else if name == X_FORWARDED_FOR {
+            forwarded = true;
+        } else if name == header::HOST {
+            hosts = parts.headers.get_all(header::HOST).iter().count();
+        }
+    }
+    if hop_by_hop {
+        strip_found(&mut parts.headers, upgrade);
+    }
+    if expect {
+        // The proxy already answered any `100-continue` itself.
+        parts.headers.remove(header::EXPECT);
+    }
+    append_forwarded_for(&mut parts.headers, client, forwarded);
     parts
         .headers
         .insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         parts.headers.insert(&X_FORWARDED_HOST, host.clone());
-        parts.headers.insert(header::HOST, host);
+        // A single Host header that already says it (and that no Connection
+        // token named for removal) stays as it is.
+        if parts.uri.authority().is_some() || hosts != 1 || hop_by_hop {
+            parts.headers.insert(header::HOST, host);
+        }
     }
     if h2 {
         join_cookies(&mut parts.headers);
@@ -162,8 +189,8 @@ pub(crate) fn to_upstream(
 }
 
 /// Appends the client address to X-Forwarded-For (one header, comma-separated).
-fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientAddr) {
-    if !headers.contains_key(&X_FORWARDED_FOR) {
+fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientAddr, present: bool) {
+    if !present {
         headers.insert(&X_FORWARDED_FOR, client.text.clone());
         return;
     }

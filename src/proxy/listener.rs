@@ -21,7 +21,7 @@ use super::conn::{self, UpgradeSlot};
 use super::error::ProxyError;
 use super::forward;
 use super::headers::ClientAddr;
-use super::routes::{ServiceRoutes, request_host};
+use super::routes::ServiceRoutes;
 
 /// What a listener serves.
 #[derive(Clone)]
@@ -112,7 +112,7 @@ impl Proxy {
         let pool = match entry {
             Entry::Production => {
                 let table = self.table.load();
-                match table.lookup(request_host(&req)) {
+                match table.route(&req) {
                     Some(service) => service.production.load_full(),
                     // Nothing installed yet (daemon starting): unavailable, not unknown.
                     None if table.is_empty() => None,

@@ -177,6 +177,15 @@ impl RouteTable {
     }
 
     /// The service for a request's host (already stripped of its port).
+    /// The service for `req`: by Host when any service names hosts, else the
+    /// default one (without reading the Host header at all).
+    pub(crate) fn route<B>(&self, req: &Request<B>) -> Option<&Arc<ServiceRoutes>> {
+        if self.by_host.is_empty() {
+            return self.default.as_ref();
+        }
+        self.lookup(request_host(req))
+    }
+
     pub(crate) fn lookup(&self, host: Option<&str>) -> Option<&Arc<ServiceRoutes>> {
         if let Some(host) = host.filter(|h| !h.is_empty()) {
             let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -258,18 +267,21 @@ pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
 }
 
 fn strip_port(host: &str) -> &str {
-    let host = match host.rsplit_once('@') {
-        Some((_, host)) => host,
+    // Byte scans: this runs on every request, and the names are short.
+    let host = match host.bytes().rposition(|b| b == b'@') {
+        Some(at) => &host[at + 1..],
         None => host,
     };
     let host = if host.starts_with('[') {
-        match host.find(']') {
+        match host.bytes().position(|b| b == b']') {
             Some(end) => &host[..=end],
             None => host,
         }
     } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        match host.bytes().rposition(|b| b == b':') {
+            Some(colon) if host.as_bytes()[colon + 1..].iter().all(u8::is_ascii_digit) => {
+                &host[..colon]
+            }
             _ => host,
         }
     };
