@@ -1,6 +1,7 @@
 //! Prometheus `/metrics` on the admin listener: per service and slot, the requests,
 //! 5xx answers, upstream failures and in-flight requests the router observed, and
-//! which slot is live at which version.
+//! which slot is live at which version; the builtin proxy's client connections,
+//! active and parked.
 //!
 //! Numbers are read from the router at scrape time (a prometheus-client
 //! `Collector`), so the request path pays nothing for metrics. This module does
@@ -101,6 +102,19 @@ impl Collector for Traffic {
         )?;
         for (labels, _, live) in &rows {
             ConstGauge::new(i64::from(*live)).encode(family.encode_family(labels)?)?;
+        }
+        if let Some(conns) = router.client_connections() {
+            let mut family = encoder.encode_descriptor(
+                "teal_client_connections",
+                "Client connections open to the proxy: active, or parked (idle, no buffers)",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            let active = conns.open.saturating_sub(conns.parked);
+            for (state, n) in [("active", active), ("parked", conns.parked)] {
+                let labels: Labels = vec![("state", state.to_string())];
+                ConstGauge::new(n as i64).encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

@@ -48,3 +48,57 @@ async fn metrics_count_requests_per_slot_and_mark_the_live_one() {
     assert_eq!(get(admin, "/other").await.0, 404);
     d.stop().await;
 }
+
+fn connections(text: &str, state: &str) -> Option<f64> {
+    let prefix = format!("teal_client_connections{{state=\"{state}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_client_connections_active_then_parked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = demo_service("web", dir.path(), 1);
+    let mut cfg = config(dir.path(), vec![]);
+    cfg.proxy.admin = Some("127.0.0.1:0".parse().unwrap());
+    let d = TestDaemon::start(&cfg).await;
+    let admin = d.daemon.admin_addr().expect("admin listener bound");
+    d.deploy(&spec, "1.0.0").await.assert_live();
+    // Connections of earlier requests (if any) close on their own.
+    let mut quiet = false;
+    for _ in 0..100 {
+        let (_, text) = get(admin, "/metrics").await;
+        if connections(&text, "active") == Some(0.0) && connections(&text, "parked") == Some(0.0) {
+            quiet = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(quiet, "client connections never went back to none");
+    // One kept-alive client connection: active while fresh, parked once idle.
+    let mut client = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = client.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let (_, text) = get(admin, "/metrics").await;
+    assert_eq!(connections(&text, "active"), Some(1.0), "{text}");
+    assert_eq!(connections(&text, "parked"), Some(0.0), "{text}");
+    let mut parked = false;
+    for _ in 0..100 {
+        let (_, text) = get(admin, "/metrics").await;
+        if connections(&text, "parked") == Some(1.0) {
+            assert_eq!(connections(&text, "active"), Some(0.0), "{text}");
+            parked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(parked, "the idle connection was never reported parked");
+    drop(client);
+    d.stop().await;
+}

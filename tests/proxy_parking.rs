@@ -9,8 +9,6 @@ mod proxy_support;
 use std::time::Duration;
 
 use teal::proxy::ProxyOptions;
-use teal::router::Router;
-use teal::slot::Slot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -59,15 +57,22 @@ async fn started() -> (TestBackend, Harness) {
 async fn started_with(opts: ProxyOptions) -> (TestBackend, Harness) {
     let app = TestBackend::start("app").await;
     let h = Harness::with(opts).await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[app.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(app.addr).await;
     (app, h)
+}
+
+/// A connection that has served one request and is now parked.
+async fn parked_connection(h: &Harness) -> TcpStream {
+    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
+    stream.write_all(GET).await.unwrap();
+    let reply = read_response(&mut stream).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        eventually(100, async || parked(h) == 1).await,
+        "not parked after 5 s idle: {:?}",
+        h.proxy.client_connections()
+    );
+    stream
 }
 
 fn parked(h: &Harness) -> usize {
@@ -77,14 +82,7 @@ fn parked(h: &Harness) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_is_parked_and_serves_its_next_request() {
     let (app, h) = started().await;
-    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
-    stream.write_all(GET).await.unwrap();
-    assert!(read_response(&mut stream).await.ends_with("\r\n\r\napp"));
-    assert!(
-        eventually(100, async || parked(&h) == 1).await,
-        "not parked after 5 s idle: {:?}",
-        h.proxy.client_connections()
-    );
+    let mut stream = parked_connection(&h).await;
     for _ in 0..3 {
         stream.write_all(GET).await.unwrap();
         let reply = read_response(&mut stream).await;
@@ -123,10 +121,7 @@ async fn a_request_that_arrives_in_pieces_across_a_park_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_upgrade_on_a_parked_connection_works() {
     let (_app, h) = started().await;
-    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
-    stream.write_all(GET).await.unwrap();
-    read_response(&mut stream).await;
-    assert!(eventually(100, async || parked(&h) == 1).await);
+    let stream = parked_connection(&h).await;
     let (mut ws, response) = tokio_tungstenite::client_async("ws://app.test/ws", stream)
         .await
         .expect("websocket handshake on a parked connection");
@@ -142,10 +137,7 @@ async fn a_parked_connection_closes_after_the_idle_timeout() {
         ..ProxyOptions::default()
     };
     let (_app, h) = started_with(opts).await;
-    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
-    stream.write_all(GET).await.unwrap();
-    read_response(&mut stream).await;
-    assert!(eventually(100, async || parked(&h) == 1).await);
+    let mut stream = parked_connection(&h).await;
     assert!(
         closed_by_peer(&mut stream).await,
         "a parked connection outlived the idle timeout"
@@ -156,10 +148,7 @@ async fn a_parked_connection_closes_after_the_idle_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_parked_connections_at_once() {
     let (_app, h) = started().await;
-    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
-    stream.write_all(GET).await.unwrap();
-    read_response(&mut stream).await;
-    assert!(eventually(100, async || parked(&h) == 1).await);
+    let mut stream = parked_connection(&h).await;
     h.shutdown.cancel();
     // Well inside the grace: nothing waits for the parked connection.
     tokio::time::timeout(

@@ -31,7 +31,7 @@ mod watch;
 mod workers;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -150,6 +150,7 @@ impl Proxy {
             max_idle: opts.max_idle_per_endpoint,
             tasks: TaskTracker::new(),
             shutdown: shutdown.clone(),
+            closing: AtomicBool::new(false),
         });
         let proxy = Arc::new_cyclic(|me| Proxy {
             listen: addr,
@@ -165,6 +166,11 @@ impl Proxy {
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, listener, Entry::Production)?;
+        let upstream = Arc::clone(&proxy.upstream);
+        proxy.connections.spawn(async move {
+            upstream.shutdown.cancelled().await;
+            upstream.closing.store(true, Ordering::Relaxed);
+        });
         tracing::info!(%addr, "proxy listening");
         Ok(proxy)
     }

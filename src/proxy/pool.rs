@@ -331,7 +331,7 @@ impl Pool {
     /// idle stack, once hyper says it can take another request. Connections of
     /// pools routed away, or after shutdown, are closed instead.
     pub(crate) fn check_in(self: &Arc<Self>, index: usize, mut sender: Sender) {
-        if !self.is_routed() || self.ctx.shutdown.is_cancelled() || sender.is_closed() {
+        if !self.is_routed() || self.ctx.closing.load(Ordering::Relaxed) || sender.is_closed() {
             return;
         }
         let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::{self, SendRequest};
@@ -35,6 +36,9 @@ pub(crate) struct UpstreamCtx {
     pub(crate) tasks: TaskTracker,
     /// Fired when the proxy shuts down: stop probing, stop pooling.
     pub(crate) shutdown: CancellationToken,
+    /// `shutdown` has fired: an atomic the request path reads, where the token
+    /// itself would take a lock shared by every worker.
+    pub(crate) closing: AtomicBool,
 }
 
 impl UpstreamCtx {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::proxy::Proxy;
-use crate::router::{Backend, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch};
+use crate::router::{
+    Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
+};
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
 
@@ -46,6 +48,11 @@ impl Router for Proxy {
         budget: ErrorBudget,
     ) -> Option<Watch> {
         self.watch_slot(service, slot, fallback, budget)
+    }
+
+    fn client_connections(&self) -> Option<ClientConnections> {
+        let (open, parked) = Proxy::client_connections(self);
+        Some(ClientConnections { open, parked })
     }
 
     async fn close(&self, grace: Duration) {

@@ -70,6 +70,13 @@ pub struct TrafficStats {
     pub in_flight: usize,
 }
 
+/// Client connections a router holds open (see `Router::client_connections`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientConnections {
+    pub open: usize,
+    pub parked: usize,
+}
+
 #[async_trait]
 pub trait Router: Send + Sync {
     /// Installs the service's routes in one atomic step: production to `live`,
@@ -114,6 +121,12 @@ pub trait Router: Send + Sync {
         budget: ErrorBudget,
     ) -> Option<Watch> {
         let _ = (service, slot, fallback, budget);
+        None
+    }
+
+    /// Client connections open now, and how many of them are parked (idle,
+    /// holding no buffers). None: this router does not serve them itself (nginx).
+    fn client_connections(&self) -> Option<ClientConnections> {
         None
     }
 

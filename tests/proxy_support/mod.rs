@@ -76,6 +76,15 @@ impl Harness {
         Harness { proxy, shutdown }
     }
 
+    /// Routes service "web" (no hosts: the default) to `addr` on the blue slot.
+    pub async fn route_to(&self, addr: SocketAddr) {
+        use teal::router::Router;
+        self.proxy
+            .set_routes(&spec("web", &[], None), backend(Slot::Blue, &[addr]), None)
+            .await
+            .expect("routes install");
+    }
+
     pub fn addr(&self) -> SocketAddr {
         use teal::router::Router;
         self.proxy.listen_addrs()[0]
