@@ -8,7 +8,7 @@ use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::wire::History;
 use crate::remote::Mode;
-use crate::state::TimelineStep;
+use crate::state::{HistoryEntry, TimelineStep};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -77,20 +77,26 @@ fn render(history: &History) -> String {
             e.duration_ms as f64 / 1000.0,
             e.reason.as_deref().unwrap_or("")
         ));
-        if e.image_id.is_some() || !e.instances.is_empty() {
-            out.push_str(&format!(
-                "{:<20}  image {}  {}\n",
-                "",
-                e.image_id
-                    .as_deref()
-                    .map(super::status::short_image)
-                    .unwrap_or("-"),
-                e.instances.join(" ")
-            ));
-        }
+        out.push_str(&ran(e));
         out.push_str(&timeline(&e.timeline));
     }
     out
+}
+
+/// What an entry ran, under its line: the image (docker) and the instances
+/// (container names, or pids for processes); nothing when neither was recorded.
+fn ran(e: &HistoryEntry) -> String {
+    let mut parts = Vec::new();
+    if let Some(image) = e.image_id.as_deref() {
+        parts.push(format!("image {}", super::status::short_image(image)));
+    }
+    if !e.instances.is_empty() {
+        parts.push(format!("instances {}", e.instances.join(" ")));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("{:<20}  {}\n", "", parts.join("  "))
 }
 
 /// `  │ health       +0.41s   0.52s  exit 0 in 0.20s`, one line per step; a
@@ -123,6 +129,8 @@ fn serde_plain<T: serde::Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slot::Slot;
+    use crate::state::{Action, HistoryResult};
 
     fn step(
         name: &str,
@@ -139,6 +147,35 @@ mod tests {
             failed,
             note: (!note.is_empty()).then(|| note.to_string()),
         }
+    }
+
+    fn entry(image_id: Option<&str>, instances: &[&str]) -> HistoryEntry {
+        HistoryEntry {
+            id: "d1".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            action: Action::Deploy,
+            version: "1.0.0".into(),
+            from_version: None,
+            slot: Slot::Blue,
+            result: HistoryResult::Live,
+            reason: None,
+            duration_ms: 10,
+            image_id: image_id.map(str::to_string),
+            instances: instances.iter().map(|i| i.to_string()).collect(),
+            timeline: Vec::new(),
+            verify: None,
+        }
+    }
+
+    #[test]
+    fn what_ran_shows_an_image_only_when_there_is_one() {
+        let process = ran(&entry(None, &["4242", "4243"]));
+        assert_eq!(process.trim(), "instances 4242 4243");
+        assert!(!process.contains("image"));
+        let docker = ran(&entry(Some("sha256:0123456789abcdef0123"), &["web-blue-0"]));
+        assert!(docker.trim().starts_with("image "), "{docker}");
+        assert!(docker.contains("instances web-blue-0"), "{docker}");
+        assert_eq!(ran(&entry(None, &[])), "");
     }
 
     #[test]
