@@ -118,14 +118,7 @@ async fn conflicting_routes_are_refused_and_change_nothing() {
     let web = TestBackend::start("web").await;
     let other = TestBackend::start("other").await;
     let h = Harness::start().await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[web.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(web.addr).await;
     h.proxy
         .set_routes(
             &spec("api", &["api.test"], None),
@@ -172,14 +165,7 @@ async fn conflicting_routes_are_refused_and_change_nothing() {
 async fn forwarded_headers_set_and_hop_by_hop_stripped_both_ways() {
     let app = TestBackend::start("app").await;
     let h = Harness::start().await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[app.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(app.addr).await;
     let req = Request::get("/headers")
         .header("host", "app.test:8080")
         .header("connection", "keep-alive, x-drop-me")
@@ -548,14 +534,7 @@ async fn refused_endpoint_is_retried_ejected_and_readmitted() {
 async fn idempotent_request_is_resent_when_a_reused_connection_dies() {
     let flaky = OneShotBackend::start().await;
     let h = Harness::start().await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[flaky.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(flaky.addr).await;
     let mut conn = Conn::open(h.addr()).await.unwrap();
     for _ in 0..4 {
         let reply = conn.get("app", "/").await.unwrap();
@@ -647,14 +626,7 @@ async fn slowloris_connections_are_closed() {
         ..ProxyOptions::default()
     };
     let h = Harness::with(opts).await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[app.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(app.addr).await;
     for partial in [
         &b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "[..],
         b"PRI * HTTP/2.0\r\n",
@@ -674,14 +646,7 @@ async fn slowloris_connections_are_closed() {
 async fn oversized_headers_are_refused_and_the_proxy_stays_healthy() {
     let app = TestBackend::start("app").await;
     let h = Harness::start().await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[app.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(app.addr).await;
     let mut request = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
     request.extend(std::iter::repeat_n(b'a', 64 * 1024));
     request.extend(b"\r\n\r\n");
@@ -695,14 +660,7 @@ async fn oversized_headers_are_refused_and_the_proxy_stays_healthy() {
 async fn shutdown_finishes_open_requests_then_closes() {
     let app = TestBackend::start("app").await;
     let h = Harness::start().await;
-    h.proxy
-        .set_routes(
-            &spec("web", &[], None),
-            backend(Slot::Blue, &[app.addr]),
-            None,
-        )
-        .await
-        .unwrap();
+    h.route_to(app.addr).await;
     let mut idle = Conn::open(h.addr()).await.unwrap();
     assert_eq!(idle.get("a", "/").await.unwrap().body, "app");
     let addr = h.addr();
