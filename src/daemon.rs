@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api;
 use crate::deploy::{self, DeployError, Deployer, Runtimes};
-use crate::proxy::{Proxy, ProxyOptions, default_workers};
+use crate::proxy::{Proxy, ProxyOptions};
 use crate::router::nginx::NginxRouter;
 use crate::router::{Router, RouterError};
 use crate::runtime::docker::DockerRuntime;
@@ -86,10 +86,10 @@ impl Daemon {
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
         let router: Arc<dyn Router> = match config.proxy.router {
             RouterKind::Builtin => {
-                let opts = ProxyOptions {
-                    workers: config.proxy.workers.unwrap_or_else(default_workers),
-                    ..ProxyOptions::default()
-                };
+                let mut opts = ProxyOptions::default();
+                if let Some(workers) = config.proxy.workers {
+                    opts.workers = workers;
+                }
                 Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token()).await?
             }
             RouterKind::Nginx => {

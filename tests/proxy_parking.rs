@@ -9,6 +9,7 @@ mod proxy_support;
 use std::time::Duration;
 
 use teal::proxy::ProxyOptions;
+use teal::router::ClientConnections;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -76,7 +77,7 @@ async fn parked_connection(h: &Harness) -> TcpStream {
 }
 
 fn parked(h: &Harness) -> usize {
-    h.proxy.client_connections().1
+    h.proxy.client_connections().parked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +94,10 @@ async fn an_idle_connection_is_parked_and_serves_its_next_request() {
         );
         assert!(reply.ends_with("\r\n\r\napp"), "{reply}");
     }
-    assert_eq!(h.proxy.client_connections(), (1, 0));
+    assert_eq!(
+        h.proxy.client_connections(),
+        ClientConnections { open: 1, parked: 0 }
+    );
     assert_eq!(app.hits(), 4);
     // And it parks again once idle.
     assert!(eventually(100, async || parked(&h) == 1).await);
@@ -142,7 +146,11 @@ async fn a_parked_connection_closes_after_the_idle_timeout() {
         closed_by_peer(&mut stream).await,
         "a parked connection outlived the idle timeout"
     );
-    assert!(eventually(100, async || h.proxy.client_connections() == (0, 0)).await);
+    assert!(
+        eventually(100, async || h.proxy.client_connections()
+            == ClientConnections::default())
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

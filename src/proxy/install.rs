@@ -42,7 +42,7 @@ impl Proxy {
             let local = bound
                 .local_addr()
                 .map_err(|source| RouterError::Bind { addr, source })?;
-            listener::spawn_accept(&me, bound, Entry::Preview(Arc::clone(&service)))?;
+            listener::spawn_accept(&me, bound, local, Entry::Preview(Arc::clone(&service)))?;
             let _ = service.preview_addr.set(local);
             tracing::info!(service = %spec.name, addr = %local, "preview listening");
         }

@@ -45,13 +45,10 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, RouterError> {
 pub(crate) fn spawn_accept(
     proxy: &Arc<Proxy>,
     listener: TcpListener,
+    addr: SocketAddr,
     entry: Entry,
 ) -> Result<(), RouterError> {
-    let addr = listener.local_addr().ok();
-    let fail = |source: std::io::Error| RouterError::Bind {
-        addr: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-        source,
-    };
+    let fail = |source| RouterError::Bind { addr, source };
     let listener = listener.into_std().map_err(fail)?;
     for worker in proxy.workers.handles() {
         let own = listener.try_clone().map_err(fail)?;

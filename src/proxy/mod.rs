@@ -39,7 +39,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::router::RouterError;
+use crate::router::{ClientConnections, RouterError};
 use crate::slot::Slot;
 use listener::Entry;
 use routes::RouteTable;
@@ -80,7 +80,7 @@ impl Default for ProxyOptions {
 }
 
 /// One worker per core.
-pub fn default_workers() -> usize {
+fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -165,7 +165,7 @@ impl Proxy {
             shutdown,
             me: me.clone(),
         });
-        listener::spawn_accept(&proxy, listener, Entry::Production)?;
+        listener::spawn_accept(&proxy, listener, addr, Entry::Production)?;
         let upstream = Arc::clone(&proxy.upstream);
         proxy.connections.spawn(async move {
             upstream.shutdown.cancelled().await;
@@ -206,11 +206,11 @@ impl Proxy {
 
     /// Open client connections, and how many of those are parked (idle
     /// HTTP/1.1 connections holding no buffers).
-    pub fn client_connections(&self) -> (usize, usize) {
-        (
-            self.conns.open.load(Ordering::Relaxed),
-            self.conns.parked.load(Ordering::Relaxed),
-        )
+    pub fn client_connections(&self) -> ClientConnections {
+        ClientConnections {
+            open: self.conns.open.load(Ordering::Relaxed),
+            parked: self.conns.parked.load(Ordering::Relaxed),
+        }
     }
 
     /// The production listener's address, then every preview listener's.

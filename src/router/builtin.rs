@@ -51,8 +51,7 @@ impl Router for Proxy {
     }
 
     fn client_connections(&self) -> Option<ClientConnections> {
-        let (open, parked) = Proxy::client_connections(self);
-        Some(ClientConnections { open, parked })
+        Some(Proxy::client_connections(self))
     }
 
     async fn close(&self, grace: Duration) {
