@@ -104,7 +104,13 @@ mod tests {
         assert!(children(me).contains(&pid));
         assert!(scan_children(me).contains(&pid));
         assert!(alive(pid));
-        assert!(title(pid).starts_with("sleep 5"));
+        // Between fork and exec the child still carries this test's command
+        // line: give the exec up to 5 s before reading the title.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !title(pid).starts_with("sleep 5") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(title(pid).starts_with("sleep 5"), "title: {:?}", title(pid));
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!alive(pid));
