@@ -1,6 +1,8 @@
 //! One client connection, start to end: h2c (prior knowledge) or HTTP/1.1, told
-//! apart by peeking at the first bytes; HTTP/1.1 keep-alive with *parking*;
-//! websocket upgrades handed to the tunnel as the raw socket; graceful shutdown.
+//! apart by peeking at the first bytes. HTTP/1.1 starts on the lean path
+//! (`h1`); a request that path does not handle moves the connection to hyper
+//! here, for good: keep-alive with *parking*, websocket upgrades handed to the
+//! tunnel as the raw socket, graceful shutdown.
 //!
 //! Parking: hyper keeps a read and a write buffer (8 to 16 KiB each) for the
 //! whole life of an HTTP/1.1 connection. A connection that has had no request
@@ -93,6 +95,8 @@ struct ConnCtx {
 pub(crate) struct ConnCounts {
     pub(crate) open: AtomicUsize,
     pub(crate) parked: AtomicUsize,
+    /// HTTP/1.1 connections the lean path handed to hyper, ever.
+    pub(crate) handed_to_hyper: AtomicU64,
 }
 
 /// Serves one accepted connection until it closes, idles out, upgrades, or the
@@ -121,10 +125,18 @@ pub(crate) async fn serve(
         _ = tokio::time::sleep(header_timeout) => return,
         _ = shutdown.cancelled() => return,
     };
-    let io = ClientIo::new(Bytes::new(), stream);
     match protocol {
-        Ok(Protocol::Http1) => serve_http1(&ctx, io, &shutdown).await,
-        Ok(Protocol::H2) => serve_h2(&ctx, io, &shutdown).await,
+        Ok(Protocol::Http1) => {
+            let lean = super::h1::serve(&ctx.proxy, &ctx.client, &ctx.entry, stream, &shutdown);
+            if let Some(io) = lean.await {
+                ctx.proxy
+                    .conns
+                    .handed_to_hyper
+                    .fetch_add(1, Ordering::Relaxed);
+                serve_http1(&ctx, io, &shutdown).await;
+            }
+        }
+        Ok(Protocol::H2) => serve_h2(&ctx, ClientIo::new(Bytes::new(), stream), &shutdown).await,
         Ok(Protocol::Closed) => {}
         Err(error) => tracing::debug!(%error, "client connection failed before its first request"),
     }
@@ -328,10 +340,10 @@ impl Body for ConnBody {
 }
 
 /// A gauge held up while a guard lives.
-struct Gauge<'a>(&'a AtomicUsize);
+pub(crate) struct Gauge<'a>(&'a AtomicUsize);
 
 impl<'a> Gauge<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Gauge<'a> {
+    pub(crate) fn enter(counter: &'a AtomicUsize) -> Gauge<'a> {
         counter.fetch_add(1, Ordering::Relaxed);
         Gauge(counter)
     }
@@ -351,7 +363,7 @@ pub(crate) struct ClientIo {
 }
 
 impl ClientIo {
-    fn new(prefix: Bytes, stream: TcpStream) -> ClientIo {
+    pub(crate) fn new(prefix: Bytes, stream: TcpStream) -> ClientIo {
         ClientIo { prefix, stream }
     }
 

@@ -38,6 +38,15 @@ pub(crate) enum ProxyError {
     /// The upstream answered 101 to a request that did not ask to upgrade.
     #[error("unexpected upgrade from upstream")]
     UnexpectedUpgrade,
+    /// Reading or writing the upstream connection failed (lean path).
+    #[error("upstream failed: {0}")]
+    UpstreamIo(#[source] io::Error),
+    /// The upstream closed the connection before a whole response head (lean path).
+    #[error("upstream closed the connection before answering")]
+    UpstreamClosed,
+    /// The upstream's response head is not valid HTTP/1.1 (lean path).
+    #[error(transparent)]
+    BadResponse(#[from] super::h1::BadResponse),
 }
 
 impl ProxyError {
@@ -49,7 +58,10 @@ impl ProxyError {
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
             ProxyError::Connect { .. }
             | ProxyError::Upstream(_)
-            | ProxyError::UnexpectedUpgrade => StatusCode::BAD_GATEWAY,
+            | ProxyError::UnexpectedUpgrade
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamClosed
+            | ProxyError::BadResponse(_) => StatusCode::BAD_GATEWAY,
             ProxyError::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -63,9 +75,11 @@ impl ProxyError {
             ProxyError::BadRequest => b"bad request\n",
             ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
             ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",
-            ProxyError::Upstream(_) | ProxyError::UnexpectedUpgrade => {
-                b"bad gateway: upstream failed\n"
-            }
+            ProxyError::Upstream(_)
+            | ProxyError::UnexpectedUpgrade
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamClosed
+            | ProxyError::BadResponse(_) => b"bad gateway: upstream failed\n",
         })
     }
 }

@@ -120,6 +120,11 @@ impl ClientAddr {
     pub(crate) fn ip(&self) -> IpAddr {
         self.ip
     }
+
+    /// The address as X-Forwarded-For text.
+    pub(crate) fn text(&self) -> &HeaderValue {
+        &self.text
+    }
 }
 
 /// Rewrites a downstream request head into the HTTP/1.1 request sent upstream.

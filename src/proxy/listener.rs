@@ -21,7 +21,8 @@ use super::conn::{self, UpgradeSlot};
 use super::error::ProxyError;
 use super::forward;
 use super::headers::ClientAddr;
-use super::routes::ServiceRoutes;
+use super::pool::Pool;
+use super::routes::{ServiceRoutes, request_host};
 
 /// What a listener serves.
 #[derive(Clone)]
@@ -106,21 +107,31 @@ impl Proxy {
         entry: &Entry,
         upgrade: &UpgradeSlot,
     ) -> Response<ProxyBody> {
+        match self.pool_for(entry, || request_host(&req)) {
+            Ok(pool) => forward::forward(pool, req, client, upgrade).await,
+            Err(error) => forward::local(&error),
+        }
+    }
+
+    /// The pool a request for `host` that came in on `entry` goes to, or why
+    /// there is none. `host` is only called when some service names hosts.
+    pub(crate) fn pool_for<'a>(
+        &self,
+        entry: &Entry,
+        host: impl FnOnce() -> Option<&'a str>,
+    ) -> Result<Arc<Pool>, ProxyError> {
         let pool = match entry {
             Entry::Production => {
                 let table = self.table.load();
-                match table.route(&req) {
+                match table.route_host(host) {
                     Some(service) => service.production.load_full(),
                     // Nothing installed yet (daemon starting): unavailable, not unknown.
                     None if table.is_empty() => None,
-                    None => return forward::local(&ProxyError::NoRoute),
+                    None => return Err(ProxyError::NoRoute),
                 }
             }
             Entry::Preview(service) => service.preview.load_full(),
         };
-        match pool {
-            Some(pool) => forward::forward(pool, req, client, upgrade).await,
-            None => forward::local(&ProxyError::NoBackend),
-        }
+        pool.ok_or(ProxyError::NoBackend)
     }
 }

@@ -6,7 +6,10 @@
 //! to switch: `deploy/` does. Map of the files:
 //!
 //! - `listener`: binding, accept loops, routing a request to its pool.
-//! - `conn`: one client connection: HTTP/1.1 (parked while idle) or h2c, upgrades.
+//! - `conn`: one client connection: h2c, or HTTP/1.1 on the lean path (`h1`)
+//!   with hyper taking over what that path does not handle; parking; upgrades.
+//! - `h1`: the lean HTTP/1.1 path: heads copied through, the upstream exchange
+//!   inside the client connection's task.
 //! - `routes`: the route table (Host → service) and per-service pool pointers.
 //! - `install`: `set_routes`, `drain` and `stats` on that table.
 //! - `pool`: endpoints, least-in-flight picking, passive ejection.
@@ -20,6 +23,7 @@ mod body;
 mod conn;
 mod error;
 mod forward;
+mod h1;
 mod headers;
 mod inflight;
 mod install;
@@ -211,6 +215,12 @@ impl Proxy {
             open: self.conns.open.load(Ordering::Relaxed),
             parked: self.conns.parked.load(Ordering::Relaxed),
         }
+    }
+
+    /// How many HTTP/1.1 client connections so far met a request the lean
+    /// path (`h1`) does not handle, and were served by hyper from then on.
+    pub fn connections_handed_to_hyper(&self) -> u64 {
+        self.conns.handed_to_hyper.load(Ordering::Relaxed)
     }
 
     /// The production listener's address, then every preview listener's.

@@ -17,6 +17,7 @@ use crate::slot::Slot;
 use crate::spec::HealthSpec;
 
 use super::EndpointStatus;
+use super::h1::RawConn;
 use super::inflight::InFlightCounter;
 use super::upstream::{IdleStack, Sender, UpstreamCtx};
 use super::watch::PoolWatch;
@@ -28,8 +29,10 @@ pub(crate) struct Endpoint {
     in_flight: AtomicUsize,
     /// Out of rotation after a failed connect; cleared by the probe task.
     ejected: AtomicBool,
-    /// Idle upstream connections ready for reuse.
-    pub(crate) idle: IdleStack,
+    /// Idle upstream connections of the hyper path, ready for reuse.
+    pub(crate) idle: IdleStack<Sender>,
+    /// Idle upstream connections of the lean HTTP/1.1 path.
+    pub(crate) raw_idle: IdleStack<RawConn>,
 }
 
 impl Endpoint {
@@ -39,6 +42,7 @@ impl Endpoint {
             in_flight: AtomicUsize::new(0),
             ejected: AtomicBool::new(false),
             idle: IdleStack::new(lanes),
+            raw_idle: IdleStack::new(lanes),
         }
     }
 
@@ -60,6 +64,12 @@ impl Endpoint {
 
     pub(crate) fn is_ejected(&self) -> bool {
         self.ejected.load(Ordering::Relaxed)
+    }
+
+    /// Closes every idle connection to this endpoint.
+    fn clear_idle(&self) {
+        self.idle.clear();
+        self.raw_idle.clear();
     }
 }
 
@@ -222,7 +232,7 @@ impl Pool {
     /// Closes every idle upstream connection of this pool.
     pub(crate) fn drop_idle(&self) {
         for endpoint in self.endpoints.iter() {
-            endpoint.idle.clear();
+            endpoint.clear_idle();
         }
     }
 
@@ -260,7 +270,7 @@ impl Pool {
         let endpoint = &self.endpoints[index];
         if !endpoint.ejected.swap(true, Ordering::AcqRel) {
             tracing::warn!(addr = %endpoint.addr, slot = %self.slot, "upstream connect failed: endpoint ejected");
-            endpoint.idle.clear();
+            endpoint.clear_idle();
         }
         if self.is_routed() {
             self.start_probing();
@@ -348,5 +358,16 @@ impl Pool {
                 pool.endpoints[index].idle.put(sender, idle_timeout, max);
             }
         });
+    }
+
+    /// Puts a lean-path connection whose response ended cleanly back on
+    /// endpoint `index`'s idle stack; closes it instead for pools routed away,
+    /// or after shutdown.
+    pub(crate) fn check_in_raw(&self, index: usize, conn: RawConn) {
+        if !self.is_routed() || self.ctx.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);
+        self.endpoints[index].raw_idle.put(conn, idle_timeout, max);
     }
 }

@@ -179,11 +179,16 @@ impl RouteTable {
     /// The service for a request's host (already stripped of its port).
     /// The service for `req`: by Host when any service names hosts, else the
     /// default one (without reading the Host header at all).
-    pub(crate) fn route<B>(&self, req: &Request<B>) -> Option<&Arc<ServiceRoutes>> {
+    /// The service for the Host `host` gives (with or without a port). `host`
+    /// is only called when some service names hosts.
+    pub(crate) fn route_host<'a>(
+        &self,
+        host: impl FnOnce() -> Option<&'a str>,
+    ) -> Option<&Arc<ServiceRoutes>> {
         if self.by_host.is_empty() {
             return self.default.as_ref();
         }
-        self.lookup(request_host(req))
+        self.lookup(host().map(strip_port))
     }
 
     pub(crate) fn lookup(&self, host: Option<&str>) -> Option<&Arc<ServiceRoutes>> {
@@ -258,12 +263,13 @@ pub(crate) fn normalize_hosts(hosts: &[String]) -> Vec<String> {
 
 /// The host a request is for: the URI authority (absolute-form or h2), else
 /// the Host header; without port.
+/// The request's host as sent: the authority of an absolute-form or h2
+/// request, else the Host header.
 pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
     if let Some(authority) = req.uri().authority() {
-        return Some(strip_port(authority.as_str()));
+        return Some(authority.as_str());
     }
-    let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
-    Some(strip_port(host))
+    req.headers().get(http::header::HOST)?.to_str().ok()
 }
 
 fn strip_port(host: &str) -> &str {

@@ -69,8 +69,20 @@ impl UpstreamCtx {
     }
 }
 
-struct Idle {
-    sender: Sender,
+/// An idle upstream connection that can tell, without waiting, whether it can
+/// still take a request.
+pub(crate) trait Reusable {
+    fn is_reusable(&mut self) -> bool;
+}
+
+impl Reusable for Sender {
+    fn is_reusable(&mut self) -> bool {
+        self.is_ready()
+    }
+}
+
+struct Idle<T> {
+    conn: T,
     since: Instant,
 }
 
@@ -78,26 +90,26 @@ struct Idle {
 /// last, so a connection is reused by the worker whose event loop drives it.
 /// A lane's lock is the only lock on the request path, taken for a push or a
 /// pop, never across an await, and only ever contended by a pool clear.
-pub(crate) struct IdleStack {
-    lanes: Box<[Mutex<VecDeque<Idle>>]>,
+pub(crate) struct IdleStack<T> {
+    lanes: Box<[Mutex<VecDeque<Idle<T>>>]>,
 }
 
-impl IdleStack {
-    pub(crate) fn new(lanes: usize) -> IdleStack {
+impl<T: Reusable> IdleStack<T> {
+    pub(crate) fn new(lanes: usize) -> IdleStack<T> {
         IdleStack {
             lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
 
     /// The calling thread's lane.
-    fn lane(&self) -> &Mutex<VecDeque<Idle>> {
+    fn lane(&self) -> &Mutex<VecDeque<Idle<T>>> {
         let lane = super::workers::current_lane().min(self.lanes.len() - 1);
         &self.lanes[lane]
     }
 
     /// The newest idle connection of this thread's lane that is still fresh
     /// and ready, if any.
-    pub(crate) fn take(&self, idle_timeout: Duration) -> Option<Sender> {
+    pub(crate) fn take(&self, idle_timeout: Duration) -> Option<T> {
         let now = Instant::now();
         let mut stale = Vec::new();
         let found = {
@@ -105,7 +117,7 @@ impl IdleStack {
                 return None;
             };
             loop {
-                let Some(idle) = conns.pop_back() else {
+                let Some(mut idle) = conns.pop_back() else {
                     break None;
                 };
                 if now.saturating_duration_since(idle.since) > idle_timeout {
@@ -114,8 +126,8 @@ impl IdleStack {
                     stale.extend(conns.drain(..));
                     break None;
                 }
-                if idle.sender.is_ready() {
-                    break Some(idle.sender);
+                if idle.conn.is_reusable() {
+                    break Some(idle.conn);
                 }
                 stale.push(idle);
             }
@@ -125,9 +137,9 @@ impl IdleStack {
         found
     }
 
-    /// Keeps `sender` for reuse on this thread's lane; drops the oldest when
+    /// Keeps `conn` for reuse on this thread's lane; drops the oldest when
     /// `max` are already kept there.
-    pub(crate) fn put(&self, sender: Sender, idle_timeout: Duration, max: usize) {
+    pub(crate) fn put(&self, conn: T, idle_timeout: Duration, max: usize) {
         let now = Instant::now();
         let mut evicted = Vec::new();
         if let Ok(mut conns) = self.lane().lock() {
@@ -140,7 +152,7 @@ impl IdleStack {
                 }
             }
             if max > 0 {
-                conns.push_back(Idle { sender, since: now });
+                conns.push_back(Idle { conn, since: now });
             }
         }
         drop(evicted);

@@ -1,0 +1,362 @@
+//! One request on the lean path, start to end, inside the client connection's
+//! task: pick an endpoint, take an idle upstream connection or open one, write
+//! the rewritten head and the body, read the response head, and relay the
+//! body to the client as it comes. The in-flight claim is held until the last
+//! body byte is written; the upstream connection goes back to the idle stack
+//! when the response ended cleanly.
+//!
+//! The retry rules are those of `forward.rs` (the hyper path): a failed connect
+//! moves to another endpoint once; a replayable request that failed before any
+//! response byte is sent again once on a fresh connection after a reused one
+//! failed, and once on another endpoint (ejecting the first) after a fresh
+//! one failed. Never after a response head arrived.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::framing::{BadChunk, Framing};
+use super::request::RequestHead;
+use super::response::{self, BadResponse, Parsed, ResponseHead};
+use super::upstream::{READ_SIZE, RawConn};
+use crate::proxy::error::ProxyError;
+use crate::proxy::inflight::InFlight;
+use crate::proxy::pool::Pool;
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Read size while relaying a large body.
+const BODY_READ_SIZE: usize = 64 * 1024;
+
+/// Whether the client connection can take another request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    KeepAlive,
+    Close,
+}
+
+/// The client's side of an exchange: its socket, the bytes read from it after
+/// the request head (body first), the buffer responses are built in, and the
+/// worker's shutdown token (a response written after it fired says close).
+pub(crate) struct Client<'a> {
+    pub(crate) stream: &'a mut TcpStream,
+    pub(crate) buf: &'a mut BytesMut,
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) shutdown: &'a CancellationToken,
+}
+
+/// Why a request got no response head from upstream.
+struct Failed {
+    error: ProxyError,
+    /// Nothing came back: the request may be sent again if replayable.
+    before_response: bool,
+}
+
+impl Failed {
+    fn early(error: ProxyError) -> Failed {
+        Failed {
+            error,
+            before_response: true,
+        }
+    }
+
+    fn late(error: ProxyError) -> Failed {
+        Failed {
+            error,
+            before_response: false,
+        }
+    }
+}
+
+/// Forwards the request whose upstream head is `upstream_head` to `pool` and
+/// relays the response to the client.
+pub(crate) async fn forward(
+    pool: Arc<Pool>,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+) -> After {
+    let mut guard = InFlight::start(pool);
+    let (index, mut conn, head) = match send(&mut guard, req, upstream_head, client).await {
+        Ok(sent) => sent,
+        Err(Exchange::ClientGone) => return After::Close,
+        Err(Exchange::Failed(failed)) => {
+            let error = failed.error;
+            tracing::debug!(%error, "upstream request failed");
+            let stats = guard.pool().stats();
+            stats.upstream_failure();
+            stats.server_error();
+            guard.failed();
+            drop(guard);
+            // Whatever of a body the client still sends would be read as the
+            // next request: close after this answer.
+            let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
+            response::local(&error, req.head_method, close, client.out);
+            let written = client.stream.write_all(client.out).await;
+            return if close || written.is_err() {
+                After::Close
+            } else {
+                After::KeepAlive
+            };
+        }
+    };
+    let server_error = head.status >= 500;
+    if server_error {
+        guard.pool().stats().server_error();
+    }
+    guard.answered(server_error);
+    conn.buf.advance(head.len);
+    match relay(&mut conn, head.framing, client.stream, client.out).await {
+        Ok(()) => {
+            if head.reusable && conn.buf.is_empty() {
+                if conn.buf.capacity() > 2 * READ_SIZE {
+                    // A large body grew it; an idle connection keeps a small one.
+                    conn.buf = BytesMut::new();
+                }
+                guard.pool().check_in_raw(index, conn);
+            }
+            if head.close_client {
+                After::Close
+            } else {
+                After::KeepAlive
+            }
+        }
+        Err(error) => {
+            tracing::debug!(%error, "response relay ended early");
+            After::Close
+        }
+    }
+}
+
+/// Why an exchange ended without a response head.
+enum Exchange {
+    Failed(Failed),
+    /// The client closed while sending its body.
+    ClientGone,
+}
+
+/// Sends the request on a connection to one of the pool's endpoints until a
+/// response head arrives, with the retries described in the module doc.
+async fn send(
+    guard: &mut InFlight,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+) -> Result<(usize, RawConn, ResponseHead), Exchange> {
+    let pool = Arc::clone(guard.pool());
+    let ctx = &pool.ctx;
+    let mut exclude = None;
+    // One move to another endpoint after a failed connect.
+    let mut connect_retry = pool.len() > 1;
+    // One resend on a fresh connection after a reused one failed, and one on
+    // another endpoint after a fresh one failed. Only replayable requests are
+    // sent again, and those have no body.
+    let mut resend_reused = true;
+    let mut resend_fresh = true;
+    let mut fresh_only = false;
+    loop {
+        let index = pool.pick(exclude);
+        guard.attach(index);
+        let endpoint = pool.endpoint(index);
+        let idle = if fresh_only {
+            None
+        } else {
+            endpoint.raw_idle.take(ctx.idle_timeout)
+        };
+        let reused = idle.is_some();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => match RawConn::connect(endpoint.addr(), ctx.connect_timeout).await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    pool.eject(index);
+                    if connect_retry {
+                        connect_retry = false;
+                        exclude = Some(index);
+                        continue;
+                    }
+                    return Err(Exchange::Failed(Failed::early(error)));
+                }
+            },
+        };
+        let resend = req.replayable && if reused { resend_reused } else { resend_fresh };
+        let failed = match exchange_head(&mut conn, req, upstream_head, client).await {
+            Ok(head) => return Ok((index, conn, head)),
+            Err(Exchange::Failed(failed)) if resend && failed.before_response => failed,
+            Err(other) => return Err(other),
+        };
+        tracing::debug!(error = %failed.error, reused, "resending on a fresh upstream connection");
+        fresh_only = true;
+        if reused {
+            resend_reused = false;
+            exclude = None;
+        } else {
+            // It accepted a connection it could not serve: out of rotation
+            // until its health check passes; try another endpoint.
+            resend_fresh = false;
+            pool.eject(index);
+            exclude = (pool.len() > 1).then_some(index);
+        }
+    }
+}
+
+/// Writes the head and body on `conn` and reads until a final response head.
+async fn exchange_head(
+    conn: &mut RawConn,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+) -> Result<ResponseHead, Exchange> {
+    let early = |e| Exchange::Failed(Failed::early(ProxyError::UpstreamIo(e)));
+    let in_buf = usize::try_from(req.content_length)
+        .unwrap_or(usize::MAX)
+        .min(client.buf.len());
+    if in_buf == 0 {
+        conn.stream.write_all(upstream_head).await.map_err(early)?;
+    } else {
+        // Head and the body received so far in one write.
+        client.out.clear();
+        client.out.extend_from_slice(upstream_head);
+        client.out.extend_from_slice(&client.buf[..in_buf]);
+        client.buf.advance(in_buf);
+        conn.stream.write_all(client.out).await.map_err(early)?;
+    }
+    let mut left = req.content_length - in_buf as u64;
+    while left > 0 {
+        client.buf.reserve(READ_SIZE);
+        match client.stream.read_buf(client.buf).await {
+            Ok(0) | Err(_) => return Err(Exchange::ClientGone),
+            Ok(_) => {}
+        }
+        let take = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(client.buf.len());
+        conn.stream
+            .write_all(&client.buf[..take])
+            .await
+            .map_err(|e| Exchange::Failed(Failed::late(ProxyError::UpstreamIo(e))))?;
+        client.buf.advance(take);
+        left -= take as u64;
+    }
+    let mut answered = false;
+    loop {
+        if !conn.buf.is_empty() {
+            // Read at the last moment: a response written after shutdown
+            // fired tells the client to close.
+            let close = req.close || client.shutdown.is_cancelled();
+            let bad = |e: BadResponse| Exchange::Failed(Failed::late(ProxyError::BadResponse(e)));
+            match response::parse(&conn.buf, req.head_method, close, client.out).map_err(bad)? {
+                Parsed::Final(head) => return Ok(head),
+                Parsed::Interim(len) => {
+                    conn.buf.advance(len);
+                    continue;
+                }
+                Parsed::Partial if conn.buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(bad(BadResponse::Head));
+                }
+                Parsed::Partial => {}
+            }
+        }
+        conn.buf.reserve(READ_SIZE);
+        let failed = |error| {
+            Exchange::Failed(Failed {
+                error,
+                before_response: !answered,
+            })
+        };
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) => return Err(failed(ProxyError::UpstreamClosed)),
+            Ok(_) => answered = true,
+            Err(e) => return Err(failed(ProxyError::UpstreamIo(e))),
+        }
+    }
+}
+
+/// Why relaying a response body stopped early.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("upstream closed inside the body")]
+    UpstreamClosed,
+    #[error(transparent)]
+    Chunk(#[from] BadChunk),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes the client head in `out` and the body after it: the part already
+/// read goes out in the same write as the head, the rest as it arrives.
+async fn relay(
+    conn: &mut RawConn,
+    framing: Framing,
+    client: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> Result<(), RelayError> {
+    match framing {
+        Framing::Empty => client.write_all(out).await?,
+        Framing::Length(length) => {
+            let mut left = length;
+            let take = part(left, &conn.buf);
+            out.extend_from_slice(&conn.buf[..take]);
+            conn.buf.advance(take);
+            left -= take as u64;
+            client.write_all(out).await?;
+            while left > 0 {
+                read_more(conn, left).await?;
+                let take = part(left, &conn.buf);
+                client.write_all(&conn.buf[..take]).await?;
+                conn.buf.advance(take);
+                left -= take as u64;
+            }
+        }
+        Framing::Chunked(mut chunked) => {
+            let (take, mut done) = chunked.scan(&conn.buf)?;
+            out.extend_from_slice(&conn.buf[..take]);
+            conn.buf.advance(take);
+            client.write_all(out).await?;
+            while !done {
+                read_more(conn, u64::MAX).await?;
+                let (take, ended) = chunked.scan(&conn.buf)?;
+                client.write_all(&conn.buf[..take]).await?;
+                conn.buf.advance(take);
+                done = ended;
+            }
+        }
+        Framing::UntilClose => {
+            out.extend_from_slice(&conn.buf);
+            conn.buf.clear();
+            client.write_all(out).await?;
+            loop {
+                conn.buf.reserve(BODY_READ_SIZE);
+                if conn.stream.read_buf(&mut conn.buf).await? == 0 {
+                    break;
+                }
+                client.write_all(&conn.buf).await?;
+                conn.buf.clear();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How much of `buf` belongs to a body with `left` bytes to go.
+fn part(left: u64, buf: &BytesMut) -> usize {
+    usize::try_from(left).unwrap_or(usize::MAX).min(buf.len())
+}
+
+/// Reads the next bytes of a body with about `left` bytes to go.
+async fn read_more(conn: &mut RawConn, left: u64) -> Result<(), RelayError> {
+    let size = if left > READ_SIZE as u64 {
+        BODY_READ_SIZE
+    } else {
+        READ_SIZE
+    };
+    conn.buf.reserve(size);
+    if conn.stream.read_buf(&mut conn.buf).await? == 0 {
+        return Err(RelayError::UpstreamClosed);
+    }
+    Ok(())
+}

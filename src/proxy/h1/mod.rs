@@ -1,0 +1,28 @@
+//! The lean HTTP/1.1 path: the common request (HTTP/1.1, origin-form, no
+//! upgrade, no `Expect`, no chunked request body) served without hyper. The
+//! request head is parsed in place and copied upstream with only the
+//! forwarding lines changed, the exchange with the upstream runs inside the
+//! client connection's task, and the response head is copied back the same
+//! way: no header maps, no second task, no channels. nginx works like this.
+//!
+//! Anything else falls back to hyper (`conn.rs`), which gets the socket with
+//! the bytes already read put back in front and serves the connection from
+//! then on. Map:
+//!
+//! - `serve`: the connection loop (read a head, park while idle, fall back).
+//! - `request`, `response`: the heads, parsed and rewritten.
+//! - `names`: the header names acted on; `framing`: where a response body ends.
+//! - `exchange`: one request upstream, retries, relaying the body.
+//! - `upstream`: an upstream connection of this path.
+
+mod exchange;
+mod framing;
+mod names;
+mod request;
+mod response;
+mod serve;
+mod upstream;
+
+pub(crate) use response::BadResponse;
+pub(crate) use serve::serve;
+pub(crate) use upstream::RawConn;

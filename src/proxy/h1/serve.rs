@@ -1,0 +1,145 @@
+//! An HTTP/1.1 client connection on the lean path: read a request head, route
+//! it, forward it, and again, until the client closes, idles out, the proxy
+//! shuts down, or a request comes that hyper must serve (then the connection,
+//! with the bytes already read, goes to hyper for the rest of its life).
+//!
+//! Between requests the connection waits for readability holding its buffers;
+//! after one `PARK_CHECK` with nothing it drops them and counts as parked, as
+//! the hyper path does. The client must complete each head within the header
+//! read timeout, counted from the end of the previous response.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::exchange::{self, After, Client};
+use super::request::{self, Parsed, RequestHead};
+use super::response;
+use crate::proxy::Proxy;
+use crate::proxy::conn::{ClientIo, Gauge, PARK_CHECK};
+use crate::proxy::headers::ClientAddr;
+use crate::proxy::listener::Entry;
+
+/// Read size for request heads.
+const HEAD_READ_SIZE: usize = 4 * 1024;
+
+/// Smallest head limit, as on the hyper path.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// Serves `stream` until it closes (None) or must go to hyper (the socket with
+/// the bytes read from it put back in front).
+pub(crate) async fn serve(
+    proxy: &Arc<Proxy>,
+    client: &ClientAddr,
+    entry: &Entry,
+    mut stream: TcpStream,
+    shutdown: &CancellationToken,
+) -> Option<ClientIo> {
+    let header_timeout = proxy.opts.header_read_timeout;
+    let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
+    let mut buf = BytesMut::new();
+    let mut upstream_head = Vec::new();
+    let mut out = Vec::new();
+    let timer = tokio::time::sleep(header_timeout);
+    tokio::pin!(timer);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        let deadline = Instant::now() + header_timeout;
+        let park_at = (Instant::now() + PARK_CHECK).min(deadline);
+        let mut parked = None;
+        // Try a read before waiting: a pipelined or quick client has sent already.
+        let mut readable = true;
+        let req = loop {
+            if !buf.is_empty() {
+                match request::parse(&buf, client, &mut upstream_head) {
+                    Parsed::Ready(req) => break req,
+                    Parsed::Partial if buf.len() < max_head => {}
+                    // hyper answers what it must (400, 431) or serves it.
+                    Parsed::Partial | Parsed::Fallback => {
+                        return Some(ClientIo::new(buf.freeze(), stream));
+                    }
+                }
+            }
+            if readable {
+                buf.reserve(HEAD_READ_SIZE);
+                match stream.try_read_buf(&mut buf) {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+            }
+            let wake = if buf.is_empty() && parked.is_none() {
+                park_at
+            } else {
+                deadline
+            };
+            timer.as_mut().reset(wake);
+            tokio::select! {
+                biased;
+                ready = stream.readable() => {
+                    if ready.is_err() {
+                        return None;
+                    }
+                    readable = true;
+                }
+                () = &mut timer => {
+                    if Instant::now() >= deadline {
+                        // Idle (or a head too slow) for the whole timeout.
+                        return None;
+                    }
+                    // Idle for a whole check: keep the socket, drop the buffers.
+                    buf = BytesMut::new();
+                    upstream_head = Vec::new();
+                    out = Vec::new();
+                    parked = Some(Gauge::enter(&proxy.conns.parked));
+                    readable = false;
+                }
+                () = &mut cancelled => return None,
+            }
+        };
+        drop(parked);
+        let mut conn = Client {
+            stream: &mut stream,
+            buf: &mut buf,
+            out: &mut out,
+            shutdown,
+        };
+        let after = answer(proxy, entry, &req, &upstream_head, &mut conn).await;
+        if after == After::Close || shutdown.is_cancelled() {
+            let _ = stream.shutdown().await;
+            return None;
+        }
+    }
+}
+
+/// Routes one request and forwards it, or answers it with the proxy's own error.
+async fn answer(
+    proxy: &Proxy,
+    entry: &Entry,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+) -> After {
+    let host = &client.buf[req.host.clone()];
+    let pool = proxy.pool_for(entry, || std::str::from_utf8(host).ok());
+    client.buf.advance(req.len);
+    match pool {
+        Ok(pool) => exchange::forward(pool, req, upstream_head, client).await,
+        Err(error) => {
+            // A body not read yet would be taken for the next request: close.
+            let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
+            response::local(&error, req.head_method, close, client.out);
+            match client.stream.write_all(client.out).await {
+                Ok(()) if !close => After::KeepAlive,
+                _ => After::Close,
+            }
+        }
+    }
+}
