@@ -45,9 +45,6 @@ use super::{Proxy, ProxyOptions};
 /// to two periods without a request.
 pub(crate) const PARK_CHECK: Duration = Duration::from_secs(1);
 
-/// The HTTP/2 connection preface (RFC 9113 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// Smallest read buffer hyper accepts.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
 
@@ -109,62 +106,37 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let header_timeout = proxy.opts.header_read_timeout;
-    let ctx = Arc::new(ConnCtx {
-        proxy,
-        client: ClientAddr::new(client),
-        entry,
-        requests: AtomicU64::new(0),
-        active: AtomicUsize::new(0),
-        upgrade: Mutex::new(None),
-    });
-    let _open = Gauge::enter(&ctx.proxy.conns.open);
-    // hyper bounds HTTP/1.1 head reads itself, but not this sniffing.
-    let protocol = tokio::select! {
-        protocol = sniff(&stream) => protocol,
-        _ = tokio::time::sleep(header_timeout) => return,
-        _ = shutdown.cancelled() => return,
+    let _open = Gauge::enter(&proxy.conns.open);
+    let client = ClientAddr::new(client);
+    let handoff = super::h1::serve(&proxy, &client, &entry, stream, &shutdown).await;
+    let ctx = |proxy| {
+        Arc::new(ConnCtx {
+            proxy,
+            client,
+            entry,
+            requests: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            upgrade: Mutex::new(None),
+        })
     };
-    match protocol {
-        Ok(Protocol::Http1) => {
-            let lean = super::h1::serve(&ctx.proxy, &ctx.client, &ctx.entry, stream, &shutdown);
-            if let Some(io) = lean.await {
-                ctx.proxy
-                    .conns
-                    .handed_to_hyper
-                    .fetch_add(1, Ordering::Relaxed);
-                serve_http1(&ctx, io, &shutdown).await;
-            }
+    match handoff {
+        Handoff::Closed => {}
+        Handoff::Http1(io) => {
+            proxy.conns.handed_to_hyper.fetch_add(1, Ordering::Relaxed);
+            serve_http1(&ctx(Arc::clone(&proxy)), io, &shutdown).await;
         }
-        Ok(Protocol::H2) => serve_h2(&ctx, ClientIo::new(Bytes::new(), stream), &shutdown).await,
-        Ok(Protocol::Closed) => {}
-        Err(error) => tracing::debug!(%error, "client connection failed before its first request"),
+        Handoff::H2(io) => serve_h2(&ctx(Arc::clone(&proxy)), io, &shutdown).await,
     }
 }
 
-enum Protocol {
-    Http1,
-    H2,
+/// How a connection goes on after the lean path let go of it.
+pub(crate) enum Handoff {
+    /// It closed, idled out, or the proxy is stopping.
     Closed,
-}
-
-/// Looks at the first bytes without consuming them: the h2 preface, or not.
-async fn sniff(stream: &TcpStream) -> io::Result<Protocol> {
-    let mut buf = [0u8; H2_PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 {
-            return Ok(Protocol::Closed);
-        }
-        if buf[..n] != H2_PREFACE[..n] {
-            return Ok(Protocol::Http1);
-        }
-        if n == H2_PREFACE.len() {
-            return Ok(Protocol::H2);
-        }
-        // The preface is arriving in pieces (rare): peek again shortly.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    /// A request the lean path does not handle: hyper's HTTP/1.1 from here on.
+    Http1(ClientIo),
+    /// It opened with the HTTP/2 preface (h2c with prior knowledge).
+    H2(ClientIo),
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ConnBody>, Infallible>> + Send>>;

@@ -21,7 +21,7 @@ use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
 use super::response;
 use crate::proxy::Proxy;
-use crate::proxy::conn::{ClientIo, Gauge, PARK_CHECK};
+use crate::proxy::conn::{ClientIo, Gauge, Handoff, PARK_CHECK};
 use crate::proxy::headers::ClientAddr;
 use crate::proxy::listener::Entry;
 
@@ -31,15 +31,19 @@ const HEAD_READ_SIZE: usize = 4 * 1024;
 /// Smallest head limit, as on the hyper path.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
 
-/// Serves `stream` until it closes (None) or must go to hyper (the socket with
-/// the bytes read from it put back in front).
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves `stream` until it closes, or must go to hyper (the socket with the
+/// bytes read from it put back in front): h2c when it opens with the HTTP/2
+/// preface, HTTP/1.1 for a request this path does not handle.
 pub(crate) async fn serve(
     proxy: &Arc<Proxy>,
     client: &ClientAddr,
     entry: &Entry,
     mut stream: TcpStream,
     shutdown: &CancellationToken,
-) -> Option<ClientIo> {
+) -> Handoff {
     let header_timeout = proxy.opts.header_read_timeout;
     let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
     let mut buf = BytesMut::new();
@@ -49,6 +53,7 @@ pub(crate) async fn serve(
     tokio::pin!(timer);
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
+    let mut first = true;
     loop {
         let deadline = Instant::now() + header_timeout;
         let park_at = (Instant::now() + PARK_CHECK).min(deadline);
@@ -56,23 +61,34 @@ pub(crate) async fn serve(
         // Try a read before waiting: a pipelined or quick client has sent already.
         let mut readable = true;
         let req = loop {
-            if !buf.is_empty() {
+            if first && !buf.is_empty() {
+                let n = buf.len().min(H2_PREFACE.len());
+                if buf[..n] == H2_PREFACE[..n] {
+                    if n == H2_PREFACE.len() {
+                        return Handoff::H2(ClientIo::new(buf.freeze(), stream));
+                    }
+                    // Maybe the preface, arriving in pieces: read on.
+                } else {
+                    first = false;
+                }
+            }
+            if !first && !buf.is_empty() {
                 match request::parse(&buf, client, &mut upstream_head) {
                     Parsed::Ready(req) => break req,
                     Parsed::Partial if buf.len() < max_head => {}
                     // hyper answers what it must (400, 431) or serves it.
                     Parsed::Partial | Parsed::Fallback => {
-                        return Some(ClientIo::new(buf.freeze(), stream));
+                        return Handoff::Http1(ClientIo::new(buf.freeze(), stream));
                     }
                 }
             }
             if readable {
                 buf.reserve(HEAD_READ_SIZE);
                 match stream.try_read_buf(&mut buf) {
-                    Ok(0) => return None,
+                    Ok(0) => return Handoff::Closed,
                     Ok(_) => continue,
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return None,
+                    Err(_) => return Handoff::Closed,
                 }
             }
             let wake = if buf.is_empty() && parked.is_none() {
@@ -85,14 +101,14 @@ pub(crate) async fn serve(
                 biased;
                 ready = stream.readable() => {
                     if ready.is_err() {
-                        return None;
+                        return Handoff::Closed;
                     }
                     readable = true;
                 }
                 () = &mut timer => {
                     if Instant::now() >= deadline {
                         // Idle (or a head too slow) for the whole timeout.
-                        return None;
+                        return Handoff::Closed;
                     }
                     // Idle for a whole check: keep the socket, drop the buffers.
                     buf = BytesMut::new();
@@ -101,7 +117,7 @@ pub(crate) async fn serve(
                     parked = Some(Gauge::enter(&proxy.conns.parked));
                     readable = false;
                 }
-                () = &mut cancelled => return None,
+                () = &mut cancelled => return Handoff::Closed,
             }
         };
         drop(parked);
@@ -113,8 +129,7 @@ pub(crate) async fn serve(
         };
         let after = answer(proxy, entry, &req, &upstream_head, &mut conn).await;
         if after == After::Close || shutdown.is_cancelled() {
-            let _ = stream.shutdown().await;
-            return None;
+            return Handoff::Closed;
         }
     }
 }
