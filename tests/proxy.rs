@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use teal::proxy::ProxyOptions;
+use teal::proxy::{Proxy, ProxyOptions};
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
 use tokio::io::AsyncWriteExt;
@@ -703,4 +703,24 @@ async fn an_endpoint_that_accepts_and_closes_is_skipped_and_ejected() {
         assert_eq!((reply.status, reply.body.as_str()), (200, "live"));
     }
     assert!(h.proxy.endpoints("web", Slot::Blue)[0].ejected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_proxy_on_a_listening_address_is_refused() {
+    let h = Harness::start().await;
+    // The workers' sockets share the port (SO_REUSEPORT); another proxy must
+    // not join them.
+    let second = Proxy::bind(h.addr(), tokio_util::sync::CancellationToken::new()).await;
+    assert!(
+        matches!(second, Err(RouterError::Bind { .. })),
+        "{:?}",
+        second.err()
+    );
+    let taken = std::net::TcpListener::bind(loopback()).unwrap();
+    let third = Proxy::bind(
+        taken.local_addr().unwrap(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    assert!(matches!(third, Err(RouterError::Bind { .. })));
 }

@@ -38,11 +38,9 @@ impl Proxy {
                 .me
                 .upgrade()
                 .ok_or_else(|| RouterError::Other("proxy is shutting down".into()))?;
-            let bound = listener::bind(addr).await?;
-            let local = bound
-                .local_addr()
-                .map_err(|source| RouterError::Bind { addr, source })?;
-            listener::spawn_accept(&me, bound, local, Entry::Preview(Arc::clone(&service)))?;
+            let bound = listener::bind(addr, me.workers.len()).await?;
+            let local = bound.addr;
+            listener::spawn_accept(&me, bound, Entry::Preview(Arc::clone(&service)));
             let _ = service.preview_addr.set(local);
             tracing::info!(service = %spec.name, addr = %local, "preview listening");
         }

@@ -138,15 +138,12 @@ impl Proxy {
         opts: ProxyOptions,
         shutdown: CancellationToken,
     ) -> Result<Arc<Proxy>, RouterError> {
-        let listener = listener::bind(listen).await?;
-        let addr = listener.local_addr().map_err(|source| RouterError::Bind {
-            addr: listen,
-            source,
-        })?;
         let workers = Workers::start(opts.workers).map_err(|source| RouterError::Bind {
             addr: listen,
             source,
         })?;
+        let bound = listener::bind(listen, workers.len()).await?;
+        let addr = bound.addr;
         let upstream = Arc::new(UpstreamCtx {
             lanes: workers.len() + 1,
             connect_timeout: opts.connect_timeout,
@@ -169,7 +166,7 @@ impl Proxy {
             shutdown,
             me: me.clone(),
         });
-        listener::spawn_accept(&proxy, listener, addr, Entry::Production)?;
+        listener::spawn_accept(&proxy, bound, Entry::Production);
         let upstream = Arc::clone(&proxy.upstream);
         proxy.connections.spawn(async move {
             upstream.shutdown.cancelled().await;
