@@ -86,11 +86,27 @@ struct App {
 
 type Body = Full<Bytes>;
 
+/// Listen queue length. A proxy that opens many connections at once (a burst
+/// of clients, or its idle connections having expired) must not find the
+/// queue full: a dropped SYN is retried only after a second.
+const BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves until `shutdown` fires, then finishes in-flight requests and returns.
 ///
 /// Websockets are not waited for: they end when the process does.
 pub async fn serve(cfg: AppConfig, shutdown: CancellationToken) -> std::io::Result<()> {
-    let listener = TcpListener::bind(SocketAddr::from((cfg.bind, cfg.port))).await?;
+    let listener = listen(SocketAddr::from((cfg.bind, cfg.port)))?;
     let local = listener.local_addr()?;
     let app = Arc::new(App::new(&cfg));
     println!("uptimer {} listening on http://{local}", cfg.version);

@@ -1,9 +1,10 @@
 //! Proxy worker threads: one single-threaded tokio runtime per thread, each
-//! accepting on the shared listener and serving its connections start to end,
-//! as nginx worker processes do.
+//! accepting on its own socket of the listen address (SO_REUSEPORT, see
+//! `listener::bind`) and serving its connections start to end, as nginx
+//! worker processes do with `reuseport`.
 //!
 //! A request and the upstream connection that serves it stay on one thread: the
-//! client connection's task, the upstream connection's task and the idle stack
+//! client connection's task, its upstream connection and the idle stack
 //! lane they meet in (see `upstream::IdleStack`) all belong to the worker that
 //! accepted the client. Nothing on the request path wakes another thread. The
 //! control plane (deploys, health checks, the control API) runs on the daemon's

@@ -55,8 +55,9 @@ pub(crate) async fn serve(
     tokio::pin!(cancelled);
     let mut first = true;
     loop {
-        let deadline = Instant::now() + header_timeout;
-        let park_at = (Instant::now() + PARK_CHECK).min(deadline);
+        let now = Instant::now();
+        let deadline = now + header_timeout;
+        let park_at = (now + PARK_CHECK).min(deadline);
         let mut parked = None;
         // Try a read before waiting: a pipelined or quick client has sent already.
         let mut readable = true;
