@@ -199,6 +199,34 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: 
         .expect("a response in time")
 }
 
+/// A keep-alive connection to the proxy, and what was read past the last response.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    async fn open(h: &Harness) -> Client {
+        Client {
+            stream: TcpStream::connect(h.addr()).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).await.unwrap();
+    }
+
+    async fn read(&mut self, head_request: bool) -> Got {
+        read_response(&mut self.stream, &mut self.buf, head_request).await
+    }
+
+    async fn get(&mut self, path: &str) -> Got {
+        self.send(&get(path)).await;
+        self.read(false).await
+    }
+}
+
 async fn started() -> (Scripted, Harness) {
     let app = Scripted::start().await;
     let h = Harness::start().await;
@@ -213,15 +241,14 @@ fn get(path: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_requests_reuse_one_upstream_connection_and_are_rewritten() {
     let (app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
+    let mut client = Client::open(&h).await;
     for i in 0..20 {
         let req = format!(
             "GET /n/{i} HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 192.0.2.1\r\n\
              Connection: keep-alive\r\nKeep-Alive: timeout=9\r\nX-Custom: {i}\r\n\r\n"
         );
-        client.write_all(req.as_bytes()).await.unwrap();
-        let got = read_response(&mut client, &mut buf, false).await;
+        client.send(req.as_bytes()).await;
+        let got = client.read(false).await;
         assert!(got.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", got.head);
         assert_eq!(header(&got.head, "x-app"), Some("scripted"));
         assert_eq!(got.body, format!("path /n/{i}").into_bytes());
@@ -245,15 +272,14 @@ async fn keep_alive_requests_reuse_one_upstream_connection_and_are_rewritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order() {
     let (_app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
+    let mut client = Client::open(&h).await;
     let mut all = Vec::new();
     for path in ["/a", "/b", "/c"] {
         all.extend_from_slice(&get(path));
     }
-    client.write_all(&all).await.unwrap();
-    let mut buf = Vec::new();
+    client.send(&all).await;
     for path in ["/a", "/b", "/c"] {
-        let got = read_response(&mut client, &mut buf, false).await;
+        let got = client.read(false).await;
         assert_eq!(got.body, format!("path {path}").into_bytes());
     }
     assert_eq!(h.proxy.connections_handed_to_hyper(), 0);
@@ -262,19 +288,16 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_bodies_pass_through_and_the_connection_stays_usable() {
     let (app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
+    let mut client = Client::open(&h).await;
     for _ in 0..2 {
-        client.write_all(&get("/chunked")).await.unwrap();
-        let got = read_response(&mut client, &mut buf, false).await;
+        let got = client.get("/chunked").await;
         assert_eq!(header(&got.head, "transfer-encoding"), Some("chunked"));
         assert_eq!(
             got.body,
             b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n".to_vec()
         );
     }
-    client.write_all(&get("/after")).await.unwrap();
-    let got = read_response(&mut client, &mut buf, false).await;
+    let got = client.get("/after").await;
     assert_eq!(got.body, b"path /after".to_vec());
     assert_eq!(app.accepted(), 1);
 }
@@ -282,10 +305,8 @@ async fn chunked_bodies_pass_through_and_the_connection_stays_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_runs_until_close_closes_the_client_connection_too() {
     let (app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
-    client.write_all(&get("/until-close")).await.unwrap();
-    let got = read_response(&mut client, &mut buf, false).await;
+    let mut client = Client::open(&h).await;
+    let got = client.get("/until-close").await;
     assert!(got.head.starts_with("HTTP/1.1 200"), "{}", got.head);
     assert_eq!(header(&got.head, "connection"), Some("close"));
     assert_eq!(got.body, b"all of it".to_vec());
@@ -298,11 +319,9 @@ async fn a_body_that_runs_until_close_closes_the_client_connection_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_closes_after_answering_is_not_reused() {
     let (app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
+    let mut client = Client::open(&h).await;
     for _ in 0..3 {
-        client.write_all(&get("/close-after")).await.unwrap();
-        let got = read_response(&mut client, &mut buf, false).await;
+        let got = client.get("/close-after").await;
         assert_eq!(got.body, b"ok".to_vec());
         // The upstream's close is its own: the client connection stays.
         assert_eq!(header(&got.head, "connection"), None, "{}", got.head);
@@ -313,21 +332,17 @@ async fn an_upstream_that_closes_after_answering_is_not_reused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interim_responses_are_dropped_and_head_answers_have_no_body() {
     let (app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
-    client.write_all(&get("/early-hints")).await.unwrap();
-    let got = read_response(&mut client, &mut buf, false).await;
+    let mut client = Client::open(&h).await;
+    let got = client.get("/early-hints").await;
     assert!(got.head.starts_with("HTTP/1.1 200 OK"), "{}", got.head);
     assert_eq!(got.body, b"ok".to_vec());
     client
-        .write_all(b"HEAD /head HTTP/1.1\r\nHost: app.test\r\n\r\n")
-        .await
-        .unwrap();
-    let got = read_response(&mut client, &mut buf, true).await;
+        .send(b"HEAD /head HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    let got = client.read(true).await;
     assert_eq!(header(&got.head, "content-length"), Some("50"));
     // Had the proxy waited for 50 body bytes, this would time out.
-    client.write_all(&get("/after-head")).await.unwrap();
-    let got = read_response(&mut client, &mut buf, false).await;
+    let got = client.get("/after-head").await;
     assert_eq!(got.body, b"path /after-head".to_vec());
     assert_eq!(app.accepted(), 1);
 }
@@ -335,13 +350,11 @@ async fn interim_responses_are_dropped_and_head_answers_have_no_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_are_forwarded_whole_even_when_they_arrive_late() {
     let (app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
+    let mut client = Client::open(&h).await;
     client
-        .write_all(b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello")
-        .await
-        .unwrap();
-    let got = read_response(&mut client, &mut buf, false).await;
+        .send(b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello")
+        .await;
+    let got = client.read(false).await;
     assert_eq!(got.body, b"hello".to_vec());
     // 40 KiB, the head first and the body in three pieces with pauses.
     let body = pattern(40 * 1024);
@@ -349,12 +362,12 @@ async fn request_bodies_are_forwarded_whole_even_when_they_arrive_late() {
         "PUT /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    client.write_all(head.as_bytes()).await.unwrap();
+    client.send(head.as_bytes()).await;
     for piece in body.chunks(body.len() / 3 + 1) {
         tokio::time::sleep(Duration::from_millis(30)).await;
-        client.write_all(piece).await.unwrap();
+        client.send(piece).await;
     }
-    let got = read_response(&mut client, &mut buf, false).await;
+    let got = client.read(false).await;
     assert_eq!(got.body, body);
     assert_eq!(app.accepted(), 1);
     assert_eq!(h.proxy.connections_handed_to_hyper(), 0);
@@ -363,11 +376,9 @@ async fn request_bodies_are_forwarded_whole_even_when_they_arrive_late() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_response_bodies_arrive_intact() {
     let (_app, h) = started().await;
-    let mut client = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = Vec::new();
+    let mut client = Client::open(&h).await;
     for _ in 0..3 {
-        client.write_all(&get("/big")).await.unwrap();
-        let got = read_response(&mut client, &mut buf, false).await;
+        let got = client.get("/big").await;
         assert_eq!(got.body, pattern(300 * 1024));
     }
 }

@@ -1,16 +1,11 @@
-//! Forwarding one request to its pool: pick an endpoint, get a connection
-//! (reused or fresh), send, retry when that is safe, and hand back the response
-//! with the request's in-flight claim riding on its body. Upgrades (websockets)
-//! become a byte tunnel that holds the claim until it closes.
+//! Forwarding one request to its pool through hyper (requests the lean path in
+//! `h1/` hands over, and h2c): pick an endpoint, get a connection (reused or
+//! fresh), send, retry when that is safe (`retry.rs`), and hand back the
+//! response with the request's in-flight claim riding on its body. Upgrades
+//! (websockets) become a byte tunnel that holds the claim until it closes.
 //!
-//! Retry rules: a failed connect moves to another endpoint once (nothing was
-//! sent). A request that failed on a reused connection before any response
-//! byte is sent again once on a fresh connection, when hyper hands it back
-//! unsent or when it is idempotent with an empty body. One that failed the same
-//! way on a *fresh* connection (the endpoint accepted, then closed: a container
-//! behind the engine's userland proxy that just died) is sent again once on
-//! another endpoint, like nginx's `proxy_next_upstream error`, and the endpoint
-//! is ejected. Never after a response head arrived.
+//! Besides idempotent requests with an empty body, a request hyper hands back
+//! unsent is also sent again.
 
 use std::sync::Arc;
 
@@ -28,6 +23,7 @@ use super::error::ProxyError;
 use super::headers::{self, ClientAddr};
 use super::inflight::InFlight;
 use super::pool::Pool;
+use super::retry::Attempts;
 use super::upstream::Sender;
 
 /// Forwards `req` to `pool` and returns what the client gets.
@@ -82,40 +78,29 @@ async fn send(
     replayable: bool,
 ) -> Result<(Response<Incoming>, Sender), ProxyError> {
     let pool = Arc::clone(guard.pool());
-    let mut exclude = None;
-    // One move to another endpoint after a failed connect.
-    let mut connect_retry = pool.len() > 1;
-    // One resend on a fresh connection after a reused one failed, and one on
-    // another endpoint after a fresh one failed.
-    let mut resend_reused = true;
-    let mut resend_fresh = true;
-    let mut fresh_only = false;
+    let mut attempts = Attempts::new(&pool);
     loop {
-        let index = pool.pick(exclude);
+        let index = attempts.pick(&pool);
         guard.attach(index);
         let endpoint = pool.endpoint(index);
-        let idle = if fresh_only {
-            None
-        } else {
+        let idle = if attempts.may_reuse() {
             endpoint.idle.take(pool.ctx.idle_timeout)
+        } else {
+            None
         };
         let reused = idle.is_some();
         let mut sender = match idle {
             Some(sender) => sender,
             None => match pool.ctx.connect(endpoint.addr()).await {
                 Ok(sender) => sender,
-                Err(error) => {
-                    pool.eject(index);
-                    if connect_retry {
-                        connect_retry = false;
-                        exclude = Some(index);
-                        continue;
-                    }
-                    return Err(error);
+                Err(error) if attempts.connect_failed(&pool, index) => {
+                    tracing::debug!(%error, "connect failed: trying another endpoint");
+                    continue;
                 }
+                Err(error) => return Err(error),
             },
         };
-        let resend = if reused { resend_reused } else { resend_fresh };
+        let resend = attempts.may_resend(reused);
         let backup = (replayable && resend).then(|| copy_head(&req));
         match sender.try_send_request(req).await {
             Ok(response) => return Ok((response, sender)),
@@ -130,17 +115,7 @@ async fn send(
                 };
                 tracing::debug!(error = %failed.error(), reused, "resending on a fresh upstream connection");
                 req = again;
-                fresh_only = true;
-                if reused {
-                    resend_reused = false;
-                    exclude = None;
-                } else {
-                    // It accepted a connection it could not serve: out of rotation
-                    // until its health check passes; try another endpoint.
-                    resend_fresh = false;
-                    pool.eject(index);
-                    exclude = (pool.len() > 1).then_some(index);
-                }
+                attempts.resending(&pool, index, reused);
             }
         }
     }

@@ -13,7 +13,8 @@
 //! - `routes`: the route table (Host → service) and per-service pool pointers.
 //! - `install`: `set_routes`, `drain` and `stats` on that table.
 //! - `pool`: endpoints, least-in-flight picking, passive ejection.
-//! - `forward`: one request upstream, retries, upgrades.
+//! - `forward`: one request upstream through hyper, upgrades.
+//! - `retry`: the retry rules both paths share.
 //! - `upstream`: upstream connections and their idle stacks.
 //! - `watch`: verify windows: counting a watched slot, switching back on a crossing.
 //! - `workers`: the worker threads, one single-threaded runtime each.
@@ -29,6 +30,7 @@ mod inflight;
 mod install;
 mod listener;
 mod pool;
+mod retry;
 mod routes;
 mod upstream;
 mod watch;

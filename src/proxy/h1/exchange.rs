@@ -5,11 +5,7 @@
 //! body byte is written; the upstream connection goes back to the idle stack
 //! when the response ended cleanly.
 //!
-//! The retry rules are those of `forward.rs` (the hyper path): a failed connect
-//! moves to another endpoint once; a replayable request that failed before any
-//! response byte is sent again once on a fresh connection after a reused one
-//! failed, and once on another endpoint (ejecting the first) after a fresh
-//! one failed. Never after a response head arrived.
+//! The retry rules are `retry.rs`'s, shared with hyper's path.
 
 use std::sync::Arc;
 
@@ -25,6 +21,7 @@ use super::upstream::{READ_SIZE, RawConn};
 use crate::proxy::error::ProxyError;
 use crate::proxy::inflight::InFlight;
 use crate::proxy::pool::Pool;
+use crate::proxy::retry::Attempts;
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -149,58 +146,37 @@ async fn send(
 ) -> Result<(usize, RawConn, ResponseHead), Exchange> {
     let pool = Arc::clone(guard.pool());
     let ctx = &pool.ctx;
-    let mut exclude = None;
-    // One move to another endpoint after a failed connect.
-    let mut connect_retry = pool.len() > 1;
-    // One resend on a fresh connection after a reused one failed, and one on
-    // another endpoint after a fresh one failed. Only replayable requests are
-    // sent again, and those have no body.
-    let mut resend_reused = true;
-    let mut resend_fresh = true;
-    let mut fresh_only = false;
+    let mut attempts = Attempts::new(&pool);
     loop {
-        let index = pool.pick(exclude);
+        let index = attempts.pick(&pool);
         guard.attach(index);
         let endpoint = pool.endpoint(index);
-        let idle = if fresh_only {
-            None
-        } else {
+        let idle = if attempts.may_reuse() {
             endpoint.raw_idle.take(ctx.idle_timeout)
+        } else {
+            None
         };
         let reused = idle.is_some();
         let mut conn = match idle {
             Some(conn) => conn,
             None => match RawConn::connect(endpoint.addr(), ctx.connect_timeout).await {
                 Ok(conn) => conn,
-                Err(error) => {
-                    pool.eject(index);
-                    if connect_retry {
-                        connect_retry = false;
-                        exclude = Some(index);
-                        continue;
-                    }
-                    return Err(Exchange::Failed(Failed::early(error)));
+                Err(error) if attempts.connect_failed(&pool, index) => {
+                    tracing::debug!(%error, "connect failed: trying another endpoint");
+                    continue;
                 }
+                Err(error) => return Err(Exchange::Failed(Failed::early(error))),
             },
         };
-        let resend = req.replayable && if reused { resend_reused } else { resend_fresh };
+        // Only replayable requests are sent again, and those have no body.
+        let resend = req.replayable && attempts.may_resend(reused);
         let failed = match exchange_head(&mut conn, req, upstream_head, client).await {
             Ok(head) => return Ok((index, conn, head)),
             Err(Exchange::Failed(failed)) if resend && failed.before_response => failed,
             Err(other) => return Err(other),
         };
         tracing::debug!(error = %failed.error, reused, "resending on a fresh upstream connection");
-        fresh_only = true;
-        if reused {
-            resend_reused = false;
-            exclude = None;
-        } else {
-            // It accepted a connection it could not serve: out of rotation
-            // until its health check passes; try another endpoint.
-            resend_fresh = false;
-            pool.eject(index);
-            exclude = (pool.len() > 1).then_some(index);
-        }
+        attempts.resending(&pool, index, reused);
     }
 }
 
