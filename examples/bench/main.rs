@@ -46,6 +46,12 @@ struct Args {
     /// Concurrency levels for the throughput runs.
     #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
     concurrency: Vec<usize>,
+    /// Only write the tuned nginx config into this directory (`nginx.conf`),
+    /// listening on `LISTEN` and proxying to `BACKEND`, with `--threads`
+    /// workers; then exit. `bench/callgrind` uses it, so both measure the same
+    /// nginx.
+    #[arg(long, num_args = 3, value_names = ["DIR", "LISTEN", "BACKEND"])]
+    nginx_conf: Option<Vec<String>>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +61,19 @@ fn main() -> anyhow::Result<()> {
         args.rounds = 1;
         args.switches = args.switches.min(20);
         args.concurrency = vec![16, 256];
+    }
+    if let Some(conf) = &args.nginx_conf {
+        let [dir, listen, backend] = conf.as_slice() else {
+            anyhow::bail!("--nginx-conf takes DIR LISTEN BACKEND");
+        };
+        let dir = std::path::Path::new(dir);
+        return Nginx::write_conf(
+            &dir.join("nginx.conf"),
+            dir,
+            listen.parse()?,
+            backend.parse()?,
+            args.threads,
+        );
     }
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
