@@ -106,6 +106,42 @@ pub async fn interruptible<T>(
     }
 }
 
+/// One action on one service across `dests`, under the service's deploy lock,
+/// for `teal promote` and `teal rollback`: attaches to each host, takes the
+/// lock (`verb` is its reason), runs `action` (Ctrl-C stops waiting), closes
+/// the fleet and prints `done` with every host's outcome.
+pub fn run_locked(
+    dests: &[Destination],
+    remote: &RemoteSpec,
+    args: &LockedAction<'_>,
+    action: impl AsyncFnOnce(&Fleet) -> Result<Vec<HostOutcome>, RemoteError>,
+) -> anyhow::Result<ExitCode> {
+    let options = ssh_options(remote);
+    let view = Arc::new(HostView::new(args.json));
+    let reason = format!("teal {} {}", args.verb, args.service);
+    super::context::block_on(async {
+        let started = Instant::now();
+        let open = open(dests, remote, &options, Mode::Attach, None, args.parallel);
+        let lock = Some((args.service, reason.as_str(), args.force_unlock));
+        let fleet = open_fleet(open, view.clone(), lock).await?;
+        let result = interruptible(action(&fleet)).await;
+        fleet.close().await;
+        Ok(report(&view, args.done, &result?, started))
+    })?
+}
+
+/// What `run_locked` needs besides the hosts and the action.
+pub struct LockedAction<'a> {
+    pub service: &'a str,
+    /// The command's name, for the lock's reason: `promote`, `rollback`.
+    pub verb: &'a str,
+    /// The line printed at the end, e.g. "web is promoted".
+    pub done: &'a str,
+    pub force_unlock: bool,
+    pub parallel: usize,
+    pub json: bool,
+}
+
 /// The usual `Open` for a verb.
 pub fn open<'a>(
     dests: &'a [Destination],

@@ -2,13 +2,9 @@
 //! daemon or on every host.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
 use super::context::{Global, block_on};
-use super::host_view::HostView;
-use super::hosts::{self, HostArgs};
-use crate::remote::Mode;
+use super::hosts::{self, HostArgs, LockedAction};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,26 +26,19 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let (_, remote) = hosts::load(&global.config_path(), given)?;
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {
-        let options = hosts::ssh_options(&remote);
-        let view = Arc::new(HostView::new(args.json));
-        let reason = format!("teal promote {}", args.service);
-        return block_on(async {
-            let started = Instant::now();
-            let open = hosts::open(
-                &dests,
-                &remote,
-                &options,
-                Mode::Attach,
-                None,
-                args.hosts.parallel,
-            );
-            let lock = Some((args.service.as_str(), reason.as_str(), args.force_unlock));
-            let fleet = hosts::open_fleet(open, view.clone(), lock).await?;
-            let result = hosts::interruptible(fleet.promote(&args.service)).await;
-            fleet.close().await;
-            let what = format!("{} is promoted", args.service);
-            Ok::<_, anyhow::Error>(hosts::report(&view, &what, &result?, started))
-        })?;
+        let done = format!("{} is promoted", args.service);
+        let action = LockedAction {
+            service: &args.service,
+            verb: "promote",
+            done: &done,
+            force_unlock: args.force_unlock,
+            parallel: args.hosts.parallel,
+            json: args.json,
+        };
+        let service = args.service.as_str();
+        return hosts::run_locked(&dests, &remote, &action, async |fleet| {
+            fleet.promote(service).await
+        });
     }
     let client = global.client()?;
     block_on(async {

@@ -2,14 +2,10 @@
 //! on every host.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
 use super::context::{Global, block_on};
-use super::host_view::HostView;
-use super::hosts::{self, HostArgs};
+use super::hosts::{self, HostArgs, LockedAction};
 use crate::api::wire::ActionRequest;
-use crate::remote::Mode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,26 +34,19 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let spec = config.and_then(|c| c.services.get(&args.service).cloned());
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {
-        let options = hosts::ssh_options(&remote);
-        let view = Arc::new(HostView::new(args.json));
-        let reason = format!("teal rollback {}", args.service);
-        return block_on(async {
-            let started = Instant::now();
-            let open = hosts::open(
-                &dests,
-                &remote,
-                &options,
-                Mode::Attach,
-                None,
-                args.hosts.parallel,
-            );
-            let lock = Some((args.service.as_str(), reason.as_str(), args.force_unlock));
-            let fleet = hosts::open_fleet(open, view.clone(), lock).await?;
-            let result = hosts::interruptible(fleet.rollback(&args.service, spec.as_ref())).await;
-            fleet.close().await;
-            let what = format!("{} is rolled back", args.service);
-            Ok::<_, anyhow::Error>(hosts::report(&view, &what, &result?, started))
-        })?;
+        let done = format!("{} is rolled back", args.service);
+        let action = LockedAction {
+            service: &args.service,
+            verb: "rollback",
+            done: &done,
+            force_unlock: args.force_unlock,
+            parallel: args.hosts.parallel,
+            json: args.json,
+        };
+        let (service, spec) = (args.service.as_str(), spec.as_ref());
+        return hosts::run_locked(&dests, &remote, &action, async |fleet| {
+            fleet.rollback(service, spec).await
+        });
     }
     let client = global.client()?;
     block_on(async {
