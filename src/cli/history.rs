@@ -1,13 +1,10 @@
 //! `teal history SERVICE`: deploys, switches and rollbacks, each with its timeline.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::context::{Global, block_on};
-use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::wire::History;
-use crate::remote::Mode;
 use crate::state::{HistoryEntry, TimelineStep};
 
 #[derive(Debug, clap::Args)]
@@ -24,25 +21,11 @@ pub struct Args {
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
     let given = !args.hosts.hosts.is_empty();
-    let remote = match hosts::load(&global.config_path(), given) {
-        Ok((_, remote)) => remote,
-        Err(_) if !given => Default::default(),
-        Err(e) => return Err(e),
-    };
+    let (_, remote) = hosts::load_lenient(&global.config_path(), given)?;
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {
-        let options = hosts::ssh_options(&remote);
-        let view = Arc::new(HostView::new(false));
         return block_on(async {
-            let open = hosts::open(
-                &dests,
-                &remote,
-                &options,
-                Mode::Attach,
-                None,
-                args.hosts.parallel,
-            );
-            let fleet = hosts::open_fleet(open, view, None).await?;
+            let fleet = hosts::attach(&dests, &remote, args.hosts.parallel).await?;
             let answers = fleet.history(&args.service).await;
             fleet.close().await;
             hosts::print_per_host(&answers, args.json, "history", render)

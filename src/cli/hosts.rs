@@ -55,6 +55,31 @@ pub fn load(
     Ok((Some(config), remote))
 }
 
+/// `load` for a verb that also works without teal.toml: unless hosts were
+/// named on the command line, an unreadable config means no config and no hosts.
+pub fn load_lenient(
+    path: &std::path::Path,
+    hosts_given: bool,
+) -> anyhow::Result<(Option<Config>, RemoteSpec)> {
+    match load(path, hosts_given) {
+        Ok(loaded) => Ok(loaded),
+        Err(_) if !hosts_given => Ok((None, RemoteSpec::default())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Attaches to every host in `dests` without taking a lock, for verbs that
+/// only read (status, history, logs).
+pub async fn attach(
+    dests: &[Destination],
+    remote: &RemoteSpec,
+    parallel: usize,
+) -> anyhow::Result<Fleet> {
+    let options = ssh_options(remote);
+    let open = open(dests, remote, &options, Mode::Attach, None, parallel);
+    open_fleet(open, Arc::new(HostView::new(false)), None).await
+}
+
 /// `[ssh]`, with `TEAL_SSH_CONFIG` taking precedence over `[ssh] config`.
 pub fn ssh_options(remote: &RemoteSpec) -> SshOptions {
     let env = std::env::var_os("TEAL_SSH_CONFIG").filter(|v| !v.is_empty());

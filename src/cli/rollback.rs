@@ -26,11 +26,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let given = !args.hosts.hosts.is_empty();
     // The spec from teal.toml is sent along in case the rollback has to redeploy;
     // without a readable config the daemon uses the spec it last deployed.
-    let (config, remote) = match hosts::load(&global.config_path(), given) {
-        Ok(loaded) => loaded,
-        Err(_) if !given => (None, Default::default()),
-        Err(e) => return Err(e),
-    };
+    let (config, remote) = hosts::load_lenient(&global.config_path(), given)?;
     let spec = config.and_then(|c| c.services.get(&args.service).cloned());
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {

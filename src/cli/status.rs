@@ -1,13 +1,10 @@
 //! `teal status [SERVICE]`: slots, versions and instance health.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::context::{Global, block_on};
-use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::wire::{ServiceStatus, SlotStatus, Status};
-use crate::remote::Mode;
 use crate::slot::Slot;
 
 #[derive(Debug, clap::Args)]
@@ -25,11 +22,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
     let given = !args.hosts.hosts.is_empty();
     if given || args.service.is_some() {
-        let (_, remote) = match hosts::load(&global.config_path(), given) {
-            Ok(loaded) => loaded,
-            Err(_) if !given => (None, Default::default()),
-            Err(e) => return Err(e),
-        };
+        let (_, remote) = hosts::load_lenient(&global.config_path(), given)?;
         let dests = args.hosts.targets(&remote, args.service.as_deref());
         if !dests.is_empty() {
             return remote_status(&args, &dests, &remote);
@@ -51,18 +44,8 @@ fn remote_status(
     dests: &[crate::spec::Destination],
     remote: &crate::spec::RemoteSpec,
 ) -> anyhow::Result<ExitCode> {
-    let options = hosts::ssh_options(remote);
-    let view = Arc::new(HostView::new(false));
     block_on(async {
-        let open = hosts::open(
-            dests,
-            remote,
-            &options,
-            Mode::Attach,
-            None,
-            args.hosts.parallel,
-        );
-        let fleet = hosts::open_fleet(open, view, None).await?;
+        let fleet = hosts::attach(dests, remote, args.hosts.parallel).await?;
         let answers = fleet.status(args.service.as_deref()).await;
         fleet.close().await;
         hosts::print_per_host(&answers, args.json, "status", render)
