@@ -50,9 +50,6 @@ pub(crate) async fn forward(
         Ok((response, sender)) => respond(guard, response, sender, client_upgrade),
         Err(error) => {
             tracing::debug!(%error, "upstream request failed");
-            let stats = guard.pool().stats();
-            stats.upstream_failure();
-            stats.server_error();
             guard.failed();
             local(&error)
         }
@@ -149,9 +146,6 @@ fn respond(
     let status = response.status();
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
-            let stats = guard.pool().stats();
-            stats.upstream_failure();
-            stats.server_error();
             guard.failed();
             return local(&ProxyError::UnexpectedUpgrade);
         };
@@ -170,9 +164,6 @@ fn respond(
         let tasks = guard.pool().ctx.tasks.clone();
         tasks.spawn(tunnel(guard, upstream_upgrade, client));
         return Response::from_parts(parts, ProxyBody::empty());
-    }
-    if status.is_server_error() {
-        guard.pool().stats().server_error();
     }
     guard.answered(status.is_server_error());
     let (mut parts, body) = response.into_parts();

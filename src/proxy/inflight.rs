@@ -89,15 +89,23 @@ impl InFlight {
         }
     }
 
-    /// The upstream answered (a response head); reported to a watching window.
+    /// The upstream answered (a response head): a 5xx is counted in the pool's
+    /// stats, and the answer is reported to a watching window.
     pub(crate) fn answered(&self, server_error: bool) {
+        if server_error {
+            self.pool.stats().server_error();
+        }
         if let Some((watch, started)) = &self.watch {
             watch.answered(&self.pool, *started, server_error);
         }
     }
 
-    /// No upstream answer; reported to a watching window.
+    /// No usable upstream answer (the proxy answers 502/504 itself): counted as
+    /// an upstream failure and a 5xx, and reported to a watching window.
     pub(crate) fn failed(&self) {
+        let stats = self.pool.stats();
+        stats.upstream_failure();
+        stats.server_error();
         if let Some((watch, started)) = &self.watch {
             watch.failed(&self.pool, *started);
         }

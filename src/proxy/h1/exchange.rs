@@ -84,9 +84,6 @@ pub(crate) async fn forward(
         Err(Exchange::Failed(failed)) => {
             let error = failed.error;
             tracing::debug!(%error, "upstream request failed");
-            let stats = guard.pool().stats();
-            stats.upstream_failure();
-            stats.server_error();
             guard.failed();
             drop(guard);
             // Whatever of a body the client still sends would be read as the
@@ -101,11 +98,7 @@ pub(crate) async fn forward(
             };
         }
     };
-    let server_error = head.status >= 500;
-    if server_error {
-        guard.pool().stats().server_error();
-    }
-    guard.answered(server_error);
+    guard.answered(head.status >= 500);
     conn.buf.advance(head.len);
     match relay(&mut conn, head.framing, client.stream, client.out).await {
         Ok(()) => {
