@@ -86,16 +86,7 @@ pub(crate) async fn forward(
             tracing::debug!(%error, "upstream request failed");
             guard.failed();
             drop(guard);
-            // Whatever of a body the client still sends would be read as the
-            // next request: close after this answer.
-            let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
-            response::local(&error, req.head_method, close, client.out);
-            let written = client.stream.write_all(client.out).await;
-            return if close || written.is_err() {
-                After::Close
-            } else {
-                After::KeepAlive
-            };
+            return answer_locally(&error, req, client).await;
         }
     };
     guard.answered(head.status >= 500);
@@ -119,6 +110,23 @@ pub(crate) async fn forward(
             tracing::debug!(%error, "response relay ended early");
             After::Close
         }
+    }
+}
+
+/// Answers `req` with the proxy's own response for `error` (no route, no
+/// backend, upstream failed).
+pub(crate) async fn answer_locally(
+    error: &ProxyError,
+    req: &RequestHead,
+    client: &mut Client<'_>,
+) -> After {
+    // A body the client may still be sending would be read as the next
+    // request: close after this answer.
+    let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
+    response::local(error, req.head_method, close, client.out);
+    match client.stream.write_all(client.out).await {
+        Ok(()) if !close => After::KeepAlive,
+        _ => After::Close,
     }
 }
 

@@ -12,14 +12,12 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
-use super::response;
 use crate::proxy::Proxy;
 use crate::proxy::conn::{ClientIo, Gauge, Handoff, PARK_CHECK};
 use crate::proxy::headers::ClientAddr;
@@ -148,14 +146,6 @@ async fn answer(
     client.buf.advance(req.len);
     match pool {
         Ok(pool) => exchange::forward(pool, req, upstream_head, client).await,
-        Err(error) => {
-            // A body not read yet would be taken for the next request: close.
-            let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
-            response::local(&error, req.head_method, close, client.out);
-            match client.stream.write_all(client.out).await {
-                Ok(()) if !close => After::KeepAlive,
-                _ => After::Close,
-            }
-        }
+        Err(error) => exchange::answer_locally(&error, req, client).await,
     }
 }
