@@ -189,9 +189,7 @@ async fn exchange_head(
     client: &mut Client<'_>,
 ) -> Result<ResponseHead, Exchange> {
     let early = |e| Exchange::Failed(Failed::early(ProxyError::UpstreamIo(e)));
-    let in_buf = usize::try_from(req.content_length)
-        .unwrap_or(usize::MAX)
-        .min(client.buf.len());
+    let in_buf = part(req.content_length, client.buf);
     if in_buf == 0 {
         conn.stream.write_all(upstream_head).await.map_err(early)?;
     } else {
@@ -209,9 +207,7 @@ async fn exchange_head(
             Ok(0) | Err(_) => return Err(Exchange::ClientGone),
             Ok(_) => {}
         }
-        let take = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(client.buf.len());
+        let take = part(left, client.buf);
         conn.stream
             .write_all(&client.buf[..take])
             .await
@@ -268,72 +264,41 @@ enum RelayError {
 /// read goes out in the same write as the head, the rest as it arrives.
 async fn relay(
     conn: &mut RawConn,
-    framing: Framing,
+    mut framing: Framing,
     client: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> Result<(), RelayError> {
-    match framing {
-        Framing::Empty => client.write_all(out).await?,
-        Framing::Length(length) => {
-            let mut left = length;
-            let take = part(left, &conn.buf);
-            out.extend_from_slice(&conn.buf[..take]);
-            conn.buf.advance(take);
-            left -= take as u64;
-            client.write_all(out).await?;
-            while left > 0 {
-                read_more(conn, left).await?;
-                let take = part(left, &conn.buf);
-                client.write_all(&conn.buf[..take]).await?;
-                conn.buf.advance(take);
-                left -= take as u64;
+    let (take, mut done) = framing.consume(&conn.buf)?;
+    out.extend_from_slice(&conn.buf[..take]);
+    conn.buf.advance(take);
+    client.write_all(out).await?;
+    while !done {
+        if !read_more(conn, framing.left()).await? {
+            if matches!(framing, Framing::UntilClose) {
+                return Ok(());
             }
+            return Err(RelayError::UpstreamClosed);
         }
-        Framing::Chunked(mut chunked) => {
-            let (take, mut done) = chunked.scan(&conn.buf)?;
-            out.extend_from_slice(&conn.buf[..take]);
-            conn.buf.advance(take);
-            client.write_all(out).await?;
-            while !done {
-                read_more(conn, u64::MAX).await?;
-                let (take, ended) = chunked.scan(&conn.buf)?;
-                client.write_all(&conn.buf[..take]).await?;
-                conn.buf.advance(take);
-                done = ended;
-            }
-        }
-        Framing::UntilClose => {
-            out.extend_from_slice(&conn.buf);
-            conn.buf.clear();
-            client.write_all(out).await?;
-            loop {
-                conn.buf.reserve(BODY_READ_SIZE);
-                if conn.stream.read_buf(&mut conn.buf).await? == 0 {
-                    break;
-                }
-                client.write_all(&conn.buf).await?;
-                conn.buf.clear();
-            }
-        }
+        let (take, ended) = framing.consume(&conn.buf)?;
+        client.write_all(&conn.buf[..take]).await?;
+        conn.buf.advance(take);
+        done = ended;
     }
     Ok(())
 }
 
-/// How much of `buf` belongs to a body with `left` bytes to go.
+/// How much of `buf` belongs to a request body with `left` bytes to go.
 fn part(left: u64, buf: &BytesMut) -> usize {
     usize::try_from(left).unwrap_or(usize::MAX).min(buf.len())
 }
 
-/// Reads the next bytes of a body with about `left` bytes to go.
-async fn read_more(conn: &mut RawConn, left: u64) -> Result<(), RelayError> {
-    let size = if left > READ_SIZE as u64 {
-        BODY_READ_SIZE
-    } else {
-        READ_SIZE
+/// Reads the next bytes of a body with `left` bytes to go (None: unknown);
+/// false when the upstream closed.
+async fn read_more(conn: &mut RawConn, left: Option<u64>) -> Result<bool, RelayError> {
+    let size = match left {
+        Some(left) if left <= READ_SIZE as u64 => READ_SIZE,
+        _ => BODY_READ_SIZE,
     };
     conn.buf.reserve(size);
-    if conn.stream.read_buf(&mut conn.buf).await? == 0 {
-        return Err(RelayError::UpstreamClosed);
-    }
-    Ok(())
+    Ok(conn.stream.read_buf(&mut conn.buf).await? > 0)
 }

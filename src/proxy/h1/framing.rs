@@ -15,6 +15,33 @@ pub(crate) enum Framing {
     UntilClose,
 }
 
+impl Framing {
+    /// Takes `data`, the next bytes read from the upstream: how many of them
+    /// belong to the body, and whether the body has ended with them. A body
+    /// that runs until close never ends here (the caller sees the close).
+    pub(crate) fn consume(&mut self, data: &[u8]) -> Result<(usize, bool), BadChunk> {
+        match self {
+            Framing::Empty => Ok((0, true)),
+            Framing::Length(left) => {
+                let take = usize::try_from(*left).unwrap_or(usize::MAX).min(data.len());
+                *left -= take as u64;
+                Ok((take, *left == 0))
+            }
+            Framing::Chunked(chunked) => chunked.scan(data),
+            Framing::UntilClose => Ok((data.len(), false)),
+        }
+    }
+
+    /// Bytes of body still to come, when known.
+    pub(crate) fn left(&self) -> Option<u64> {
+        match self {
+            Framing::Empty => Some(0),
+            Framing::Length(left) => Some(*left),
+            Framing::Chunked(_) | Framing::UntilClose => None,
+        }
+    }
+}
+
 /// A chunked body that does not follow RFC 9112 7.1.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed chunked body from upstream")]
@@ -148,6 +175,24 @@ mod tests {
             assert_eq!(used, 1);
             assert_eq!(done, i == body.len() - 1);
         }
+    }
+
+    #[test]
+    fn each_framing_says_where_its_body_ends() {
+        let mut length = Framing::Length(5);
+        assert_eq!(length.consume(b"abc").unwrap(), (3, false));
+        assert_eq!(length.left(), Some(2));
+        assert_eq!(length.consume(b"deNEXT").unwrap(), (2, true));
+        assert_eq!(Framing::Length(0).consume(b"x").unwrap(), (0, true));
+        assert_eq!(Framing::Empty.consume(b"x").unwrap(), (0, true));
+        let mut until_close = Framing::UntilClose;
+        assert_eq!(until_close.consume(b"all").unwrap(), (3, false));
+        assert_eq!(until_close.left(), None);
+        let mut chunked = Framing::Chunked(Chunked::default());
+        assert_eq!(
+            chunked.consume(b"1\r\nx\r\n0\r\n\r\nNEXT").unwrap(),
+            (11, true)
+        );
     }
 
     #[test]
