@@ -64,13 +64,15 @@ pub(crate) fn parse(
         100..=199 => return Ok(Parsed::Interim(len)),
         _ => {}
     }
-    // First pass: framing and the Connection header's tokens.
+    // First pass: what each header is, framing, the Connection header's tokens.
+    let mut kinds = [Name::Other; MAX_HEADERS];
     let mut length = None;
     let mut chunked = None;
     let mut upstream_close = version == 0;
     let mut named = false;
-    for header in res.headers.iter() {
-        match names::classify(header.name) {
+    for (header, kind) in res.headers.iter().zip(kinds.iter_mut()) {
+        *kind = names::classify(header.name);
+        match *kind {
             Name::ContentLength => {
                 let n = names::parse_length(header.value).ok_or(BadResponse::Head)?;
                 if length.is_some_and(|seen| seen != n) {
@@ -118,12 +120,13 @@ pub(crate) fn parse(
     let connection_values = named.then(|| {
         res.headers
             .iter()
-            .filter(|h| names::classify(h.name) == Name::Connection)
-            .map(|h| h.value)
+            .zip(&kinds)
+            .filter(|(_, kind)| **kind == Name::Connection)
+            .map(|(h, _)| h.value)
             .collect::<Vec<_>>()
     });
-    for header in res.headers.iter() {
-        let keep = match names::classify(header.name) {
+    for (header, kind) in res.headers.iter().zip(&kinds) {
+        let keep = match kind {
             Name::Connection | Name::KeepAlive | Name::ProxyConnection => false,
             Name::Te | Name::Trailer | Name::Upgrade => false,
             // A chunked body goes through as it came; Content-Length beside
