@@ -341,7 +341,7 @@ impl Pool {
     /// idle stack, once hyper says it can take another request. Connections of
     /// pools routed away, or after shutdown, are closed instead.
     pub(crate) fn check_in(self: &Arc<Self>, index: usize, mut sender: Sender) {
-        if !self.is_routed() || self.ctx.closing.load(Ordering::Relaxed) || sender.is_closed() {
+        if !self.keeps_idle() || sender.is_closed() {
             return;
         }
         let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);
@@ -364,10 +364,16 @@ impl Pool {
     /// endpoint `index`'s idle stack; closes it instead for pools routed away,
     /// or after shutdown.
     pub(crate) fn check_in_raw(&self, index: usize, conn: RawConn) {
-        if !self.is_routed() || self.ctx.closing.load(Ordering::Relaxed) {
+        if !self.keeps_idle() {
             return;
         }
         let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);
         self.endpoints[index].raw_idle.put(conn, idle_timeout, max);
+    }
+
+    /// Idle connections are kept only while the pool is routed to and the
+    /// proxy is not shutting down.
+    fn keeps_idle(&self) -> bool {
+        self.is_routed() && !self.ctx.closing.load(Ordering::Relaxed)
     }
 }
