@@ -4,21 +4,45 @@ mod common;
 
 use common::*;
 
-fn value(text: &str, metric: &str, slot: &str) -> Option<f64> {
-    let prefix = format!("{metric}{{service=\"web\",slot=\"{slot}\"}} ");
+/// The value of the sample `metric{labels}` in a Prometheus text page.
+fn sample(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{metric}{{{labels}}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+/// A per-slot series of service "web".
+fn value(text: &str, metric: &str, slot: &str) -> Option<f64> {
+    sample(text, metric, &format!("service=\"web\",slot=\"{slot}\""))
+}
+
+/// The client connections gauge in `state`.
+fn connections(text: &str, state: &str) -> Option<f64> {
+    sample(
+        text,
+        "teal_client_connections",
+        &format!("state=\"{state}\""),
+    )
+}
+
+/// A daemon with the admin listener, service "web" live at 1.0.0; returns the
+/// admin address too.
+async fn started(
+    dir: &std::path::Path,
+) -> (TestDaemon, std::net::SocketAddr, teal::spec::ServiceSpec) {
+    let spec = demo_service("web", dir, 1);
+    let mut cfg = config(dir, vec![]);
+    cfg.proxy.admin = Some("127.0.0.1:0".parse().unwrap());
+    let d = TestDaemon::start(&cfg).await;
+    let admin = d.daemon.admin_addr().expect("admin listener bound");
+    d.deploy(&spec, "1.0.0").await.assert_live();
+    (d, admin, spec)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_per_slot_and_mark_the_live_one() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = demo_service("web", dir.path(), 1);
-    let mut cfg = config(dir.path(), vec![]);
-    cfg.proxy.admin = Some("127.0.0.1:0".parse().unwrap());
-    let d = TestDaemon::start(&cfg).await;
-    let admin = d.daemon.admin_addr().expect("admin listener bound");
-    d.deploy(&spec, "1.0.0").await.assert_live();
+    let (d, admin, spec) = started(dir.path()).await;
     for _ in 0..25 {
         assert_eq!(get(d.addr, "/").await.0, 200);
     }
@@ -49,22 +73,11 @@ async fn metrics_count_requests_per_slot_and_mark_the_live_one() {
     d.stop().await;
 }
 
-fn connections(text: &str, state: &str) -> Option<f64> {
-    let prefix = format!("teal_client_connections{{state=\"{state}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_client_connections_active_then_parked() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let spec = demo_service("web", dir.path(), 1);
-    let mut cfg = config(dir.path(), vec![]);
-    cfg.proxy.admin = Some("127.0.0.1:0".parse().unwrap());
-    let d = TestDaemon::start(&cfg).await;
-    let admin = d.daemon.admin_addr().expect("admin listener bound");
-    d.deploy(&spec, "1.0.0").await.assert_live();
+    let (d, admin, _spec) = started(dir.path()).await;
     // Connections of earlier requests (if any) close on their own.
     let mut quiet = false;
     for _ in 0..100 {
