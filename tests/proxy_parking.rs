@@ -167,3 +167,40 @@ async fn shutdown_closes_parked_connections_at_once() {
     .expect("wait_closed returns without waiting out its grace");
     assert!(closed_by_peer(&mut stream).await);
 }
+
+/// HTTP clients speak first, so the listeners ask the kernel to hand over a
+/// connection only once its first bytes are in (TCP_DEFER_ACCEPT): a
+/// connection that has sent nothing costs the proxy nothing yet, not even a
+/// task. Once it sends, it is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_taken_on_only_once_it_has_sent_something() {
+    let (app, h) = started().await;
+    let mut silent = TcpStream::connect(h.addr()).await.unwrap();
+    // Without deferred accept the proxy would have taken it within
+    // milliseconds; the kernel holds it for a second.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.proxy.client_connections(),
+        ClientConnections { open: 0, parked: 0 }
+    );
+    silent.write_all(GET).await.unwrap();
+    let reply = read_response(&mut silent).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(h.proxy.client_connections().open, 1);
+    assert_eq!(app.hits(), 1);
+    drop(silent);
+    assert!(eventually(100, async || h.proxy.client_connections().open == 0).await);
+
+    // One that stays silent past the deferral is handed over with nothing to
+    // read, and served when its request comes.
+    let mut slow = TcpStream::connect(h.addr()).await.unwrap();
+    assert!(
+        eventually(100, async || h.proxy.client_connections().open == 1).await,
+        "a silent connection was never handed over: {:?}",
+        h.proxy.client_connections()
+    );
+    slow.write_all(GET).await.unwrap();
+    let reply = read_response(&mut slow).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(app.hits(), 2);
+}

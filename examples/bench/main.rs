@@ -28,7 +28,7 @@ struct Args {
     /// Seconds per wrk run.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Rounds per throughput row; each reports its median round by req/s.
+    /// Rounds per throughput row; each figure reported is its median over them.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Milliseconds between two switches under load (both routers).
@@ -52,6 +52,21 @@ struct Args {
     /// nginx.
     #[arg(long, num_args = 3, value_names = ["DIR", "LISTEN", "BACKEND"])]
     nginx_conf: Option<Vec<String>>,
+    /// Which throughput rows to run: `small` (~100 B), `large` (64 KiB),
+    /// `close` (a new connection per request).
+    #[arg(long, value_delimiter = ',', default_value = "small,large,close")]
+    rows: Vec<RowKind>,
+    /// Only the throughput rows: no footprint, switches or deploy overhead
+    /// (for looking into one row with many rounds).
+    #[arg(long)]
+    throughput_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RowKind {
+    Small,
+    Large,
+    Close,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -126,11 +141,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wrk::version()
     );
     println!(
-        "- nginx: `worker_processes {}`, keep-alive upstream (512), access log off",
+        "- nginx: `worker_processes {}`, keep-alive upstream (512), access log off, `listen … reuseport deferred` (teal's listeners: SO_REUSEPORT and TCP_DEFER_ACCEPT too)",
         args.threads
     );
     println!(
-        "- backend: the demo app (`teal demo-app`), one process; wrk `-t2`, {} s per run, {} round(s) per row in rotating order, median round reported{}\n",
+        "- backend: the demo app (`teal demo-app`), one process; wrk `-t2`, {} s per run, {} round(s) per row in rotating order, medians over the rounds reported{}\n",
         args.seconds,
         args.rounds,
         if args.quick { " (`--quick`)" } else { "" }
@@ -144,7 +159,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut rows: Vec<report::RowResult> = Vec::new();
     println!("## Throughput and latency (keep-alive)\n");
     report::row_header();
-    for (body, path) in [("~100 B", "/"), ("64 KiB", "/bytes?n=65536")] {
+    for (kind, body, path) in [
+        (RowKind::Small, "~100 B", "/"),
+        (RowKind::Large, "64 KiB", "/bytes?n=65536"),
+    ] {
+        if !args.rows.contains(&kind) {
+            continue;
+        }
         for &conns in &args.concurrency {
             let row = Row {
                 script: &script,
@@ -160,26 +181,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rows.push(result);
         }
     }
-    let row = Row {
-        script: &script,
-        path: "/",
-        conns: 16,
-        close: true,
-        duration,
-        rounds: args.rounds,
-    };
-    let close = report::RowResult::new(
-        "~100 B",
-        "16 (close)".into(),
-        throughput::measure(&row, &targets)?,
-    );
-    println!();
-    println!("New connection per request (`Connection: close`, 16 concurrent):\n");
-    report::row_header();
-    close.print();
+    if args.rows.contains(&RowKind::Close) {
+        let row = Row {
+            script: &script,
+            path: "/",
+            conns: 16,
+            close: true,
+            duration,
+            rounds: args.rounds,
+        };
+        let close = report::RowResult::new(
+            "~100 B",
+            "16 (close)".into(),
+            throughput::measure(&row, &targets)?,
+        );
+        println!();
+        println!("New connection per request (`Connection: close`, 16 concurrent):\n");
+        report::row_header();
+        close.print();
+        rows.push(close);
+    }
     println!(
-        "\nproxy CPU: user + system time of the proxy's processes (teal serve; nginx workers) over the run, per request, from `/proc`. The spread column lists every round's req/s."
+        "\nEach figure is the median over the rounds (req/s, p50, p99, p99.9 and CPU each on its own); errors are summed over all rounds. proxy CPU: user + system time of the proxy's processes (teal serve; nginx workers) over the run, per request, from `/proc`. The last two columns list every round's req/s and p99, in the order run."
     );
+    if args.throughput_only {
+        return Ok(());
+    }
 
     println!("\n## Footprint (RSS)\n");
     println!(
@@ -213,7 +240,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Both slots running: rollbacks are pure switches, and nginx alternates between them.
     teal.cli(&["deploy", "web", "--version", "2.0.0"])?;
     let green = teal.live_backend()?;
-    let capacity = close.rps("teal").max(1000.0);
+    // About half of teal's new-connection capacity (the close row, when run).
+    let capacity = rows
+        .iter()
+        .find(|r| r.conns.contains("close"))
+        .map_or(1000.0, |close| close.rps("teal"))
+        .max(1000.0);
     let every = Duration::from_millis(args.switch_every_ms);
     println!("\n## {} switches under load\n", args.switches);
     let teal_switch = teal_switches(&teal, args.switches, capacity, every).await?;
@@ -274,7 +306,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let overhead = deploy.0.saturating_sub(deploy.1);
     println!("| overhead | {} |", millis(overhead));
 
-    rows.push(close);
     report::targets(&report::Outcome {
         rows: &rows,
         switch_failed: teal_switch.failed(),

@@ -28,7 +28,7 @@ impl RowResult {
     }
 
     pub fn rps(&self, name: &str) -> f64 {
-        self.sample(name).map_or(0.0, |s| s.wrk.rps())
+        self.sample(name).map_or(0.0, |s| s.rps)
     }
 
     /// teal's req/s over nginx's.
@@ -38,8 +38,8 @@ impl RowResult {
 
     /// teal's p99 over nginx's.
     fn p99_ratio(&self) -> Option<f64> {
-        let teal = self.sample("teal")?.wrk.p99 as f64;
-        let nginx = self.sample("nginx")?.wrk.p99 as f64;
+        let teal = self.sample("teal")?.p99_us as f64;
+        let nginx = self.sample("nginx")?.p99_us as f64;
         Some(teal / nginx.max(1.0))
     }
 
@@ -52,19 +52,25 @@ impl RowResult {
                 String::new()
             };
             let cpu = s.cpu_us.map_or("–".to_string(), |us| format!("{us:.1} µs"));
-            let spread: Vec<String> = s.rounds.iter().map(|r| format!("{r:.0}")).collect();
+            let spread: Vec<String> = s.rounds.iter().map(|r| format!("{:.0}", r.rps())).collect();
+            let p99s: Vec<String> = s
+                .rounds
+                .iter()
+                .map(|r| micros(Duration::from_micros(r.p99)))
+                .collect();
             println!(
-                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {cpu} | {:.2} | {vs_nginx} | {} |",
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {cpu} | {:.2} | {vs_nginx} | {} | {} |",
                 self.body,
                 self.conns,
                 s.name,
-                s.wrk.rps(),
-                micros(Duration::from_micros(s.wrk.p50)),
-                micros(Duration::from_micros(s.wrk.p99)),
-                micros(Duration::from_micros(s.wrk.p999)),
-                s.wrk.errors(),
-                s.wrk.rps() / direct,
+                s.rps,
+                micros(Duration::from_micros(s.p50_us)),
+                micros(Duration::from_micros(s.p99_us)),
+                micros(Duration::from_micros(s.p999_us)),
+                s.errors,
+                s.rps / direct,
                 spread.join(" / "),
+                p99s.join(" / "),
             );
         }
     }
@@ -72,9 +78,9 @@ impl RowResult {
 
 pub fn row_header() {
     println!(
-        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | proxy CPU / req | vs direct | teal / nginx | spread (req/s per round) |"
+        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | proxy CPU / req | vs direct | teal / nginx | req/s per round | p99 per round |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 /// Everything the targets table judges.

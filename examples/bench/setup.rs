@@ -119,7 +119,8 @@ timeout = "5s"
 }
 
 /// nginx tuned for the comparison: keep-alive upstream, access log off,
-/// `worker_processes` equal to teal's threads.
+/// `worker_processes` equal to teal's threads, one listening socket per worker
+/// (`reuseport`) and deferred accept (`deferred`), as teal's listeners have.
 pub struct Nginx {
     pub listen: SocketAddr,
     pub conf: PathBuf,
@@ -185,7 +186,7 @@ http {{
   uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
   upstream backend {{ server {backend}; keepalive 512; keepalive_requests 1000000; }}
   server {{
-    listen {listen} reuseport backlog=65535;
+    listen {listen} reuseport backlog=65535 deferred;
     location / {{
       proxy_pass http://backend;
       proxy_http_version 1.1;

@@ -1,8 +1,10 @@
 //! Throughput rows: every target runs once per round, in an order that rotates
 //! from round to round (so no target always runs first, or right after a busy
-//! neighbour), and the round with the median req/s is reported for each. The
-//! proxy's own CPU time per request is read from `/proc` around each run:
-//! unlike req/s it does not depend on what else the machine's cores are doing.
+//! neighbour). Each figure reported is the median of that figure over the
+//! rounds (req/s, and each latency percentile on its own: one round's p99 can
+//! be twice another's), errors are summed over all rounds. The proxy's own CPU
+//! time per request is read from `/proc` around each run: unlike req/s it does
+//! not depend on what else the machine's cores are doing.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,15 +20,22 @@ pub struct Target {
     pub pids: Vec<u32>,
 }
 
-/// What one target measured in its median round.
+/// What one target measured over its rounds.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub name: &'static str,
-    pub wrk: WrkResult,
-    /// CPU time of `pids` per request, in microseconds; None without pids.
+    /// Medians over the rounds.
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    /// Every error of every round.
+    pub errors: u64,
+    /// CPU time of `pids` per request, in microseconds (median over the
+    /// rounds); None without pids.
     pub cpu_us: Option<f64>,
-    /// req/s of every round, in order, for the report's spread column.
-    pub rounds: Vec<f64>,
+    /// Every round's result, in the order run, for the report's spread columns.
+    pub rounds: Vec<WrkResult>,
 }
 
 /// How one row is run.
@@ -39,8 +48,8 @@ pub struct Row<'a> {
     pub rounds: usize,
 }
 
-/// Runs `row` against every target for `row.rounds` rounds; the median round
-/// (by req/s) of each target, in the order of `targets`.
+/// Runs `row` against every target for `row.rounds` rounds; the medians
+/// of each figure over the rounds for each target, in the order of `targets`.
 pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>> {
     let mut runs: Vec<Vec<(WrkResult, Option<f64>)>> = vec![Vec::new(); targets.len()];
     for round in 0..row.rounds.max(1) {
@@ -66,18 +75,27 @@ pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>>
     Ok(targets
         .iter()
         .zip(runs)
-        .map(|(target, mut runs)| {
-            let rounds = runs.iter().map(|(r, _)| r.rps()).collect();
-            runs.sort_by(|a, b| a.0.rps().total_cmp(&b.0.rps()));
-            let (wrk, cpu_us) = runs.swap_remove(runs.len() / 2);
+        .map(|(target, runs)| {
+            let rounds: Vec<WrkResult> = runs.iter().map(|(r, _)| r.clone()).collect();
+            let cpu: Vec<f64> = runs.iter().filter_map(|(_, cpu)| *cpu).collect();
             Sample {
                 name: target.name,
-                wrk,
-                cpu_us,
+                rps: median(rounds.iter().map(WrkResult::rps).collect()),
+                p50_us: median(rounds.iter().map(|r| r.p50 as f64).collect()) as u64,
+                p99_us: median(rounds.iter().map(|r| r.p99 as f64).collect()) as u64,
+                p999_us: median(rounds.iter().map(|r| r.p999 as f64).collect()) as u64,
+                errors: rounds.iter().map(WrkResult::errors).sum(),
+                cpu_us: (!cpu.is_empty()).then(|| median(cpu)),
                 rounds,
             }
         })
         .collect())
+}
+
+/// The middle value (the upper middle of an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// User + system CPU ticks of `pids` (all their threads), from `/proc`.

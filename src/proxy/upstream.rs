@@ -91,20 +91,26 @@ struct Idle<T> {
 /// A lane's lock is the only lock on the request path, taken for a push or a
 /// pop, never across an await, and only ever contended by a pool clear.
 pub(crate) struct IdleStack<T> {
-    lanes: Box<[Mutex<VecDeque<Idle<T>>>]>,
+    lanes: Box<[Lane<T>]>,
 }
+
+/// One worker's stack, alone on its cache lines: lanes side by side would
+/// share one, and every push or pop on one worker would take it from the
+/// other's cache.
+#[repr(align(128))]
+struct Lane<T>(Mutex<VecDeque<Idle<T>>>);
 
 impl<T: Reusable> IdleStack<T> {
     pub(crate) fn new(lanes: usize) -> IdleStack<T> {
         IdleStack {
-            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
+            lanes: (0..lanes.max(1)).map(|_| Lane(Mutex::default())).collect(),
         }
     }
 
     /// The calling thread's lane.
     fn lane(&self) -> &Mutex<VecDeque<Idle<T>>> {
         let lane = super::workers::current_lane().min(self.lanes.len() - 1);
-        &self.lanes[lane]
+        &self.lanes[lane].0
     }
 
     /// The newest idle connection of this thread's lane that is still fresh
@@ -160,7 +166,7 @@ impl<T: Reusable> IdleStack<T> {
 
     pub(crate) fn clear(&self) {
         for lane in self.lanes.iter() {
-            let all = match lane.lock() {
+            let all = match lane.0.lock() {
                 Ok(mut conns) => std::mem::take(&mut *conns),
                 Err(_) => continue,
             };

@@ -9,9 +9,11 @@
 //! read timeout, counted from the end of the previous response.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
+use nix::sys::socket::MsgFlags;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +54,8 @@ pub(crate) async fn serve(
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let mut first = true;
+    // Nothing read from this socket yet: see `read_now`.
+    let mut fresh = true;
     loop {
         let now = Instant::now();
         let deadline = now + header_timeout;
@@ -82,8 +86,14 @@ pub(crate) async fn serve(
                 }
             }
             if readable {
-                buf.reserve(HEAD_READ_SIZE);
-                match stream.try_read_buf(&mut buf) {
+                let read = if fresh {
+                    fresh = false;
+                    read_now(&stream, &mut buf)
+                } else {
+                    buf.reserve(HEAD_READ_SIZE);
+                    stream.try_read_buf(&mut buf)
+                };
+                match read {
                     Ok(0) => return Handoff::Closed,
                     Ok(_) => continue,
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
@@ -131,6 +141,21 @@ pub(crate) async fn serve(
             return Handoff::Closed;
         }
     }
+}
+
+/// Reads what the kernel already holds for a just-accepted socket, with a
+/// plain `recv`. The listeners defer accept until a connection's first bytes
+/// are in (`listener::defer_accept`), so they are there; but tokio has seen no
+/// readiness event for the new socket yet, and its `try_read` would answer
+/// WouldBlock without asking the kernel, costing a trip round the event loop
+/// per connection before the request is even read (nginx reads at once too).
+fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + HEAD_READ_SIZE, 0);
+    let read = nix::sys::socket::recv(stream.as_raw_fd(), &mut buf[start..], MsgFlags::empty())
+        .map_err(io::Error::from);
+    buf.truncate(start + read.as_ref().copied().unwrap_or(0));
+    read
 }
 
 /// Routes one request and forwards it, or answers it with the proxy's own error.
