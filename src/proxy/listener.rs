@@ -66,9 +66,9 @@ mod defer {
 /// Asks the kernel to hand over connections only once their first bytes (the
 /// request head, a TLS hello, the h2 preface) are in: HTTP clients speak
 /// first, so accepting earlier only costs a wake-up per connection to find
-/// nothing to read. Measured with a new connection per request: p99 1.57–1.71
-/// ms instead of 1.84–2.01 (BENCHMARKS.md). Best effort: a kernel that refuses
-/// it only loses that wake-up.
+/// nothing to read (with a new connection per request this was teal's p99 gap
+/// to nginx: BENCHMARKS.md). Best effort: a kernel that refuses it only loses
+/// that wake-up.
 fn defer_accept(socket: &TcpSocket) {
     #[cfg(target_os = "linux")]
     if let Err(error) =
