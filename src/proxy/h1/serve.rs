@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
+use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -152,8 +153,14 @@ pub(crate) async fn serve(
 fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     let start = buf.len();
     buf.resize(start + HEAD_READ_SIZE, 0);
-    let read = nix::sys::socket::recv(stream.as_raw_fd(), &mut buf[start..], MsgFlags::empty())
-        .map_err(io::Error::from);
+    let read =
+        match nix::sys::socket::recv(stream.as_raw_fd(), &mut buf[start..], MsgFlags::empty()) {
+            Ok(n) => Ok(n),
+            // Interrupted before reading anything: wait for readiness as usual
+            // (registering the socket queued an event for bytes already in).
+            Err(Errno::EINTR) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(errno) => Err(io::Error::from(errno)),
+        };
     buf.truncate(start + read.as_ref().copied().unwrap_or(0));
     read
 }
