@@ -90,6 +90,9 @@ impl Daemon {
                 if let Some(workers) = config.proxy.workers {
                     opts.workers = workers;
                 }
+                if let Some(timeout) = config.proxy.upstream_idle_timeout {
+                    opts.upstream_idle_timeout = timeout;
+                }
                 Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token()).await?
             }
             RouterKind::Nginx => {

@@ -172,6 +172,11 @@ pub struct ProxySpec {
     /// one per core. `teal serve --threads N` overrides it.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Builtin proxy: how long an idle upstream connection may be reused; None
+    /// means the proxy's default (2 s). Keep it below the apps' own keep-alive
+    /// timeout.
+    #[serde(default)]
+    pub upstream_idle_timeout: Option<Duration>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,

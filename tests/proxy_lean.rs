@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use teal::proxy::ProxyOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -415,4 +416,26 @@ async fn requests_the_lean_path_does_not_handle_are_served_by_hyper() {
     let reply = get_fresh(h.addr(), "a", "/").await.unwrap();
     assert_eq!(reply.body, "app");
     assert_eq!(h.proxy.connections_handed_to_hyper(), 3);
+}
+
+/// An idle upstream connection is reused while it is younger than the
+/// upstream idle timeout (`[proxy] upstream_idle_timeout`) and replaced by a
+/// fresh one once older; the default (2 s) would still have reused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_upstream_connection_is_reused_until_the_idle_timeout() {
+    let app = Scripted::start().await;
+    let h = Harness::with(ProxyOptions {
+        upstream_idle_timeout: Duration::from_millis(800),
+        ..ProxyOptions::default()
+    })
+    .await;
+    h.route_to(app.addr).await;
+    let mut client = Client::open(&h).await;
+    assert_eq!(client.get("/a").await.body, b"path /a");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(client.get("/b").await.body, b"path /b");
+    assert_eq!(app.accepted(), 1, "reused while fresh");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(client.get("/c").await.body, b"path /c");
+    assert_eq!(app.accepted(), 2, "replaced once older than the timeout");
 }

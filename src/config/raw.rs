@@ -33,6 +33,7 @@ pub(super) struct RawProxy {
     pub admin: Option<Spanned<String>>,
     /// Signed so that `workers = 0` or `-1` gets teal's message.
     pub workers: Option<Spanned<i64>>,
+    pub upstream_idle_timeout: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -26,6 +27,10 @@ pub(super) const CONTROL_SOCKET: &str = "teal.sock";
 const MAX_SOCKET_PATH: usize = 107;
 /// The most instances one slot may run.
 const MAX_INSTANCES: i64 = 64;
+/// Upper bound for `proxy.upstream_idle_timeout`: an idle connection kept
+/// longer than any app keeps one open is only ever found closed.
+const MAX_UPSTREAM_IDLE: Duration = Duration::from_secs(3600);
+
 /// Upper bound for `proxy.workers`.
 const MAX_PROXY_WORKERS: usize = 256;
 
@@ -159,6 +164,29 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
             }
         },
     };
+    let upstream_idle_timeout = match &raw.upstream_idle_timeout {
+        None => None,
+        Some(value) => {
+            if router != RouterKind::Builtin {
+                return Err(Invalid::at(
+                    value,
+                    "proxy.upstream_idle_timeout is for the builtin router; with router = \"nginx\" set proxy.nginx.keepalive_timeout",
+                ));
+            }
+            let timeout = values::duration(value, "proxy.upstream_idle_timeout", false)?;
+            if timeout > MAX_UPSTREAM_IDLE {
+                return Err(Invalid::at(
+                    value,
+                    format!(
+                        "proxy.upstream_idle_timeout must be at most {} (got {})",
+                        humantime::format_duration(MAX_UPSTREAM_IDLE),
+                        value.get_ref()
+                    ),
+                ));
+            }
+            Some(timeout)
+        }
+    };
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -166,6 +194,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         control,
         admin,
         workers,
+        upstream_idle_timeout,
         nginx,
     })
 }

@@ -285,7 +285,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, nginx",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, nginx",
         ],
     );
     assert_err(
@@ -350,7 +350,15 @@ fn unknown_key_lists_match_the_serde_types() {
     );
     assert_eq!(
         fields_of::<RawProxy>(),
-        ["listen", "router", "control", "admin", "workers", "nginx"]
+        [
+            "listen",
+            "router",
+            "control",
+            "admin",
+            "workers",
+            "upstream_idle_timeout",
+            "nginx"
+        ]
     );
     assert_eq!(
         fields_of::<RawHealth>(),
@@ -732,4 +740,42 @@ fn proxy_workers_are_bounded_and_default_to_one_per_core() {
             )],
         );
     }
+}
+
+#[test]
+fn upstream_idle_timeout_is_a_builtin_setting_with_bounds() {
+    assert_eq!(ok("[proxy]\n").proxy.upstream_idle_timeout, None);
+    assert_eq!(
+        ok("[proxy]\nupstream_idle_timeout = \"30s\"\n")
+            .proxy
+            .upstream_idle_timeout,
+        Some(Duration::from_secs(30))
+    );
+    assert_err(
+        "[proxy]\nupstream_idle_timeout = \"0s\"\n",
+        2,
+        25,
+        &["proxy.upstream_idle_timeout must be greater than zero"],
+    );
+    assert_err(
+        "[proxy]\nupstream_idle_timeout = \"2h\"\n",
+        2,
+        25,
+        &["proxy.upstream_idle_timeout must be at most 1h (got 2h)"],
+    );
+    assert_err(
+        "[proxy]\nupstream_idle_timeout = \"soon\"\n",
+        2,
+        25,
+        &["invalid duration \"soon\" for proxy.upstream_idle_timeout"],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nupstream_idle_timeout = \"30s\"\n",
+        3,
+        25,
+        &[
+            "proxy.upstream_idle_timeout is for the builtin router",
+            "proxy.nginx.keepalive_timeout",
+        ],
+    );
 }

@@ -154,6 +154,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             control: dir.join("state").join("teal.sock"),
             admin: None,
             workers: None,
+            upstream_idle_timeout: None,
             nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),

@@ -75,6 +75,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             control: dir.join("state").join("teal.sock"),
             admin: None,
             workers: None,
+            upstream_idle_timeout: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
