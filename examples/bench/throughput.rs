@@ -93,7 +93,7 @@ pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>>
 }
 
 /// The middle value (the upper middle of an even count); 0 for none.
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
