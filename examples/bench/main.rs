@@ -206,7 +206,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rows.push(close);
     }
     println!(
-        "\nEach figure is the median over the rounds (req/s, p50, p99, p99.9 and CPU each on its own); errors are summed over all rounds. teal / nginx: the ratio of the two medians, and in brackets the median of the per-round ratios (each round runs both within seconds). proxy CPU: user + system time of the proxy's processes (teal serve; nginx workers) over the run, per request, from `/proc`. The last two columns list every round's req/s and p99, in the order run."
+        "\nEach figure is the median over the rounds (req/s, p50, p99, p99.9 and CPU each on its own); errors are summed over all rounds. teal / nginx: the ratio of the two medians, and in brackets the median of the per-round ratios (each round runs both within seconds). proxy CPU: user + system time of the proxy's processes (teal serve; nginx workers) over the run, per request, from `/proc`, and in brackets its user-space part (the proxy's own code; the rest is the kernel's work for it). The last two columns list every round's req/s and p99, in the order run."
     );
     if args.throughput_only {
         return Ok(());

@@ -106,7 +106,10 @@ impl RowResult {
             } else {
                 String::new()
             };
-            let cpu = s.cpu_us.map_or("–".to_string(), |us| format!("{us:.1} µs"));
+            let cpu = match (s.cpu_us, s.user_us) {
+                (Some(all), Some(user)) => format!("{all:.1} µs ({user:.1} user)"),
+                _ => "–".to_string(),
+            };
             let spread: Vec<String> = s.rounds.iter().map(|r| format!("{:.0}", r.rps())).collect();
             let p99s: Vec<String> = s
                 .rounds
@@ -133,7 +136,7 @@ impl RowResult {
 
 pub fn row_header() {
     println!(
-        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | proxy CPU / req | vs direct | teal / nginx | req/s per round | p99 per round |"
+        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | proxy CPU / req (user part) | vs direct | teal / nginx | req/s per round | p99 per round |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }

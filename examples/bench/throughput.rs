@@ -34,6 +34,9 @@ pub struct Sample {
     /// CPU time of `pids` per request, in microseconds (median over the
     /// rounds); None without pids.
     pub cpu_us: Option<f64>,
+    /// The user-space part of it (median over the rounds): what the proxy's
+    /// own code costs, the rest being the kernel's work on its behalf.
+    pub user_us: Option<f64>,
     /// Every round's result, in the order run, for the report's spread columns.
     pub rounds: Vec<WrkResult>,
 }
@@ -51,7 +54,7 @@ pub struct Row<'a> {
 /// Runs `row` against every target for `row.rounds` rounds; the medians
 /// of each figure over the rounds for each target, in the order of `targets`.
 pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>> {
-    let mut runs: Vec<Vec<(WrkResult, Option<f64>)>> = vec![Vec::new(); targets.len()];
+    let mut runs: Vec<Vec<(WrkResult, Option<Cpu>)>> = vec![Vec::new(); targets.len()];
     for round in 0..row.rounds.max(1) {
         for k in 0..targets.len() {
             let index = (round + k) % targets.len();
@@ -66,10 +69,14 @@ pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>>
                 row.duration,
                 row.close,
             )?;
-            let used = cpu_ticks(&target.pids).saturating_sub(before);
-            let cpu_us = (!target.pids.is_empty() && result.requests > 0)
-                .then(|| used as f64 * 1e6 / clock_ticks() / result.requests as f64);
-            runs[index].push((result, cpu_us));
+            let after = cpu_ticks(&target.pids);
+            let per_request =
+                |ticks: u64| ticks as f64 * 1e6 / clock_ticks() / result.requests as f64;
+            let cpu = (!target.pids.is_empty() && result.requests > 0).then(|| Cpu {
+                total_us: per_request(after.total().saturating_sub(before.total())),
+                user_us: per_request(after.user.saturating_sub(before.user)),
+            });
+            runs[index].push((result, cpu));
         }
     }
     Ok(targets
@@ -77,7 +84,9 @@ pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>>
         .zip(runs)
         .map(|(target, runs)| {
             let rounds: Vec<WrkResult> = runs.iter().map(|(r, _)| r.clone()).collect();
-            let cpu: Vec<f64> = runs.iter().filter_map(|(_, cpu)| *cpu).collect();
+            let cpu: Vec<Cpu> = runs.iter().filter_map(|(_, cpu)| *cpu).collect();
+            let of =
+                |f: fn(&Cpu) -> f64| (!cpu.is_empty()).then(|| median(cpu.iter().map(f).collect()));
             Sample {
                 name: target.name,
                 rps: median(rounds.iter().map(WrkResult::rps).collect()),
@@ -85,7 +94,8 @@ pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>>
                 p99_us: median(rounds.iter().map(|r| r.p99 as f64).collect()) as u64,
                 p999_us: median(rounds.iter().map(|r| r.p999 as f64).collect()) as u64,
                 errors: rounds.iter().map(WrkResult::errors).sum(),
-                cpu_us: (!cpu.is_empty()).then(|| median(cpu)),
+                cpu_us: of(|c| c.total_us),
+                user_us: of(|c| c.user_us),
                 rounds,
             }
         })
@@ -98,19 +108,42 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// User + system CPU ticks of `pids` (all their threads), from `/proc`.
-pub fn cpu_ticks(pids: &[u32]) -> u64 {
+/// The proxy's CPU time per request in one run, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    total_us: f64,
+    user_us: f64,
+}
+
+/// CPU ticks of some processes, split as `/proc` splits them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ticks {
+    pub user: u64,
+    pub system: u64,
+}
+
+impl Ticks {
+    pub fn total(&self) -> u64 {
+        self.user + self.system
+    }
+}
+
+/// User and system CPU ticks of `pids` (all their threads), from `/proc`.
+pub fn cpu_ticks(pids: &[u32]) -> Ticks {
     pids.iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .filter_map(|stat| {
             // The command name may hold spaces: fields count from after its ')'.
             let rest = &stat[stat.rfind(')')? + 2..];
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(Ticks { user, system })
         })
-        .sum()
+        .fold(Ticks::default(), |sum, t| Ticks {
+            user: sum.user + t.user,
+            system: sum.system + t.system,
+        })
 }
 
 /// `/proc` reports CPU time in USER_HZ ticks, which Linux fixes at 100 on
