@@ -439,3 +439,62 @@ async fn an_idle_upstream_connection_is_reused_until_the_idle_timeout() {
     assert_eq!(client.get("/c").await.body, b"path /c");
     assert_eq!(app.accepted(), 2, "replaced once older than the timeout");
 }
+
+/// Connections reuse their worker's spare buffers (`proxy/h1/buffers.rs`):
+/// what one connection left behind (a half-sent pipelined request, a long
+/// head, a large response) must never reach the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_one_after_another_get_clean_buffers() {
+    let (app, h) = started().await;
+    for i in 0..40 {
+        let mut client = Client::open(&h).await;
+        match i % 4 {
+            // A request, then the start of another that never completes.
+            0 => {
+                let mut raw = get(&format!("/first/{i}"));
+                raw.extend_from_slice(b"GET /never-finished HTTP/1.1\r\nHost: app");
+                client.send(&raw).await;
+                let got = client.read(false).await;
+                assert_eq!(got.body, format!("path /first/{i}").into_bytes());
+            }
+            // A long head (a 3 KiB header value).
+            1 => {
+                let raw = format!(
+                    "GET /long/{i} HTTP/1.1\r\nHost: app.test\r\nX-Long: {}\r\n\r\n",
+                    "v".repeat(3 * 1024)
+                );
+                client.send(raw.as_bytes()).await;
+                let got = client.read(false).await;
+                assert_eq!(got.body, format!("path /long/{i}").into_bytes());
+                assert_eq!(
+                    header(&app.last_head(), "x-long").map(str::len),
+                    Some(3 * 1024)
+                );
+            }
+            // A large response relayed through the connection's buffers.
+            2 => {
+                let got = client.get("/big").await;
+                assert_eq!(got.body, pattern(300 * 1024));
+            }
+            // A plain request: its upstream head holds nothing of the others.
+            _ => {
+                let got = client.get(&format!("/plain/{i}")).await;
+                assert_eq!(got.body, format!("path /plain/{i}").into_bytes());
+                let head = app.last_head();
+                assert!(
+                    head.starts_with(&format!("GET /plain/{i} HTTP/1.1\r\n")),
+                    "{head}"
+                );
+                assert_eq!(header(&head, "x-long"), None, "{head}");
+                assert_eq!(head.matches("x-forwarded-for").count(), 1, "{head}");
+            }
+        }
+        drop(client);
+    }
+    let heads = app.heads.lock().unwrap().clone();
+    assert!(
+        heads.iter().all(|h| !h.contains("never-finished")),
+        "a half-sent request was forwarded"
+    );
+    assert_eq!(heads.len(), 40);
+}

@@ -10,11 +10,13 @@
 //! then on. Map:
 //!
 //! - `serve`: the connection loop (read a head, park while idle, fall back).
+//! - `buffers`: a connection's buffers, and the worker's spare ones.
 //! - `request`, `response`: the heads, parsed and rewritten.
 //! - `names`: the header names acted on; `framing`: where a response body ends.
 //! - `exchange`: one request upstream, retries, relaying the body.
 //! - `upstream`: an upstream connection of this path.
 
+mod buffers;
 mod exchange;
 mod framing;
 mod names;

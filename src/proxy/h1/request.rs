@@ -128,7 +128,7 @@ pub(crate) fn parse(buf: &[u8], client: &ClientAddr, upstream: &mut Vec<u8>) -> 
             upstream.extend_from_slice(b", ");
         }
     }
-    upstream.extend_from_slice(client.text().as_bytes());
+    upstream.extend_from_slice(client.text());
     upstream.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
     write_line(upstream, b"x-forwarded-host", host);
     upstream.extend_from_slice(b"\r\n");

@@ -19,15 +19,13 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::buffers::{ConnBuffers, HEAD_READ_SIZE};
 use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
 use crate::proxy::Proxy;
 use crate::proxy::conn::{ClientIo, Gauge, Handoff, PARK_CHECK};
 use crate::proxy::headers::ClientAddr;
 use crate::proxy::listener::Entry;
-
-/// Read size for request heads.
-const HEAD_READ_SIZE: usize = 4 * 1024;
 
 /// Smallest head limit, as on the hyper path.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
@@ -47,9 +45,7 @@ pub(crate) async fn serve(
 ) -> Handoff {
     let header_timeout = proxy.opts.header_read_timeout;
     let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
-    let mut buf = BytesMut::new();
-    let mut upstream_head = Vec::new();
-    let mut out = Vec::new();
+    let mut bufs = ConnBuffers::take();
     let timer = tokio::time::sleep(header_timeout);
     tokio::pin!(timer);
     let cancelled = shutdown.cancelled();
@@ -65,11 +61,12 @@ pub(crate) async fn serve(
         // Try a read before waiting: a pipelined or quick client has sent already.
         let mut readable = true;
         let req = loop {
+            let buf = &mut bufs.read;
             if first && !buf.is_empty() {
                 let n = buf.len().min(H2_PREFACE.len());
                 if buf[..n] == H2_PREFACE[..n] {
                     if n == H2_PREFACE.len() {
-                        return Handoff::H2(ClientIo::new(buf.freeze(), stream));
+                        return Handoff::H2(ClientIo::new(std::mem::take(buf).freeze(), stream));
                     }
                     // Maybe the preface, arriving in pieces: read on.
                 } else {
@@ -77,22 +74,27 @@ pub(crate) async fn serve(
                 }
             }
             if !first && !buf.is_empty() {
-                match request::parse(&buf, client, &mut upstream_head) {
+                match request::parse(buf, client, &mut bufs.head) {
                     Parsed::Ready(req) => break req,
                     Parsed::Partial if buf.len() < max_head => {}
                     // hyper answers what it must (400, 431) or serves it.
                     Parsed::Partial | Parsed::Fallback => {
-                        return Handoff::Http1(ClientIo::new(buf.freeze(), stream));
+                        return Handoff::Http1(ClientIo::new(std::mem::take(buf).freeze(), stream));
                     }
                 }
             }
             if readable {
+                if !bufs.is_held() {
+                    // Woken from parking: buffers again.
+                    bufs = ConnBuffers::take();
+                }
+                let buf = &mut bufs.read;
                 let read = if fresh {
                     fresh = false;
-                    read_now(&stream, &mut buf)
+                    read_now(&stream, buf)
                 } else {
                     buf.reserve(HEAD_READ_SIZE);
-                    stream.try_read_buf(&mut buf)
+                    stream.try_read_buf(buf)
                 };
                 match read {
                     Ok(0) => return Handoff::Closed,
@@ -101,7 +103,7 @@ pub(crate) async fn serve(
                     Err(_) => return Handoff::Closed,
                 }
             }
-            let wake = if buf.is_empty() && parked.is_none() {
+            let wake = if bufs.read.is_empty() && parked.is_none() {
                 park_at
             } else {
                 deadline
@@ -120,10 +122,9 @@ pub(crate) async fn serve(
                         // Idle (or a head too slow) for the whole timeout.
                         return Handoff::Closed;
                     }
-                    // Idle for a whole check: keep the socket, drop the buffers.
-                    buf = BytesMut::new();
-                    upstream_head = Vec::new();
-                    out = Vec::new();
+                    // Idle for a whole check: keep the socket, give the
+                    // buffers back to the worker.
+                    bufs.release();
                     parked = Some(Gauge::enter(&proxy.conns.parked));
                     readable = false;
                 }
@@ -133,11 +134,11 @@ pub(crate) async fn serve(
         drop(parked);
         let mut conn = Client {
             stream: &mut stream,
-            buf: &mut buf,
-            out: &mut out,
+            buf: &mut bufs.read,
+            out: &mut bufs.out,
             shutdown,
         };
-        let after = answer(proxy, entry, &req, &upstream_head, &mut conn).await;
+        let after = answer(proxy, entry, &req, &bufs.head, &mut conn).await;
         if after == After::Close || shutdown.is_cancelled() {
             return Handoff::Closed;
         }
