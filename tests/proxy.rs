@@ -663,9 +663,13 @@ async fn shutdown_finishes_open_requests_then_closes() {
     h.route_to(app.addr).await;
     let mut idle = Conn::open(h.addr()).await.unwrap();
     assert_eq!(idle.get("a", "/").await.unwrap().body, "app");
+    let proxy = h.proxy.clone();
+    // The first request leaves the in-flight count just after its answer was
+    // written: wait for that, so the count of one below is the slow request's
+    // (shutting down before it was accepted failed this test once, under load).
+    assert!(eventually(200, async || proxy.stats("web", Slot::Blue).in_flight == 0).await);
     let addr = h.addr();
     let slow = tokio::spawn(async move { get_fresh(addr, "a", "/slow?ms=500").await });
-    let proxy = h.proxy.clone();
     assert!(eventually(200, async || proxy.stats("web", Slot::Blue).in_flight == 1).await);
     h.shutdown.cancel();
     h.proxy.wait_closed(Duration::from_secs(20)).await;
