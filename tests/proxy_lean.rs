@@ -94,6 +94,9 @@ impl Scripted {
                  HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
             ),
             "/head" => fixed("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"),
+            "/dated" => fixed(
+                "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok",
+            ),
             "/garbage" => (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), true),
             "/big" => {
                 let body = pattern(300 * 1024);
@@ -497,4 +500,31 @@ async fn connections_one_after_another_get_clean_buffers() {
         "a half-sent request was forwarded"
     );
     assert_eq!(heads.len(), 40);
+}
+
+/// A proxy with a clock adds `date` to a response forwarded without one (RFC
+/// 9110 6.6.1), and passes an app's own through untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_gets_a_date_only_when_the_app_sent_none() {
+    let (_app, h) = started().await;
+    let mut client = Client::open(&h).await;
+    let dates = |head: &str| -> Vec<String> {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(name, _)| name.eq_ignore_ascii_case("date"))
+            .map(|(_, value)| value.trim().to_string())
+            .collect()
+    };
+    let got = client.get("/plain").await;
+    let added = dates(&got.head);
+    assert_eq!(added.len(), 1, "{}", got.head);
+    assert!(httpdate::parse_http_date(&added[0]).is_ok(), "{}", got.head);
+    let got = client.get("/dated").await;
+    assert_eq!(
+        dates(&got.head),
+        vec!["Sun, 06 Nov 1994 08:49:37 GMT".to_string()],
+        "{}",
+        got.head
+    );
+    assert_eq!(got.body, b"ok");
 }

@@ -12,11 +12,13 @@
 //! - `serve`: the connection loop (read a head, park while idle, fall back).
 //! - `buffers`: a connection's buffers, and the worker's spare ones.
 //! - `request`, `response`: the heads, parsed and rewritten.
-//! - `names`: the header names acted on; `framing`: where a response body ends.
+//! - `names`: the header names acted on; `framing`: where a response body ends;
+//!   `date`: the `date` header added to a response that has none.
 //! - `exchange`: one request upstream, retries, relaying the body.
 //! - `upstream`: an upstream connection of this path.
 
 mod buffers;
+mod date;
 mod exchange;
 mod framing;
 mod names;

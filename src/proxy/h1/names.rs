@@ -5,6 +5,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Name {
     Host,
+    Date,
     ContentLength,
     TransferEncoding,
     Connection,
@@ -27,6 +28,7 @@ pub(crate) fn classify(name: &str) -> Name {
     match name.len() {
         2 if is("te") => Name::Te,
         4 if is("host") => Name::Host,
+        4 if is("date") => Name::Date,
         6 if is("expect") => Name::Expect,
         7 if is("upgrade") => Name::Upgrade,
         7 if is("trailer") => Name::Trailer,

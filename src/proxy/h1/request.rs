@@ -76,7 +76,7 @@ pub(crate) fn parse(buf: &[u8], client: &ClientAddr, upstream: &mut Vec<u8>) -> 
     upstream.extend_from_slice(b" HTTP/1.1\r\n");
     for header in req.headers.iter() {
         match names::classify(header.name) {
-            Name::Other => {}
+            Name::Other | Name::Date => {}
             Name::Host => {
                 if host.is_some() {
                     return Parsed::Fallback;

@@ -3,6 +3,7 @@
 //! header lines without the hop-by-hop ones. Also the proxy's own short
 //! answers (404, 502, ...) in the same form.
 
+use super::date;
 use super::framing::{Chunked, Framing};
 use super::names::{self, Name};
 use crate::proxy::error::ProxyError;
@@ -70,9 +71,11 @@ pub(crate) fn parse(
     let mut chunked = None;
     let mut upstream_close = version == 0;
     let mut named = false;
+    let mut dated = false;
     for (header, kind) in res.headers.iter().zip(kinds.iter_mut()) {
         *kind = names::classify(header.name);
         match *kind {
+            Name::Date => dated = true,
             Name::ContentLength => {
                 let n = names::parse_length(header.value).ok_or(BadResponse::Head)?;
                 if length.is_some_and(|seen| seen != n) {
@@ -144,6 +147,9 @@ pub(crate) fn parse(
             client.extend_from_slice(b"\r\n");
         }
     }
+    if !dated {
+        date::write_line(client);
+    }
     if close_client {
         client.extend_from_slice(b"connection: close\r\n");
     }
@@ -176,10 +182,12 @@ pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &m
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    date::write_line(out);
     if close {
-        out.extend_from_slice(b"\r\nconnection: close");
+        out.extend_from_slice(b"connection: close\r\n");
     }
-    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(b"\r\n");
     if !head_request {
         out.extend_from_slice(&body);
     }
@@ -202,15 +210,39 @@ mod tests {
     #[test]
     fn keeps_end_to_end_headers_and_drops_hop_by_hop_ones() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive, x-private\r\n\
-            Keep-Alive: timeout=5\r\nX-Private: 1\r\nContent-Type: text/plain\r\n\r\nabc";
+            Keep-Alive: timeout=5\r\nX-Private: 1\r\nContent-Type: text/plain\r\n\
+            Date: Fri, 04 Dec 2026 16:00:00 GMT\r\n\r\nabc";
         let (head, out) = final_head(raw, false, false);
         assert_eq!(head.len, raw.len() - 3);
         assert!(matches!(head.framing, Framing::Length(3)));
         assert!(head.reusable && !head.close_client);
         assert_eq!(
             out,
-            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\
+             Date: Fri, 04 Dec 2026 16:00:00 GMT\r\n\r\n"
         );
+    }
+
+    /// The value of the one `date` line in `head`.
+    fn date_of(head: &str) -> String {
+        let dates: Vec<&str> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("date: "))
+            .collect();
+        assert_eq!(dates.len(), 1, "{head}");
+        assert!(httpdate::parse_http_date(dates[0]).is_ok(), "{head}");
+        dates[0].to_string()
+    }
+
+    #[test]
+    fn a_response_without_a_date_gets_one() {
+        let (_, out) = final_head(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", false, true);
+        date_of(&out);
+        assert!(
+            out.starts_with("HTTP/1.1 204 No Content\r\nX-A: 1\r\ndate: "),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\nconnection: close\r\n\r\n"), "{out}");
     }
 
     #[test]
@@ -274,10 +306,13 @@ mod tests {
         let mut out = Vec::new();
         local(&ProxyError::NoBackend, false, true, &mut out);
         let text = String::from_utf8(out).unwrap();
+        let date = date_of(&text);
         assert_eq!(
             text,
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
-             content-length: 16\r\nconnection: close\r\n\r\nno live backend\n"
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                 content-length: 16\r\ndate: {date}\r\nconnection: close\r\n\r\nno live backend\n"
+            )
         );
     }
 }
