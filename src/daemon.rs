@@ -93,6 +93,9 @@ impl Daemon {
                 if let Some(timeout) = config.proxy.upstream_idle_timeout {
                     opts.upstream_idle_timeout = timeout;
                 }
+                if let Some(timeout) = config.proxy.response_timeout {
+                    opts.response_timeout = timeout;
+                }
                 Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token()).await?
             }
             RouterKind::Nginx => {

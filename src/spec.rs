@@ -177,6 +177,11 @@ pub struct ProxySpec {
     /// timeout.
     #[serde(default)]
     pub upstream_idle_timeout: Option<Duration>,
+    /// Builtin proxy: how long a sent request waits for the instance's
+    /// response head before the client gets 504; None means the proxy's
+    /// default (5 min, as the nginx router's `proxy_read_timeout`).
+    #[serde(default)]
+    pub response_timeout: Option<Duration>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,

@@ -70,6 +70,11 @@ impl Scripted {
             buf.drain(..end + length);
             log.lock().unwrap().push(head.clone());
             let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            if path == "/hang" {
+                // An app stuck on this request: the connection stays open, silent.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
             let (reply, close) = Scripted::reply(&path, &body);
             if stream.write_all(&reply).await.is_err() || close {
                 return;
@@ -527,4 +532,56 @@ async fn a_response_gets_a_date_only_when_the_app_sent_none() {
         got.head
     );
     assert_eq!(got.body, b"ok");
+}
+
+/// An app that takes longer than `response_timeout` to start answering: the
+/// client gets 504 on the lean path and on hyper's (HTTP/1.0 goes there), the
+/// request counts as an upstream failure and is not sent again, and the client
+/// connection and prompt answers are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_does_not_answer_in_time_gets_504_on_both_paths() {
+    use teal::router::Router;
+    let app = Scripted::start().await;
+    let h = Harness::with(ProxyOptions {
+        response_timeout: Duration::from_millis(300),
+        ..ProxyOptions::default()
+    })
+    .await;
+    h.route_to(app.addr).await;
+    let mut client = Client::open(&h).await;
+    let got = client.get("/hang").await;
+    assert!(got.head.starts_with("HTTP/1.1 504"), "{}", got.head);
+    assert_eq!(
+        got.body,
+        b"gateway timeout: the app did not answer in time\n"
+    );
+    let got = client.get("/after").await;
+    assert_eq!(
+        got.body, b"path /after",
+        "the client connection is still usable"
+    );
+
+    let handed = h.proxy.connections_handed_to_hyper();
+    let mut old = Client::open(&h).await;
+    old.send(b"GET /hang HTTP/1.0\r\nHost: app.test\r\n\r\n")
+        .await;
+    let got = old.read(false).await;
+    assert!(got.head.contains(" 504 "), "{}", got.head);
+    assert_eq!(
+        got.body,
+        b"gateway timeout: the app did not answer in time\n"
+    );
+    assert_eq!(h.proxy.connections_handed_to_hyper(), handed + 1);
+
+    let stats = h.proxy.stats("web", teal::slot::Slot::Blue);
+    assert_eq!(stats.upstream_failures, 2, "{stats:?}");
+    assert_eq!(stats.responses_5xx, 2, "{stats:?}");
+    let hangs = app
+        .heads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|head| head.contains("/hang"))
+        .count();
+    assert_eq!(hangs, 2, "a timed-out request was sent again");
 }

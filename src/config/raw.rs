@@ -34,6 +34,7 @@ pub(super) struct RawProxy {
     /// Signed so that `workers = 0` or `-1` gets teal's message.
     pub workers: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,
+    pub response_timeout: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -30,6 +30,9 @@ const MAX_INSTANCES: i64 = 64;
 /// Upper bound for `proxy.upstream_idle_timeout`: an idle connection kept
 /// longer than any app keeps one open is only ever found closed.
 const MAX_UPSTREAM_IDLE: Duration = Duration::from_secs(3600);
+/// Upper bound for `proxy.response_timeout`: a request is not worth holding a
+/// client for longer than a day.
+const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Upper bound for `proxy.workers`.
 const MAX_PROXY_WORKERS: usize = 256;
@@ -164,29 +167,20 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
             }
         },
     };
-    let upstream_idle_timeout = match &raw.upstream_idle_timeout {
-        None => None,
-        Some(value) => {
-            if router != RouterKind::Builtin {
-                return Err(Invalid::at(
-                    value,
-                    "proxy.upstream_idle_timeout is for the builtin router; with router = \"nginx\" set proxy.nginx.keepalive_timeout",
-                ));
-            }
-            let timeout = values::duration(value, "proxy.upstream_idle_timeout", false)?;
-            if timeout > MAX_UPSTREAM_IDLE {
-                return Err(Invalid::at(
-                    value,
-                    format!(
-                        "proxy.upstream_idle_timeout must be at most {} (got {})",
-                        humantime::format_duration(MAX_UPSTREAM_IDLE),
-                        value.get_ref()
-                    ),
-                ));
-            }
-            Some(timeout)
-        }
-    };
+    let upstream_idle_timeout = builtin_timeout(
+        raw.upstream_idle_timeout.as_ref(),
+        router,
+        "proxy.upstream_idle_timeout",
+        "set proxy.nginx.keepalive_timeout",
+        MAX_UPSTREAM_IDLE,
+    )?;
+    let response_timeout = builtin_timeout(
+        raw.response_timeout.as_ref(),
+        router,
+        "proxy.response_timeout",
+        "nginx's proxy_read_timeout is 300s",
+        MAX_RESPONSE_TIMEOUT,
+    )?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -195,8 +189,41 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         admin,
         workers,
         upstream_idle_timeout,
+        response_timeout,
         nginx,
     })
+}
+
+/// A `[proxy]` duration only the builtin router has: refused with the nginx
+/// router (`instead` says what applies there), more than zero, at most `max`.
+fn builtin_timeout(
+    value: Option<&Spanned<String>>,
+    router: RouterKind,
+    key: &str,
+    instead: &str,
+    max: Duration,
+) -> Result<Option<Duration>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if router != RouterKind::Builtin {
+        return Err(Invalid::at(
+            value,
+            format!("{key} is for the builtin router; with router = \"nginx\" {instead}"),
+        ));
+    }
+    let timeout = values::duration(value, key, false)?;
+    if timeout > max {
+        return Err(Invalid::at(
+            value,
+            format!(
+                "{key} must be at most {} (got {})",
+                humantime::format_duration(max),
+                value.get_ref()
+            ),
+        ));
+    }
+    Ok(Some(timeout))
 }
 
 fn service(

@@ -285,7 +285,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, nginx",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, nginx",
         ],
     );
     assert_err(
@@ -357,6 +357,7 @@ fn unknown_key_lists_match_the_serde_types() {
             "admin",
             "workers",
             "upstream_idle_timeout",
+            "response_timeout",
             "nginx"
         ]
     );
@@ -776,6 +777,38 @@ fn upstream_idle_timeout_is_a_builtin_setting_with_bounds() {
         &[
             "proxy.upstream_idle_timeout is for the builtin router",
             "proxy.nginx.keepalive_timeout",
+        ],
+    );
+}
+
+#[test]
+fn response_timeout_is_a_builtin_setting_with_bounds() {
+    assert_eq!(ok("[proxy]\n").proxy.response_timeout, None);
+    assert_eq!(
+        ok("[proxy]\nresponse_timeout = \"90s\"\n")
+            .proxy
+            .response_timeout,
+        Some(Duration::from_secs(90))
+    );
+    assert_err(
+        "[proxy]\nresponse_timeout = \"0s\"\n",
+        2,
+        20,
+        &["proxy.response_timeout must be greater than zero"],
+    );
+    assert_err(
+        "[proxy]\nresponse_timeout = \"2days\"\n",
+        2,
+        20,
+        &["proxy.response_timeout must be at most 1day (got 2days)"],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nresponse_timeout = \"90s\"\n",
+        3,
+        20,
+        &[
+            "proxy.response_timeout is for the builtin router",
+            "proxy_read_timeout is 300s",
         ],
     );
 }

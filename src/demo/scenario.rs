@@ -155,6 +155,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             admin: None,
             workers: None,
             upstream_idle_timeout: None,
+            response_timeout: None,
             nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),

@@ -2,7 +2,8 @@
 //!
 //! Every failure is classified by its source here, once, so that forwarding
 //! code never looks at error strings: no route (404), nothing to send to (503),
-//! connect failed (502), connect timed out (504), upstream broke (502).
+//! connect failed (502), connect timed out (504), upstream broke (502), no
+//! response head in time (504).
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,6 +33,10 @@ pub(crate) enum ProxyError {
     },
     #[error("connect to {addr} timed out")]
     ConnectTimeout { addr: SocketAddr },
+    /// No response head within `ProxyOptions::response_timeout` of sending the
+    /// request.
+    #[error("no response from upstream in time")]
+    ResponseTimeout,
     /// The connection broke before a response head arrived.
     #[error("upstream failed: {0}")]
     Upstream(#[source] hyper::Error),
@@ -62,7 +67,9 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamClosed
             | ProxyError::BadResponse(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::ConnectTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ConnectTimeout { .. } | ProxyError::ResponseTimeout => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
         }
     }
 
@@ -75,6 +82,7 @@ impl ProxyError {
             ProxyError::BadRequest => b"bad request\n",
             ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
             ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",
+            ProxyError::ResponseTimeout => b"gateway timeout: the app did not answer in time\n",
             ProxyError::Upstream(_)
             | ProxyError::UnexpectedUpgrade
             | ProxyError::UpstreamIo(_)

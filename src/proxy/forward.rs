@@ -99,7 +99,12 @@ async fn send(
         };
         let resend = attempts.may_resend(reused);
         let backup = (replayable && resend).then(|| copy_head(&req));
-        match sender.try_send_request(req).await {
+        let sent = tokio::time::timeout(pool.ctx.response_timeout, sender.try_send_request(req));
+        let Ok(sent) = sent.await else {
+            // Not resent: the app may be working on it.
+            return Err(ProxyError::ResponseTimeout);
+        };
+        match sent {
             Ok(response) => return Ok((response, sender)),
             Err(mut failed) => {
                 let again = if resend {

@@ -63,6 +63,9 @@ pub struct ProxyOptions {
     pub max_header_bytes: usize,
     /// Longest wait for an upstream TCP connect (then 504, or another endpoint).
     pub connect_timeout: Duration,
+    /// Longest wait for an instance's response head once the request is sent
+    /// (then 504; the request is not sent again).
+    pub response_timeout: Duration,
     /// Idle upstream connections older than this are not reused. Keep it below
     /// the apps' own keep-alive timeout (often 5 s).
     pub upstream_idle_timeout: Duration,
@@ -78,12 +81,17 @@ impl Default for ProxyOptions {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             connect_timeout: Duration::from_secs(2),
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             upstream_idle_timeout: Duration::from_secs(2),
             max_idle_per_endpoint: 256,
             workers: default_workers(),
         }
     }
 }
+
+/// `ProxyOptions::response_timeout` unless configured: what the nginx router
+/// uses too (`proxy_read_timeout`).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One worker per core.
 fn default_workers() -> usize {
@@ -149,6 +157,7 @@ impl Proxy {
         let upstream = Arc::new(UpstreamCtx {
             lanes: workers.len() + 1,
             connect_timeout: opts.connect_timeout,
+            response_timeout: opts.response_timeout,
             idle_timeout: opts.upstream_idle_timeout,
             max_idle: opts.max_idle_per_endpoint,
             tasks: TaskTracker::new(),

@@ -29,6 +29,8 @@ pub(crate) struct UpstreamCtx {
     /// Idle stacks keep one lane per worker thread, plus lane 0 for others.
     pub(crate) lanes: usize,
     pub(crate) connect_timeout: Duration,
+    /// How long a sent request waits for its response head.
+    pub(crate) response_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
     /// Upstream connection drivers, probes and idle waiters run here, so

@@ -76,6 +76,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             admin: None,
             workers: None,
             upstream_idle_timeout: None,
+            response_timeout: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),

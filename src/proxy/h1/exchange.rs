@@ -8,10 +8,12 @@
 //! The retry rules are `retry.rs`'s, shared with hyper's path.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::framing::{BadChunk, Framing};
@@ -171,7 +173,8 @@ async fn send(
         };
         // Only replayable requests are sent again, and those have no body.
         let resend = req.replayable && attempts.may_resend(reused);
-        let failed = match exchange_head(&mut conn, req, upstream_head, client).await {
+        let timeout = ctx.response_timeout;
+        let failed = match exchange_head(&mut conn, req, upstream_head, client, timeout).await {
             Ok(head) => return Ok((index, conn, head)),
             Err(Exchange::Failed(failed)) if resend && failed.before_response => failed,
             Err(other) => return Err(other),
@@ -181,12 +184,14 @@ async fn send(
     }
 }
 
-/// Writes the head and body on `conn` and reads until a final response head.
+/// Writes the head and body on `conn` and reads until a final response head,
+/// for at most `timeout` after the first wait for it.
 async fn exchange_head(
     conn: &mut RawConn,
     req: &RequestHead,
     upstream_head: &[u8],
     client: &mut Client<'_>,
+    timeout: Duration,
 ) -> Result<ResponseHead, Exchange> {
     let early = |e| Exchange::Failed(Failed::early(ProxyError::UpstreamIo(e)));
     let in_buf = part(req.content_length, client.buf);
@@ -216,6 +221,8 @@ async fn exchange_head(
         left -= take as u64;
     }
     let mut answered = false;
+    // Armed when the first read has to wait: an answer already in costs no timer.
+    let mut deadline = None;
     loop {
         if !conn.buf.is_empty() {
             // Read at the last moment: a response written after shutdown
@@ -241,7 +248,20 @@ async fn exchange_head(
                 before_response: !answered,
             })
         };
-        match conn.stream.read_buf(&mut conn.buf).await {
+        let read = match conn.stream.try_read_buf(&mut conn.buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let at = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                match tokio::time::timeout_at(at, conn.stream.read_buf(&mut conn.buf)).await {
+                    Ok(read) => read,
+                    // Not resent: the app may be working on it.
+                    Err(_) => {
+                        return Err(Exchange::Failed(Failed::late(ProxyError::ResponseTimeout)));
+                    }
+                }
+            }
+            read => read,
+        };
+        match read {
             Ok(0) => return Err(failed(ProxyError::UpstreamClosed)),
             Ok(_) => answered = true,
             Err(e) => return Err(failed(ProxyError::UpstreamIo(e))),
