@@ -2,7 +2,6 @@
 //! directions, X-Forwarded-*, the Host header, and turning any downstream
 //! request (HTTP/1.1 or h2) into an origin-form HTTP/1.1 upstream request.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -233,7 +232,8 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientAddr, present: b
             value.push_str(", ");
         }
     }
-    let _ = write!(value, "{}", client.ip);
+    // The text is ASCII digits, dots, colons and hex letters.
+    value.push_str(std::str::from_utf8(client.text()).unwrap_or_default());
     if let Ok(value) = HeaderValue::try_from(value) {
         headers.insert(&X_FORWARDED_FOR, value);
     }

@@ -36,7 +36,8 @@ thread_local! {
     static SPARES: RefCell<Vec<Set>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The three buffers, empty.
+/// The three buffers, empty. Not a `ConnBuffers`: dropping one of those
+/// (clearing the spares, or a thread ending) would give it back again.
 struct Set {
     read: BytesMut,
     head: Vec<u8>,
@@ -82,7 +83,7 @@ impl ConnBuffers {
 
 impl Drop for ConnBuffers {
     fn drop(&mut self) {
-        let mut read = std::mem::take(&mut self.read);
+        let read = std::mem::take(&mut self.read);
         let mut head = std::mem::take(&mut self.head);
         let mut out = std::mem::take(&mut self.out);
         // Unread bytes are this connection's alone: a buffer still holding
@@ -94,7 +95,6 @@ impl Drop for ConnBuffers {
         if !reusable {
             return;
         }
-        read.clear();
         head.clear();
         out.clear();
         // `try_with`: a thread being torn down has no spares any more.

@@ -21,17 +21,11 @@ pub(crate) fn write_line(out: &mut Vec<u8>) {
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != second {
-            let text = httpdate::fmt_http_date(now);
-            if text.len() == DATE_LEN {
-                cached.1.copy_from_slice(text.as_bytes());
-                cached.0 = second;
-            } else {
-                // Years past 9999: not cached, written as they come.
-                out.extend_from_slice(b"date: ");
-                out.extend_from_slice(text.as_bytes());
-                out.extend_from_slice(b"\r\n");
-                return;
-            }
+            // Always DATE_LEN bytes: httpdate writes years up to 9999 only.
+            cached
+                .1
+                .copy_from_slice(httpdate::fmt_http_date(now).as_bytes());
+            cached.0 = second;
         }
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(&cached.1);
