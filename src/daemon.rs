@@ -40,17 +40,15 @@ pub enum DaemonError {
     Router(#[from] RouterError),
     #[error(transparent)]
     Deploy(#[from] DeployError),
-    #[error("control socket {}: {source}", path.display())]
+    #[error("control socket {}: {error}", path.display())]
     Control {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("admin listener {addr}: {source}")]
+    #[error("admin listener {addr}: {error}")]
     Admin {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -84,65 +82,56 @@ impl Daemon {
         let shutdown = CancellationToken::new();
 
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
-        let router: Arc<dyn Router> = match config.proxy.router {
-            RouterKind::Builtin => {
-                let mut opts = ProxyOptions::default();
-                if let Some(workers) = config.proxy.workers {
-                    opts.workers = workers;
-                }
-                if let Some(timeout) = config.proxy.upstream_idle_timeout {
-                    opts.upstream_idle_timeout = timeout;
-                }
-                if let Some(timeout) = config.proxy.response_timeout {
-                    opts.response_timeout = timeout;
-                }
-                Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token()).await?
-            }
-            RouterKind::Nginx => {
-                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token()).await?
-            }
+        let router = bind_router(config, &shutdown).await?;
+        let parts = Parts {
+            router: router.clone(),
+            runtimes,
+            state,
+            restored,
+            shutdown: shutdown.clone(),
         };
-        let deployer =
-            Deployer::new(router.clone(), runtimes, state, restored, shutdown.clone()).await;
-        let deployer = match deployer {
-            Ok(deployer) => Arc::new(deployer),
+        match Daemon::serve(config, parts).await {
+            Ok(daemon) => Ok(daemon),
             Err(e) => {
+                // The one cleanup path: by now the router is the only thing running.
                 shutdown.cancel();
                 router.close(CLOSE_GRACE).await;
-                return Err(e.into());
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// The rest of [`Daemon::start`] once the router is up: the deployer, the
+    /// leftovers, the control socket and the admin listener. On error the caller
+    /// closes the router.
+    async fn serve(config: &Config, parts: Parts) -> Result<Daemon, DaemonError> {
+        let Parts {
+            router,
+            runtimes,
+            state,
+            restored,
+            shutdown,
+        } = parts;
+        let deployer =
+            Deployer::new(router.clone(), runtimes, state, restored, shutdown.clone()).await?;
+        let deployer = Arc::new(deployer);
 
         // Leftovers of the previous daemon (an interrupted deploy's containers) go
         // now that production is served again, and before any action can start.
         deployer.reconcile_all().await;
 
         let control = config.proxy.control.clone();
-        let listener = match api::server::bind(&control) {
-            Ok(listener) => listener,
-            Err(source) => {
-                shutdown.cancel();
-                router.close(CLOSE_GRACE).await;
-                return Err(DaemonError::Control {
-                    path: control.clone(),
-                    source,
-                });
-            }
-        };
+        let listener = api::server::bind(&control).map_err(|error| DaemonError::Control {
+            path: control.clone(),
+            error,
+        })?;
         let tracker = TaskTracker::new();
         let admin = match config.proxy.admin {
-            Some(addr) => {
-                match crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
+            Some(addr) => Some(
+                crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
                     .await
-                {
-                    Ok(bound) => Some(bound),
-                    Err(source) => {
-                        shutdown.cancel();
-                        router.close(CLOSE_GRACE).await;
-                        return Err(DaemonError::Admin { addr, source });
-                    }
-                }
-            }
+                    .map_err(|error| DaemonError::Admin { addr, error })?,
+            ),
             None => None,
         };
         tracker.spawn(api::server::serve(
@@ -206,10 +195,48 @@ impl Daemon {
     }
 }
 
-/// `teal serve` in the foreground: start, wait for SIGTERM/SIGINT, stop.
-pub async fn run(config: &Config) -> Result<(), DaemonError> {
+/// `teal serve` in the foreground: start, serve until `shutdown` completes, stop
+/// gracefully. The caller decides what ends it (the CLI passes SIGTERM/SIGINT),
+/// as in mini-redis' `server::run`; the daemon knows nothing of signals.
+pub async fn run(config: &Config, shutdown: impl Future) -> Result<(), DaemonError> {
     let daemon = Daemon::start(config).await?;
-    crate::cli::signals::terminated().await;
+    shutdown.await;
     daemon.shutdown().await;
     Ok(())
+}
+
+/// What [`Daemon::start`] built before the router bound, handed to [`Daemon::serve`].
+struct Parts {
+    router: Arc<dyn Router>,
+    runtimes: Runtimes,
+    state: Arc<StateCell>,
+    restored: Vec<deploy::Restored>,
+    /// The daemon's one stop signal; the router already holds a child of it.
+    shutdown: CancellationToken,
+}
+
+/// The builtin proxy or nginx, bound and serving (no routes yet).
+async fn bind_router(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<Arc<dyn Router>, DaemonError> {
+    let router: Arc<dyn Router> = match config.proxy.router {
+        RouterKind::Builtin => {
+            let mut opts = ProxyOptions::default();
+            if let Some(workers) = config.proxy.workers {
+                opts.workers = workers;
+            }
+            if let Some(timeout) = config.proxy.upstream_idle_timeout {
+                opts.upstream_idle_timeout = timeout;
+            }
+            if let Some(timeout) = config.proxy.response_timeout {
+                opts.response_timeout = timeout;
+            }
+            Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token()).await?
+        }
+        RouterKind::Nginx => {
+            NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token()).await?
+        }
+    };
+    Ok(router)
 }

@@ -17,7 +17,7 @@ mod promote;
 mod render;
 mod rollback;
 mod serve;
-pub mod signals;
+mod signals;
 mod status;
 mod unlock;
 

@@ -28,6 +28,6 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(crate::daemon::run(&config))?;
+    rt.block_on(crate::daemon::run(&config, super::signals::terminated()))?;
     Ok(ExitCode::SUCCESS)
 }
