@@ -3,8 +3,8 @@
 //! `teal serve` (the [`daemon`]) owns everything that lives: listeners and routes
 //! ([`router`], [`proxy`]), instances ([`runtime`]), health ([`health`]) and state
 //! ([`state`]). The `teal` CLI ([`cli`]) is a thin client that reads `teal.toml`
-//! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]).
-//! The blue-green state machine lives in [`deploy`].
+//! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]),
+//! in the types of [`wire`]. The blue-green state machine lives in [`deploy`].
 
 pub mod api;
 pub mod cli;
@@ -23,3 +23,4 @@ pub mod runtime;
 pub mod slot;
 pub mod spec;
 pub mod state;
+pub mod wire;

@@ -1,4 +1,10 @@
-//! Wire types of the control API. Both sides serialize exactly these.
+//! Wire types of the control API: the requests, responses, progress events and
+//! error classification that the CLI ([`crate::api::client`]) and the daemon
+//! ([`crate::api::server`], [`crate::deploy`]) both serialize exactly.
+//!
+//! A leaf: it depends only on the domain types it carries ([`crate::slot`],
+//! [`crate::spec`], [`crate::state`]), never on the API, the daemon or deploys.
+//! It does not own how they travel (that is `api/`).
 
 use std::net::SocketAddr;
 

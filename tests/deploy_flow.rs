@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use teal::api::wire::Outcome;
 use teal::slot::{Slot, SlotState};
+use teal::wire::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_version_fails_and_production_keeps_serving() {
@@ -40,7 +40,7 @@ async fn broken_version_fails_and_production_keeps_serving() {
     assert_eq!(web.slots.green.state, SlotState::Stopped);
     assert!(web.slots.green.instances.is_empty());
     // The live instances are the very same processes as before.
-    let ids = |s: &teal::api::wire::Status| -> Vec<String> {
+    let ids = |s: &teal::wire::Status| -> Vec<String> {
         s.services[0]
             .slots
             .blue
@@ -200,7 +200,7 @@ async fn a_second_deploy_while_one_runs_is_refused_at_once() {
     }
     let first = d
         .client
-        .deploy(&teal::api::wire::DeployRequest {
+        .deploy(&teal::wire::DeployRequest {
             spec: spec.clone(),
             version: "2.0.0".into(),
             image: None,
@@ -210,7 +210,7 @@ async fn a_second_deploy_while_one_runs_is_refused_at_once() {
         .unwrap();
     let second = d
         .client
-        .deploy(&teal::api::wire::DeployRequest {
+        .deploy(&teal::wire::DeployRequest {
             spec: spec.clone(),
             version: "3.0.0".into(),
             image: None,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use common::*;
 use docker_support::*;
-use teal::api::wire::{Event, Outcome};
 use teal::spec::{HookPlace, HookSpec};
+use teal::wire::{Event, Outcome};
 
 fn in_image(command: &[&str], timeout: Duration) -> HookSpec {
     HookSpec {

@@ -102,7 +102,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     let spec = docker_service(name, dir.path(), APP_1, 2);
     let result = ActionResult::collect(
         client
-            .deploy(&teal::api::wire::DeployRequest {
+            .deploy(&teal::wire::DeployRequest {
                 spec: spec.clone(),
                 version: "v1".into(),
                 image: None,
@@ -135,7 +135,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     let deploying = {
         let client = client.clone();
         tokio::spawn(async move {
-            let req = teal::api::wire::DeployRequest {
+            let req = teal::wire::DeployRequest {
                 spec: slow,
                 version: "v2".into(),
                 image: None,
@@ -220,7 +220,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     // And it deploys again, under load.
     let result = ActionResult::collect(
         client
-            .deploy(&teal::api::wire::DeployRequest {
+            .deploy(&teal::wire::DeployRequest {
                 spec: spec.clone(),
                 version: "v2".into(),
                 image: None,

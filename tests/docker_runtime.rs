@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::*;
 use docker_support::*;
 use http_body_util::BodyExt;
-use teal::api::wire::Outcome;
 use teal::slot::{Slot, SlotState};
+use teal::wire::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a_restart() {

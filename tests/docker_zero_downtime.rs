@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::*;
 use docker_support::*;
 use futures_util::{SinkExt, StreamExt};
-use teal::api::wire::Outcome;
 use teal::load::{Load, LoadSpec};
+use teal::wire::Outcome;
 use tokio_tungstenite::tungstenite::Message;
 
 const DEPLOYS: usize = 22;

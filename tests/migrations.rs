@@ -15,8 +15,8 @@ use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use teal::api::wire::{Event, Outcome};
 use teal::spec::ServiceSpec;
+use teal::wire::{Event, Outcome};
 
 fn python3() -> bool {
     std::process::Command::new("python3")

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use teal::api::wire::Outcome;
 use teal::slot::{Slot, SlotState};
+use teal::wire::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_switch_and_rollback_through_nginx() {

@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use teal::api::wire::Outcome;
 use teal::load::{Load, LoadReport, LoadSpec};
 use teal::spec::ServiceSpec;
+use teal::wire::Outcome;
 use tokio_tungstenite::tungstenite::Message;
 
 const DEPLOYS: usize = 22;
@@ -130,7 +130,7 @@ async fn zero_failed_requests_through_nginx() {
     // the websocket, so the websocket can be used after the switch, before the deadline.
     let first = {
         let client = teal::api::client::Client::new(d.daemon.control_path());
-        let req = teal::api::wire::DeployRequest {
+        let req = teal::wire::DeployRequest {
             spec: spec.clone(),
             version: "v1".into(),
             image: None,

@@ -282,7 +282,7 @@ async fn the_deploy_lock_keeps_a_second_deployer_out_until_forced() {
 
     // Someone else's deploy holds b (its daemon is on this machine).
     let b = teal::api::client::Client::new(&lab.host("b").control());
-    let req = teal::api::wire::LockRequest {
+    let req = teal::wire::LockRequest {
         owner: "alice@laptop".into(),
         reason: "teal deploy web 9.9.9".into(),
         force: false,

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use teal::api::client::ClientError;
-use teal::api::wire::{DeployRequest, DiscardRequest, ErrorKind, LockRequest, Outcome};
 use teal::slot::SlotState;
+use teal::wire::{DeployRequest, DiscardRequest, ErrorKind, LockRequest, Outcome};
 
 fn lock_request(owner: &str, force: bool) -> LockRequest {
     LockRequest {

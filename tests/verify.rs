@@ -11,10 +11,10 @@ use std::time::Duration;
 use common::hooks::*;
 use common::nginx;
 use common::*;
-use teal::api::wire::Outcome;
 use teal::slot::{Slot, SlotState};
 use teal::spec::{Inconclusive, ServiceSpec, VerifySpec};
 use teal::state::{HistoryResult, Verdict};
+use teal::wire::Outcome;
 
 /// A demo service whose health check is `/healthz` (what a `flaky` version
 /// keeps answering), with a verify window.
@@ -288,7 +288,7 @@ async fn during_the_window_the_previous_slot_is_standby_and_the_service_busy() {
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
 
-    let req = teal::api::wire::DeployRequest {
+    let req = teal::wire::DeployRequest {
         spec: spec.clone(),
         version: "2.0.0".into(),
         promote: true,

@@ -10,11 +10,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use super::wire::{
+use crate::slot::Slot;
+use crate::wire::{
     ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, History,
     LEASE_HEADER, LockGrant, LockRequest, Status, Unlocked,
 };
-use crate::slot::Slot;
 
 /// Why a call to the daemon failed.
 #[derive(Debug, thiserror::Error)]

@@ -19,12 +19,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::wire::{
+use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
+use crate::slot::Slot;
+use crate::wire::{
     ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, LEASE_HEADER,
     LockRequest, Unlocked,
 };
-use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
-use crate::slot::Slot;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -213,17 +213,7 @@ fn start_deploy(
     let name = req.spec.name.clone();
     let action: ActionFn = Box::new(move |deployer, service, guard, progress| {
         Box::pin(async move {
-            let _ = deployer
-                .deploy(
-                    service,
-                    guard,
-                    req.spec,
-                    req.version,
-                    req.image,
-                    req.promote,
-                    progress,
-                )
-                .await;
+            let _ = deployer.deploy(service, guard, req, progress).await;
         })
     });
     start_action(deployer, tasks, lease, &name, true, action)

@@ -11,9 +11,9 @@ use super::exit::UsageError;
 use super::host_view::HostView;
 use super::hosts::{self, HostArgs};
 use crate::api::client::Client;
-use crate::api::wire::DeployRequest;
 use crate::remote::image::{LocalImage, NotLocal};
 use crate::remote::{Mode, Reporter};
+use crate::wire::DeployRequest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,9 +7,9 @@
 use std::process::ExitCode;
 
 use crate::api::client::ClientError;
-use crate::api::wire::ErrorKind;
 use crate::config::ConfigError;
 use crate::remote::RemoteError;
+use crate::wire::ErrorKind;
 
 pub const FAILED: u8 = 1;
 pub const INVALID: u8 = 2;

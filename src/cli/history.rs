@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use super::context::{Global, block_on};
 use super::hosts::{self, HostArgs};
-use crate::api::wire::History;
 use crate::state::{HistoryEntry, TimelineStep};
+use crate::wire::History;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

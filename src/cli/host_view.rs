@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::api::wire::{Event, Outcome};
 use crate::remote::{Reporter, Transfer, TransferEnd};
+use crate::wire::{Event, Outcome};
 
 pub struct HostView {
     json: bool,

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::exit;
 use crate::api::client::EventStream;
-use crate::api::wire::{Event, Outcome};
+use crate::wire::{Event, Outcome};
 
 /// Prints every event of `stream` and returns the exit code its outcome maps to.
 pub async fn follow(mut stream: EventStream, json: bool) -> anyhow::Result<ExitCode> {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::context::{Global, block_on};
 use super::hosts::{self, HostArgs, LockedAction};
-use crate::api::wire::ActionRequest;
+use crate::wire::ActionRequest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use super::context::{Global, block_on};
 use super::hosts::{self, HostArgs};
-use crate::api::wire::{ServiceStatus, SlotStatus, Status};
 use crate::slot::Slot;
+use crate::wire::{ServiceStatus, SlotStatus, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -18,13 +18,13 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::api::client::Client;
-use crate::api::wire::{ActionRequest, DeployRequest, Event, Outcome};
 use crate::daemon::Daemon;
 use crate::load::{Load, LoadReport, LoadSpec};
 use crate::spec::{
     Config, DrainSpec, HealthSpec, Inconclusive, NginxSpec, ProxySpec, RouterKind, RuntimeSpec,
     ServiceSpec, VerifySpec,
 };
+use crate::wire::{ActionRequest, DeployRequest, Event, Outcome};
 
 /// The demo's service name.
 pub const SERVICE: &str = "uptimer";

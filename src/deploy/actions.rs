@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::context::{Attempt, new_deploy_id};
 use super::flow::report;
 use super::switch::Checks;
-use super::{ActionGuard, Attempt, DeployError, Deployer, Progress, Service, new_deploy_id};
-use crate::api::wire::{Outcome, Step};
+use super::{ActionGuard, DeployError, Deployer, Progress, Service};
 use crate::health;
 use crate::slot::SlotState;
 use crate::spec::ServiceSpec;
 use crate::state::Action;
+use crate::wire::{DeployRequest, Outcome, Step};
 
 impl Deployer {
     /// Switches production to the slot staged by `deploy --no-promote`.
@@ -53,7 +54,7 @@ impl Deployer {
                 started: SystemTime::now(),
                 image: running.instances.iter().find_map(|i| i.image()),
             };
-            self.switch_recorded(&service, &record.spec, &attempt, &progress, Checks::ALL)
+            self.switch_recorded(&service, &record.spec, attempt, &progress, Checks::ALL)
                 .await
                 .map(|o| (o, running.version))
         }
@@ -117,7 +118,7 @@ impl Deployer {
                         image: running.instances.iter().find_map(|i| i.image()),
                     };
                     return self
-                        .switch_recorded(&service, &record.spec, &attempt, &progress, Checks::NONE)
+                        .switch_recorded(&service, &record.spec, attempt, &progress, Checks::NONE)
                         .await;
                 }
             }
@@ -129,19 +130,15 @@ impl Deployer {
             progress.info(format!(
                 "the previous slot is not running; redeploying {previous}"
             ));
-            let spec = spec.unwrap_or_else(|| record.spec.clone());
-            // The recorded build, not whatever the version's tag names now.
-            let pinned = record.previous_image_id.clone();
-            self.deploy_inner(
-                &service,
-                spec,
-                previous,
-                pinned,
-                true,
-                Action::Rollback,
-                &progress,
-            )
-            .await
+            let req = DeployRequest {
+                spec: spec.unwrap_or_else(|| record.spec.clone()),
+                version: previous,
+                // The recorded build, not whatever the version's tag names now.
+                image: record.previous_image_id.clone(),
+                promote: true,
+            };
+            self.deploy_inner(&service, req, Action::Rollback, &progress)
+                .await
         }
         .await;
         report(&progress, &result, &version);
@@ -154,15 +151,16 @@ impl Deployer {
         &self,
         service: &Service,
         spec: &ServiceSpec,
-        attempt: &Attempt,
+        attempt: Attempt,
         progress: &Progress,
         checks: Checks,
     ) -> Result<Outcome, DeployError> {
-        let outcome = self.go_live(service, spec, attempt, progress, checks).await;
+        let cx = self.context(service, spec, attempt, progress);
+        let outcome = cx.go_live(checks).await;
         if let Err(e) = &outcome
             && !e.after_switch()
         {
-            self.record_failure(spec, attempt, &e.to_string(), progress);
+            cx.record_failure(&e.to_string());
         }
         outcome
     }

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::context::Attempt;
 use super::flow::{REPLACE_DRAIN, report};
-use super::{ActionGuard, Attempt, DeployError, Deployer, Progress, Service, stop_instances};
-use crate::api::wire::{Outcome, Step};
+use super::{ActionGuard, DeployError, Deployer, Progress, Service, stop_instances};
 use crate::slot::{Slot, SlotState};
 use crate::state::{Action, HistoryResult};
+use crate::wire::{Outcome, Step};
 
 impl Deployer {
     /// Takes the staged slot of `service` off the preview listener, stops it and

@@ -1,12 +1,12 @@
 //! Why an action failed, classified so the API and CLI can choose their words.
 
-use crate::api::wire::ErrorKind;
 use crate::health::GateError;
 use crate::hooks::HookError;
 use crate::router::RouterError;
 use crate::runtime::RuntimeError;
 use crate::spec::HookPoint;
 use crate::state::{DeployLock, StateError};
+use crate::wire::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {

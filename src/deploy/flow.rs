@@ -5,70 +5,59 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::context::{ActionContext, Attempt, new_deploy_id};
 use super::switch::Checks;
-use super::{
-    ActionGuard, Attempt, DeployError, Deployer, Progress, RunningSlot, Service, new_deploy_id,
-    stop_instances,
-};
-use crate::api::wire::{Outcome, Step};
+use super::{ActionGuard, DeployError, Deployer, Progress, RunningSlot, Service, stop_instances};
 use crate::health;
 use crate::runtime::{KnownSlot, SlotRequest};
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
 use crate::state::{Action, HistoryResult, ServiceRecord};
+use crate::wire::{DeployRequest, Outcome, Step};
 
 /// How long a standby slot that is being replaced gets to finish preview traffic.
 pub(super) const REPLACE_DRAIN: Duration = Duration::from_secs(5);
 
 impl Deployer {
     /// The full deploy flow. Emits progress and the final `done` event itself.
-    /// `image` is the exact build the caller wants run (docker: an image ID it
-    /// shipped); None resolves `version` on this daemon's runtime.
-    #[allow(clippy::too_many_arguments)]
+    /// `req.image` is the exact build the caller wants run (docker: an image ID
+    /// it shipped); None resolves `req.version` on this daemon's runtime.
     pub async fn deploy(
         &self,
         service: Arc<Service>,
         _guard: ActionGuard,
-        spec: ServiceSpec,
-        version: String,
-        image: Option<String>,
-        promote: bool,
+        req: DeployRequest,
         progress: Progress,
     ) -> Result<Outcome, DeployError> {
+        let version = req.version.clone();
         let result = self
-            .deploy_inner(
-                &service,
-                spec,
-                version.clone(),
-                image,
-                promote,
-                Action::Deploy,
-                &progress,
-            )
+            .deploy_inner(&service, req, Action::Deploy, &progress)
             .await;
         report(&progress, &result, &version);
         result
     }
 
     /// Deploy without the lock bookkeeping or the final event (shared with rollback).
-    /// `pinned` is the exact build to run (a rollback's recorded image ID); None
-    /// resolves `version` now.
-    #[allow(clippy::too_many_arguments)]
+    /// `req.image` is the exact build to run (a rollback's recorded image ID);
+    /// None resolves `req.version` now.
     pub(super) async fn deploy_inner(
         &self,
         service: &Service,
-        spec: ServiceSpec,
-        version: String,
-        pinned: Option<String>,
-        promote: bool,
+        req: DeployRequest,
         action: Action,
         progress: &Progress,
     ) -> Result<Outcome, DeployError> {
+        let DeployRequest {
+            spec,
+            version,
+            image: pinned,
+            promote,
+        } = req;
         validate(&spec, &version, pinned.as_deref())?;
         let record = self.record(&spec.name);
         let active = record.as_ref().and_then(|r| r.active_slot);
         let target = active.map(Slot::other).unwrap_or(Slot::Blue);
-        let mut attempt = Attempt {
+        let attempt = Attempt {
             id: new_deploy_id(),
             action,
             version: version.clone(),
@@ -87,26 +76,25 @@ impl Deployer {
             Step::Prepare,
             format!("{} {version} → {target} slot (live: {live})", spec.name),
         );
+        let mut cx = self.context(service, &spec, attempt, progress);
         let prepared = async {
             self.reconcile(service, &spec, progress).await?;
-            attempt.image = match pinned {
+            cx.attempt.image = match pinned {
                 Some(id) => Some(id),
-                None => self
-                    .runtimes
-                    .for_spec(&spec.runtime)
+                None => cx
+                    .runtime
                     .resolve(&spec, &version)
                     .await
                     .map_err(DeployError::Start)?,
             };
-            if let Some(id) = &attempt.image {
+            if let Some(id) = &cx.attempt.image {
                 progress.info(format!("runs image {}", short_image(id)));
             }
-            self.clear_slot(service, record.as_ref(), target, progress)
-                .await
+            cx.clear_slot(record.as_ref()).await
         }
         .await;
         if let Err(e) = prepared {
-            self.record_failure(&spec, &attempt, &e.to_string(), progress);
+            cx.record_failure(&e.to_string());
             return Err(e);
         }
         // A rollback goes back to what ran before, at once: no hooks, no window.
@@ -116,29 +104,22 @@ impl Deployer {
             Checks::ALL
         };
         if checks.hooks
-            && let Err(e) = self
-                .run_hook(service, &spec, HookPoint::PreDeploy, &attempt, progress)
-                .await
+            && let Err(e) = cx.run_hook(HookPoint::PreDeploy).await
         {
-            self.record_failure(&spec, &attempt, &e.to_string(), progress);
+            cx.record_failure(&e.to_string());
             return Err(e);
         }
 
-        match self
-            .stage(service, &spec, &attempt, record.as_ref(), progress)
-            .await
-        {
-            Ok(()) => {}
-            Err(e) => {
-                self.discard(service, record.as_ref(), target).await;
-                self.record_failure(&spec, &attempt, &e.to_string(), progress);
-                return Err(e);
-            }
+        if let Err(e) = cx.stage(record.as_ref()).await {
+            cx.discard(record.as_ref()).await;
+            cx.record_failure(&e.to_string());
+            return Err(e);
         }
 
         if !promote {
             service.set_state(target, SlotState::Staged);
-            let entry = attempt.entry_in(HistoryResult::Staged, None, progress);
+            let entry = cx.attempt.entry_in(HistoryResult::Staged, None, progress);
+            let attempt = &cx.attempt;
             self.state
                 .update(|s| {
                     let rec = s
@@ -157,32 +138,60 @@ impl Deployer {
             return Ok(Outcome::Staged);
         }
 
-        match self
-            .go_live(service, &spec, &attempt, progress, checks)
-            .await
-        {
+        match cx.go_live(checks).await {
             Ok(outcome) => {
-                self.prune(service, &spec, progress).await;
+                cx.prune().await;
                 Ok(outcome)
             }
             Err(e) if e.after_switch() => Err(e),
             Err(e) => {
-                self.discard(service, record.as_ref(), target).await;
-                self.record_failure(&spec, &attempt, &e.to_string(), progress);
+                cx.discard(record.as_ref()).await;
+                cx.record_failure(&e.to_string());
                 Err(e)
             }
         }
     }
 
-    /// Start → health → preview. On error the caller discards the slot.
-    async fn stage(
+    /// Removes what runs for the service outside the slots this daemon runs
+    /// (leftovers of an interrupted deploy), and says so.
+    pub(super) async fn reconcile(
         &self,
         service: &Service,
         spec: &ServiceSpec,
-        attempt: &Attempt,
-        record: Option<&ServiceRecord>,
         progress: &Progress,
     ) -> Result<(), DeployError> {
+        let known: Vec<KnownSlot> = Slot::ALL
+            .into_iter()
+            .filter_map(|slot| {
+                service.running(slot).map(|r| KnownSlot {
+                    slot,
+                    deploy_id: r.deploy_id,
+                })
+            })
+            .collect();
+        let actions = self
+            .runtimes
+            .for_spec(&spec.runtime)
+            .reconcile(&spec.name, &known)
+            .await
+            .map_err(DeployError::Start)?;
+        for action in actions {
+            progress.info(action);
+        }
+        Ok(())
+    }
+}
+
+impl ActionContext<'_> {
+    /// Start → health → preview. On error the caller discards the slot.
+    async fn stage(&self, record: Option<&ServiceRecord>) -> Result<(), DeployError> {
+        let ActionContext {
+            service,
+            spec,
+            progress,
+            ..
+        } = *self;
+        let attempt = &self.attempt;
         let slot = attempt.slot;
         let version = attempt.version.as_str();
         if self.shutdown.is_cancelled() {
@@ -204,8 +213,8 @@ impl Deployer {
                 instances: Vec::new(),
             }),
         );
-        let runtime = self.runtimes.for_spec(&spec.runtime);
-        let instances = runtime
+        let instances = self
+            .runtime
             .start(SlotRequest {
                 service: spec,
                 slot,
@@ -245,7 +254,7 @@ impl Deployer {
             ),
         );
         let gate_started = std::time::Instant::now();
-        health::gate(&instances, &spec.health, &self.shutdown)
+        health::gate(&instances, &spec.health, self.shutdown)
             .await
             .map_err(|e| match e {
                 health::GateError::Cancelled => DeployError::ShuttingDown,
@@ -278,15 +287,13 @@ impl Deployer {
         Ok(())
     }
 
-    /// Makes room in `slot`: a standby or staged copy that runs there is taken off
-    /// the preview listener and stopped.
-    async fn clear_slot(
-        &self,
-        service: &Service,
-        record: Option<&ServiceRecord>,
-        slot: Slot,
-        progress: &Progress,
-    ) -> Result<(), DeployError> {
+    /// Makes room in the attempt's slot: a standby or staged copy that runs there
+    /// is taken off the preview listener and stopped.
+    async fn clear_slot(&self, record: Option<&ServiceRecord>) -> Result<(), DeployError> {
+        let ActionContext {
+            service, progress, ..
+        } = *self;
+        let slot = self.attempt.slot;
         let Some(old) = service.running(slot) else {
             return Ok(());
         };
@@ -316,37 +323,10 @@ impl Deployer {
         Ok(())
     }
 
-    /// Removes what runs for the service outside the slots this daemon runs
-    /// (leftovers of an interrupted deploy), and says so.
-    pub(super) async fn reconcile(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        progress: &Progress,
-    ) -> Result<(), DeployError> {
-        let known: Vec<KnownSlot> = Slot::ALL
-            .into_iter()
-            .filter_map(|slot| {
-                service.running(slot).map(|r| KnownSlot {
-                    slot,
-                    deploy_id: r.deploy_id,
-                })
-            })
-            .collect();
-        let actions = self
-            .runtimes
-            .for_spec(&spec.runtime)
-            .reconcile(&spec.name, &known)
-            .await
-            .map_err(DeployError::Start)?;
-        for action in actions {
-            progress.info(action);
-        }
-        Ok(())
-    }
-
-    /// Undoes a failed stage: routes back to exactly what they were, instances stopped.
-    async fn discard(&self, service: &Service, record: Option<&ServiceRecord>, slot: Slot) {
+    /// Undoes a failed stage: routes back to exactly what they were, the
+    /// attempt's instances stopped.
+    async fn discard(&self, record: Option<&ServiceRecord>) {
+        let (service, slot) = (self.service, self.attempt.slot);
         if let Some(record) = record {
             let live = record
                 .active_slot

@@ -8,22 +8,20 @@
 
 use std::net::SocketAddr;
 
-use super::{Attempt, DeployError, Deployer, Progress, Service};
-use crate::api::wire::Step;
+use super::DeployError;
+use super::context::ActionContext;
 use crate::hooks::{self, HookEnv, HookRequest, Output};
-use crate::spec::{HookPlace, HookPoint, ServiceSpec};
+use crate::spec::{HookPlace, HookPoint};
+use crate::wire::Step;
 
-impl Deployer {
-    /// What the hooks of `attempt` see (`TEAL_*` and placeholders).
-    pub(super) fn hook_env(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        attempt: &Attempt,
-    ) -> HookEnv {
+impl ActionContext<'_> {
+    /// What the hooks of the attempt see (`TEAL_*` and placeholders).
+    fn hook_env(&self) -> HookEnv {
+        let (spec, attempt) = (self.spec, &self.attempt);
         let preview = match spec.preview {
             Some(_) => self.router.preview_addr(&spec.name),
-            None => service
+            None => self
+                .service
                 .running(attempt.slot)
                 .and_then(|r| r.instances.first().map(|i| i.addr())),
         };
@@ -39,18 +37,13 @@ impl Deployer {
 
     /// Runs `point`'s hook when the spec has one, as its own step. Its output
     /// goes to the progress as it comes; the step is marked failed on error.
-    pub(super) async fn run_hook(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        point: HookPoint,
-        attempt: &Attempt,
-        progress: &Progress,
-    ) -> Result<(), DeployError> {
+    pub(super) async fn run_hook(&self, point: HookPoint) -> Result<(), DeployError> {
+        let ActionContext { spec, progress, .. } = *self;
+        let attempt = &self.attempt;
         let Some(hook) = spec.hooks.get(point) else {
             return Ok(());
         };
-        let env = self.hook_env(service, spec, attempt);
+        let env = self.hook_env();
         let mut req = HookRequest::new(point, spec, &hook.command, hook.timeout, &env);
         req.image = attempt.image.as_deref();
         let place = match hook.run_in {
@@ -69,12 +62,9 @@ impl Deployer {
         let output = Output::new(move |line| sink.info(format!("{point} | {line}")));
         let result = match hook.run_in {
             HookPlace::Host => {
-                hooks::run_on_host(&req, &spec.workdir, &output, &self.shutdown).await
+                hooks::run_on_host(&req, &spec.workdir, &output, self.shutdown).await
             }
-            HookPlace::Image => {
-                let runtime = self.runtimes.for_spec(&spec.runtime);
-                runtime.run_hook(&req, &output, &self.shutdown).await
-            }
+            HookPlace::Image => self.runtime.run_hook(&req, &output, self.shutdown).await,
         };
         match result {
             Ok(report) => {

@@ -7,8 +7,8 @@
 use std::time::SystemTime;
 
 use super::{DeployError, Deployer};
-use crate::api::wire::{LockGrant, LockRequest};
 use crate::state::{DeployLock, HistoryEntry};
+use crate::wire::{LockGrant, LockRequest};
 
 impl Deployer {
     /// Takes the deploy lock of `name`. A lock someone else holds is refused,

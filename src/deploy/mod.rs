@@ -8,6 +8,7 @@
 //! new slot and leaves production exactly as it was.
 
 mod actions;
+mod context;
 mod discard;
 mod error;
 mod flow;
@@ -19,11 +20,12 @@ mod restore;
 mod service;
 mod status;
 mod switch;
+mod switch_back;
 mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -35,8 +37,8 @@ pub use service::{ActionGuard, RunningSlot, Service};
 use crate::router::Router;
 use crate::runtime::{InstanceRef, Runtime};
 use crate::slot::Slot;
-use crate::spec::{RuntimeSpec, ServiceSpec};
-use crate::state::{Action, HistoryEntry, HistoryResult, ServiceRecord, StateCell};
+use crate::spec::RuntimeSpec;
+use crate::state::{ServiceRecord, StateCell};
 
 /// How long an instance gets between SIGTERM and SIGKILL when a slot is retired.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -179,91 +181,6 @@ impl Deployer {
         )
         .await;
     }
-
-    /// Appends a failure to the history (creating the record for a first deploy),
-    /// with the timeline so far.
-    fn record_failure(
-        &self,
-        spec: &ServiceSpec,
-        attempt: &Attempt,
-        reason: &str,
-        progress: &Progress,
-    ) {
-        let entry = attempt.entry_in(HistoryResult::Failed, Some(reason.to_string()), progress);
-        let result = self.state.update(|s| {
-            s.services
-                .entry(spec.name.clone())
-                .or_insert_with(|| ServiceRecord::new(spec.clone()))
-                .record(entry)
-        });
-        if let Err(e) = result {
-            tracing::error!(service = %spec.name, "could not record the failure in history: {e}");
-        }
-    }
-}
-
-/// What one action is doing, for its history entry.
-#[derive(Debug, Clone)]
-struct Attempt {
-    id: String,
-    action: Action,
-    version: String,
-    from_version: Option<String>,
-    slot: Slot,
-    started: SystemTime,
-    /// The exact build it runs (docker: image ID), once pinned.
-    image: Option<String>,
-}
-
-impl Attempt {
-    fn entry(&self, result: HistoryResult, reason: Option<String>) -> HistoryEntry {
-        HistoryEntry {
-            id: self.id.clone(),
-            at: HistoryEntry::timestamp(self.started),
-            action: self.action,
-            version: self.version.clone(),
-            from_version: self.from_version.clone(),
-            slot: self.slot,
-            result,
-            reason,
-            duration_ms: self
-                .started
-                .elapsed()
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            image_id: self.image.clone(),
-            instances: Vec::new(),
-            timeline: Vec::new(),
-            verify: None,
-        }
-    }
-
-    /// [`Attempt::entry`] with the timeline of `progress` so far.
-    fn entry_in(
-        &self,
-        result: HistoryResult,
-        reason: Option<String>,
-        progress: &Progress,
-    ) -> HistoryEntry {
-        HistoryEntry {
-            timeline: progress.timeline(),
-            ..self.entry(result, reason)
-        }
-    }
-}
-
-/// A deploy id: time-ordered and unique within a daemon.
-fn new_deploy_id() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!(
-        "d{millis:x}{:02x}",
-        COUNTER.fetch_add(1, Ordering::Relaxed) % 256
-    )
 }
 
 /// Stops instances concurrently and waits for all of them.

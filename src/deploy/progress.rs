@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::api::wire::{Event, Outcome, Step};
 use crate::slot::Slot;
 use crate::state::TimelineStep;
+use crate::wire::{Event, Outcome, Step};
 
 /// Where an action reports what it is doing. Cloning shares the clock and the
 /// timeline.

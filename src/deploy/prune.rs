@@ -8,14 +8,21 @@
 
 use std::collections::BTreeSet;
 
+use super::context::ActionContext;
 use super::flow::short_image;
-use super::{Deployer, Progress, Service};
 use crate::slot::Slot;
-use crate::spec::ServiceSpec;
 use crate::state::{HistoryResult, StateFile};
 
-impl Deployer {
-    pub(super) async fn prune(&self, service: &Service, spec: &ServiceSpec, progress: &Progress) {
+impl ActionContext<'_> {
+    /// Asks the runtime to remove the service's builds that nothing can roll
+    /// back to any more; says what went.
+    pub(super) async fn prune(&self) {
+        let ActionContext {
+            service,
+            spec,
+            progress,
+            ..
+        } = *self;
         let snapshot = self.state.snapshot();
         let mut keep = keep_set(&snapshot);
         for slot in Slot::ALL {
@@ -35,12 +42,7 @@ impl Deployer {
         if candidates.is_empty() {
             return;
         }
-        match self
-            .runtimes
-            .for_spec(&spec.runtime)
-            .prune(&candidates)
-            .await
-        {
+        match self.runtime.prune(&candidates).await {
             Ok(removed) if removed.is_empty() => {}
             Ok(removed) => {
                 let names: Vec<&str> = removed.iter().map(|id| short_image(id)).collect();

@@ -12,7 +12,8 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, Deployer, Progress, RunningSlot, Runtimes, new_deploy_id};
+use super::context::{Attempt, new_deploy_id};
+use super::{Deployer, Progress, RunningSlot, Runtimes};
 use crate::health;
 use crate::runtime::{InstanceRef, SlotRequest};
 use crate::slot::{Slot, SlotState};

@@ -6,12 +6,12 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 
 use super::{DeployError, Deployer};
-use crate::api::wire::{History, InstanceStatus, ServiceStatus, SlotStatus, SlotsStatus, Status};
 use crate::health;
 use crate::runtime::LogLine;
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HealthSpec, RuntimeSpec};
 use crate::state::ServiceRecord;
+use crate::wire::{History, InstanceStatus, ServiceStatus, SlotStatus, SlotsStatus, Status};
 
 /// Status probes are short: status must answer quickly even when an app hangs.
 const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -5,16 +5,18 @@
 //!
 //! Failures before the switch leave production untouched and are the caller's to
 //! undo. Failures after it (a failed window, a post hook with
-//! `rollback_on_failure`) switch production back here (`verify.rs`) and are
-//! recorded here.
+//! `rollback_on_failure`) switch production back (`switch_back.rs`) and are
+//! recorded there.
 
+use super::context::ActionContext;
+use super::switch_back::Previous;
 use super::verify::Judged;
-use super::{Attempt, DeployError, Deployer, Progress, RunningSlot, Service, stop_instances};
-use crate::api::wire::{Outcome, Step};
+use super::{DeployError, RunningSlot, stop_instances};
 use crate::router::ErrorBudget;
 use crate::slot::{Slot, SlotState};
-use crate::spec::{HookPoint, ServiceSpec};
-use crate::state::{HistoryResult, ServiceRecord, SlotRecord, Verdict, VerifyRecord};
+use crate::spec::HookPoint;
+use crate::state::{HistoryResult, ServiceRecord, SlotRecord};
+use crate::wire::{Outcome, Step};
 
 /// What a switch runs around itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,28 +40,21 @@ impl Checks {
     };
 }
 
-/// The live slot a switch moved away from, and the record before the switch.
-pub(super) struct Previous {
-    pub slot: Slot,
-    pub running: RunningSlot,
-    pub record: ServiceRecord,
-}
-
-impl Deployer {
-    /// Moves production of `service` to `attempt.slot` (running and healthy) with
-    /// everything `checks` asks for around it. Errors before the switch leave the
-    /// routes as they were (the caller decides about the new slot); errors after it
-    /// are [`DeployError::after_switch`] and already recorded.
-    pub(super) async fn go_live(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        attempt: &Attempt,
-        progress: &Progress,
-        checks: Checks,
-    ) -> Result<Outcome, DeployError> {
-        let to = attempt.slot;
-        let record = self.record(&spec.name);
+impl ActionContext<'_> {
+    /// Moves production of the service to the attempt's slot (running and
+    /// healthy) with everything `checks` asks for around it. Errors before the
+    /// switch leave the routes as they were (the caller decides about the new
+    /// slot); errors after it are [`DeployError::after_switch`] and already
+    /// recorded.
+    pub(super) async fn go_live(&self, checks: Checks) -> Result<Outcome, DeployError> {
+        let ActionContext {
+            service,
+            spec,
+            progress,
+            ..
+        } = *self;
+        let to = self.attempt.slot;
+        let record = self.record();
         let previous = record.as_ref().and_then(|record| {
             let slot = record.active_slot.filter(|s| *s != to)?;
             let running = service.running(slot)?;
@@ -70,8 +65,7 @@ impl Deployer {
             })
         });
         if checks.hooks {
-            self.run_hook(service, spec, HookPoint::PreSwitch, attempt, progress)
-                .await?;
+            self.run_hook(HookPoint::PreSwitch).await?;
         }
         let verify = spec.verify.as_ref().filter(|_| checks.verify);
         // Armed before the switch, so the window counts the very first request.
@@ -88,28 +82,15 @@ impl Deployer {
             _ => None,
         };
 
-        self.switch_to(service, spec, attempt, progress).await?;
+        self.switch_to().await?;
         let mut notes = Vec::new();
 
         if checks.hooks
-            && let Err(e) = self
-                .run_hook(service, spec, HookPoint::PostSwitch, attempt, progress)
-                .await
+            && let Err(e) = self.run_hook(HookPoint::PostSwitch).await
         {
             match (&previous, spec.hooks.rollback_on_failure) {
                 (Some(p), true) => {
-                    return Err(self
-                        .switch_back(
-                            service,
-                            spec,
-                            attempt,
-                            p,
-                            e.to_string(),
-                            None,
-                            watch,
-                            progress,
-                        )
-                        .await);
+                    return Err(self.switch_back(p, e.to_string(), None, watch).await);
                 }
                 _ => notes.push(e.to_string()),
             }
@@ -126,25 +107,14 @@ impl Deployer {
                     "this router cannot watch traffic (verification needs the builtin router)",
                     progress,
                 )),
-                (Some(_), Some(watch)) => Some(self.verify_window(v, watch, to, progress).await),
+                (Some(_), Some(watch)) => Some(self.verify_window(v, watch).await),
             },
         };
         // Only a window with somewhere to go back to can fail.
         if let Some(reason) = verified.as_ref().and_then(Judged::rollback_reason)
             && let Some(p) = &previous
         {
-            return Err(self
-                .switch_back(
-                    service,
-                    spec,
-                    attempt,
-                    p,
-                    reason,
-                    verified.clone(),
-                    watch,
-                    progress,
-                )
-                .await);
+            return Err(self.switch_back(p, reason, verified.clone(), watch).await);
         }
         // A request of the window that answered after the verdict may still have
         // crossed the budget (and switched back): that is a failed window too.
@@ -157,46 +127,21 @@ impl Deployer {
                 j.record.verdict = crate::state::Verdict::Failed;
                 j.record.reason = Some("error budget crossed as the window ended".into());
             }
-            return Err(self
-                .switch_back(
-                    service,
-                    spec,
-                    attempt,
-                    p,
-                    "verify failed: error budget crossed as the window ended".into(),
-                    judged,
-                    None,
-                    progress,
-                )
-                .await);
+            let reason = "verify failed: error budget crossed as the window ended";
+            return Err(self.switch_back(p, reason.into(), judged, None).await);
         }
 
         let mut retired_warm = false;
         if let Some(p) = &previous {
-            retired_warm = self
-                .retire(service, spec, p.slot, &p.running, progress)
-                .await;
+            retired_warm = self.retire(p.slot, &p.running).await;
         }
 
         if checks.hooks
-            && let Err(e) = self
-                .run_hook(service, spec, HookPoint::PostRetire, attempt, progress)
-                .await
+            && let Err(e) = self.run_hook(HookPoint::PostRetire).await
         {
             match (&previous, spec.hooks.rollback_on_failure) {
                 (Some(p), true) if retired_warm => {
-                    return Err(self
-                        .switch_back(
-                            service,
-                            spec,
-                            attempt,
-                            p,
-                            e.to_string(),
-                            verified,
-                            None,
-                            progress,
-                        )
-                        .await);
+                    return Err(self.switch_back(p, e.to_string(), verified, None).await);
                 }
                 (Some(_), true) => notes.push(format!(
                     "{e} (not switched back: the previous slot was stopped, keep_previous = false)"
@@ -206,25 +151,26 @@ impl Deployer {
         }
 
         let reason = (!notes.is_empty()).then(|| notes.join("; "));
-        let mut entry = attempt.entry_in(HistoryResult::Live, reason, progress);
+        let mut entry = self.attempt.entry_in(HistoryResult::Live, reason, progress);
         entry.verify = verified.map(|j| j.record);
-        self.finish_entry(spec, entry);
+        self.finish_entry(entry);
         Ok(Outcome::Live)
     }
 
-    /// The switch itself: production to `attempt.slot` (the old slot, if kept,
-    /// to the preview listener), then the new state persisted with a history
-    /// entry that [`Deployer::finish_entry`] completes later. On error the routes
-    /// are as they were.
-    async fn switch_to(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        attempt: &Attempt,
-        progress: &Progress,
-    ) -> Result<(), DeployError> {
+    /// The switch itself: production to the attempt's slot (the old slot, if
+    /// kept, to the preview listener), then the new state persisted with a
+    /// history entry that [`ActionContext::finish_entry`] completes later. On
+    /// error the routes are as they were.
+    async fn switch_to(&self) -> Result<(), DeployError> {
+        let ActionContext {
+            service,
+            spec,
+            progress,
+            ..
+        } = *self;
+        let attempt = &self.attempt;
         let to = attempt.slot;
-        let record = self.record(&spec.name);
+        let record = self.record();
         let from = record
             .as_ref()
             .and_then(|r| r.active_slot)
@@ -307,14 +253,13 @@ impl Deployer {
 
     /// Drains the old slot, then keeps it warm for rollback or stops it. Returns
     /// true when it is kept running.
-    async fn retire(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        slot: Slot,
-        old: &RunningSlot,
-        progress: &Progress,
-    ) -> bool {
+    async fn retire(&self, slot: Slot, old: &RunningSlot) -> bool {
+        let ActionContext {
+            service,
+            spec,
+            progress,
+            ..
+        } = *self;
         let version = &old.version;
         progress.step(
             Step::Drain,
@@ -352,38 +297,6 @@ impl Deployer {
             stop_instances(&old.instances, super::STOP_GRACE).await;
             service.set_running(slot, None);
             false
-        }
-    }
-
-    /// Completes the history entry the switch recorded (same id), or appends it.
-    pub(super) fn finish_entry(&self, spec: &ServiceSpec, entry: crate::state::HistoryEntry) {
-        let saved = self.state.update(|s| {
-            s.services
-                .entry(spec.name.clone())
-                .or_insert_with(|| ServiceRecord::new(spec.clone()))
-                .finish(entry)
-        });
-        if let Err(e) = saved {
-            tracing::error!(service = %spec.name, "could not record the deploy in history: {e}");
-        }
-    }
-}
-
-impl Judged {
-    /// A verify record for a window that did not run (said on the progress).
-    pub(super) fn skipped(reason: &str, progress: &Progress) -> Judged {
-        progress.info(format!("verify skipped: {reason}"));
-        Judged {
-            record: VerifyRecord {
-                verdict: Verdict::Skipped,
-                requests: 0,
-                errors: 0,
-                upstream_failures: 0,
-                p99_ms: None,
-                watched_ms: 0,
-                reason: Some(reason.to_string()),
-            },
-            rollback: false,
         }
     }
 }

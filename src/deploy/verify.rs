@@ -1,21 +1,19 @@
 //! Post-switch verification: watching the new slot through the router for the
-//! verify window while the previous slot stays warm, judging it, and switching
-//! production back when it fails.
+//! verify window while the previous slot stays warm, and judging it.
 //!
 //! The router counts and, on an error-budget crossing, switches back by itself at
 //! once (see `router/watch.rs`); this file judges everything else (latency, the
-//! end of the window, too few requests) on a bounded tick, and makes any switch
-//! back official: routes, state, history, and the bad slot drained and stopped.
+//! end of the window, too few requests) on a bounded tick. Making a switch back
+//! official is `switch_back.rs`; deciding when to watch is `switch.rs`.
 
 use std::time::{Duration, Instant};
 
-use super::switch::Previous;
-use super::{Attempt, DeployError, Deployer, Progress, Service, stop_instances};
-use crate::api::wire::Step;
+use super::Progress;
+use super::context::ActionContext;
 use crate::router::{Watch, WindowStats};
-use crate::slot::{Slot, SlotState};
-use crate::spec::{Inconclusive, ServiceSpec, VerifySpec};
-use crate::state::{HistoryResult, Verdict, VerifyRecord};
+use crate::spec::{Inconclusive, VerifySpec};
+use crate::state::{Verdict, VerifyRecord};
+use crate::wire::Step;
 
 /// Bounds of the tick on which a window is judged between trips.
 const TICK_MIN: Duration = Duration::from_millis(20);
@@ -29,6 +27,23 @@ pub(super) struct Judged {
 }
 
 impl Judged {
+    /// A verify record for a window that did not run (said on the progress).
+    pub fn skipped(reason: &str, progress: &Progress) -> Judged {
+        progress.info(format!("verify skipped: {reason}"));
+        Judged {
+            record: VerifyRecord {
+                verdict: Verdict::Skipped,
+                requests: 0,
+                errors: 0,
+                upstream_failures: 0,
+                p99_ms: None,
+                watched_ms: 0,
+                reason: Some(reason.to_string()),
+            },
+            rollback: false,
+        }
+    }
+
     /// Why production must go back, when it must.
     pub fn rollback_reason(&self) -> Option<String> {
         self.rollback.then(|| {
@@ -40,15 +55,11 @@ impl Judged {
     }
 }
 
-impl Deployer {
-    /// Watches `slot` for `spec.window` (or until a threshold is crossed) and judges it.
-    pub(super) async fn verify_window(
-        &self,
-        spec: &VerifySpec,
-        watch: &Watch,
-        slot: Slot,
-        progress: &Progress,
-    ) -> Judged {
+impl ActionContext<'_> {
+    /// Watches the attempt's slot for `spec.window` (or until a threshold is
+    /// crossed) and judges it.
+    pub(super) async fn verify_window(&self, spec: &VerifySpec, watch: &Watch) -> Judged {
+        let (slot, progress) = (self.attempt.slot, self.progress);
         let p99 = spec
             .max_p99
             .map(|d| format!(", p99 ≤ {}", humantime::format_duration(d)))
@@ -112,105 +123,6 @@ impl Deployer {
         }
         progress.info(format!("verify {summary}"));
         Judged { record, rollback }
-    }
-
-    /// Production back to the previous slot after a failure past the switch:
-    /// routes, state and history as before the deploy (but for the entry, which
-    /// records the failure), then the new slot drained and stopped. Returns the
-    /// error the action ends with. `watch`, when armed, gives the final figures
-    /// of the window once the new slot has drained.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn switch_back(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        attempt: &Attempt,
-        previous: &Previous,
-        reason: String,
-        judged: Option<Judged>,
-        watch: Option<Watch>,
-        progress: &Progress,
-    ) -> DeployError {
-        let (to, from) = (previous.slot, attempt.slot);
-        let version = previous.running.version.clone();
-        progress.step(
-            Step::SwitchBack,
-            format!("production → {to} ({version}): {reason}"),
-        );
-        let routed = self
-            .router
-            .set_routes(
-                &previous.record.spec,
-                Some(previous.running.backend(to)),
-                None,
-            )
-            .await
-            .map_err(DeployError::Route);
-        if let Err(e) = routed {
-            progress.fail_step(e.to_string());
-            let mut entry = attempt.entry_in(HistoryResult::Live, Some(reason.clone()), progress);
-            entry.verify = judged.map(|j| j.record);
-            self.finish_entry(spec, entry);
-            return DeployError::SwitchBackFailed {
-                reason,
-                version,
-                source: Box::new(e),
-            };
-        }
-        service.set_state(to, SlotState::Live);
-        service.set_state(from, SlotState::Starting);
-        let before = &previous.record;
-        let saved = self.state.update(|s| {
-            if let Some(rec) = s.services.get_mut(&spec.name) {
-                rec.spec = before.spec.clone();
-                rec.active_slot = Some(to);
-                rec.previous_version = before.previous_version.clone();
-                rec.previous_image_id = before.previous_image_id.clone();
-                rec.slots.get_mut(to).state = SlotState::Live;
-                rec.slots.get_mut(from).state = SlotState::Stopped;
-            }
-        });
-        if let Err(e) = saved {
-            tracing::error!(service = %spec.name, "could not record the switch back: {e}");
-        }
-        progress.note(format!("back on {version}"));
-
-        progress.step(
-            Step::Drain,
-            format!(
-                "draining {from} ({}), up to {}",
-                attempt.version,
-                humantime::format_duration(spec.drain.timeout)
-            ),
-        );
-        self.router
-            .drain(&spec.name, from, spec.drain.timeout)
-            .await;
-        progress.step(
-            Step::Retire,
-            format!("stopping {from} ({})", attempt.version),
-        );
-        if let Some(running) = service.set_running(from, None) {
-            stop_instances(&running.instances, super::STOP_GRACE).await;
-        }
-
-        let mut record = judged.map(|j| j.record);
-        if let (Some(record), Some(watch)) = (record.as_mut(), watch.as_ref()) {
-            // Every request the new slot took, now that none is in flight.
-            let last = watch.counters().snapshot();
-            record.requests = last.requests;
-            record.errors = last.errors;
-            record.upstream_failures = last.upstream_failures;
-            progress.info(format!(
-                "the new slot answered {} of {} request(s) with an error before production went back",
-                last.errors, last.requests
-            ));
-        }
-        drop(watch);
-        let mut entry = attempt.entry_in(HistoryResult::Failed, Some(reason.clone()), progress);
-        entry.verify = record;
-        self.finish_entry(spec, entry);
-        DeployError::RolledBack { reason, version }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use crate::api::client::ClientError;
-use crate::api::wire::ErrorKind;
+use crate::wire::ErrorKind;
 
 /// Why ssh could not connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

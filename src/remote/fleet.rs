@@ -20,10 +20,10 @@ use super::image::{self, LocalImage, Shipment};
 use super::report::Reporter;
 use super::ssh::SshOptions;
 use crate::api::client::{ClientError, EventStream};
-use crate::api::wire::{
+use crate::spec::{Destination, RemoteSpec, ServiceSpec};
+use crate::wire::{
     ActionRequest, DeployRequest, DiscardRequest, Event, History, LockRequest, Outcome, Status,
 };
-use crate::spec::{Destination, RemoteSpec, ServiceSpec};
 
 /// How an action ended on one host.
 #[derive(Debug, Clone)]

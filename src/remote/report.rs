@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::api::wire::Event;
+use crate::wire::Event;
 
 pub trait Reporter: Send + Sync {
     /// A line about what teal itself does on `host` (connect, install, start).

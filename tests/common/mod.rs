@@ -13,9 +13,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use teal::api::client::{Client, ClientError};
-use teal::api::wire::{ActionRequest, DeployRequest, Event, Outcome, Status};
 use teal::daemon::Daemon;
 use teal::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
+use teal::wire::{ActionRequest, DeployRequest, Event, Outcome, Status};
 use tokio::net::TcpStream;
 
 pub mod hooks;
@@ -193,7 +193,7 @@ impl ActionResult {
 
 /// Whether a client error is the daemon's "busy" answer.
 pub fn is_busy(err: &ClientError) -> bool {
-    err.kind() == Some(teal::api::wire::ErrorKind::Busy)
+    err.kind() == Some(teal::wire::ErrorKind::Busy)
 }
 
 /// One GET on a fresh connection; returns status and body.
