@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use super::resolve::Invalid;
+use super::invalid::Invalid;
 
 /// Where a resolved service's routing values came from, for conflict messages.
 #[derive(Debug)]

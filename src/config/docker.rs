@@ -7,8 +7,8 @@ use std::path::Path;
 
 use toml::Spanned;
 
+use super::invalid::Invalid;
 use super::raw::{RawLimits, RawService};
-use super::resolve::Invalid;
 use crate::spec::{DockerLimits, DockerSpec, RuntimeSpec};
 
 /// The restart policy when `restart` is not set (the seed's `--restart always`).

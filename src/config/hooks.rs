@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::invalid::Invalid;
 use super::raw::{RawHook, RawHooks, RawVerify};
-use super::resolve::Invalid;
 use super::values;
 use crate::spec::{
     DEFAULT_HOOK_TIMEOUT, HOOK_PLACEHOLDERS, HookPlace, HookPoint, HookSpec, HooksSpec,

@@ -4,14 +4,16 @@
 //! friendlier unknown-key messages in `keys.rs`, validation and path resolution in
 //! `resolve.rs` (single values in `values.rs`, clashes between services in
 //! `conflicts.rs`, `[proxy.nginx]` in `nginx.rs`, hooks and verification in
-//! `hooks.rs`). Every error names the file, line and column. Loading never writes
-//! anything, and nothing outside this module sees the raw types.
+//! `hooks.rs`); each of them fails with `invalid.rs`'s `Invalid`. Every error
+//! names the file, line and column. Loading never writes anything, and nothing
+//! outside this module sees the raw types.
 
 mod conflicts;
 mod docker;
 #[cfg(test)]
 mod docker_tests;
 mod hooks;
+mod invalid;
 mod keys;
 mod nginx;
 mod raw;

@@ -10,8 +10,8 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::conflicts::ServiceSite;
+use super::invalid::Invalid;
 use super::raw::RawNginx;
-use super::resolve::Invalid;
 use super::values;
 use crate::spec::{NginxSpec, RouterKind};
 

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use toml::Spanned;
 
+use super::invalid::Invalid;
 use super::raw::{RawConfig, RawHost, RawSsh};
-use super::resolve::Invalid;
 use super::values;
 use crate::spec::{Destination, HostSettings, RemoteSpec, SshSpec};
 

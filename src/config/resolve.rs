@@ -5,7 +5,6 @@
 //! [`crate::spec`]; the ones that depend on the file's location are set here.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use toml::Spanned;
 
 use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
+use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
 use super::{docker, nginx, values};
 use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
@@ -36,29 +36,6 @@ const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Upper bound for `proxy.workers`.
 const MAX_PROXY_WORKERS: usize = 256;
-
-/// A validation failure: a message and the byte span of the value it is about.
-#[derive(Debug)]
-pub(super) struct Invalid {
-    pub span: Option<Range<usize>>,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Invalid {
-        Invalid {
-            span: Some(value.span()),
-            message: message.into(),
-        }
-    }
-
-    pub fn nowhere(message: impl Into<String>) -> Invalid {
-        Invalid {
-            span: None,
-            message: message.into(),
-        }
-    }
-}
 
 /// Validates `raw`, read from `file` (an absolute path).
 pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {

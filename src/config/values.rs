@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::resolve::Invalid;
+use super::invalid::Invalid;
 
 /// A humantime duration such as "200ms", "2s" or "1m"; zero only if `allow_zero`.
 pub(super) fn duration(

@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::managed::{file_len, lines_since};
+use super::log_tail::{file_len, lines_since};
 use super::procs::{self, Pid};
 use super::target::Target;
 use crate::router::RouterError;

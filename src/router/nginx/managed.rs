@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid as NixPid;
 
+use super::binary::{self, Binary};
+use super::log_tail::{file_len, lines_since};
 use super::procs::{self, Pid};
 use super::render::{self, MainSettings};
-use super::target::{self, Binary};
 use crate::router::RouterError;
 
 /// nginx retries a busy port for about 2.5 s before giving up; allow for that.
@@ -70,7 +71,7 @@ impl Managed {
     }
 
     pub fn main_settings(&self) -> MainSettings {
-        target::main_settings(&self.dir, self.workers)
+        main_settings(&self.dir, self.workers)
     }
 
     /// `nginx -t` on `file`.
@@ -78,7 +79,7 @@ impl Managed {
         let log = self.error_log();
         let mut command = self.binary.command(&self.dir, Some(&log));
         command.arg("-t").arg("-c").arg(file);
-        target::run(&mut command).await
+        binary::run(&mut command).await
     }
 
     /// The master's pid while it runs; forgets (and reaps) a master that exited.
@@ -229,25 +230,29 @@ fn read_pid(path: &Path) -> Option<Pid> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-pub(crate) fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+/// Managed-mode settings derived from the process teal runs as.
+fn main_settings(dir: &Path, workers: Option<usize>) -> MainSettings {
+    MainSettings {
+        dir: dir.to_owned(),
+        workers,
+        user: root_user(),
+    }
 }
 
-/// The text appended to `path` after `offset`; with `errors_only`, only nginx's
-/// `[emerg]`, `[alert]` and `[crit]` lines (the ones that explain a refusal).
-pub(crate) fn lines_since(path: &Path, offset: u64, errors_only: bool) -> String {
-    let Ok(bytes) = fs::read(path) else {
-        return String::new();
+/// `NAME GROUP` of the effective user when it is root: nginx started as root
+/// drops its workers to `nobody` unless told otherwise, and teal's workers should
+/// run as the user teal runs as.
+fn root_user() -> Option<String> {
+    use nix::unistd::{Group, User, getegid, geteuid};
+    if !geteuid().is_root() {
+        return None;
+    }
+    let user = User::from_uid(geteuid()).ok().flatten()?.name;
+    let group = Group::from_gid(getegid()).ok().flatten()?.name;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
-    let start = (offset as usize).min(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    text.lines()
-        .filter(|line| {
-            !errors_only
-                || ["[emerg]", "[alert]", "[crit]"]
-                    .iter()
-                    .any(|level| line.contains(level))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    (plain(&user) && plain(&group)).then(|| format!("{user} {group}"))
 }

@@ -9,12 +9,16 @@
 //! - `render`: route table → config text (pure);
 //! - `apply`: the safe switch (write beside, `nginx -t`, rename, reload, confirm);
 //! - `target`: managed or system nginx behind one enum; `managed`, `system`: each mode;
+//! - `binary`: the nginx executable (finding it, its version, running it);
+//!   `log_tail`: what nginx wrote to a log since an offset;
 //! - `procs`: worker generations as `/proc` shows them.
 //!
 //! This module does not start instances, and it does not count requests: nginx
 //! serves them, so [`Router::stats`] reports nothing.
 
 mod apply;
+mod binary;
+mod log_tail;
 mod managed;
 mod procs;
 pub mod render;
@@ -35,12 +39,14 @@ use tokio_util::sync::CancellationToken;
 use crate::router::{Backend, DrainReport, Router, RouterError, TrafficStats};
 use crate::slot::Slot;
 use crate::spec::{NginxSpec, ProxySpec, ServiceSpec};
+use binary::Binary;
+pub use binary::find_binary;
 use managed::Managed;
 use procs::Pid;
 use render::Settings;
 use routes::RouteSet;
 use system::System;
-use target::{Binary, Target};
+use target::Target;
 
 /// How often the managed master is checked, and restarted if it died.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
@@ -318,27 +324,6 @@ pub fn check_path(path: &Path) -> Result<(), String> {
 /// `path` double-quoted for an nginx config (checked by [`check_path`]).
 pub(crate) fn quote(path: &Path) -> String {
     format!("\"{}\"", path.display())
-}
-
-/// The nginx executable for `name`: a path as is, else the first match in
-/// `PATH` and the usual sbin directories (which a non-root `PATH` often lacks).
-pub fn find_binary(name: &Path) -> Option<PathBuf> {
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.to_owned());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(
-            [
-                "/usr/sbin",
-                "/usr/local/sbin",
-                "/sbin",
-                "/usr/local/nginx/sbin",
-            ]
-            .map(PathBuf::from),
-        )
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 /// The nginx binary `[proxy.nginx]` names, if it can be found (for tests and

@@ -10,9 +10,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::binary::{self, Binary};
 use super::procs::{self, Pid};
 use super::quote;
-use super::target::{self, Binary};
 use crate::router::RouterError;
 use crate::spec::NginxSpec;
 
@@ -87,7 +87,7 @@ impl System {
             .map_err(|e| format!("cannot write {}: {e}", wrapper.display()))?;
         let mut command = self.binary.command(&self.dir, Some(&log));
         command.arg("-t").arg("-c").arg(&wrapper);
-        target::run(&mut command).await
+        binary::run(&mut command).await
     }
 
     /// `nginx -t` on the system's whole config, with the new file in place.
@@ -97,7 +97,7 @@ impl System {
         if let Some(main) = &self.main_conf {
             command.arg("-c").arg(main);
         }
-        target::run(&mut command).await
+        binary::run(&mut command).await
     }
 
     /// The master named by the pid file, while it runs.
@@ -118,6 +118,6 @@ impl System {
             .ok_or_else(|| "the reload command is empty".to_string())?;
         let mut command = tokio::process::Command::new(program);
         command.args(args);
-        target::run(&mut command).await
+        binary::run(&mut command).await
     }
 }
