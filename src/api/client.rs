@@ -16,22 +16,41 @@ use crate::wire::{
     LEASE_HEADER, LockGrant, LockRequest, Status, Unlocked,
 };
 
-/// Why a call to the daemon failed.
+/// Why a call to the daemon failed. Each message carries its cause; none is
+/// also returned from `source()`, so `{:#}` prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the teal daemon at {}: {source} (is `teal serve` running with this state_dir?)", path.display())]
+    #[error("cannot reach the teal daemon at {}: {error} (is `teal serve` running with this state_dir?)", path.display())]
     Unreachable {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("talking to the daemon: {0}")]
-    Transport(#[from] hyper::Error),
+    #[error("talking to the daemon: {}", with_causes(.0))]
+    Transport(hyper::Error),
     #[error("unexpected answer from the daemon: {0}")]
     Protocol(String),
     /// The daemon refused or failed the request.
     #[error("{0}")]
     Api(ApiError),
+}
+
+impl From<hyper::Error> for ClientError {
+    fn from(error: hyper::Error) -> Self {
+        ClientError::Transport(error)
+    }
+}
+
+/// `error` and its causes, `: `-separated. hyper keeps the I/O error that
+/// explains its own in `source()`; this message is where it is printed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 impl ClientError {
@@ -185,9 +204,9 @@ impl Client {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
-                .map_err(|source| ClientError::Unreachable {
+                .map_err(|error| ClientError::Unreachable {
                     path: self.socket.clone(),
-                    source,
+                    error,
                 })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;

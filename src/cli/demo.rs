@@ -1,11 +1,12 @@
 //! `teal demo`: the seeds' scenario end to end, under load.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use super::exit;
-use crate::demo::scenario;
+use crate::demo::scenario::{self, DemoReport};
 use crate::spec::RouterKind;
 
 #[derive(Debug, clap::Args)]
@@ -46,43 +47,13 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         dir.path().display()
     );
     let report = rt.block_on(scenario::run(dir.path(), &exe, args.router, &say))?;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!();
-        println!(
-            "{:<22} {:<8} {:<8} {:>8}",
-            "step", "outcome", "expected", "seconds"
-        );
-        for s in &report.steps {
-            println!(
-                "{:<22} {:<8} {:<8} {:>8.2}{}",
-                s.action,
-                s.outcome,
-                s.expected,
-                s.seconds,
-                if s.ok { "" } else { "  <- unexpected" }
-            );
-        }
-        println!();
-        let router = match report.router {
-            RouterKind::Builtin => "builtin proxy",
-            RouterKind::Nginx => "nginx (managed; client keep-alive off, see README)",
-        };
-        println!("router               {router}");
-        print!("{}", report.load.render_table());
-        if let Some(caught) = &report.auto_rollback {
-            println!();
-            println!(
-                "automatic rollback   {}: {} of {} request(s) to it failed before teal switched back",
-                caught.version, caught.affected, caught.requests
-            );
-            println!(
-                "                     teal counted {} (bound by the error budget: {}); {}",
-                caught.errors_counted, caught.bound, caught.reason
-            );
-        }
+        write_table(&mut out, &report)?;
     }
+    out.flush()?;
     if report.passed() {
         let verdict = match &report.auto_rollback {
             Some(caught) => format!(
@@ -95,8 +66,9 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         if args.json {
             eprintln!("{verdict}");
         } else {
-            println!("{verdict}");
+            writeln!(out, "{verdict}")?;
         }
+        out.flush()?;
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
@@ -112,4 +84,47 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::from(exit::FAILED))
     }
+}
+
+/// The human report: the steps, the router, the load table and the automatic
+/// rollback step.
+fn write_table(out: &mut impl Write, report: &DemoReport) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<22} {:<8} {:<8} {:>8}",
+        "step", "outcome", "expected", "seconds"
+    )?;
+    for s in &report.steps {
+        writeln!(
+            out,
+            "{:<22} {:<8} {:<8} {:>8.2}{}",
+            s.action,
+            s.outcome,
+            s.expected,
+            s.seconds,
+            if s.ok { "" } else { "  <- unexpected" }
+        )?;
+    }
+    writeln!(out)?;
+    let router = match report.router {
+        RouterKind::Builtin => "builtin proxy",
+        RouterKind::Nginx => "nginx (managed; client keep-alive off, see README)",
+    };
+    writeln!(out, "router               {router}")?;
+    write!(out, "{}", report.load.render_table())?;
+    if let Some(caught) = &report.auto_rollback {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "automatic rollback   {}: {} of {} request(s) to it failed before teal switched back",
+            caught.version, caught.affected, caught.requests
+        )?;
+        writeln!(
+            out,
+            "                     teal counted {} (bound by the error budget: {}); {}",
+            caught.errors_counted, caught.bound, caught.reason
+        )?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `teal history SERVICE`: deploys, switches and rollbacks, each with its timeline.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use super::context::{Global, block_on};
@@ -33,11 +34,13 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     let client = global.client()?;
     let history = block_on(client.history(&args.service))??;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&history)?);
-        return Ok(ExitCode::SUCCESS);
+        writeln!(out, "{}", serde_json::to_string_pretty(&history)?)?;
+    } else {
+        write!(out, "{}", render(&history))?;
     }
-    print!("{}", render(&history));
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

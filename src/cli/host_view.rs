@@ -184,7 +184,9 @@ impl Transfer for TransferView {
                     value["raw_bytes"] = raw.unwrap_or(*sent).into();
                     value["elapsed_ms"] = (elapsed.as_millis() as u64).into();
                 }
-                println!("{value}");
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{value}");
+                let _ = out.flush();
             }
             None => eprintln!("{}: {}: {summary}", self.host, self.what),
         }

@@ -3,6 +3,7 @@
 //! deploy lock for the whole action. No hosts means the local daemon, as before.
 
 use std::future::Future;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -201,7 +202,9 @@ pub fn report(view: &HostView, what: &str, outcomes: &[HostOutcome], started: In
             "elapsed_ms": started.elapsed().as_millis() as u64,
         }));
     } else {
-        println!(
+        // The action is done either way: a closed stdout changes nothing.
+        let _ = writeln!(
+            std::io::stdout().lock(),
             "{what} on {} ({:.2}s)",
             hosts.join(", "),
             started.elapsed().as_secs_f64()
@@ -219,6 +222,7 @@ pub fn print_per_host<T: serde::Serialize>(
     key: &str,
     render: impl Fn(&T) -> String,
 ) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     if json {
         let hosts: Vec<serde_json::Value> = answers
             .iter()
@@ -228,15 +232,16 @@ pub fn print_per_host<T: serde::Serialize>(
             })
             .collect();
         let all = serde_json::json!({ "hosts": hosts });
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
     } else {
         for (host, answer) in answers {
             match answer {
-                Ok(value) => print!("== {host}\n{}\n", render(value)),
+                Ok(value) => write!(out, "== {host}\n{}\n", render(value))?,
                 Err(e) => eprintln!("== {host}\nerror: {host}: {e}\n"),
             }
         }
     }
+    out.flush()?;
     Ok(if answers.iter().any(|(_, a)| a.is_err()) {
         ExitCode::from(super::exit::FAILED)
     } else {

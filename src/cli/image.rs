@@ -2,6 +2,7 @@
 //! over ssh by a deploying teal. They talk to this machine's Docker engine
 //! through bollard (`DOCKER_HOST` honoured), so a host needs no docker CLI.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -47,7 +48,9 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
                 if let (true, Some(reference)) = (presence.present, &tag) {
                     engine.tag(&id, reference).await?;
                 }
-                println!("{}", serde_json::to_string(&presence)?);
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", serde_json::to_string(&presence)?)?;
+                out.flush()?;
             }
             Command::Load { expect, tag } => {
                 let loaded = engine.load(tokio::io::stdin()).await?;
@@ -62,7 +65,9 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
                         engine.tag(id, reference).await?;
                     }
                 }
-                println!("{}", serde_json::json!({ "loaded": loaded }));
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", serde_json::json!({ "loaded": loaded }))?;
+                out.flush()?;
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use exit::exit_code;
+pub use exit::{exit_code, fail};
 
 /// teal: zero-downtime blue-green deployments behind a builtin reverse proxy.
 ///

@@ -131,7 +131,11 @@ fn done(event: &Event) {
     {
         match outcome {
             Outcome::Failed => eprintln!("error: {message} (after {})", secs(*elapsed_ms)),
-            _ => println!("{message} ({})", secs(*elapsed_ms)),
+            // The action is over: a closed stdout changes nothing about it.
+            _ => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{message} ({})", secs(*elapsed_ms));
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `teal status [SERVICE]`: slots, versions and instance health.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use super::context::{Global, block_on};
@@ -30,11 +31,13 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     let client = global.client()?;
     let status = block_on(client.status(args.service.as_deref()))??;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", render(&status));
+        write!(out, "{}", render(&status))?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

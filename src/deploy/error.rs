@@ -1,4 +1,7 @@
 //! Why an action failed, classified so the API and CLI can choose their words.
+//!
+//! Every message carries its cause, so no variant also returns it from
+//! `source()` (the CLI prints a chain with `{:#}`; the cause would appear twice).
 
 use crate::health::GateError;
 use crate::hooks::HookError;
@@ -27,34 +30,29 @@ pub enum DeployError {
     #[error("{0}")]
     Invalid(String),
     #[error("could not start the new slot: {0}")]
-    Start(#[source] RuntimeError),
+    Start(RuntimeError),
     #[error("the new slot failed its health check: {0}")]
-    Health(#[source] Box<GateError>),
+    Health(Box<GateError>),
     #[error("could not change routes: {0}")]
-    Route(#[source] RouterError),
+    Route(RouterError),
     #[error("could not save state: {0}")]
-    State(#[source] StateError),
+    State(StateError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
     /// A `pre_deploy` or `pre_switch` hook failed (production untouched), or a
     /// post hook failed with `rollback_on_failure`.
-    #[error("the {point} hook failed: {source}")]
-    Hook {
-        point: HookPoint,
-        #[source]
-        source: HookError,
-    },
+    #[error("the {point} hook failed: {error}")]
+    Hook { point: HookPoint, error: HookError },
     /// After the switch, verification or a post hook failed and production went
     /// back to the previous slot. Already recorded in history.
     #[error("{reason}; production switched back to {version}")]
     RolledBack { reason: String, version: String },
     /// As [`DeployError::RolledBack`], but the switch back itself failed.
-    #[error("{reason}; switching back to {version} failed: {source}")]
+    #[error("{reason}; switching back to {version} failed: {error}")]
     SwitchBackFailed {
         reason: String,
         version: String,
-        #[source]
-        source: Box<DeployError>,
+        error: Box<DeployError>,
     },
 }
 

@@ -73,9 +73,9 @@ impl ActionContext<'_> {
                 progress.note(note);
                 Ok(())
             }
-            Err(source) => {
-                progress.fail_step(source.to_string());
-                Err(DeployError::Hook { point, source })
+            Err(error) => {
+                progress.fail_step(error.to_string());
+                Err(DeployError::Hook { point, error })
             }
         }
     }

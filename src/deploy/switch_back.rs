@@ -64,7 +64,7 @@ impl ActionContext<'_> {
             return DeployError::SwitchBackFailed {
                 reason,
                 version,
-                source: Box::new(e),
+                error: Box::new(e),
             };
         }
         service.set_state(to, SlotState::Live);

@@ -141,12 +141,8 @@ pub struct HookReport {
 /// Why a hook did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
-    #[error("could not start {program}: {source}")]
-    Spawn {
-        program: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("could not start {program}: {error}")]
+    Spawn { program: String, error: io::Error },
     #[error("{status} after {}{}", secs(*duration), last_output(tail))]
     Failed {
         /// "exit code 1", "killed by signal 9".
@@ -202,9 +198,9 @@ pub async fn run_on_host(
     if workdir.is_dir() {
         cmd.current_dir(workdir);
     }
-    let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+    let mut child = cmd.spawn().map_err(|error| HookError::Spawn {
         program: program.display().to_string(),
-        source,
+        error,
     })?;
     let pid = child.id();
     let pump = output.pump(child.stdout.take(), child.stderr.take());
@@ -237,9 +233,9 @@ pub async fn run_on_host(
         }
         Ended::Cancelled => return Err(HookError::Cancelled),
     };
-    let status = status.map_err(|source| HookError::Spawn {
+    let status = status.map_err(|error| HookError::Spawn {
         program: program.display().to_string(),
-        source,
+        error,
     })?;
     let duration = started.elapsed();
     if status.success() {

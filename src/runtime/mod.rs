@@ -57,12 +57,8 @@ pub enum RuntimeError {
     #[error("{0}")]
     InvalidSpec(String),
     /// Spawning or talking to the runtime failed.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
     /// Anything else the underlying engine reported.
     #[error("{0}")]
     Engine(String),

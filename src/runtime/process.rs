@@ -149,9 +149,9 @@ impl ProcessRuntime {
             .lock()
             .unwrap()
             .allocate()
-            .map_err(|source| RuntimeError::Io {
+            .map_err(|error| RuntimeError::Io {
                 what: "finding a free loopback port".into(),
-                source,
+                error,
             })?;
         let port_text = port.to_string();
         let mut argv = command.iter().map(|arg| {
@@ -179,14 +179,14 @@ impl ProcessRuntime {
             version: req.version.to_string(),
         };
         // A new start of the slot begins a fresh log; restarts append to it.
-        if let Err(source) = logs::open(&launch.log, true) {
+        if let Err(error) = logs::open(&launch.log, true) {
             self.ports.lock().unwrap().release(port);
             return Err(RuntimeError::Io {
                 what: format!("opening log file {}", launch.log.display()),
-                source,
+                error,
             });
         }
-        ProcessInstance::spawn(index, port, launch, self.ports.clone()).map_err(|source| {
+        ProcessInstance::spawn(index, port, launch, self.ports.clone()).map_err(|error| {
             self.ports.lock().unwrap().release(port);
             let what = format!(
                 "service {} ({} instance {index}): starting {}",
@@ -194,14 +194,14 @@ impl ProcessRuntime {
                 req.slot,
                 program.display()
             );
-            match source.kind() {
+            match error.kind() {
                 ErrorKind::NotFound => {
                     RuntimeError::InvalidSpec(format!("{what}: command not found"))
                 }
                 ErrorKind::PermissionDenied => {
                     RuntimeError::InvalidSpec(format!("{what}: not executable"))
                 }
-                _ => RuntimeError::Io { what, source },
+                _ => RuntimeError::Io { what, error },
             }
         })
     }

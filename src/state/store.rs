@@ -12,17 +12,15 @@ use super::record::{FORMAT, StateFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{}: corrupt state file: {source}", path.display())]
+    #[error("{}: corrupt state file: {error}", path.display())]
     Corrupt {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{}: state format {found} is newer than this teal understands ({FORMAT})", path.display())]
     TooNew { path: PathBuf, found: u32 },
@@ -31,9 +29,9 @@ pub enum StateError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -82,9 +80,9 @@ impl Store {
 
     /// Writes `state` atomically: temp file, fsync, rename, fsync of the directory.
     pub fn save(&self, state: &StateFile) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|source| StateError::Corrupt {
+        let bytes = serde_json::to_vec_pretty(state).map_err(|error| StateError::Corrupt {
             path: self.file.clone(),
-            source,
+            error,
         })?;
         write_atomic(&self.file, &bytes)
     }
@@ -97,11 +95,10 @@ pub fn read(path: &Path) -> Result<StateFile, StateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateFile::default()),
         Err(e) => return Err(io(path)(e)),
     };
-    let state: StateFile =
-        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let state: StateFile = serde_json::from_slice(&bytes).map_err(|error| StateError::Corrupt {
+        path: path.to_path_buf(),
+        error,
+    })?;
     if state.format > FORMAT {
         return Err(StateError::TooNew {
             path: path.to_path_buf(),

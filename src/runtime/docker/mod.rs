@@ -74,9 +74,9 @@ impl DockerRuntime {
         let mut attempts = 0;
         let recipe = loop {
             attempts += 1;
-            let port = self.ports.pick().map_err(|source| RuntimeError::Io {
+            let port = self.ports.pick().map_err(|error| RuntimeError::Io {
                 what: "finding a free loopback port".into(),
-                source,
+                error,
             })?;
             let recipe = Recipe::new(req, spec, image_id, index, port);
             match recipe.launch(docker).await {
