@@ -9,7 +9,7 @@ use super::context::{ActionContext, Attempt, new_deploy_id};
 use super::switch::Checks;
 use super::{ActionGuard, DeployError, Deployer, Progress, RunningSlot, Service, stop_instances};
 use crate::health;
-use crate::runtime::{KnownSlot, SlotRequest};
+use crate::runtime::SlotRequest;
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
 use crate::state::{Action, HistoryResult, ServiceRecord};
@@ -150,35 +150,6 @@ impl Deployer {
                 Err(e)
             }
         }
-    }
-
-    /// Removes what runs for the service outside the slots this daemon runs
-    /// (leftovers of an interrupted deploy), and says so.
-    pub(super) async fn reconcile(
-        &self,
-        service: &Service,
-        spec: &ServiceSpec,
-        progress: &Progress,
-    ) -> Result<(), DeployError> {
-        let known: Vec<KnownSlot> = Slot::ALL
-            .into_iter()
-            .filter_map(|slot| {
-                service.running(slot).map(|r| KnownSlot {
-                    slot,
-                    deploy_id: r.deploy_id,
-                })
-            })
-            .collect();
-        let actions = self
-            .runtimes
-            .for_spec(&spec.runtime)
-            .reconcile(&spec.name, &known)
-            .await
-            .map_err(DeployError::Start)?;
-        for action in actions {
-            progress.info(action);
-        }
-        Ok(())
     }
 }
 

@@ -6,6 +6,11 @@
 //! [`StateCell`](crate::state::StateCell). It never talks to a process, a socket or
 //! a file directly. The invariant it keeps: a failure before the switch removes the
 //! new slot and leaves production exactly as it was.
+//!
+//! [`Deployer`] holds what lives as long as the daemon (router, runtimes, state,
+//! services); one action on one service runs as an `ActionContext`
+//! (`context.rs`), which its steps (`flow.rs`, `switch.rs`, `verify.rs`,
+//! `switch_back.rs`, `hooks.rs`, `prune.rs`) take instead of argument lists.
 
 mod actions;
 mod context;

@@ -6,16 +6,17 @@
 //! child processes (which died with it) start afresh. Whatever else runs (an
 //! interrupted deploy's standby, a kept-warm previous version) is removed by
 //! [`Deployer::reconcile_all`] once the proxy serves, so removing it never
-//! lengthens the restart gap.
+//! lengthens the restart gap; every action reconciles its service the same way
+//! before it starts.
 
 use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 
 use super::context::{Attempt, new_deploy_id};
-use super::{Deployer, Progress, RunningSlot, Runtimes};
+use super::{DeployError, Deployer, Progress, RunningSlot, Runtimes, Service};
 use crate::health;
-use crate::runtime::{InstanceRef, SlotRequest};
+use crate::runtime::{InstanceRef, KnownSlot, SlotRequest};
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
 use crate::state::{Action, HistoryResult, StateCell};
@@ -145,5 +146,35 @@ impl Deployer {
                 tracing::error!(service = %service.name, "could not reconcile with the runtime: {e}");
             }
         }
+    }
+
+    /// Removes what runs for the service outside the slots this daemon runs
+    /// (leftovers of an interrupted deploy), and says so. Every action starts
+    /// with it.
+    pub(super) async fn reconcile(
+        &self,
+        service: &Service,
+        spec: &ServiceSpec,
+        progress: &Progress,
+    ) -> Result<(), DeployError> {
+        let known: Vec<KnownSlot> = Slot::ALL
+            .into_iter()
+            .filter_map(|slot| {
+                service.running(slot).map(|r| KnownSlot {
+                    slot,
+                    deploy_id: r.deploy_id,
+                })
+            })
+            .collect();
+        let actions = self
+            .runtimes
+            .for_spec(&spec.runtime)
+            .reconcile(&spec.name, &known)
+            .await
+            .map_err(DeployError::Start)?;
+        for action in actions {
+            progress.info(action);
+        }
+        Ok(())
     }
 }
