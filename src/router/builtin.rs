@@ -85,7 +85,10 @@ impl Probe for HealthProbe {
 impl From<RouteError> for RouterError {
     fn from(error: RouteError) -> RouterError {
         match error {
-            RouteError::Bind { addr, source } => RouterError::Bind { addr, source },
+            RouteError::Bind { addr, cause } => RouterError::Bind {
+                addr,
+                source: cause,
+            },
             RouteError::Conflict(message) => RouterError::Conflict(message),
             RouteError::Closed => RouterError::Other(error.to_string()),
         }

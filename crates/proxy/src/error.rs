@@ -5,8 +5,10 @@
 //! Every request failure is classified by its source here, once, so that
 //! forwarding code never looks at error strings: no route (404), nothing to
 //! send to (503), connect failed (502), connect timed out (504), upstream broke
-//! (502), no response head in time (504). Those are only logged (at debug),
-//! so their messages carry their cause and do not chain it as a `source()`.
+//! (502), no response head in time (504).
+//!
+//! As everywhere in teal, a message carries its cause and no error also
+//! returns it from `source()`, so a cause is printed once.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,12 +20,8 @@ use http::StatusCode;
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     /// Binding a listener failed (address in use, no permission, ...).
-    #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: io::Error },
     /// The routes would make two services claim one Host, or two default
     /// services.
     #[error("{0}")]

@@ -112,9 +112,9 @@ impl Proxy {
         opts: ProxyOptions,
         shutdown: CancellationToken,
     ) -> Result<Arc<Proxy>, RouteError> {
-        let workers = Workers::start(opts.workers).map_err(|source| RouteError::Bind {
+        let workers = Workers::start(opts.workers).map_err(|cause| RouteError::Bind {
             addr: listen,
-            source,
+            cause,
         })?;
         let bound = listener::bind(listen, workers.len()).await?;
         let addr = bound.addr;

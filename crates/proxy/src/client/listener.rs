@@ -84,7 +84,7 @@ fn defer_accept(socket: &TcpSocket) {
 /// first): SO_REUSEPORT alone would let two teal daemons of the same user
 /// share a port without a word.
 pub(crate) async fn bind(addr: SocketAddr, count: usize) -> Result<Bound, RouteError> {
-    let fail = |source| RouteError::Bind { addr, source };
+    let fail = |cause| RouteError::Bind { addr, cause };
     if addr.port() != 0 {
         drop(std::net::TcpListener::bind(addr).map_err(fail)?);
     }
