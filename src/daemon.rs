@@ -19,13 +19,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::api;
 use crate::deploy::{self, DeployError, Deployer, Runtimes};
-use crate::proxy::{Proxy, ProxyOptions};
 use crate::router::nginx::NginxRouter;
 use crate::router::{Router, RouterError};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
 use crate::state::{StateCell, StateError, Store};
+use teal_proxy::{Proxy, ProxyOptions};
 
 /// How long a stopping daemon waits for open client connections to finish.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -232,7 +232,9 @@ async fn bind_router(
             if let Some(timeout) = config.proxy.response_timeout {
                 opts.response_timeout = timeout;
             }
-            Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token()).await?
+            Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token())
+                .await
+                .map_err(RouterError::from)?
         }
         RouterKind::Nginx => {
             NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token()).await?

@@ -1,7 +1,7 @@
 //! teal: zero-downtime blue-green deployments.
 //!
 //! `teal serve` (the [`daemon`]) owns everything that lives: listeners and routes
-//! ([`router`], [`proxy`]), instances ([`runtime`]), health ([`health`]) and state
+//! ([`router`], the builtin one being the `teal_proxy` crate), instances ([`runtime`]), health ([`health`]) and state
 //! ([`state`]). The `teal` CLI ([`cli`]) is a thin client that reads `teal.toml`
 //! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]),
 //! in the types of [`wire`]. The blue-green state machine lives in [`deploy`].
@@ -16,7 +16,6 @@ pub mod health;
 pub mod hooks;
 pub mod load;
 pub mod metrics;
-pub mod proxy;
 pub mod remote;
 pub mod router;
 pub mod runtime;

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use teal::proxy::{Proxy, ProxyOptions};
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
+use teal_proxy::{Proxy, ProxyOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -716,7 +716,7 @@ async fn a_second_proxy_on_a_listening_address_is_refused() {
     // not join them.
     let second = Proxy::bind(h.addr(), tokio_util::sync::CancellationToken::new()).await;
     assert!(
-        matches!(second, Err(RouterError::Bind { .. })),
+        matches!(second, Err(teal_proxy::RouteError::Bind { .. })),
         "{:?}",
         second.err()
     );
@@ -726,5 +726,5 @@ async fn a_second_proxy_on_a_listening_address_is_refused() {
         tokio_util::sync::CancellationToken::new(),
     )
     .await;
-    assert!(matches!(third, Err(RouterError::Bind { .. })));
+    assert!(matches!(third, Err(teal_proxy::RouteError::Bind { .. })));
 }

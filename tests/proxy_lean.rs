@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use teal::proxy::ProxyOptions;
+use teal_proxy::ProxyOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -540,7 +540,6 @@ async fn a_response_gets_a_date_only_when_the_app_sent_none() {
 /// connection and prompt answers are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_that_does_not_answer_in_time_gets_504_on_both_paths() {
-    use teal::router::Router;
     let app = Scripted::start().await;
     let h = Harness::with(ProxyOptions {
         response_timeout: Duration::from_millis(300),

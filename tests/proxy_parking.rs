@@ -8,8 +8,8 @@ mod proxy_support;
 
 use std::time::Duration;
 
-use teal::proxy::ProxyOptions;
 use teal::router::ClientConnections;
+use teal_proxy::ProxyOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

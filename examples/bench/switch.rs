@@ -83,7 +83,7 @@ pub async fn teal_latency(
 ) -> anyhow::Result<Vec<Duration>> {
     let shutdown = CancellationToken::new();
     let proxy =
-        teal::proxy::Proxy::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shutdown.clone()).await?;
+        teal_proxy::Proxy::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shutdown.clone()).await?;
     let router: Arc<dyn Router> = proxy.clone();
     let target = router.listen_addrs()[0];
     let spec = spec();

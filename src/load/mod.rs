@@ -5,7 +5,6 @@
 //! worker loop is bounded by the stop flag, `max_requests` and `max_duration`.
 //! It measures; it does not judge (callers assert on the [`LoadReport`]).
 
-mod histogram;
 mod report;
 mod worker;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::histogram::Histogram;
+use teal_histogram::Histogram;
 
 /// Every outcome so far. `sent == ok + failed()` once the load has stopped;
 /// while it runs, the difference is the requests in flight.
@@ -168,8 +168,8 @@ impl Tally {
             statuses: self.statuses.clone(),
             errors: self.errors.clone(),
             versions: self.versions.clone(),
-            latency_p50: self.latency.quantile(0.50),
-            latency_p99: self.latency.quantile(0.99),
+            latency_p50: self.latency.quantile(0.50).unwrap_or_default(),
+            latency_p99: self.latency.quantile(0.99).unwrap_or_default(),
             latency_max: self.latency.max(),
             elapsed,
         }

@@ -1,17 +1,21 @@
-//! The builtin router: [`Router`] on top of the builtin [`Proxy`], which switches
-//! traffic by swapping pool pointers (see `proxy/`). This file only adapts.
+//! The builtin router: [`Router`] on top of the builtin [`Proxy`] (the
+//! `teal_proxy` crate), which switches traffic by swapping pool pointers.
+//! This file only adapts: a [`ServiceSpec`] becomes the proxy's [`Service`],
+//! the service's health check becomes the [`Probe`] that re-admits ejected
+//! instances, and the proxy's errors become [`RouterError`]s.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use teal_proxy::{Probe, ProbeFuture, Proxy, RouteError, Service};
 
-use crate::proxy::Proxy;
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
 };
 use crate::slot::Slot;
-use crate::spec::ServiceSpec;
+use crate::spec::{HealthSpec, ServiceSpec};
 
 #[async_trait]
 impl Router for Proxy {
@@ -21,15 +25,21 @@ impl Router for Proxy {
         live: Option<Backend>,
         preview: Option<Backend>,
     ) -> Result<(), RouterError> {
-        self.install(spec, live, preview).await
+        let service = Service {
+            name: spec.name.clone(),
+            hosts: spec.hosts.clone(),
+            preview: spec.preview,
+            probe: Arc::new(HealthProbe(spec.health.clone())),
+        };
+        Ok(self.install(&service, live, preview).await?)
     }
 
     async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport {
-        self.drain_slot(service, slot, timeout).await
+        Proxy::drain(self, service, slot, timeout).await
     }
 
     fn stats(&self, service: &str, slot: Slot) -> TrafficStats {
-        self.slot_stats(service, slot)
+        Proxy::stats(self, service, slot)
     }
 
     fn listen_addrs(&self) -> Vec<SocketAddr> {
@@ -56,5 +66,31 @@ impl Router for Proxy {
 
     async fn close(&self, grace: Duration) {
         self.wait_closed(grace).await;
+    }
+}
+
+/// A service's health check, as the proxy's re-admission probe.
+struct HealthProbe(HealthSpec);
+
+impl Probe for HealthProbe {
+    fn interval(&self) -> Duration {
+        self.0.interval
+    }
+
+    fn healthy(&self, addr: SocketAddr) -> ProbeFuture<'_> {
+        Box::pin(async move { crate::health::probe(addr, &self.0).await.is_healthy() })
+    }
+}
+
+impl From<RouteError> for RouterError {
+    fn from(error: RouteError) -> RouterError {
+        match error {
+            RouteError::Bind { addr, cause } => RouterError::Bind {
+                addr,
+                source: cause,
+            },
+            RouteError::Conflict(message) => RouterError::Conflict(message),
+            RouteError::Closed => RouterError::Other(error.to_string()),
+        }
     }
 }

@@ -8,40 +8,27 @@
 
 pub mod builtin;
 pub mod nginx;
-pub mod watch;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
-pub use watch::{ErrorBudget, LatencySnapshot, Watch, WindowCounters, WindowStats};
 
-/// The instances of one slot, as the router sees them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backend {
-    pub slot: Slot,
-    pub version: String,
-    pub addrs: Vec<SocketAddr>,
-}
-
-/// What a drain ended with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrainReport {
-    /// Requests (and upgraded connections) still in flight when the drain ended.
-    pub remaining: usize,
-    /// True when it ended by the timeout rather than by reaching zero.
-    pub timed_out: bool,
-    pub waited: Duration,
-}
+// The router's vocabulary is the builtin proxy's (a crate of its own that
+// knows nothing of deploys): the instances of a slot, a drain's outcome,
+// traffic counters, client connections, and the verify window's watch.
+pub use teal_proxy::{
+    Backend, ClientConnections, DrainReport, ErrorBudget, TrafficStats, Watch, WindowCounters,
+    WindowStats,
+};
 
 /// Why a router could not apply a change. The previous routes stay in force.
 ///
 /// Display and Error are written out, not derived: `Bind`'s field is named
-/// `source` (the proxy builds it so), which thiserror would also return from
+/// `source` (`builtin.rs` builds it from the proxy's error), which thiserror would also return from
 /// `source()`, and the message already carries it; `{:#}` would print it twice.
 #[derive(Debug)]
 pub enum RouterError {
@@ -78,23 +65,6 @@ impl std::fmt::Display for RouterError {
 /// No `source()`: every message carries its cause.
 impl std::error::Error for RouterError {}
 
-/// Per-slot traffic numbers the router observed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrafficStats {
-    pub requests: u64,
-    pub responses_5xx: u64,
-    /// Requests that got no upstream response at all (connect/transport failures).
-    pub upstream_failures: u64,
-    pub in_flight: usize,
-}
-
-/// Client connections a router holds open (see `Router::client_connections`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientConnections {
-    pub open: usize,
-    pub parked: usize,
-}
-
 #[async_trait]
 pub trait Router: Send + Sync {
     /// Installs the service's routes in one atomic step: production to `live`,
@@ -124,7 +94,7 @@ pub trait Router: Send + Sync {
     /// The address a service's preview listener is bound to, if any.
     fn preview_addr(&self, service: &str) -> Option<SocketAddr>;
 
-    /// Arms a verify window on `slot` of `service` (see [`watch`]): from now on
+    /// Arms a verify window on `slot` of `service` (see [`Watch`]): from now on
     /// its requests, failures and latency are counted in the returned [`Watch`],
     /// including those of a pool the next `set_routes` creates for the slot. When
     /// the failures cross `budget` and production points at `slot`, the router

@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use teal::proxy::{Proxy, ProxyOptions};
 use teal::router::Backend;
 use teal::slot::Slot;
 use teal::spec::{DrainSpec, HealthSpec, RuntimeSpec, ServiceSpec};
+use teal_proxy::{Proxy, ProxyOptions};
 use tokio_util::sync::CancellationToken;
 
 pub use backends::{OneShotBackend, TestBackend};

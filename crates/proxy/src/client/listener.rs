@@ -1,0 +1,162 @@
+//! Listeners: binding, and the accept loops that hand each client connection
+//! to `client::serve` on the worker that accepted it.
+//!
+//! A connection belongs to a [`Listener`] kind: the production listener
+//! routes by Host, a preview listener serves one service's preview pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+use crate::Proxy;
+use crate::error::RouteError;
+use crate::routes::ServiceRoutes;
+
+/// What a listener serves.
+#[derive(Clone)]
+pub(crate) enum Listener {
+    /// Routes by Host to each service's production pool.
+    Production,
+    /// Serves one service's preview pool, whatever the Host.
+    Preview(Arc<ServiceRoutes>),
+}
+
+/// Listening sockets for one address: one per worker, all on the same port.
+pub(crate) struct Bound {
+    /// The address they listen on (the port the kernel picked, for port 0).
+    pub(crate) addr: SocketAddr,
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// Listen queue length of each socket (the kernel caps it at somaxconn).
+const BACKLOG: u32 = 4096;
+
+/// How long the kernel holds a connection that has sent nothing before
+/// handing it to `accept` anyway (TCP_DEFER_ACCEPT, in seconds; nginx's
+/// `deferred` uses the same option).
+#[cfg(target_os = "linux")]
+const DEFER_ACCEPT_SECS: u32 = 1;
+
+#[cfg(target_os = "linux")]
+mod defer {
+    // The macro names `libc` itself: nix's re-export serves.
+    use nix::libc;
+    use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+    sockopt_impl!(
+        /// TCP_DEFER_ACCEPT: `accept` returns a connection only once its first
+        /// bytes have arrived (or after this many seconds).
+        TcpDeferAccept,
+        Both,
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        u32
+    );
+}
+
+/// Asks the kernel to hand over connections only once their first bytes (the
+/// request head, a TLS hello, the h2 preface) are in: HTTP clients speak
+/// first, so accepting earlier only costs a wake-up per connection to find
+/// nothing to read (with a new connection per request this was teal's p99 gap
+/// to nginx: BENCHMARKS.md). Best effort: a kernel that refuses it only loses
+/// that wake-up.
+fn defer_accept(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        nix::sys::socket::setsockopt(socket, defer::TcpDeferAccept, &DEFER_ACCEPT_SECS)
+    {
+        tracing::debug!(%error, "TCP_DEFER_ACCEPT refused");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
+/// Binds `addr` once per worker (`count`) with SO_REUSEPORT, so the kernel
+/// spreads new connections evenly over the workers, as nginx's `reuseport`
+/// does. Several accept loops on one shared socket let whichever worker wakes
+/// first take a burst of connections (seen: all 64 of a benchmark's on one
+/// worker, the other idle).
+///
+/// Connections reach `accept` once they have sent something (`defer_accept`).
+///
+/// An address something already listens on is refused (a plain bind is tried
+/// first): SO_REUSEPORT alone would let two teal daemons of the same user
+/// share a port without a word.
+pub(crate) async fn bind(addr: SocketAddr, count: usize) -> Result<Bound, RouteError> {
+    let fail = |cause| RouteError::Bind { addr, cause };
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr).map_err(fail)?);
+    }
+    let mut bound = addr;
+    let mut sockets = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(fail)?;
+        socket.set_reuseaddr(true).map_err(fail)?;
+        socket.set_reuseport(true).map_err(fail)?;
+        socket.bind(bound).map_err(fail)?;
+        defer_accept(&socket);
+        let listener = socket.listen(BACKLOG).map_err(fail)?;
+        // With port 0 the first bind picks the port; the others join it.
+        bound = listener.local_addr().map_err(fail)?;
+        sockets.push(listener.into_std().map_err(fail)?);
+    }
+    Ok(Bound {
+        addr: bound,
+        sockets,
+    })
+}
+
+/// Starts accepting on `bound` until shutdown: one accept loop per worker
+/// thread on that worker's own socket, registered with its own event loop, so
+/// a connection is served start to end by the worker the kernel gave it to.
+pub(crate) fn spawn_accept(proxy: &Arc<Proxy>, bound: Bound, listener: Listener) {
+    for (worker, socket) in proxy.workers.handles().iter().zip(bound.sockets) {
+        let accept = accept_loop(Arc::clone(proxy), socket, listener.clone());
+        worker.spawn(proxy.connections.track_future(accept));
+    }
+}
+
+async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Listener) {
+    // Registered with the event loop of the worker this runs on.
+    let socket = match TcpListener::from_std(socket) {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::error!(%error, "cannot register a listener with a proxy worker");
+            return;
+        }
+    };
+    // This worker's own view of the shutdown: its connections wait on it
+    // without sharing a lock with the other workers'.
+    let shutdown = proxy.shutdown.child_token();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = socket.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off a little.
+                tracing::warn!(%error, "accept failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        let task = super::serve(
+            Arc::clone(&proxy),
+            stream,
+            peer.ip(),
+            kind.clone(),
+            shutdown.clone(),
+        );
+        proxy.connections.spawn(task);
+    }
+}

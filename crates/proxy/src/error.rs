@@ -1,0 +1,109 @@
+//! The proxy's errors: why a change of routes was refused ([`RouteError`], for
+//! the owner), and why the proxy answered a request itself, with which status
+//! (`ProxyError`, inside the crate).
+//!
+//! Every request failure is classified by its source here, once, so that
+//! forwarding code never looks at error strings: no route (404), nothing to
+//! send to (503), connect failed (502), connect timed out (504), upstream broke
+//! (502), no response head in time (504).
+//!
+//! As everywhere in teal, a message carries its cause and no error also
+//! returns it from `source()`, so a cause is printed once.
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// Why the proxy could not listen or apply routes. The routes in force stay.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Binding a listener failed (address in use, no permission, ...).
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: io::Error },
+    /// The routes would make two services claim one Host, or two default
+    /// services.
+    #[error("{0}")]
+    Conflict(String),
+    /// The proxy is shutting down.
+    #[error("the proxy is shutting down")]
+    Closed,
+}
+
+/// A request the proxy could not forward, or whose upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyError {
+    /// No service matches the Host, and there is no default service.
+    #[error("no route for this host")]
+    NoRoute,
+    /// The service has no backend installed for this listener.
+    #[error("no live backend")]
+    NoBackend,
+    /// Refused: the proxy forwards to its services only (e.g. CONNECT).
+    #[error("method not allowed")]
+    Method,
+    #[error("bad request")]
+    BadRequest,
+    #[error("connect to {addr} failed: {cause}")]
+    Connect { addr: SocketAddr, cause: io::Error },
+    #[error("connect to {addr} timed out")]
+    ConnectTimeout { addr: SocketAddr },
+    /// No response head within `ProxyOptions::response_timeout` of sending the
+    /// request.
+    #[error("no response from upstream in time")]
+    ResponseTimeout,
+    /// The connection broke before a response head arrived.
+    #[error("upstream failed: {0}")]
+    Upstream(hyper::Error),
+    /// The upstream answered 101 to a request that did not ask to upgrade.
+    #[error("unexpected upgrade from upstream")]
+    UnexpectedUpgrade,
+    /// Reading or writing the upstream connection failed (lean path).
+    #[error("upstream failed: {0}")]
+    UpstreamIo(io::Error),
+    /// The upstream closed the connection before a whole response head (lean path).
+    #[error("upstream closed the connection before answering")]
+    UpstreamClosed,
+    /// The upstream's response head is not valid HTTP/1.1 (lean path).
+    #[error("{0}")]
+    BadResponse(crate::lean::BadResponse),
+}
+
+impl ProxyError {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::Connect { .. }
+            | ProxyError::Upstream(_)
+            | ProxyError::UnexpectedUpgrade
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamClosed
+            | ProxyError::BadResponse(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::ConnectTimeout { .. } | ProxyError::ResponseTimeout => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+        }
+    }
+
+    /// The short text body the client gets.
+    pub(crate) fn body(&self) -> Bytes {
+        Bytes::from_static(match self {
+            ProxyError::NoRoute => b"no route for this host\n",
+            ProxyError::NoBackend => b"no live backend\n",
+            ProxyError::Method => b"method not allowed\n",
+            ProxyError::BadRequest => b"bad request\n",
+            ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
+            ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",
+            ProxyError::ResponseTimeout => b"gateway timeout: the app did not answer in time\n",
+            ProxyError::Upstream(_)
+            | ProxyError::UnexpectedUpgrade
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamClosed
+            | ProxyError::BadResponse(_) => b"bad gateway: upstream failed\n",
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! The bodies the proxy moves: what it sends upstream, and what the client gets
+//! back, including the wrapper that ends a request's in-flight claim (and returns
+//! its upstream connection for reuse) exactly when the response body ends.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::connect::Sender;
+use crate::pool::inflight::InFlight;
+
+/// A request body on its way upstream.
+pub(crate) enum UpstreamBody {
+    /// The client's body, streamed.
+    Stream(Incoming),
+    /// No body; used for requests that may be replayed on another connection.
+    Empty,
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Stream(body) => Pin::new(body).poll_frame(cx),
+            UpstreamBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Stream(body) => body.is_end_stream(),
+            UpstreamBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Stream(body) => body.size_hint(),
+            UpstreamBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// A response body on its way to the client.
+pub(crate) enum ProxyBody {
+    /// Streamed from an upstream.
+    Upstream(Tracked),
+    /// Written by the proxy itself (errors, upgrades).
+    Local(Option<Bytes>),
+}
+
+impl ProxyBody {
+    pub(crate) fn text(bytes: Bytes) -> ProxyBody {
+        ProxyBody::Local(Some(bytes))
+    }
+
+    pub(crate) fn empty() -> ProxyBody {
+        ProxyBody::Local(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Upstream(body) => body.inner.is_end_stream(),
+            ProxyBody::Local(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Upstream(body) => body.inner.size_hint(),
+            ProxyBody::Local(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+/// An upstream response body that holds the request's in-flight claim and its
+/// upstream connection until it ends or is dropped.
+pub(crate) struct Tracked {
+    inner: Incoming,
+    /// Dropped at the end of the body: that is when drain stops counting it.
+    guard: Option<InFlight>,
+    /// Returned to the endpoint's idle stack if the body ends cleanly.
+    sender: Option<Sender>,
+}
+
+impl Tracked {
+    pub(crate) fn new(inner: Incoming, guard: InFlight, sender: Sender) -> Tracked {
+        Tracked {
+            inner,
+            guard: Some(guard),
+            sender: Some(sender),
+        }
+    }
+
+    /// The body ended cleanly: reuse the connection, release the claim.
+    fn finish(&mut self) {
+        if let Some(guard) = self.guard.take()
+            && let (Some(sender), Some(index)) = (self.sender.take(), guard.endpoint_index())
+        {
+            guard.pool().check_in(index, sender);
+        }
+    }
+
+    /// The body broke or was abandoned: the connection is not reusable.
+    fn abandon(&mut self) {
+        self.sender = None;
+        self.guard = None;
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            None => this.finish(),
+            Some(Ok(_)) if this.inner.is_end_stream() => this.finish(),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => this.abandon(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.finish();
+        } else {
+            self.abandon();
+        }
+    }
+}

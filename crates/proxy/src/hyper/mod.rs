@@ -1,0 +1,25 @@
+//! hyper's path: what the lean path (`crate::lean`) hands over, served by
+//! hyper for the rest of the connection's life. That is h2c, HTTP/1.0,
+//! absolute-form targets, upgrades (websockets), `Expect`, chunked or large
+//! request bodies, and heads the lean parser refuses (hyper answers 400/431).
+//! Map:
+//!
+//! - `serve`: one connection (HTTP/1.1 with parking, or h2c), the per-request
+//!   entry point.
+//! - `forward`: one request upstream through hyper, the proxy's own answers,
+//!   the websocket tunnel.
+//! - `connect`: hyper's upstream connections.
+//! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form).
+//! - `body`: the bodies in both directions, and the in-flight claim riding on
+//!   the response body.
+//!
+//! Endpoint picking and the retry rules are shared with the lean path
+//! (`crate::upstream::retry`).
+
+mod body;
+pub(crate) mod connect;
+mod forward;
+mod headers;
+mod serve;
+
+pub(crate) use serve::{Protocols, serve_h2, serve_http1};

@@ -1,0 +1,274 @@
+//! A client connection on hyper's path, once the lean path handed it over: h2c
+//! (prior knowledge), or HTTP/1.1 for the rest of the connection's life, with
+//! keep-alive *parking*, websocket upgrades handed to the tunnel as the raw
+//! socket, and graceful shutdown.
+//!
+//! Parking: hyper keeps a read and a write buffer (8 to 16 KiB each) for the
+//! whole life of an HTTP/1.1 connection. A connection that has had no request
+//! for one to two `PARK_CHECK` periods is ended at the HTTP layer without
+//! closing the socket (hyper's `graceful_shutdown` while idle, then
+//! `into_parts`): what is left is the socket and this task, a few hundred
+//! bytes. The client's next byte starts a fresh HTTP/1.1 connection on the same
+//! socket, with any bytes hyper had already read put back in front. nginx frees
+//! the buffers of its idle keep-alive connections the same way. Idle connections
+//! still close after the header read timeout, parked or not.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::body::ProxyBody;
+use crate::client::listener::Listener;
+use crate::client::{ClientAddr, ClientIo, Gauge, MIN_HEADER_BYTES, PARK_CHECK};
+use crate::{Proxy, ProxyOptions};
+
+/// Client connection settings, shared by every listener.
+pub(crate) struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    pub(crate) fn new(opts: &ProxyOptions) -> Protocols {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(opts.header_read_timeout)
+            .max_buf_size(opts.max_header_bytes.max(MIN_HEADER_BYTES))
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+        Protocols { http1, http2 }
+    }
+}
+
+/// Where a websocket tunnel waits for its client socket: set when the upstream
+/// answered 101, filled once hyper has written that 101 and let go of the socket.
+pub(crate) type UpgradeSlot = Mutex<Option<oneshot::Sender<ClientIo>>>;
+
+/// What every request of one client connection shares. Cloned per request
+/// without touching a counter another worker writes.
+struct ConnCtx {
+    proxy: Arc<Proxy>,
+    client: ClientAddr,
+    listener: Listener,
+    /// Requests started on this connection.
+    requests: AtomicU64,
+    /// Responses not yet fully handed to hyper.
+    active: AtomicUsize,
+    upgrade: UpgradeSlot,
+}
+
+type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ConnBody>, Infallible>> + Send>>;
+
+/// The per-request entry point: counts the request and routes it.
+fn service(
+    ctx: &Arc<ConnCtx>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ConnBody>,
+    Error = Infallible,
+    Future = ServiceFuture,
+> + Unpin
++ use<> {
+    let ctx = Arc::clone(ctx);
+    service_fn(move |req| -> ServiceFuture {
+        ctx.requests.fetch_add(1, Ordering::Relaxed);
+        let active = Active::enter(&ctx);
+        Box::pin(async move {
+            let ctx = &active.0;
+            let response = ctx
+                .proxy
+                .handle(req, &ctx.client, &ctx.listener, &ctx.upgrade)
+                .await;
+            Ok(response.map(|body| ConnBody {
+                body,
+                _active: active,
+            }))
+        })
+    })
+}
+
+impl ConnCtx {
+    fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: Listener) -> Arc<ConnCtx> {
+        Arc::new(ConnCtx {
+            proxy,
+            client,
+            listener,
+            requests: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            upgrade: Mutex::new(None),
+        })
+    }
+}
+
+/// HTTP/1.1: one hyper connection after another on the same socket, parked in
+/// between while the client is idle.
+pub(crate) async fn serve_http1(
+    proxy: Arc<Proxy>,
+    client: ClientAddr,
+    listener: Listener,
+    mut io: ClientIo,
+    shutdown: &CancellationToken,
+) {
+    let ctx = &ConnCtx::new(proxy, client, listener);
+    let header_timeout = ctx.proxy.opts.header_read_timeout;
+    // When the client was last seen starting a request (to within a check).
+    let mut last_request = Instant::now();
+    loop {
+        let mut conn = Box::new(
+            ctx.proxy
+                .protocols
+                .http1
+                .serve_connection(TokioIo::new(io), service(ctx)),
+        );
+        let mut seen = ctx.requests.load(Ordering::Relaxed);
+        let mut check = tokio::time::interval_at(Instant::now() + PARK_CHECK, PARK_CHECK);
+        let mut parking = false;
+        let mut closing = false;
+        let ended = loop {
+            tokio::select! {
+                biased;
+                ended = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break ended,
+                _ = check.tick(), if !parking && !closing => {
+                    let now = ctx.requests.load(Ordering::Relaxed);
+                    if now != seen {
+                        seen = now;
+                        last_request = Instant::now();
+                    } else if ctx.active.load(Ordering::Relaxed) == 0 {
+                        // Idle for a whole period: end the HTTP layer, keep the socket.
+                        parking = true;
+                        Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                }
+                _ = shutdown.cancelled(), if !closing => {
+                    closing = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                }
+            }
+        };
+        if let Err(error) = ended {
+            tracing::debug!(%error, "client connection ended");
+            return;
+        }
+        let parts = conn.into_parts();
+        io = parts.io.into_inner().put_back(parts.read_buf);
+        let upgrade = ctx.upgrade.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(tunnel) = upgrade {
+            // hyper wrote the 101: the socket now belongs to the tunnel.
+            let _ = tunnel.send(io);
+            return;
+        }
+        if !parking || closing || shutdown.is_cancelled() {
+            // The client closed, asked to close, or the proxy is stopping.
+            return;
+        }
+        if io.has_prefix() {
+            // A request had begun to arrive: serve it at once, no parking.
+            continue;
+        }
+        let _parked = Gauge::enter(&ctx.proxy.conns.parked);
+        tokio::select! {
+            ready = io.stream.readable() => if ready.is_err() { return },
+            _ = tokio::time::sleep_until(last_request + header_timeout) => return,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself.
+pub(crate) async fn serve_h2(
+    proxy: Arc<Proxy>,
+    client: ClientAddr,
+    listener: Listener,
+    io: ClientIo,
+    shutdown: &CancellationToken,
+) {
+    let ctx = &ConnCtx::new(proxy, client, listener);
+    let header_timeout = ctx.proxy.opts.header_read_timeout;
+    let conn = ctx
+        .proxy
+        .protocols
+        .http2
+        .serve_connection(TokioIo::new(io), service(ctx));
+    tokio::pin!(conn);
+    let first = tokio::time::sleep(header_timeout);
+    tokio::pin!(first);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            biased;
+            ended = &mut conn => {
+                if let Err(error) = ended {
+                    tracing::debug!(%error, "h2 client connection ended");
+                }
+                return;
+            }
+            _ = &mut first, if ctx.requests.load(Ordering::Relaxed) == 0 => {
+                tracing::debug!(client = %ctx.client.ip(), "no request within the header timeout: closing");
+                return;
+            }
+            _ = shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Counts a response until hyper has written (or dropped) its body.
+struct Active(Arc<ConnCtx>);
+
+impl Active {
+    fn enter(ctx: &Arc<ConnCtx>) -> Active {
+        ctx.active.fetch_add(1, Ordering::Relaxed);
+        Active(Arc::clone(ctx))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its connection counted as active until it ends.
+pub(crate) struct ConnBody {
+    body: ProxyBody,
+    _active: Active,
+}
+
+impl Body for ConnBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

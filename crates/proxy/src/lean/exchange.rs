@@ -1,0 +1,336 @@
+//! One request on the lean path, start to end, inside the client connection's
+//! task: the shared retry loop (`upstream::retry`) picks an endpoint and takes
+//! an idle upstream connection or opens one; here the rewritten head and the
+//! body are written, the response head read, and the body relayed to the
+//! client as it comes. The in-flight claim is held until the last
+//! body byte is written; the upstream connection goes back to the idle stack
+//! when the response ended cleanly.
+//!
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::conn::{READ_SIZE, RawConn};
+use super::framing::{BadChunk, Framing};
+use super::request::RequestHead;
+use super::response::{self, BadResponse, Parsed, ResponseHead};
+use crate::error::ProxyError;
+use crate::pool::inflight::InFlight;
+use crate::pool::{Endpoint, Pool};
+use crate::upstream::UpstreamCtx;
+use crate::upstream::idle::IdleStack;
+use crate::upstream::retry::{self, Attempt, Failure};
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Read size while relaying a large body.
+const BODY_READ_SIZE: usize = 64 * 1024;
+
+/// Whether the client connection can take another request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    KeepAlive,
+    Close,
+}
+
+/// The client's side of an exchange: its socket, the bytes read from it after
+/// the request head (body first), the buffer responses are built in, and the
+/// worker's shutdown token (a response written after it fired says close).
+pub(crate) struct Client<'a> {
+    pub(crate) stream: &'a mut TcpStream,
+    pub(crate) buf: &'a mut BytesMut,
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) shutdown: &'a CancellationToken,
+}
+
+/// Why a request got no response head from upstream.
+struct Failed {
+    error: ProxyError,
+    /// Nothing came back: the request may be sent again if replayable.
+    before_response: bool,
+}
+
+impl Failed {
+    fn early(error: ProxyError) -> Failed {
+        Failed {
+            error,
+            before_response: true,
+        }
+    }
+
+    fn late(error: ProxyError) -> Failed {
+        Failed {
+            error,
+            before_response: false,
+        }
+    }
+}
+
+/// Forwards the request whose upstream head is `upstream_head` to `pool` and
+/// relays the response to the client.
+pub(crate) async fn forward(
+    pool: Arc<Pool>,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+) -> After {
+    let mut guard = InFlight::start(pool);
+    let response_timeout = guard.pool().ctx.response_timeout;
+    let mut attempt = LeanAttempt {
+        req,
+        upstream_head,
+        client,
+        response_timeout,
+    };
+    let (index, mut conn, head) = match retry::send(&mut guard, &mut attempt).await {
+        Ok(sent) => sent,
+        Err(Exchange::ClientGone) => return After::Close,
+        Err(Exchange::Failed(failed)) => {
+            let error = failed.error;
+            tracing::debug!(%error, "upstream request failed");
+            guard.failed();
+            drop(guard);
+            return answer_locally(&error, req, client).await;
+        }
+    };
+    guard.answered(head.status >= 500);
+    conn.buf.advance(head.len);
+    match relay(&mut conn, head.framing, client.stream, client.out).await {
+        Ok(()) => {
+            if head.reusable && conn.buf.is_empty() {
+                if conn.buf.capacity() > 2 * READ_SIZE {
+                    // A large body grew it; an idle connection keeps a small one.
+                    conn.buf = BytesMut::new();
+                }
+                guard.pool().check_in_raw(index, conn);
+            }
+            if head.close_client {
+                After::Close
+            } else {
+                After::KeepAlive
+            }
+        }
+        Err(error) => {
+            tracing::debug!(%error, "response relay ended early");
+            After::Close
+        }
+    }
+}
+
+/// Answers `req` with the proxy's own response for `error` (no route, no
+/// backend, upstream failed).
+pub(crate) async fn answer_locally(
+    error: &ProxyError,
+    req: &RequestHead,
+    client: &mut Client<'_>,
+) -> After {
+    // A body the client may still be sending would be read as the next
+    // request: close after this answer.
+    let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
+    response::local(error, req.head_method, close, client.out);
+    match client.stream.write_all(client.out).await {
+        Ok(()) if !close => After::KeepAlive,
+        _ => After::Close,
+    }
+}
+
+/// Why an exchange ended without a response head.
+enum Exchange {
+    Failed(Failed),
+    /// The client closed while sending its body.
+    ClientGone,
+}
+
+impl From<ProxyError> for Exchange {
+    fn from(error: ProxyError) -> Exchange {
+        Exchange::Failed(Failed::early(error))
+    }
+}
+
+/// One request on the lean path's upstream connections.
+struct LeanAttempt<'r, 'c, 'b> {
+    req: &'r RequestHead,
+    upstream_head: &'r [u8],
+    client: &'c mut Client<'b>,
+    /// How long a sent request waits for its response head.
+    response_timeout: Duration,
+}
+
+impl Attempt for LeanAttempt<'_, '_, '_> {
+    type Conn = RawConn;
+    type Answer = ResponseHead;
+    type Error = Exchange;
+
+    fn idle(endpoint: &Endpoint) -> &IdleStack<RawConn> {
+        &endpoint.raw_idle
+    }
+
+    async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<RawConn, ProxyError> {
+        RawConn::connect(addr, ctx.connect_timeout).await
+    }
+
+    /// Only replayable requests are sent again, and those have no body.
+    async fn send(
+        &mut self,
+        conn: &mut RawConn,
+        may_resend: bool,
+    ) -> Result<ResponseHead, Failure<Exchange>> {
+        let timeout = self.response_timeout;
+        match exchange_head(conn, self.req, self.upstream_head, self.client, timeout).await {
+            Ok(head) => Ok(head),
+            Err(Exchange::Failed(failed))
+                if may_resend && self.req.replayable && failed.before_response =>
+            {
+                Err(Failure::Resend(failed.error))
+            }
+            Err(other) => Err(Failure::Fatal(other)),
+        }
+    }
+}
+
+/// Writes the head and body on `conn` and reads until a final response head,
+/// for at most `timeout` after the first wait for it.
+async fn exchange_head(
+    conn: &mut RawConn,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+    timeout: Duration,
+) -> Result<ResponseHead, Exchange> {
+    let early = |e| Exchange::Failed(Failed::early(ProxyError::UpstreamIo(e)));
+    let in_buf = part(req.content_length, client.buf);
+    if in_buf == 0 {
+        conn.stream.write_all(upstream_head).await.map_err(early)?;
+    } else {
+        // Head and the body received so far in one write.
+        client.out.clear();
+        client.out.extend_from_slice(upstream_head);
+        client.out.extend_from_slice(&client.buf[..in_buf]);
+        client.buf.advance(in_buf);
+        conn.stream.write_all(client.out).await.map_err(early)?;
+    }
+    let mut left = req.content_length - in_buf as u64;
+    while left > 0 {
+        client.buf.reserve(READ_SIZE);
+        match client.stream.read_buf(client.buf).await {
+            Ok(0) | Err(_) => return Err(Exchange::ClientGone),
+            Ok(_) => {}
+        }
+        let take = part(left, client.buf);
+        conn.stream
+            .write_all(&client.buf[..take])
+            .await
+            .map_err(|e| Exchange::Failed(Failed::late(ProxyError::UpstreamIo(e))))?;
+        client.buf.advance(take);
+        left -= take as u64;
+    }
+    let mut answered = false;
+    // Armed when the first read has to wait: an answer already in costs no timer.
+    let mut deadline = None;
+    loop {
+        if !conn.buf.is_empty() {
+            // Read at the last moment: a response written after shutdown
+            // fired tells the client to close.
+            let close = req.close || client.shutdown.is_cancelled();
+            let bad = |e: BadResponse| Exchange::Failed(Failed::late(ProxyError::BadResponse(e)));
+            match response::parse(&conn.buf, req.head_method, close, client.out).map_err(bad)? {
+                Parsed::Final(head) => return Ok(head),
+                Parsed::Interim(len) => {
+                    conn.buf.advance(len);
+                    continue;
+                }
+                Parsed::Partial if conn.buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(bad(BadResponse::Head));
+                }
+                Parsed::Partial => {}
+            }
+        }
+        conn.buf.reserve(READ_SIZE);
+        let failed = |error| {
+            Exchange::Failed(Failed {
+                error,
+                before_response: !answered,
+            })
+        };
+        let read = match conn.stream.try_read_buf(&mut conn.buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let at = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                match tokio::time::timeout_at(at, conn.stream.read_buf(&mut conn.buf)).await {
+                    Ok(read) => read,
+                    // Not resent: the app may be working on it.
+                    Err(_) => {
+                        return Err(Exchange::Failed(Failed::late(ProxyError::ResponseTimeout)));
+                    }
+                }
+            }
+            read => read,
+        };
+        match read {
+            Ok(0) => return Err(failed(ProxyError::UpstreamClosed)),
+            Ok(_) => answered = true,
+            Err(e) => return Err(failed(ProxyError::UpstreamIo(e))),
+        }
+    }
+}
+
+/// Why relaying a response body stopped early.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("upstream closed inside the body")]
+    UpstreamClosed,
+    #[error(transparent)]
+    Chunk(#[from] BadChunk),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes the client head in `out` and the body after it: the part already
+/// read goes out in the same write as the head, the rest as it arrives.
+async fn relay(
+    conn: &mut RawConn,
+    mut framing: Framing,
+    client: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> Result<(), RelayError> {
+    let (take, mut done) = framing.consume(&conn.buf)?;
+    out.extend_from_slice(&conn.buf[..take]);
+    conn.buf.advance(take);
+    client.write_all(out).await?;
+    while !done {
+        if !read_more(conn, framing.left()).await? {
+            if matches!(framing, Framing::UntilClose) {
+                return Ok(());
+            }
+            return Err(RelayError::UpstreamClosed);
+        }
+        let (take, ended) = framing.consume(&conn.buf)?;
+        client.write_all(&conn.buf[..take]).await?;
+        conn.buf.advance(take);
+        done = ended;
+    }
+    Ok(())
+}
+
+/// How much of `buf` belongs to a request body with `left` bytes to go.
+fn part(left: u64, buf: &BytesMut) -> usize {
+    usize::try_from(left).unwrap_or(usize::MAX).min(buf.len())
+}
+
+/// Reads the next bytes of a body with `left` bytes to go (None: unknown);
+/// false when the upstream closed.
+async fn read_more(conn: &mut RawConn, left: Option<u64>) -> Result<bool, RelayError> {
+    let size = match left {
+        Some(left) if left <= READ_SIZE as u64 => READ_SIZE,
+        _ => BODY_READ_SIZE,
+    };
+    conn.buf.reserve(size);
+    Ok(conn.stream.read_buf(&mut conn.buf).await? > 0)
+}

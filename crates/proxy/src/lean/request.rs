@@ -1,0 +1,250 @@
+//! The client's request head on the lean path: parsed in place with httparse,
+//! checked against what the lean path handles, and written out as the upstream
+//! head by copying the client's header lines, dropping the hop-by-hop ones and
+//! adding the X-Forwarded-* lines. No header map is built.
+//!
+//! Anything else (HTTP/1.0, absolute-form or `*` targets, CONNECT, upgrades,
+//! `Expect`, `Transfer-Encoding`, bodies over 64 KiB, Connection tokens other than close and
+//! keep-alive, several Host or Content-Length lines, a head that does not
+//! parse) is [`Parsed::Fallback`]: hyper serves it, and answers the malformed
+//! ones with its own 400/431.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use super::names::{self, Name};
+use crate::client::ClientAddr;
+
+/// Most header lines a lean-path request may have; more go to hyper.
+const MAX_HEADERS: usize = 64;
+
+/// Largest request body the lean path forwards. It writes the whole body
+/// before it reads the response; a larger one goes to hyper, which streams
+/// both ways at once (an app that answers while it reads cannot stall it).
+const MAX_BODY: u64 = 64 * 1024;
+
+/// What the client's buffer holds so far.
+pub(crate) enum Parsed {
+    /// A request head, not complete yet.
+    Partial,
+    /// A request the lean path does not handle: hyper gets the connection.
+    Fallback,
+    /// A complete request head, rewritten into the upstream head.
+    Ready(RequestHead),
+}
+
+/// A parsed request head. Positions refer to the client's buffer.
+pub(crate) struct RequestHead {
+    /// Bytes of the head, up to and including the blank line.
+    pub(crate) len: usize,
+    /// Where the Host value is in the buffer.
+    pub(crate) host: Range<usize>,
+    /// Bytes of body after the head.
+    pub(crate) content_length: u64,
+    /// A HEAD request: the response has no body, whatever it says.
+    pub(crate) head_method: bool,
+    /// May be sent again after its connection failed (idempotent, no body).
+    pub(crate) replayable: bool,
+    /// The client asked to close the connection after this response.
+    pub(crate) close: bool,
+}
+
+/// Parses the head at the start of `buf`; when complete, writes the upstream
+/// head into `upstream` (cleared first).
+pub(crate) fn parse(buf: &[u8], client: &ClientAddr, upstream: &mut Vec<u8>) -> Parsed {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Fallback,
+    };
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::Fallback;
+    };
+    if !path.starts_with('/') || method == "CONNECT" {
+        return Parsed::Fallback;
+    }
+    let mut host = None;
+    let mut content_length = None;
+    let mut close = false;
+    let mut forwarded_for = 0;
+    upstream.clear();
+    upstream.extend_from_slice(method.as_bytes());
+    upstream.push(b' ');
+    upstream.extend_from_slice(path.as_bytes());
+    upstream.extend_from_slice(b" HTTP/1.1\r\n");
+    for header in req.headers.iter() {
+        match names::classify(header.name) {
+            Name::Other | Name::Date => {}
+            Name::Host => {
+                if host.is_some() {
+                    return Parsed::Fallback;
+                }
+                host = Some(header.value);
+            }
+            Name::ContentLength => {
+                if content_length.is_some() {
+                    return Parsed::Fallback;
+                }
+                let Some(n) = names::parse_length(header.value) else {
+                    return Parsed::Fallback;
+                };
+                content_length = Some(n);
+            }
+            Name::Connection => {
+                for token in names::tokens(header.value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                        // Upgrade, or headers named for removal: hyper's path.
+                        return Parsed::Fallback;
+                    }
+                }
+                continue;
+            }
+            Name::ForwardedFor => {
+                forwarded_for += 1;
+                continue;
+            }
+            Name::ForwardedProto | Name::ForwardedHost | Name::KeepAlive => continue,
+            Name::ProxyConnection | Name::Te | Name::Trailer => continue,
+            Name::TransferEncoding | Name::Upgrade | Name::Expect => return Parsed::Fallback,
+        }
+        write_line(upstream, header.name.as_bytes(), header.value);
+    }
+    let Some(host) = host else {
+        return Parsed::Fallback;
+    };
+    upstream.extend_from_slice(b"x-forwarded-for: ");
+    if forwarded_for > 0 {
+        // Earlier proxies' addresses first, as one comma-separated line.
+        let previous = req
+            .headers
+            .iter()
+            .filter(|h| names::classify(h.name) == Name::ForwardedFor);
+        for header in previous {
+            upstream.extend_from_slice(header.value);
+            upstream.extend_from_slice(b", ");
+        }
+    }
+    upstream.extend_from_slice(client.text());
+    upstream.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    write_line(upstream, b"x-forwarded-host", host);
+    upstream.extend_from_slice(b"\r\n");
+    let content_length = content_length.unwrap_or(0);
+    if content_length > MAX_BODY {
+        return Parsed::Fallback;
+    }
+    let start = host.as_ptr() as usize - buf.as_ptr() as usize;
+    Parsed::Ready(RequestHead {
+        len,
+        host: start..start + host.len(),
+        content_length,
+        head_method: method == "HEAD",
+        replayable: content_length == 0 && is_idempotent(method),
+        close,
+    })
+}
+
+fn write_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "DELETE" | "PUT" | "TRACE"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    fn client() -> ClientAddr {
+        ClientAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)))
+    }
+
+    fn ready(raw: &[u8]) -> (RequestHead, String) {
+        let mut out = Vec::new();
+        match parse(raw, &client(), &mut out) {
+            Parsed::Ready(head) => (head, String::from_utf8(out).unwrap()),
+            Parsed::Partial => panic!("partial"),
+            Parsed::Fallback => panic!("fallback"),
+        }
+    }
+
+    fn falls_back(raw: &[u8]) -> bool {
+        matches!(parse(raw, &client(), &mut Vec::new()), Parsed::Fallback)
+    }
+
+    #[test]
+    fn rewrites_the_forwarding_lines_and_keeps_the_rest() {
+        let raw = b"GET /a?b=1 HTTP/1.1\r\nHost: app.test:8080\r\nConnection: keep-alive\r\n\
+            X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nAccept: */*\r\n\
+            Keep-Alive: timeout=5\r\nX-Forwarded-For: 5.6.7.8\r\n\r\nrest";
+        let (head, out) = ready(raw);
+        assert_eq!(head.len, raw.len() - 4);
+        assert_eq!(&raw[head.host.clone()], b"app.test:8080");
+        assert!(head.replayable && !head.close && !head.head_method);
+        assert_eq!(
+            out,
+            "GET /a?b=1 HTTP/1.1\r\nHost: app.test:8080\r\nAccept: */*\r\n\
+             x-forwarded-for: 1.2.3.4, 5.6.7.8, 10.0.0.7\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-host: app.test:8080\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn reads_body_length_close_and_method() {
+        let (head, _) =
+            ready(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 12\r\nconnection: Close\r\n\r\n");
+        assert_eq!(head.content_length, 12);
+        assert!(head.close && !head.replayable);
+        let (head, _) = ready(b"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n");
+        assert!(head.head_method && head.replayable);
+    }
+
+    #[test]
+    fn a_partial_head_waits_for_more() {
+        let mut out = Vec::new();
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHo", &client(), &mut out),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn what_the_lean_path_does_not_handle_goes_to_hyper() {
+        assert!(falls_back(b"GET / HTTP/1.0\r\nhost: a\r\n\r\n"));
+        assert!(falls_back(b"GET http://a/ HTTP/1.1\r\nhost: a\r\n\r\n"));
+        assert!(falls_back(b"CONNECT a:443 HTTP/1.1\r\nhost: a\r\n\r\n"));
+        assert!(falls_back(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(falls_back(b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n"));
+        assert!(falls_back(
+            b"GET / HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+        ));
+        assert!(falls_back(
+            b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+        ));
+        assert!(falls_back(
+            b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\n"
+        ));
+        assert!(falls_back(
+            b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: +1\r\n\r\n"
+        ));
+        assert!(falls_back(
+            b"POST / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\n\r\n"
+        ));
+        assert!(falls_back(
+            b"GET / HTTP/1.1\r\nhost: a\r\nconnection: x-secret\r\n\r\n"
+        ));
+        assert!(falls_back(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"));
+    }
+}

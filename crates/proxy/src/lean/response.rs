@@ -1,0 +1,318 @@
+//! The upstream's response head on the lean path: parsed with httparse, its
+//! body framing worked out, and written out for the client by copying its
+//! header lines without the hop-by-hop ones. Also the proxy's own short
+//! answers (404, 502, ...) in the same form.
+
+use super::date;
+use super::framing::{Chunked, Framing};
+use super::names::{self, Name};
+use crate::error::ProxyError;
+
+/// Most header lines accepted in an upstream response.
+const MAX_HEADERS: usize = 100;
+
+/// An upstream response that is not valid HTTP/1.1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadResponse {
+    #[error("invalid response head from upstream")]
+    Head,
+    #[error("upstream answered 101 to a request that did not ask to upgrade")]
+    Upgrade,
+}
+
+/// What the upstream's buffer holds so far.
+pub(crate) enum Parsed {
+    Partial,
+    /// An interim (1xx) response of this many bytes: dropped, the final one follows.
+    Interim(usize),
+    Final(ResponseHead),
+}
+
+/// A final response head, already written out for the client.
+pub(crate) struct ResponseHead {
+    /// Bytes of the head in the upstream buffer.
+    pub(crate) len: usize,
+    pub(crate) status: u16,
+    pub(crate) framing: Framing,
+    /// The upstream keeps the connection open after this response.
+    pub(crate) reusable: bool,
+    /// The client connection must close after this response (the body runs
+    /// until the upstream closes, or `close` was asked for).
+    pub(crate) close_client: bool,
+}
+
+/// Parses the head at the start of `buf`. For a final response, writes the
+/// client's head into `client` (cleared first); with `close`, it tells the
+/// client the connection closes after it.
+pub(crate) fn parse(
+    buf: &[u8],
+    head_request: bool,
+    close: bool,
+    client: &mut Vec<u8>,
+) -> Result<Parsed, BadResponse> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut slots);
+    let len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(_) => return Err(BadResponse::Head),
+    };
+    let (Some(version), Some(status)) = (res.version, res.code) else {
+        return Err(BadResponse::Head);
+    };
+    match status {
+        101 => return Err(BadResponse::Upgrade),
+        100..=199 => return Ok(Parsed::Interim(len)),
+        _ => {}
+    }
+    // First pass: what each header is, framing, the Connection header's tokens.
+    let mut kinds = [Name::Other; MAX_HEADERS];
+    let mut length = None;
+    let mut chunked = None;
+    let mut upstream_close = version == 0;
+    let mut named = false;
+    let mut dated = false;
+    for (header, kind) in res.headers.iter().zip(kinds.iter_mut()) {
+        *kind = names::classify(header.name);
+        match *kind {
+            Name::Date => dated = true,
+            Name::ContentLength => {
+                let n = names::parse_length(header.value).ok_or(BadResponse::Head)?;
+                if length.is_some_and(|seen| seen != n) {
+                    return Err(BadResponse::Head);
+                }
+                length = Some(n);
+            }
+            Name::TransferEncoding => {
+                let last = names::tokens(header.value).last();
+                chunked = Some(last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")));
+            }
+            Name::Connection => {
+                for token in names::tokens(header.value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        upstream_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        if version == 0 {
+                            upstream_close = false;
+                        }
+                    } else {
+                        named = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let framing = if head_request || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        match (chunked, length) {
+            (Some(true), _) => Framing::Chunked(Chunked::default()),
+            (Some(false), _) | (None, None) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
+        }
+    };
+    let close_client = close || matches!(framing, Framing::UntilClose);
+    // Second pass: the client's head.
+    client.clear();
+    client.extend_from_slice(b"HTTP/1.1 ");
+    client.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    client.push(b' ');
+    client.extend_from_slice(res.reason.unwrap_or("").as_bytes());
+    client.extend_from_slice(b"\r\n");
+    let connection_values = named.then(|| {
+        res.headers
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, kind)| **kind == Name::Connection)
+            .map(|(h, _)| h.value)
+            .collect::<Vec<_>>()
+    });
+    for (header, kind) in res.headers.iter().zip(&kinds) {
+        let keep = match kind {
+            Name::Connection | Name::KeepAlive | Name::ProxyConnection => false,
+            Name::Te | Name::Trailer | Name::Upgrade => false,
+            // A chunked body goes through as it came; Content-Length beside
+            // Transfer-Encoding is dropped (RFC 9112 6.3).
+            Name::ContentLength => chunked.is_none(),
+            Name::TransferEncoding => true,
+            _ => connection_values
+                .as_ref()
+                .is_none_or(|values| !names_header(values, header.name)),
+        };
+        if keep {
+            client.extend_from_slice(header.name.as_bytes());
+            client.extend_from_slice(b": ");
+            client.extend_from_slice(header.value);
+            client.extend_from_slice(b"\r\n");
+        }
+    }
+    if !dated {
+        date::write_line(client);
+    }
+    if close_client {
+        client.extend_from_slice(b"connection: close\r\n");
+    }
+    client.extend_from_slice(b"\r\n");
+    Ok(Parsed::Final(ResponseHead {
+        len,
+        status,
+        reusable: !upstream_close && !matches!(framing, Framing::UntilClose),
+        framing,
+        close_client,
+    }))
+}
+
+/// True when one of the Connection values names `name` for removal.
+fn names_header(values: &[&[u8]], name: &str) -> bool {
+    values
+        .iter()
+        .flat_map(|v| names::tokens(v))
+        .any(|token| token.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// The proxy's own answer to a request it could not forward.
+pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &mut Vec<u8>) {
+    let status = error.status();
+    let body = error.body();
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    date::write_line(out);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_request {
+        out.extend_from_slice(&body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn final_head(raw: &[u8], head_request: bool, close: bool) -> (ResponseHead, String) {
+        let mut out = Vec::new();
+        match parse(raw, head_request, close, &mut out) {
+            Ok(Parsed::Final(head)) => (head, String::from_utf8(out).unwrap()),
+            Ok(Parsed::Partial) => panic!("partial"),
+            Ok(Parsed::Interim(_)) => panic!("interim"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn keeps_end_to_end_headers_and_drops_hop_by_hop_ones() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive, x-private\r\n\
+            Keep-Alive: timeout=5\r\nX-Private: 1\r\nContent-Type: text/plain\r\n\
+            Date: Fri, 04 Dec 2026 16:00:00 GMT\r\n\r\nabc";
+        let (head, out) = final_head(raw, false, false);
+        assert_eq!(head.len, raw.len() - 3);
+        assert!(matches!(head.framing, Framing::Length(3)));
+        assert!(head.reusable && !head.close_client);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\
+             Date: Fri, 04 Dec 2026 16:00:00 GMT\r\n\r\n"
+        );
+    }
+
+    /// The value of the one `date` line in `head`.
+    fn date_of(head: &str) -> String {
+        let dates: Vec<&str> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("date: "))
+            .collect();
+        assert_eq!(dates.len(), 1, "{head}");
+        assert!(httpdate::parse_http_date(dates[0]).is_ok(), "{head}");
+        dates[0].to_string()
+    }
+
+    #[test]
+    fn a_response_without_a_date_gets_one() {
+        let (_, out) = final_head(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", false, true);
+        date_of(&out);
+        assert!(
+            out.starts_with("HTTP/1.1 204 No Content\r\nX-A: 1\r\ndate: "),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\nconnection: close\r\n\r\n"), "{out}");
+    }
+
+    #[test]
+    fn works_out_the_framing() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n";
+        let (head, out) = final_head(chunked, false, false);
+        assert!(matches!(head.framing, Framing::Chunked(_)));
+        assert!(!out.contains("Content-Length"), "{out}");
+        let until_close = b"HTTP/1.1 200 OK\r\n\r\n";
+        let (head, out) = final_head(until_close, false, false);
+        assert!(matches!(head.framing, Framing::UntilClose));
+        assert!(!head.reusable && head.close_client);
+        assert!(out.ends_with("connection: close\r\n\r\n"), "{out}");
+        let (head, _) = final_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, false);
+        assert!(matches!(head.framing, Framing::Empty));
+        let (head, _) = final_head(b"HTTP/1.1 304 Not Modified\r\n\r\n", false, false);
+        assert!(matches!(head.framing, Framing::Empty) && head.reusable);
+        let (head, _) = final_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            false,
+            false,
+        );
+        assert!(!head.reusable && !head.close_client);
+        let (head, _) = final_head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, true);
+        assert!(!head.reusable && head.close_client);
+    }
+
+    #[test]
+    fn interim_and_bad_heads() {
+        let mut out = Vec::new();
+        assert!(matches!(
+            parse(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1",
+                false,
+                false,
+                &mut out
+            ),
+            Ok(Parsed::Interim(40))
+        ));
+        assert!(matches!(
+            parse(b"HTTP/1.1 101 Switching\r\n\r\n", false, false, &mut out),
+            Err(BadResponse::Upgrade)
+        ));
+        assert!(matches!(
+            parse(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                false,
+                false,
+                &mut out
+            ),
+            Err(BadResponse::Head)
+        ));
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-", false, false, &mut out),
+            Ok(Parsed::Partial)
+        ));
+    }
+
+    #[test]
+    fn local_answers_are_complete_messages() {
+        let mut out = Vec::new();
+        local(&ProxyError::NoBackend, false, true, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let date = date_of(&text);
+        assert_eq!(
+            text,
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                 content-length: 16\r\ndate: {date}\r\nconnection: close\r\n\r\nno live backend\n"
+            )
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! An HTTP/1.1 client connection on the lean path: read a request head, route
+//! it, forward it, and again, until the client closes, idles out, the proxy
+//! shuts down, or a request comes that hyper must serve (then the connection,
+//! with the bytes already read, goes to hyper for the rest of its life).
+//!
+//! Between requests the connection waits for readability holding its buffers;
+//! after one `PARK_CHECK` with nothing it drops them and counts as parked, as
+//! hyper's path does. The client must complete each head within the header
+//! read timeout, counted from the end of the previous response.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::buffers::{ConnBuffers, HEAD_READ_SIZE};
+use super::exchange::{self, After, Client};
+use super::request::{self, Parsed, RequestHead};
+use crate::Proxy;
+use crate::client::listener::Listener;
+use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK};
+
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves `stream` until it closes, or must go to hyper (the socket with the
+/// bytes read from it put back in front): h2c when it opens with the HTTP/2
+/// preface, HTTP/1.1 for a request this path does not handle.
+pub(crate) async fn serve(
+    proxy: &Arc<Proxy>,
+    client: &ClientAddr,
+    listener: &Listener,
+    mut stream: TcpStream,
+    shutdown: &CancellationToken,
+) -> Handoff {
+    let header_timeout = proxy.opts.header_read_timeout;
+    let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
+    let mut bufs = ConnBuffers::take();
+    let timer = tokio::time::sleep(header_timeout);
+    tokio::pin!(timer);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let mut first = true;
+    // Nothing read from this socket yet: see `read_now`.
+    let mut fresh = true;
+    loop {
+        let now = Instant::now();
+        let deadline = now + header_timeout;
+        let park_at = (now + PARK_CHECK).min(deadline);
+        let mut parked = None;
+        // Try a read before waiting: a pipelined or quick client has sent already.
+        let mut readable = true;
+        let req = loop {
+            let buf = &mut bufs.read;
+            if first && !buf.is_empty() {
+                let n = buf.len().min(H2_PREFACE.len());
+                if buf[..n] == H2_PREFACE[..n] {
+                    if n == H2_PREFACE.len() {
+                        return Handoff::H2(ClientIo::new(std::mem::take(buf).freeze(), stream));
+                    }
+                    // Maybe the preface, arriving in pieces: read on.
+                } else {
+                    first = false;
+                }
+            }
+            if !first && !buf.is_empty() {
+                match request::parse(buf, client, &mut bufs.head) {
+                    Parsed::Ready(req) => break req,
+                    Parsed::Partial if buf.len() < max_head => {}
+                    // hyper answers what it must (400, 431) or serves it.
+                    Parsed::Partial | Parsed::Fallback => {
+                        return Handoff::Http1(ClientIo::new(std::mem::take(buf).freeze(), stream));
+                    }
+                }
+            }
+            if readable {
+                if !bufs.is_held() {
+                    // Woken from parking: buffers again.
+                    bufs = ConnBuffers::take();
+                }
+                let buf = &mut bufs.read;
+                let read = if fresh {
+                    fresh = false;
+                    read_now(&stream, buf)
+                } else {
+                    buf.reserve(HEAD_READ_SIZE);
+                    stream.try_read_buf(buf)
+                };
+                match read {
+                    Ok(0) => return Handoff::Closed,
+                    Ok(_) => continue,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Handoff::Closed,
+                }
+            }
+            let wake = if bufs.read.is_empty() && parked.is_none() {
+                park_at
+            } else {
+                deadline
+            };
+            timer.as_mut().reset(wake);
+            tokio::select! {
+                biased;
+                ready = stream.readable() => {
+                    if ready.is_err() {
+                        return Handoff::Closed;
+                    }
+                    readable = true;
+                }
+                () = &mut timer => {
+                    if Instant::now() >= deadline {
+                        // Idle (or a head too slow) for the whole timeout.
+                        return Handoff::Closed;
+                    }
+                    // Idle for a whole check: keep the socket, give the
+                    // buffers back to the worker.
+                    bufs.release();
+                    parked = Some(Gauge::enter(&proxy.conns.parked));
+                    readable = false;
+                }
+                () = &mut cancelled => return Handoff::Closed,
+            }
+        };
+        drop(parked);
+        let mut conn = Client {
+            stream: &mut stream,
+            buf: &mut bufs.read,
+            out: &mut bufs.out,
+            shutdown,
+        };
+        let after = answer(proxy, listener, &req, &bufs.head, &mut conn).await;
+        if after == After::Close || shutdown.is_cancelled() {
+            return Handoff::Closed;
+        }
+    }
+}
+
+/// Reads what the kernel already holds for a just-accepted socket, with a
+/// plain `recv`. The listeners defer accept until a connection's first bytes
+/// are in (`client::listener`'s deferred accept), so they are there; but tokio has seen no
+/// readiness event for the new socket yet, and its `try_read` would answer
+/// WouldBlock without asking the kernel, costing a trip round the event loop
+/// per connection before the request is even read (nginx reads at once too).
+fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + HEAD_READ_SIZE, 0);
+    let read =
+        match nix::sys::socket::recv(stream.as_raw_fd(), &mut buf[start..], MsgFlags::empty()) {
+            Ok(n) => Ok(n),
+            // Interrupted before reading anything: wait for readiness as usual
+            // (registering the socket queued an event for bytes already in).
+            Err(Errno::EINTR) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(errno) => Err(io::Error::from(errno)),
+        };
+    buf.truncate(start + read.as_ref().copied().unwrap_or(0));
+    read
+}
+
+/// Routes one request and forwards it, or answers it with the proxy's own error.
+async fn answer(
+    proxy: &Proxy,
+    listener: &Listener,
+    req: &RequestHead,
+    upstream_head: &[u8],
+    client: &mut Client<'_>,
+) -> After {
+    let host = &client.buf[req.host.clone()];
+    let pool = proxy.pool_for(listener, || std::str::from_utf8(host).ok());
+    client.buf.advance(req.len);
+    match pool {
+        Ok(pool) => exchange::forward(pool, req, upstream_head, client).await,
+        Err(error) => exchange::answer_locally(&error, req, client).await,
+    }
+}

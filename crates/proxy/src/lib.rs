@@ -1,0 +1,227 @@
+//! teal's builtin reverse proxy: listeners, Host routing, forwarding, upstream
+//! connection reuse, the atomic pool switch, in-flight tracking and verify
+//! windows.
+//!
+//! [`Proxy`] knows nothing of deploys, runtimes, config or state: its owner
+//! (the daemon's builtin router) tells it, per service, which instance
+//! addresses production and the preview listener go to ([`Service`],
+//! [`Backend`]), how to check an ejected instance ([`Probe`]), and when to
+//! arm a verify window ([`Proxy::watch_slot`]). It does not start instances
+//! and does not decide when to switch. Map of the folders:
+//!
+//! - `client/`: what both HTTP paths share on the client side: binding and
+//!   accept loops (`listener`), one connection's life (`mod.rs`: the lean
+//!   path first, hyper's when it hands over), the socket with bytes put back
+//!   (`io`), the client address text (`addr`), parking's timing.
+//! - `lean/`: the lean HTTP/1.1 path every connection starts on: heads copied
+//!   through, the upstream exchange inside the client connection's task.
+//! - `hyper/`: hyper's path, for what the lean one hands over (h2c, upgrades,
+//!   HTTP/1.0, chunked or large request bodies): connection serving with
+//!   parking, forwarding, bodies, header rewriting, websocket tunnels.
+//! - `upstream/`: what both paths share towards the apps: idle connection
+//!   stacks, connect settings, and the retry loop with its rules.
+//! - `pool/`: one slot's endpoints as one unit: least-in-flight picking,
+//!   passive ejection and re-admission, the in-flight guard `drain` waits on,
+//!   and the verify window that counts on that guard.
+//! - `routes/`: the route table (Host → service, the per-service pool
+//!   pointers that are the atomic switch), and installing routes.
+//! - `workers`: the worker threads, one single-threaded runtime each.
+//! - `options`, `error`, `slot`: what their names say.
+
+mod client;
+mod error;
+mod hyper;
+mod lean;
+mod options;
+mod pool;
+mod routes;
+mod slot;
+mod upstream;
+mod workers;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use client::ClientConnections;
+pub use error::RouteError;
+pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
+pub use pool::TrafficStats;
+pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
+pub use routes::{Backend, DrainReport, Probe, ProbeFuture, Service};
+pub use slot::Slot;
+pub use teal_histogram::Histogram;
+
+use client::listener::{self, Listener};
+use routes::RouteTable;
+use upstream::UpstreamCtx;
+use workers::Workers;
+
+/// One instance address as the proxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    pub addr: SocketAddr,
+    /// Out of rotation after a failed connect, until its health check passes.
+    pub ejected: bool,
+    pub in_flight: usize,
+}
+
+/// The builtin proxy.
+pub struct Proxy {
+    /// The production listener's real address.
+    listen: SocketAddr,
+    opts: ProxyOptions,
+    /// Host → service. Replaced whole by `set_routes`; requests read it lock-free.
+    table: ArcSwap<RouteTable>,
+    /// Serialises `set_routes` calls so two changes never interleave. Requests
+    /// never take it.
+    writer: tokio::sync::Mutex<()>,
+    /// Connection settings shared by every listener (limits, timers).
+    protocols: hyper::Protocols,
+    /// Open client connections, and how many of them are parked.
+    conns: client::ConnCounts,
+    upstream: Arc<UpstreamCtx>,
+    /// Accept loops and client connections: `wait_closed` waits on them.
+    connections: TaskTracker,
+    /// The threads that run accept loops, connections and upstream connections.
+    workers: Workers,
+    /// Fired by the owner: stop accepting, finish connections gracefully.
+    shutdown: CancellationToken,
+    /// Ourselves, to start preview accept loops from `&self`.
+    me: Weak<Proxy>,
+}
+
+impl Proxy {
+    /// Binds the production listener and starts serving (503 for everything until
+    /// routes are set). Stops accepting when `shutdown` fires.
+    pub async fn bind(
+        listen: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Proxy>, RouteError> {
+        Proxy::bind_with(listen, ProxyOptions::default(), shutdown).await
+    }
+
+    /// [`Proxy::bind`] with explicit options.
+    pub async fn bind_with(
+        listen: SocketAddr,
+        opts: ProxyOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Proxy>, RouteError> {
+        let workers = Workers::start(opts.workers).map_err(|cause| RouteError::Bind {
+            addr: listen,
+            cause,
+        })?;
+        let bound = listener::bind(listen, workers.len()).await?;
+        let addr = bound.addr;
+        let upstream = Arc::new(UpstreamCtx {
+            lanes: workers.len() + 1,
+            connect_timeout: opts.connect_timeout,
+            response_timeout: opts.response_timeout,
+            idle_timeout: opts.upstream_idle_timeout,
+            max_idle: opts.max_idle_per_endpoint,
+            tasks: TaskTracker::new(),
+            shutdown: shutdown.clone(),
+            closing: AtomicBool::new(false),
+        });
+        let proxy = Arc::new_cyclic(|me| Proxy {
+            listen: addr,
+            protocols: hyper::Protocols::new(&opts),
+            conns: client::ConnCounts::default(),
+            opts,
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            writer: tokio::sync::Mutex::new(()),
+            upstream,
+            connections: TaskTracker::new(),
+            workers,
+            shutdown,
+            me: me.clone(),
+        });
+        listener::spawn_accept(&proxy, bound, Listener::Production);
+        let upstream = Arc::clone(&proxy.upstream);
+        proxy.connections.spawn(async move {
+            upstream.shutdown.cancelled().await;
+            upstream.closing.store(true, Ordering::Relaxed);
+        });
+        tracing::info!(%addr, "proxy listening");
+        Ok(proxy)
+    }
+
+    /// Waits until every connection the proxy served has closed (after `shutdown`
+    /// fired), or `grace` has passed; then returns. Connections still open at
+    /// the deadline (websockets, slow bodies) are cut.
+    pub async fn wait_closed(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.connections.close();
+        let closed = tokio::time::timeout_at(deadline, self.connections.wait())
+            .await
+            .is_ok();
+        // No client is left to reuse idle upstream connections: close them so
+        // their tasks end.
+        for service in self.table.load().services() {
+            for slot in Slot::ALL {
+                if let Some(pool) = service.slot_pool(slot) {
+                    pool.drop_idle();
+                }
+            }
+        }
+        self.upstream.tasks.close();
+        if closed {
+            let _ = tokio::time::timeout_at(deadline, self.upstream.tasks.wait()).await;
+        }
+        // Whatever is still open (a websocket, a slow body) ends with the
+        // worker runtimes.
+        if self.shutdown.is_cancelled() {
+            self.workers.stop().await;
+        }
+    }
+
+    /// Open client connections, and how many of those are parked (idle
+    /// HTTP/1.1 connections holding no buffers).
+    pub fn client_connections(&self) -> ClientConnections {
+        ClientConnections {
+            open: self.conns.open.load(Ordering::Relaxed),
+            parked: self.conns.parked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many HTTP/1.1 client connections so far met a request the lean
+    /// path (`h1`) does not handle, and were served by hyper from then on.
+    pub fn connections_handed_to_hyper(&self) -> u64 {
+        self.conns.handed_to_hyper.load(Ordering::Relaxed)
+    }
+
+    /// The production listener's address, then every preview listener's.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.listen];
+        let table = self.table.load();
+        addrs.extend(
+            table
+                .services()
+                .filter_map(|service| service.preview_addr.get().copied()),
+        );
+        addrs
+    }
+
+    /// What the proxy knows about each instance address of `slot`'s current pool.
+    pub fn endpoints(&self, service: &str, slot: Slot) -> Vec<EndpointStatus> {
+        let pool = self
+            .table
+            .load()
+            .service(service)
+            .and_then(|service| service.slot_pool(slot));
+        pool.map(|pool| pool.endpoint_status()).unwrap_or_default()
+    }
+
+    /// The address of `service`'s preview listener, once bound.
+    pub fn preview_listen_addr(&self, service: &str) -> Option<SocketAddr> {
+        self.table
+            .load()
+            .service(service)
+            .and_then(|service| service.preview_addr.get().copied())
+    }
+}

@@ -1,0 +1,49 @@
+//! The proxy's tunables, with the defaults a daemon uses unless configured.
+
+use std::time::Duration;
+
+/// Tunables of the proxy. [`Proxy::bind`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// A client must send a complete request head within this time, or its
+    /// connection is closed (slowloris protection). Also bounds keep-alive idle.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (HTTP/1.1 read buffer, h2 header list);
+    /// beyond it HTTP/1.1 clients get 431. At least 8 KiB.
+    pub max_header_bytes: usize,
+    /// Longest wait for an upstream TCP connect (then 504, or another endpoint).
+    pub connect_timeout: Duration,
+    /// Longest wait for an instance's response head once the request is sent
+    /// (then 504; the request is not sent again).
+    pub response_timeout: Duration,
+    /// Idle upstream connections older than this are not reused. Keep it below
+    /// the apps' own keep-alive timeout (often 5 s).
+    pub upstream_idle_timeout: Duration,
+    /// Idle upstream connections kept per endpoint (and per worker).
+    pub max_idle_per_endpoint: usize,
+    /// Worker threads serving connections, each with its own event loop.
+    pub workers: usize,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            upstream_idle_timeout: Duration::from_secs(2),
+            max_idle_per_endpoint: 256,
+            workers: default_workers(),
+        }
+    }
+}
+
+/// `ProxyOptions::response_timeout` unless configured: what the nginx router
+/// uses too (`proxy_read_timeout`).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One worker per core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

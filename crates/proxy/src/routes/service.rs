@@ -1,0 +1,66 @@
+//! What the proxy's owner tells it about a service, and what a drain reports
+//! back: the proxy's own vocabulary, so that it needs nothing of the daemon's
+//! config or deploy types.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::slot::Slot;
+
+/// A service as routing sees it.
+#[derive(Clone)]
+pub struct Service {
+    pub name: String,
+    /// Host names it claims on the production listener; none makes it the
+    /// default service (at most one).
+    pub hosts: Vec<String>,
+    /// Where its preview listener binds, if it has one (bound once, on the
+    /// first `set_routes` that names it).
+    pub preview: Option<SocketAddr>,
+    /// How an instance that failed a connect is checked before it takes
+    /// requests again.
+    pub probe: Arc<dyn Probe>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("hosts", &self.hosts)
+            .field("preview", &self.preview)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The instances of one slot, as the proxy sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub slot: Slot,
+    pub version: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// A future a [`Probe`] returns.
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+/// The health check that puts an ejected instance back in rotation (the
+/// daemon gives its own, the one that gates deploys).
+pub trait Probe: Send + Sync {
+    /// How long to wait between two rounds of checks.
+    fn interval(&self) -> Duration;
+    /// True when the instance at `addr` answers as healthy.
+    fn healthy(&self, addr: SocketAddr) -> ProbeFuture<'_>;
+}
+
+/// What a drain ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Requests (and upgraded connections) still in flight when the drain ended.
+    pub remaining: usize,
+    /// True when it ended by the timeout rather than by reaching zero.
+    pub timed_out: bool,
+    pub waited: Duration,
+}

@@ -1,0 +1,50 @@
+//! What both HTTP paths share towards the apps: the connect and reuse settings
+//! (`UpstreamCtx`), opening a TCP connection, the per-endpoint stacks of idle
+//! connections (`idle`), and the retry loop with its rules (`retry`).
+//!
+//! Each path has its own kind of upstream connection (`lean::RawConn`, and
+//! hyper's `SendRequest` in `hyper::connect`); this module does not speak HTTP.
+
+pub(crate) mod idle;
+pub(crate) mod retry;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::ProxyError;
+
+/// What every pool needs to open and keep upstream connections.
+pub(crate) struct UpstreamCtx {
+    /// Idle stacks keep one lane per worker thread, plus lane 0 for others.
+    pub(crate) lanes: usize,
+    pub(crate) connect_timeout: Duration,
+    /// How long a sent request waits for its response head.
+    pub(crate) response_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_idle: usize,
+    /// Upstream connection drivers, probes and idle waiters run here, so
+    /// `wait_closed` can tell when they are gone.
+    pub(crate) tasks: TaskTracker,
+    /// Fired when the proxy shuts down: stop probing, stop pooling.
+    pub(crate) shutdown: CancellationToken,
+    /// `shutdown` has fired: an atomic the request path reads, where the token
+    /// itself would take a lock shared by every worker.
+    pub(crate) closing: AtomicBool,
+}
+
+/// Opens a TCP connection to `addr` within `timeout`, with TCP_NODELAY (small
+/// writes such as request heads must not wait for Nagle).
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ProxyError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(cause)) => return Err(ProxyError::Connect { addr, cause }),
+        Err(_) => return Err(ProxyError::ConnectTimeout { addr }),
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
