@@ -85,10 +85,7 @@ impl Probe for HealthProbe {
 impl From<RouteError> for RouterError {
     fn from(error: RouteError) -> RouterError {
         match error {
-            RouteError::Bind { addr, cause } => RouterError::Bind {
-                addr,
-                source: cause,
-            },
+            RouteError::Bind { addr, cause } => RouterError::Bind { addr, cause },
             RouteError::Conflict(message) => RouterError::Conflict(message),
             RouteError::Closed => RouterError::Other(error.to_string()),
         }

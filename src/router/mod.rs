@@ -26,44 +26,26 @@ pub use teal_proxy::{
 };
 
 /// Why a router could not apply a change. The previous routes stay in force.
-///
-/// Display and Error are written out, not derived: `Bind`'s field is named
-/// `source` (`builtin.rs` builds it from the proxy's error), which thiserror would also return from
-/// `source()`, and the message already carries it; `{:#}` would print it twice.
-#[derive(Debug)]
+/// Each message carries its cause (nothing is also a `source()`).
+#[derive(Debug, thiserror::Error)]
 pub enum RouterError {
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    #[error("{0}")]
     Conflict(String),
     /// A value the router cannot use (a name it refuses, an unsupported address).
+    #[error("{0}")]
     Invalid(String),
     /// nginx refused a new config (`nginx -t`, the reload, or starting): its own
     /// words. The previous config stays in force.
-    Nginx {
-        stage: String,
-        message: String,
-    },
+    #[error("nginx refused the new config ({stage}): {message}")]
+    Nginx { stage: String, message: String },
+    #[error("{0}")]
     Other(String),
 }
-
-impl std::fmt::Display for RouterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RouterError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            RouterError::Conflict(message)
-            | RouterError::Invalid(message)
-            | RouterError::Other(message) => f.write_str(message),
-            RouterError::Nginx { stage, message } => {
-                write!(f, "nginx refused the new config ({stage}): {message}")
-            }
-        }
-    }
-}
-
-/// No `source()`: every message carries its cause.
-impl std::error::Error for RouterError {}
 
 #[async_trait]
 pub trait Router: Send + Sync {

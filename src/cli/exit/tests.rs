@@ -60,7 +60,7 @@ fn every_cause_is_said_once() {
     let path = PathBuf::from("/srv/teal/state.json");
     let in_use = || RouterError::Bind {
         addr,
-        source: os_error(libc::EADDRINUSE),
+        cause: os_error(libc::EADDRINUSE),
     };
     let denied = || os_error(libc::EACCES);
     let cases: Vec<(anyhow::Error, io::Error)> = vec![
