@@ -31,6 +31,15 @@ pub enum RouteError {
     Closed,
 }
 
+/// An upstream response head the lean path cannot pass on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadResponse {
+    #[error("invalid response head from upstream")]
+    Head,
+    #[error("upstream answered 101 to a request that did not ask to upgrade")]
+    Upgrade,
+}
+
 /// A request the proxy could not forward, or whose upstream failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProxyError {
@@ -67,7 +76,7 @@ pub(crate) enum ProxyError {
     UpstreamClosed,
     /// The upstream's response head is not valid HTTP/1.1 (lean path).
     #[error("{0}")]
-    BadResponse(crate::lean::BadResponse),
+    BadResponse(BadResponse),
 }
 
 impl ProxyError {

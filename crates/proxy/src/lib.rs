@@ -9,22 +9,26 @@
 //! arm a verify window ([`Proxy::watch_slot`]). It does not start instances
 //! and does not decide when to switch. Map of the folders:
 //!
-//! - `client/`: what both HTTP paths share on the client side: binding and
-//!   accept loops (`listener`), one connection's life (`mod.rs`: the lean
-//!   path first, hyper's when it hands over), the socket with bytes put back
-//!   (`io`), the client address text (`addr`), parking's timing.
+//! - `listener`: binding, accept loops, and one connection's life: the lean
+//!   path first, hyper's when it hands over.
+//! - `client/`: what both HTTP paths share about a client connection: the
+//!   socket with bytes put back (`io`), the client address text (`addr`),
+//!   the hand-over, counters and parking's timing.
 //! - `lean/`: the lean HTTP/1.1 path every connection starts on: heads copied
 //!   through, the upstream exchange inside the client connection's task.
 //! - `hyper/`: hyper's path, for what the lean one hands over (h2c, upgrades,
 //!   HTTP/1.0, chunked or large request bodies): connection serving with
 //!   parking, forwarding, bodies, header rewriting, websocket tunnels.
-//! - `upstream/`: what both paths share towards the apps: idle connection
-//!   stacks, connect settings, and the retry loop with its rules.
+//! - `retry`: the one retry loop both paths run, with its rules.
+//! - `upstream/`: connections to the apps: connect settings, idle stacks, and
+//!   each path's kind of connection (`raw`, `sender`).
 //! - `pool/`: one slot's endpoints as one unit: least-in-flight picking,
 //!   passive ejection and re-admission, the in-flight guard `drain` waits on,
 //!   and the verify window that counts on that guard.
 //! - `routes/`: the route table (Host → service, the per-service pool
-//!   pointers that are the atomic switch), and installing routes.
+//!   pointers that are the atomic switch), what the owner gives
+//!   (`Service`, `Backend`), drain and counters. Installing routes is
+//!   [`Proxy::install`], here: it binds preview listeners too.
 //! - `workers`: the worker threads, one single-threaded runtime each.
 //! - `options`, `error`, `slot`: what their names say.
 
@@ -32,8 +36,10 @@ mod client;
 mod error;
 mod hyper;
 mod lean;
+mod listener;
 mod options;
 mod pool;
+mod retry;
 mod routes;
 mod slot;
 mod upstream;
@@ -51,14 +57,14 @@ use tokio_util::task::TaskTracker;
 pub use client::ClientConnections;
 pub use error::RouteError;
 pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
-pub use pool::TrafficStats;
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
-pub use routes::{Backend, DrainReport, Probe, ProbeFuture, Service};
+pub use pool::{Probe, ProbeFuture, TrafficStats};
+pub use routes::{Backend, DrainReport, Service};
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
 
-use client::listener::{self, Listener};
-use routes::RouteTable;
+use pool::Pool;
+use routes::{ListenerKind, RouteTable, ServiceRoutes, normalize_hosts};
 use upstream::UpstreamCtx;
 use workers::Workers;
 
@@ -141,7 +147,7 @@ impl Proxy {
             shutdown,
             me: me.clone(),
         });
-        listener::spawn_accept(&proxy, bound, Listener::Production);
+        listener::spawn_accept(&proxy, bound, ListenerKind::Production);
         let upstream = Arc::clone(&proxy.upstream);
         proxy.connections.spawn(async move {
             upstream.shutdown.cancelled().await;
@@ -149,6 +155,62 @@ impl Proxy {
         });
         tracing::info!(%addr, "proxy listening");
         Ok(proxy)
+    }
+
+    /// Installs `spec`'s routes in one atomic step: production to `live`, the
+    /// preview listener (bound now if the service has one) to `preview`. None
+    /// means nothing there: such requests get 503. On an error (a host
+    /// conflict, a preview listener that cannot bind) every route stays as it was.
+    pub async fn install(
+        &self,
+        spec: &Service,
+        live: Option<Backend>,
+        preview: Option<Backend>,
+    ) -> Result<(), RouteError> {
+        let _writer = self.writer.lock().await;
+        let current = self.table.load_full();
+        let service = match current.service(&spec.name) {
+            Some(service) => Arc::clone(service),
+            None => Arc::new(ServiceRoutes::new(&spec.name)),
+        };
+        let table = current.with_service(Arc::clone(&service), normalize_hosts(&spec.hosts))?;
+        if let Some(addr) = spec.preview
+            && service.preview_addr.get().is_none()
+        {
+            let me = self.me.upgrade().ok_or(RouteError::Closed)?;
+            let bound = listener::bind(addr, me.workers.len()).await?;
+            let local = bound.addr;
+            listener::spawn_accept(&me, bound, ListenerKind::Preview(Arc::clone(&service)));
+            let _ = service.preview_addr.set(local);
+            tracing::info!(service = %spec.name, addr = %local, "preview listening");
+        }
+
+        let pool = |backend: Option<Backend>| {
+            backend
+                .filter(|b| !b.addrs.is_empty())
+                .map(|b| service.pool_for(&b, &spec.probe, &self.upstream))
+        };
+        let live = pool(live);
+        let preview = pool(preview);
+        for new in live.iter().chain(preview.iter()) {
+            new.set_routed(true);
+        }
+        let old_live = service.production.swap(live.clone());
+        let old_preview = service.preview.swap(preview.clone());
+        for old in old_live.iter().chain(old_preview.iter()) {
+            let still = |p: &Option<Arc<Pool>>| p.as_ref().is_some_and(|p| Arc::ptr_eq(p, old));
+            if !still(&live) && !still(&preview) {
+                old.set_routed(false);
+            }
+        }
+        self.table.store(Arc::new(table));
+        tracing::info!(
+            service = %spec.name,
+            live = ?live.as_ref().map(|p| p.slot()),
+            preview = ?preview.as_ref().map(|p| p.slot()),
+            "routes installed"
+        );
+        Ok(())
     }
 
     /// Waits until every connection the proxy served has closed (after `shutdown`

@@ -1,30 +1,16 @@
-//! The client side both HTTP paths share: listeners and accept loops
-//! (`listener`), one accepted connection's life (here), the socket with bytes
-//! put back in front (`io`), the client's address text (`addr`), and the
+//! What both HTTP paths share about a client connection: the socket with
+//! bytes put back in front (`io`), the client's address text (`addr`), how a
+//! connection moves from the lean path to hyper's ([`Handoff`]), and the
 //! counters and timing of open and parked connections.
-//!
-//! Every connection starts on the lean path (`crate::lean`). When it meets
-//! something that path does not handle (h2c, an upgrade, a chunked body...),
-//! it hands the socket over, with the bytes already read put back in front,
-//! and hyper's path (`crate::hyper`) serves it for the rest of its life.
 
 mod addr;
 mod io;
-pub(crate) mod listener;
 
-use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-
 pub(crate) use addr::ClientAddr;
 pub(crate) use io::ClientIo;
-use listener::Listener;
-
-use crate::Proxy;
 
 /// How often an idle connection checks whether it should park: on either path
 /// it drops its buffers after one to two periods without a request.
@@ -59,30 +45,6 @@ pub(crate) enum Handoff {
     Http1(ClientIo),
     /// It opened with the HTTP/2 preface (h2c with prior knowledge).
     H2(ClientIo),
-}
-
-/// Serves one accepted connection until it closes, idles out, upgrades, or the
-/// proxy shuts down (`shutdown`, this worker's child of the proxy's token).
-pub(crate) async fn serve(
-    proxy: Arc<Proxy>,
-    stream: TcpStream,
-    client: IpAddr,
-    listener: Listener,
-    shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let _open = Gauge::enter(&proxy.conns.open);
-    let client = ClientAddr::new(client);
-    match crate::lean::serve(&proxy, &client, &listener, stream, &shutdown).await {
-        Handoff::Closed => {}
-        Handoff::Http1(io) => {
-            proxy.conns.handed_to_hyper.fetch_add(1, Ordering::Relaxed);
-            crate::hyper::serve_http1(Arc::clone(&proxy), client, listener, io, &shutdown).await;
-        }
-        Handoff::H2(io) => {
-            crate::hyper::serve_h2(Arc::clone(&proxy), client, listener, io, &shutdown).await;
-        }
-    }
 }
 
 /// A gauge held up while a guard lives.

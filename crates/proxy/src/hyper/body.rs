@@ -1,5 +1,4 @@
-//! The bodies the proxy moves: what it sends upstream, and what the client gets
-//! back, including the wrapper that ends a request's in-flight claim (and returns
+//! The response body hyper's path gives the client, including the wrapper that ends a request's in-flight claim (and returns
 //! its upstream connection for reuse) exactly when the response body ends.
 
 use std::pin::Pin;
@@ -8,45 +7,8 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use super::connect::Sender;
 use crate::pool::inflight::InFlight;
-
-/// A request body on its way upstream.
-pub(crate) enum UpstreamBody {
-    /// The client's body, streamed.
-    Stream(Incoming),
-    /// No body; used for requests that may be replayed on another connection.
-    Empty,
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Stream(body) => Pin::new(body).poll_frame(cx),
-            UpstreamBody::Empty => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Stream(body) => body.is_end_stream(),
-            UpstreamBody::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Stream(body) => body.size_hint(),
-            UpstreamBody::Empty => SizeHint::with_exact(0),
-        }
-    }
-}
+use crate::upstream::sender::Sender;
 
 /// A response body on its way to the client.
 pub(crate) enum ProxyBody {

@@ -19,20 +19,19 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
-use super::body::{ProxyBody, Tracked, UpstreamBody};
-use super::connect::{self, Sender};
+use super::body::{ProxyBody, Tracked};
 use super::headers;
 use super::serve::UpgradeSlot;
 use crate::Proxy;
-use crate::client::listener::Listener;
 use crate::client::{ClientAddr, ClientIo};
 use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
-use crate::routes::request_host;
+use crate::retry::{self, Attempt, Failure};
+use crate::routes::{ListenerKind, request_host};
 use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
-use crate::upstream::retry::{self, Attempt, Failure};
+use crate::upstream::sender::{self, Sender, UpstreamBody};
 
 impl Proxy {
     /// Routes one request and forwards it, or answers 404/503 itself.
@@ -40,7 +39,7 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         client: &ClientAddr,
-        listener: &Listener,
+        listener: &ListenerKind,
         upgrade: &UpgradeSlot,
     ) -> Response<ProxyBody> {
         match self.pool_for(listener, || request_host(&req)) {
@@ -117,7 +116,7 @@ impl Attempt for HyperAttempt {
     }
 
     async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sender, ProxyError> {
-        connect::connect(ctx, addr).await
+        sender::connect(ctx, addr).await
     }
 
     async fn send(

@@ -8,16 +8,13 @@
 //!   entry point.
 //! - `forward`: one request upstream through hyper, the proxy's own answers,
 //!   the websocket tunnel.
-//! - `connect`: hyper's upstream connections.
 //! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form).
-//! - `body`: the bodies in both directions, and the in-flight claim riding on
-//!   the response body.
+//! - `body`: the response body, with the in-flight claim riding on it.
 //!
 //! Endpoint picking and the retry rules are shared with the lean path
-//! (`crate::upstream::retry`).
+//! (`crate::retry`); the upstream connections are `crate::upstream::sender`.
 
 mod body;
-pub(crate) mod connect;
 mod forward;
 mod headers;
 mod serve;

@@ -31,8 +31,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::ProxyBody;
-use crate::client::listener::Listener;
 use crate::client::{ClientAddr, ClientIo, Gauge, MIN_HEADER_BYTES, PARK_CHECK};
+use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
 
 /// Client connection settings, shared by every listener.
@@ -66,7 +66,7 @@ pub(crate) type UpgradeSlot = Mutex<Option<oneshot::Sender<ClientIo>>>;
 struct ConnCtx {
     proxy: Arc<Proxy>,
     client: ClientAddr,
-    listener: Listener,
+    listener: ListenerKind,
     /// Requests started on this connection.
     requests: AtomicU64,
     /// Responses not yet fully handed to hyper.
@@ -105,7 +105,7 @@ fn service(
 }
 
 impl ConnCtx {
-    fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: Listener) -> Arc<ConnCtx> {
+    fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: ListenerKind) -> Arc<ConnCtx> {
         Arc::new(ConnCtx {
             proxy,
             client,
@@ -122,7 +122,7 @@ impl ConnCtx {
 pub(crate) async fn serve_http1(
     proxy: Arc<Proxy>,
     client: ClientAddr,
-    listener: Listener,
+    listener: ListenerKind,
     mut io: ClientIo,
     shutdown: &CancellationToken,
 ) {
@@ -195,7 +195,7 @@ pub(crate) async fn serve_http1(
 pub(crate) async fn serve_h2(
     proxy: Arc<Proxy>,
     client: ClientAddr,
-    listener: Listener,
+    listener: ListenerKind,
     io: ClientIo,
     shutdown: &CancellationToken,
 ) {

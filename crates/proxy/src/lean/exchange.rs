@@ -1,5 +1,5 @@
 //! One request on the lean path, start to end, inside the client connection's
-//! task: the shared retry loop (`upstream::retry`) picks an endpoint and takes
+//! task: the shared retry loop (`crate::retry`) picks an endpoint and takes
 //! an idle upstream connection or opens one; here the rewritten head and the
 //! body are written, the response head read, and the body relayed to the
 //! client as it comes. The in-flight claim is held until the last
@@ -17,16 +17,16 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{READ_SIZE, RawConn};
 use super::framing::{BadChunk, Framing};
 use super::request::RequestHead;
-use super::response::{self, BadResponse, Parsed, ResponseHead};
-use crate::error::ProxyError;
+use super::response::{self, Parsed, ResponseHead};
+use crate::error::{BadResponse, ProxyError};
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
+use crate::retry::{self, Attempt, Failure};
 use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
-use crate::upstream::retry::{self, Attempt, Failure};
+use crate::upstream::raw::{READ_SIZE, RawConn};
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;

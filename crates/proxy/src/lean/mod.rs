@@ -14,12 +14,10 @@
 //! - `request`, `response`: the heads, parsed and rewritten.
 //! - `names`: the header names acted on; `framing`: where a response body ends;
 //!   `date`: the `date` header added to a response that has none.
-//! - `exchange`: one request upstream (the retry loop is
-//!   `upstream::retry`'s), relaying the body.
-//! - `conn`: an upstream connection of this path.
+//! - `exchange`: one request upstream (the retry loop is `crate::retry`'s,
+//!   the connection `crate::upstream::raw`), relaying the body.
 
 mod buffers;
-mod conn;
 mod date;
 mod exchange;
 mod framing;
@@ -28,6 +26,4 @@ mod request;
 mod response;
 mod serve;
 
-pub(crate) use conn::RawConn;
-pub(crate) use response::BadResponse;
 pub(crate) use serve::serve;

@@ -6,19 +6,10 @@
 use super::date;
 use super::framing::{Chunked, Framing};
 use super::names::{self, Name};
-use crate::error::ProxyError;
+use crate::error::{BadResponse, ProxyError};
 
 /// Most header lines accepted in an upstream response.
 const MAX_HEADERS: usize = 100;
-
-/// An upstream response that is not valid HTTP/1.1.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BadResponse {
-    #[error("invalid response head from upstream")]
-    Head,
-    #[error("upstream answered 101 to a request that did not ask to upgrade")]
-    Upgrade,
-}
 
 /// What the upstream's buffer holds so far.
 pub(crate) enum Parsed {

@@ -23,8 +23,8 @@ use super::buffers::{ConnBuffers, HEAD_READ_SIZE};
 use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
 use crate::Proxy;
-use crate::client::listener::Listener;
 use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK};
+use crate::routes::ListenerKind;
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -35,7 +35,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(crate) async fn serve(
     proxy: &Arc<Proxy>,
     client: &ClientAddr,
-    listener: &Listener,
+    listener: &ListenerKind,
     mut stream: TcpStream,
     shutdown: &CancellationToken,
 ) -> Handoff {
@@ -143,7 +143,7 @@ pub(crate) async fn serve(
 
 /// Reads what the kernel already holds for a just-accepted socket, with a
 /// plain `recv`. The listeners defer accept until a connection's first bytes
-/// are in (`client::listener`'s deferred accept), so they are there; but tokio has seen no
+/// are in (`listener`'s deferred accept), so they are there; but tokio has seen no
 /// readiness event for the new socket yet, and its `try_read` would answer
 /// WouldBlock without asking the kernel, costing a trip round the event loop
 /// per connection before the request is even read (nginx reads at once too).
@@ -165,7 +165,7 @@ fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 /// Routes one request and forwards it, or answers it with the proxy's own error.
 async fn answer(
     proxy: &Proxy,
-    listener: &Listener,
+    listener: &ListenerKind,
     req: &RequestHead,
     upstream_head: &[u8],
     client: &mut Client<'_>,

@@ -21,13 +21,13 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 
 use crate::EndpointStatus;
-use crate::hyper::connect::Sender;
-use crate::lean::RawConn;
-use crate::routes::Probe;
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
+use crate::upstream::raw::RawConn;
+use crate::upstream::sender::Sender;
 use inflight::InFlightCounter;
+pub use probe::{Probe, ProbeFuture};
 use watch::PoolWatch;
 
 /// One instance address and what the proxy knows about it.

@@ -1,13 +1,28 @@
 //! Re-admission: a background task per pool probes its ejected endpoints with
-//! the service's [`Probe`](crate::Probe) every interval, and puts back in
+//! the service's [`Probe`] every interval, and puts back in
 //! rotation those that pass. It ends when none is ejected, or the pool is
 //! dropped or routed away; it never keeps a pool alive while it sleeps.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use super::{Endpoint, Pool};
+
+/// A future a [`Probe`] returns.
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+/// The health check that puts an ejected instance back in rotation (the
+/// daemon gives its own, the one that gates deploys).
+pub trait Probe: Send + Sync {
+    /// How long to wait between two rounds of checks.
+    fn interval(&self) -> Duration;
+    /// True when the instance at `addr` answers as healthy.
+    fn healthy(&self, addr: SocketAddr) -> ProbeFuture<'_>;
+}
 
 /// Probes the ejected endpoints of a pool every health interval and re-admits
 /// those that pass. Ends when none is ejected, or the pool is dropped or routed away.

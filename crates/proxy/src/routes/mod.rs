@@ -5,16 +5,17 @@
 //! `set_routes` builds a new table and swaps it in whole; requests read it
 //! without locks (`Proxy::pool_for`). This module does not listen and does
 //! not forward. `service` holds what the owner gives and gets back
-//! (`Service`, `Backend`, `Probe`, `DrainReport`), `install` applies it,
-//! `host` normalises names.
+//! (`Service`, `Backend`, `DrainReport`), `traffic` drains and counts a slot,
+//! `host` normalises names. Installing routes is `Proxy::install`.
 
 mod host;
-mod install;
 mod service;
+mod traffic;
+mod watch;
 
-pub(crate) use host::request_host;
 use host::strip_port;
-pub use service::{Backend, DrainReport, Probe, ProbeFuture, Service};
+pub(crate) use host::{normalize_hosts, request_host};
+pub use service::{Backend, DrainReport, Service};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,13 +24,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use arc_swap::ArcSwapOption;
 
 use crate::Proxy;
-use crate::client::listener::Listener;
 use crate::error::{ProxyError, RouteError};
 use crate::pool::inflight::InFlightCounter;
 use crate::pool::watch::PoolWatch;
-use crate::pool::{Pool, TrafficStats};
+use crate::pool::{Pool, Probe, TrafficStats};
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
+
+/// What a listener serves (each accepted connection knows its listener's).
+#[derive(Clone)]
+pub(crate) enum ListenerKind {
+    /// Routes by Host to each service's production pool.
+    Production,
+    /// Serves one service's preview pool, whatever the Host.
+    Preview(Arc<ServiceRoutes>),
+}
 
 /// One service's routes. Lives as long as the proxy knows the service, so the
 /// preview listener and in-flight counters outlive any single `set_routes`.
@@ -261,11 +270,11 @@ impl Proxy {
     /// there is none. `host` is only called when some service names hosts.
     pub(crate) fn pool_for<'a>(
         &self,
-        listener: &Listener,
+        listener: &ListenerKind,
         host: impl FnOnce() -> Option<&'a str>,
     ) -> Result<Arc<Pool>, ProxyError> {
         let pool = match listener {
-            Listener::Production => {
+            ListenerKind::Production => {
                 let table = self.table.load();
                 match table.route_host(host) {
                     Some(service) => service.production.load_full(),
@@ -274,7 +283,7 @@ impl Proxy {
                     None => return Err(ProxyError::NoRoute),
                 }
             }
-            Listener::Preview(service) => service.preview.load_full(),
+            ListenerKind::Preview(service) => service.preview.load_full(),
         };
         pool.ok_or(ProxyError::NoBackend)
     }

@@ -2,12 +2,11 @@
 //! back: the proxy's own vocabulary, so that it needs nothing of the daemon's
 //! config or deploy types.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pool::Probe;
 use crate::slot::Slot;
 
 /// A service as routing sees it.
@@ -41,18 +40,6 @@ pub struct Backend {
     pub slot: Slot,
     pub version: String,
     pub addrs: Vec<SocketAddr>,
-}
-
-/// A future a [`Probe`] returns.
-pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
-
-/// The health check that puts an ejected instance back in rotation (the
-/// daemon gives its own, the one that gates deploys).
-pub trait Probe: Send + Sync {
-    /// How long to wait between two rounds of checks.
-    fn interval(&self) -> Duration;
-    /// True when the instance at `addr` answers as healthy.
-    fn healthy(&self, addr: SocketAddr) -> ProbeFuture<'_>;
 }
 
 /// What a drain ended with.

@@ -1,12 +1,12 @@
-//! What both HTTP paths share towards the apps: the connect and reuse settings
-//! (`UpstreamCtx`), opening a TCP connection, the per-endpoint stacks of idle
-//! connections (`idle`), and the retry loop with its rules (`retry`).
-//!
-//! Each path has its own kind of upstream connection (`lean::RawConn`, and
-//! hyper's `SendRequest` in `hyper::connect`); this module does not speak HTTP.
+//! Connections to the apps, for both HTTP paths: the connect and reuse
+//! settings (`UpstreamCtx`), opening a TCP connection, the per-endpoint stacks
+//! of idle connections (`idle`), and each path's kind of connection: `raw`
+//! (the lean path's socket and buffer) and `sender` (hyper's `SendRequest`).
+//! Which endpoint to use, and when to try again, is `crate::retry`'s.
 
 pub(crate) mod idle;
-pub(crate) mod retry;
+pub(crate) mod raw;
+pub(crate) mod sender;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;

@@ -1,4 +1,4 @@
-//! An upstream connection on the lean path: the socket and the bytes read from
+//! An upstream connection of the lean path: the socket and the bytes read from
 //! it but not used yet. No task drives it; the client connection whose request
 //! it carries reads and writes it, and it waits in the endpoint's idle stack
 //! in between.
@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 
+use super::idle::Reusable;
 use crate::error::ProxyError;
-use crate::upstream::idle::Reusable;
 
 /// Read size for response heads and small bodies.
 pub(crate) const READ_SIZE: usize = 8 * 1024;
@@ -31,7 +31,7 @@ impl RawConn {
         timeout: Duration,
     ) -> Result<RawConn, ProxyError> {
         Ok(RawConn {
-            stream: crate::upstream::connect(addr, timeout).await?,
+            stream: super::connect(addr, timeout).await?,
             buf: BytesMut::new(),
         })
     }

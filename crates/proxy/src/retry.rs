@@ -17,11 +17,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::UpstreamCtx;
-use super::idle::{IdleStack, Reusable};
 use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
+use crate::upstream::UpstreamCtx;
+use crate::upstream::idle::{IdleStack, Reusable};
 
 /// One path's way of sending a request on one of its upstream connections.
 pub(crate) trait Attempt {

@@ -1,27 +1,25 @@
-//! Listeners: binding, and the accept loops that hand each client connection
-//! to `client::serve` on the worker that accepted it.
+//! Listeners: binding, the accept loops, and one accepted connection's life
+//! on the worker that accepted it ([`serve`]).
 //!
-//! A connection belongs to a [`Listener`] kind: the production listener
+//! Every connection starts on the lean path (`crate::lean`). When it meets
+//! something that path does not handle (h2c, an upgrade, a chunked body...),
+//! it hands the socket over, with the bytes already read put back in front,
+//! and hyper's path (`crate::hyper`) serves it for the rest of its life.
+//! A connection belongs to a [`ListenerKind`]: the production listener
 //! routes by Host, a preview listener serves one service's preview pool.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use crate::Proxy;
+use crate::client::{ClientAddr, Gauge, Handoff};
 use crate::error::RouteError;
-use crate::routes::ServiceRoutes;
-
-/// What a listener serves.
-#[derive(Clone)]
-pub(crate) enum Listener {
-    /// Routes by Host to each service's production pool.
-    Production,
-    /// Serves one service's preview pool, whatever the Host.
-    Preview(Arc<ServiceRoutes>),
-}
+use crate::routes::ListenerKind;
 
 /// Listening sockets for one address: one per worker, all on the same port.
 pub(crate) struct Bound {
@@ -115,14 +113,14 @@ pub(crate) async fn bind(addr: SocketAddr, count: usize) -> Result<Bound, RouteE
 /// Starts accepting on `bound` until shutdown: one accept loop per worker
 /// thread on that worker's own socket, registered with its own event loop, so
 /// a connection is served start to end by the worker the kernel gave it to.
-pub(crate) fn spawn_accept(proxy: &Arc<Proxy>, bound: Bound, listener: Listener) {
+pub(crate) fn spawn_accept(proxy: &Arc<Proxy>, bound: Bound, listener: ListenerKind) {
     for (worker, socket) in proxy.workers.handles().iter().zip(bound.sockets) {
         let accept = accept_loop(Arc::clone(proxy), socket, listener.clone());
         worker.spawn(proxy.connections.track_future(accept));
     }
 }
 
-async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Listener) {
+async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: ListenerKind) {
     // Registered with the event loop of the worker this runs on.
     let socket = match TcpListener::from_std(socket) {
         Ok(socket) => socket,
@@ -150,7 +148,7 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
                 }
             }
         };
-        let task = super::serve(
+        let task = serve(
             Arc::clone(&proxy),
             stream,
             peer.ip(),
@@ -158,5 +156,29 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
             shutdown.clone(),
         );
         proxy.connections.spawn(task);
+    }
+}
+
+/// Serves one accepted connection until it closes, idles out, upgrades, or the
+/// proxy shuts down (`shutdown`, this worker's child of the proxy's token).
+async fn serve(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    client: IpAddr,
+    listener: ListenerKind,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let _open = Gauge::enter(&proxy.conns.open);
+    let client = ClientAddr::new(client);
+    match crate::lean::serve(&proxy, &client, &listener, stream, &shutdown).await {
+        Handoff::Closed => {}
+        Handoff::Http1(io) => {
+            proxy.conns.handed_to_hyper.fetch_add(1, Ordering::Relaxed);
+            crate::hyper::serve_http1(Arc::clone(&proxy), client, listener, io, &shutdown).await;
+        }
+        Handoff::H2(io) => {
+            crate::hyper::serve_h2(Arc::clone(&proxy), client, listener, io, &shutdown).await;
+        }
     }
 }
