@@ -10,7 +10,7 @@
 mod conflicts;
 mod docker;
 #[cfg(test)]
-mod docker_tests;
+mod fixtures;
 mod hooks;
 mod keys;
 mod nginx;

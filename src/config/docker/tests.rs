@@ -1,12 +1,14 @@
-//! The docker runtime's keys in `teal.toml`: defaults, values, and each error with
+//! The docker runtime's keys in `teal.toml` (`docker.rs`): defaults, values,
+//! memory sizes, the keys refused for the process runtime, and each error with
 //! its message and line:column.
 
 use std::path::Path;
 
-use super::*;
+use super::bytes;
+use crate::config::fixtures::{FILE, WEB, assert_err};
+use crate::config::parse;
 use crate::spec::{DockerLimits, DockerSpec, RuntimeSpec};
 
-const FILE: &str = "/srv/app/teal.toml";
 const HEAD: &str = "[services.web]\nruntime = \"docker\"\n";
 
 fn docker(text: &str) -> DockerSpec {
@@ -18,14 +20,14 @@ fn docker(text: &str) -> DockerSpec {
     }
 }
 
-/// Asserts the error's location and that its message contains every piece.
-#[track_caller]
-fn assert_err(text: &str, line: usize, col: usize, pieces: &[&str]) {
-    let e = parse(text, Path::new(FILE)).expect_err("expected an error");
-    assert_eq!(e.location, Some((line, col)), "location of: {e}");
-    for piece in pieces {
-        assert!(e.message.contains(piece), "{piece:?} not in: {e}");
-    }
+#[test]
+fn memory_sizes_are_powers_of_1024() {
+    assert_eq!(bytes("512m"), Some(512 << 20));
+    assert_eq!(bytes("1G"), Some(1 << 30));
+    assert_eq!(bytes("64MiB"), Some(64 << 20));
+    assert_eq!(bytes("4096"), Some(4096));
+    assert_eq!(bytes("1.5g"), None);
+    assert_eq!(bytes("lots"), None);
 }
 
 #[test]
@@ -224,4 +226,20 @@ fn docker_keys_are_rejected_for_the_process_runtime() {
             ],
         );
     }
+}
+
+#[test]
+fn docker_settings_are_rejected_for_the_process_runtime() {
+    assert_err(
+        &format!("{WEB}image = \"app:1\"\n"),
+        3,
+        9,
+        &["services.web.image is for the docker runtime"],
+    );
+    assert_err(
+        &format!("{WEB}port = 80\n"),
+        3,
+        8,
+        &["services.web.port is for the docker runtime"],
+    );
 }
