@@ -18,6 +18,8 @@ use tokio::process::{Child, Command};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::eventually;
+
 /// Upper bound for any single wait in these tests; only reached when broken.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -97,13 +99,11 @@ async fn answers_503_while_loading_then_200_with_its_version() {
     assert_eq!((status, body.as_str()), (503, "loading"));
 
     let mut answer = (0, String::new());
-    for _ in 0..200 {
+    eventually(Duration::from_secs(10), async || {
         answer = get(app.addr, "/").await;
-        if answer.0 != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        answer.0 != 503
+    })
+    .await;
     assert_eq!(answer.0, 200, "{}", answer.1);
     let body = json(&answer.1);
     assert_eq!(body["app"], "uptimer");

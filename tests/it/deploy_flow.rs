@@ -38,16 +38,10 @@ async fn broken_version_fails_and_production_keeps_serving() {
     assert_eq!(web.slots.green.state, SlotState::Stopped);
     assert!(web.slots.green.instances.is_empty());
     // The live instances are the very same processes as before.
-    let ids = |s: &teal::api::wire::Status| -> Vec<String> {
-        s.services[0]
-            .slots
-            .blue
-            .instances
-            .iter()
-            .map(|i| i.id.clone())
-            .collect()
-    };
-    assert_eq!(ids(&before), ids(&after));
+    assert_eq!(
+        instance_ids(&before.services[0].slots.blue),
+        instance_ids(&after.services[0].slots.blue)
+    );
     let history = d.client.history("web").await.unwrap();
     let last = history.entries.last().unwrap();
     assert_eq!(last.version, "broken-1.1.0");
@@ -102,13 +96,7 @@ async fn rollback_is_instant_while_the_previous_slot_runs() {
     let spec = demo_service("web", dir.path(), 1);
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
-    let v1_ids: Vec<String> = d.status().await.services[0]
-        .slots
-        .blue
-        .instances
-        .iter()
-        .map(|i| i.id.clone())
-        .collect();
+    let v1_ids = instance_ids(&d.status().await.services[0].slots.blue);
     d.deploy(&spec, "2.0.0").await.assert_live();
     assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
 
@@ -122,14 +110,11 @@ async fn rollback_is_instant_while_the_previous_slot_runs() {
     assert_eq!(serving(d.addr).await.as_deref(), Some("1.0.0"));
     let web = &d.status().await.services[0];
     assert_eq!(web.active_slot, Some(Slot::Blue));
-    let ids: Vec<String> = web
-        .slots
-        .blue
-        .instances
-        .iter()
-        .map(|i| i.id.clone())
-        .collect();
-    assert_eq!(ids, v1_ids, "the same processes serve again: no restart");
+    assert_eq!(
+        instance_ids(&web.slots.blue),
+        v1_ids,
+        "the same processes serve again: no restart"
+    );
     d.stop().await;
 }
 
@@ -198,23 +183,10 @@ async fn a_second_deploy_while_one_runs_is_refused_at_once() {
     }
     let first = d
         .client
-        .deploy(&teal::api::wire::DeployRequest {
-            spec: spec.clone(),
-            version: "2.0.0".into(),
-            image: None,
-            promote: true,
-        })
+        .deploy(&deploy_request(&spec, "2.0.0"))
         .await
         .unwrap();
-    let second = d
-        .client
-        .deploy(&teal::api::wire::DeployRequest {
-            spec: spec.clone(),
-            version: "3.0.0".into(),
-            image: None,
-            promote: true,
-        })
-        .await;
+    let second = d.client.deploy(&deploy_request(&spec, "3.0.0")).await;
     let err = second.err().expect("second deploy refused");
     assert!(is_busy(&err), "busy error: {err}");
     assert!(err.to_string().contains("deploy in progress"), "{err}");

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::support::docker::*;
+use crate::support::load::zero_drop;
 use crate::support::*;
 use teal::load::{Load, LoadSpec};
 
@@ -21,15 +22,8 @@ async fn a_killed_live_container_costs_no_request_and_comes_back() {
     let before = d.status().await.services[0].slots.blue.instances.clone();
 
     let load = Load::start(LoadSpec {
-        target: d.addr,
-        host: None,
-        path: "/".into(),
-        keepalive_connections: 8,
-        fresh_connection_workers: 2,
-        max_requests: 2_000_000,
         max_duration: Duration::from_secs(120),
-        request_timeout: Duration::from_secs(10),
-        pause: Duration::from_millis(1),
+        ..zero_drop(d.addr)
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     let killed = identity(&docker, "dkt-kill-blue-0").await;

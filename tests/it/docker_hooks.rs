@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::support::docker::*;
+use crate::support::hooks::hook_lines;
 use crate::support::*;
-use bollard::query_parameters::ListContainersOptionsBuilder;
-use teal::api::wire::{Event, Outcome};
+use teal::api::wire::Outcome;
 use teal::spec::{HookPlace, HookSpec};
 
 fn in_image(command: &[&str], timeout: Duration) -> HookSpec {
@@ -19,30 +19,9 @@ fn in_image(command: &[&str], timeout: Duration) -> HookSpec {
     }
 }
 
-fn hook_lines(result: &ActionResult, point: &str) -> Vec<String> {
-    let prefix = format!("{point} | ");
-    result
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Info { message, .. } => message.strip_prefix(&prefix).map(str::to_string),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn hook_containers(docker: &bollard::Docker, service: &str) -> usize {
-    let filters =
-        std::collections::HashMap::from([("label", vec![format!("teal.hook-of={service}")])]);
-    docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
+    containers_labelled(docker, &format!("teal.hook-of={service}"))
         .await
-        .expect("list containers")
         .len()
 }
 
@@ -53,12 +32,7 @@ async fn hooks_run_in_the_new_image_and_leave_nothing_behind() {
     remove_containers(&docker, name).await;
     // A network of its own: the hook containers run on the service's network.
     let network = "teal-test-hooks";
-    let _ = docker
-        .create_network(bollard::models::NetworkCreateRequest {
-            name: network.into(),
-            ..Default::default()
-        })
-        .await;
+    create_network(&docker, network).await;
     let dir = tempfile::tempdir().unwrap();
     let mut spec = docker_service(name, dir.path(), APP_1, 1);
     docker_spec(&mut spec).network = Some(network.into());

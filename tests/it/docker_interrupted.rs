@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::docker::*;
+use crate::support::load::zero_drop;
 use crate::support::*;
 use teal::api::client::Client;
 use teal::load::{Load, LoadReport, LoadSpec};
@@ -37,15 +38,11 @@ fn serve(dir: &Path) -> Child {
 
 fn load(target: SocketAddr, keepalive: usize, fresh: usize) -> Load {
     Load::start(LoadSpec {
-        target,
-        host: None,
-        path: "/".into(),
         keepalive_connections: keepalive,
         fresh_connection_workers: fresh,
-        max_requests: 2_000_000,
         max_duration: Duration::from_secs(120),
-        request_timeout: Duration::from_secs(10),
         pause: Duration::from_millis(2),
+        ..zero_drop(target)
     })
 }
 
@@ -97,18 +94,8 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     let mut daemon = serve(dir.path());
     assert!(up(client.clone()).await, "teal serve came up");
     let spec = docker_service(name, dir.path(), APP_1, 2);
-    let result = ActionResult::collect(
-        client
-            .deploy(&teal::api::wire::DeployRequest {
-                spec: spec.clone(),
-                version: "v1".into(),
-                image: None,
-                promote: true,
-            })
-            .await
-            .unwrap(),
-    )
-    .await;
+    let result =
+        ActionResult::collect(client.deploy(&deploy_request(&spec, "v1")).await.unwrap()).await;
     result.assert_live();
     let live = client.status(None).await.unwrap().services[0]
         .slots
@@ -132,12 +119,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     let deploying = {
         let client = client.clone();
         tokio::spawn(async move {
-            let req = teal::api::wire::DeployRequest {
-                spec: slow,
-                version: "v2".into(),
-                image: None,
-                promote: true,
-            };
+            let req = deploy_request(&slow, "v2");
             let mut stream = client.deploy(&req).await?;
             while stream.next().await?.is_some() {}
             Ok::<_, teal::api::client::ClientError>(())
@@ -215,18 +197,8 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     let proxied = load(listen, 6, 2);
     tokio::time::sleep(Duration::from_secs(1)).await;
     // And it deploys again, under load.
-    let result = ActionResult::collect(
-        client
-            .deploy(&teal::api::wire::DeployRequest {
-                spec: spec.clone(),
-                version: "v2".into(),
-                image: None,
-                promote: true,
-            })
-            .await
-            .unwrap(),
-    )
-    .await;
+    let result =
+        ActionResult::collect(client.deploy(&deploy_request(&spec, "v2")).await.unwrap()).await;
     result.assert_live();
     assert_eq!(serving(listen).await.as_deref(), Some("v2"));
     assert_clean("through the proxy after the restart", &proxied.stop().await);

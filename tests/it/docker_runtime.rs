@@ -368,12 +368,7 @@ async fn every_docker_setting_reaches_the_engine() {
     let name = "dkt-keys";
     let network = "teal-test-net";
     remove_containers(&docker, name).await;
-    let _ = docker
-        .create_network(bollard::models::NetworkCreateRequest {
-            name: network.into(),
-            ..Default::default()
-        })
-        .await;
+    create_network(&docker, network).await;
     let dir = tempfile::tempdir().unwrap();
     let mut spec = docker_service(name, dir.path(), APP_1, 1);
     let d_spec = docker_spec(&mut spec);

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::support::hooks::*;
+use crate::support::load::*;
 use crate::support::*;
 use teal::api::wire::{Event, Outcome, Step};
 use teal::slot::{Slot, SlotState};
@@ -25,19 +26,6 @@ echo "urls preview=$TEAL_PREVIEW_URL production=$TEAL_PRODUCTION_URL"
 echo "production serves $(fetch "$TEAL_PRODUCTION_URL")"
 echo "preview serves $(fetch "$TEAL_PREVIEW_URL")"
 "#;
-
-/// The info lines a hook printed, in order (without the "point | " prefix).
-fn hook_lines(result: &ActionResult, point: &str) -> Vec<String> {
-    let prefix = format!("{point} | ");
-    result
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Info { message, .. } => message.strip_prefix(&prefix).map(str::to_string),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The position of `step` in the action's events.
 fn position(result: &ActionResult, step: Step) -> usize {

@@ -8,12 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::hooks::*;
+use crate::support::load::*;
 use crate::support::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use teal::api::wire::{Event, Outcome};
+use teal::api::wire::Outcome;
 use teal::spec::ServiceSpec;
 
 fn python3() -> bool {
@@ -77,19 +78,6 @@ async fn post(addr: std::net::SocketAddr, path: &str, text: &str) {
     assert_eq!(status, 201, "{body}");
 }
 
-/// The info lines a hook printed.
-fn hook_output(result: &ActionResult, point: &str) -> Vec<String> {
-    let prefix = format!("{point} | ");
-    result
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Info { message, .. } => message.strip_prefix(&prefix).map(str::to_string),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expand_deploy_rollback_contract() {
     if !require("python3", python3()) {
@@ -104,7 +92,7 @@ async fn expand_deploy_rollback_contract() {
     let v1 = d.deploy(&spec, "1.0.0").await;
     v1.assert_live();
     assert_eq!(
-        hook_output(&v1, "pre_deploy"),
+        hook_lines(&v1, "pre_deploy"),
         ["expand 1 (create notes): done"]
     );
     post(addr, "/notes", "written by 1.0.0").await;
@@ -130,14 +118,14 @@ async fn expand_deploy_rollback_contract() {
     let v2 = d.deploy(&spec, "2.0.0").await;
     v2.assert_live();
     assert_eq!(
-        hook_output(&v2, "pre_deploy"),
+        hook_lines(&v2, "pre_deploy"),
         [
             "expand 1 (create notes): already done",
             "expand 2 (notes.author): done"
         ]
     );
     assert_eq!(
-        hook_output(&v2, "post_retire"),
+        hook_lines(&v2, "post_retire"),
         [] as [String; 0],
         "nothing to contract yet"
     );
@@ -162,7 +150,7 @@ async fn expand_deploy_rollback_contract() {
     let again = d.deploy(&spec, "2.0.0").await;
     again.assert_live();
     assert!(
-        hook_output(&again, "pre_deploy")
+        hook_lines(&again, "pre_deploy")
             .iter()
             .all(|l| l.ends_with("already done"))
     );
@@ -173,7 +161,7 @@ async fn expand_deploy_rollback_contract() {
     let v3 = d.deploy(&spec, "3.0.0").await;
     v3.assert_live();
     assert_eq!(
-        hook_output(&v3, "post_retire"),
+        hook_lines(&v3, "post_retire"),
         ["contract 2 (notes.author): done"]
     );
     let (_, schema) = request(addr, "GET", "/schema", "").await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::proxy::{TestBackend, backend, get_fresh, spec, ws_exchange};
+use crate::support::{alive, eventually};
 use teal::router::nginx::NginxRouter;
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
@@ -27,17 +28,6 @@ async fn start(proxy: &ProxySpec, dir: &Path) -> Arc<NginxRouter> {
 fn master_pid(dir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(dir.join("state/nginx/nginx.pid")).ok()?;
     text.trim().parse().ok()
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +106,7 @@ async fn a_switch_is_confirmed_and_the_drain_waits_for_old_requests() {
     let listen = proxy.listen;
     let slow = tokio::spawn(async move { get_fresh(listen, "x", "/slow?ms=1500").await });
     assert!(
-        crate::support::proxy::eventually(200, async || blue.hits() >= 2).await,
+        eventually(Duration::from_secs(10), async || blue.hits() >= 2).await,
         "the slow request reached blue"
     );
     router
@@ -231,7 +221,7 @@ async fn the_master_is_adopted_restarted_and_stopped() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let back = crate::support::proxy::eventually(400, async || {
+    let back = eventually(Duration::from_secs(20), async || {
         master_pid(dir.path()).is_some_and(|p| p != pid && alive(p))
             && get_fresh(proxy.listen, "x", "/")
                 .await

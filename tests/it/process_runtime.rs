@@ -18,9 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::support::eventually;
+
 /// Upper bound for any single wait in these tests; only reached when broken.
 const PATIENCE: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(50);
 const GRACE: Duration = Duration::from_secs(5);
 
 fn demo_command() -> Vec<String> {
@@ -94,24 +95,24 @@ async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 
 /// The JSON of the first 200 answer from `addr`.
 async fn wait_json(addr: SocketAddr) -> serde_json::Value {
-    for _ in 0..(PATIENCE.as_millis() / POLL.as_millis()) {
-        if let Some((200, body)) = get(addr, "/").await {
-            return serde_json::from_str(&body).expect("JSON body");
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    panic!("{addr} never answered 200");
+    let mut body = None;
+    let answered = eventually(PATIENCE, async || {
+        body = get(addr, "/")
+            .await
+            .and_then(|(status, b)| (status == 200).then_some(b));
+        body.is_some()
+    })
+    .await;
+    assert!(answered, "{addr} never answered 200");
+    serde_json::from_str(&body.unwrap()).expect("JSON body")
 }
 
 /// Polls `check` until it holds; panics with `what` when it never does.
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..(PATIENCE.as_millis() / POLL.as_millis()) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    panic!("timed out waiting until {what}");
+async fn wait_until(what: &str, check: impl AsyncFnMut() -> bool) {
+    assert!(
+        eventually(PATIENCE, check).await,
+        "timed out waiting until {what}"
+    );
 }
 
 async fn wait_log_line(instance: &InstanceRef, needle: &str) {

@@ -16,7 +16,16 @@ use teal::slot::Slot;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::support::eventually;
 use crate::support::proxy::*;
+
+/// Whether service "web"'s blue slot gets to `n` requests in flight (polled, 10 s at most).
+async fn blue_in_flight_reaches(proxy: &Proxy, n: usize) -> bool {
+    eventually(Duration::from_secs(10), async || {
+        proxy.stats("web", Slot::Blue).in_flight == n
+    })
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_to_named_and_default_services() {
@@ -273,7 +282,7 @@ async fn slow_request_spans_the_switch_and_drain_waits_for_it() {
     let addr = h.addr();
     let slow = tokio::spawn(async move { get_fresh(addr, "app", "/slow?ms=2000").await });
     let proxy = h.proxy.clone();
-    assert!(eventually(200, async || proxy.stats("web", Slot::Blue).in_flight == 1).await);
+    assert!(blue_in_flight_reaches(&proxy, 1).await);
 
     h.proxy
         .set_routes(&web, backend(Slot::Green, &[green.addr]), None)
@@ -519,7 +528,7 @@ async fn refused_endpoint_is_retried_ejected_and_readmitted() {
     let revived = TestBackend::serve(listener, "revived");
     let addr = h.addr();
     let reached = eventually(
-        200,
+        Duration::from_secs(10),
         async || matches!(get_fresh(addr, "app", "/").await, Ok(reply) if reply.body == "revived"),
     )
     .await;
@@ -665,10 +674,10 @@ async fn shutdown_finishes_open_requests_then_closes() {
     // The first request leaves the in-flight count just after its answer was
     // written: wait for that, so the count of one below is the slow request's
     // (shutting down before it was accepted failed this test once, under load).
-    assert!(eventually(200, async || proxy.stats("web", Slot::Blue).in_flight == 0).await);
+    assert!(blue_in_flight_reaches(&proxy, 0).await);
     let addr = h.addr();
     let slow = tokio::spawn(async move { get_fresh(addr, "a", "/slow?ms=500").await });
-    assert!(eventually(200, async || proxy.stats("web", Slot::Blue).in_flight == 1).await);
+    assert!(blue_in_flight_reaches(&proxy, 1).await);
     h.shutdown.cancel();
     h.proxy.wait_closed(Duration::from_secs(20)).await;
     let reply = slow.await.unwrap().unwrap();

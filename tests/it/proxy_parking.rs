@@ -10,6 +10,7 @@ use teal::router::ClientConnections;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::eventually;
 use crate::support::proxy::*;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: app\r\n\r\n";
@@ -66,7 +67,7 @@ async fn parked_connection(h: &Harness) -> TcpStream {
     let reply = read_response(&mut stream).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(
-        eventually(100, async || parked(h) == 1).await,
+        eventually(Duration::from_secs(5), async || parked(h) == 1).await,
         "not parked after 5 s idle: {:?}",
         h.proxy.client_connections()
     );
@@ -75,6 +76,14 @@ async fn parked_connection(h: &Harness) -> TcpStream {
 
 fn parked(h: &Harness) -> usize {
     h.proxy.client_connections().parked
+}
+
+/// Whether the proxy's client connections come to satisfy `check` (polled, 5 s at most).
+async fn connections_reach(h: &Harness, check: impl Fn(ClientConnections) -> bool) -> bool {
+    eventually(Duration::from_secs(5), async || {
+        check(h.proxy.client_connections())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +106,7 @@ async fn an_idle_connection_is_parked_and_serves_its_next_request() {
     );
     assert_eq!(app.hits(), 4);
     // And it parks again once idle.
-    assert!(eventually(100, async || parked(&h) == 1).await);
+    assert!(eventually(Duration::from_secs(5), async || parked(&h) == 1).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,11 +152,7 @@ async fn a_parked_connection_closes_after_the_idle_timeout() {
         closed_by_peer(&mut stream).await,
         "a parked connection outlived the idle timeout"
     );
-    assert!(
-        eventually(100, async || h.proxy.client_connections()
-            == ClientConnections::default())
-        .await
-    );
+    assert!(connections_reach(&h, |c| c == ClientConnections::default()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,13 +191,13 @@ async fn a_connection_is_taken_on_only_once_it_has_sent_something() {
     assert_eq!(h.proxy.client_connections().open, 1);
     assert_eq!(app.hits(), 1);
     drop(silent);
-    assert!(eventually(100, async || h.proxy.client_connections().open == 0).await);
+    assert!(connections_reach(&h, |c| c.open == 0).await);
 
     // One that stays silent past the deferral is handed over with nothing to
     // read, and served when its request comes.
     let mut slow = TcpStream::connect(h.addr()).await.unwrap();
     assert!(
-        eventually(100, async || h.proxy.client_connections().open == 1).await,
+        connections_reach(&h, |c| c.open == 1).await,
         "a silent connection was never handed over: {:?}",
         h.proxy.client_connections()
     );

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::process::Output;
 
-use crate::support::ssh_lab::Lab;
+use crate::support::ssh_lab::{Lab, assert_ok, json_events, output_text};
 use crate::support::*;
 
 /// teal.toml for the lab: service `web` on `servers`, every host's own state
@@ -43,20 +43,6 @@ timeout = "5s"
     std::fs::write(lab.root().join("teal.toml"), text).unwrap();
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "expected success: {}", text(out));
-}
-
 /// Each host's production listener, from `teal status --json`.
 fn listeners(lab: &Lab) -> Vec<(String, SocketAddr)> {
     let out = lab.run(&["status", "web", "--json"]);
@@ -92,20 +78,24 @@ async fn deploy_to_one_host() {
     let out = lab.run(&["deploy", "web", "--version", "1.0.0"]);
     assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("web 1.0.0 is live on a"), "{}", text(&out));
+    assert!(
+        stdout.contains("web 1.0.0 is live on a"),
+        "{}",
+        output_text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("a: teal at"), "{}", text(&out));
+    assert!(stderr.contains("a: teal at"), "{}", output_text(&out));
     assert!(
         stderr.contains("a: started teal serve detached"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(
         stderr
             .lines()
             .any(|l| l.starts_with("a: [") && l.contains("health")),
         "every daemon line names the host: {}",
-        text(&out)
+        output_text(&out)
     );
     assert!(lab.host("a").daemon_pid().is_some(), "teal serve runs on a");
     assert_eq!(serving_everywhere(&lab).await, [Some("1.0.0".to_string())]);
@@ -116,7 +106,7 @@ async fn deploy_to_one_host() {
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("started teal serve"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(serving_everywhere(&lab).await, [Some("1.1.0".to_string())]);
 
@@ -146,14 +136,6 @@ async fn deploy_to_one_host() {
     );
 }
 
-/// The NDJSON events of a `--json` run, as (host, event, outcome/step).
-fn events(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_to_two_hosts_in_two_phases_and_roll_back_across_them() {
     let Some(lab) = Lab::start(&["a", "b"]) else {
@@ -177,17 +159,17 @@ async fn deploy_to_two_hosts_in_two_phases_and_roll_back_across_them() {
     assert_ok(&out);
     assert_eq!(serving_everywhere(&lab).await, both("2.0.0"));
     // Two phases: every host staged before any host switched.
-    let events = events(&out);
+    let events = json_events(&out);
     let position = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(pred);
     for host in ["a", "b"] {
         let staged =
             position(&|e| e["host"] == host && e["event"] == "done" && e["outcome"] == "staged")
-                .unwrap_or_else(|| panic!("{host} staged: {}", text(&out)));
+                .unwrap_or_else(|| panic!("{host} staged: {}", output_text(&out)));
         let first_switch = position(&|e| e["event"] == "step" && e["step"] == "switch").unwrap();
         assert!(
             staged < first_switch,
             "{host} staged before the first switch: {}",
-            text(&out)
+            output_text(&out)
         );
         assert!(
             events
@@ -205,7 +187,7 @@ async fn deploy_to_two_hosts_in_two_phases_and_roll_back_across_them() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("web is rolled back on a, b"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(serving_everywhere(&lab).await, both("1.0.0"));
 
@@ -227,7 +209,7 @@ async fn a_host_that_fails_to_stage_switches_nobody() {
 
     std::fs::write(lab.host("b").state_dir.join("fail-stage"), "").unwrap();
     let out = lab.run(&["deploy", "web", "--version", "2.0.0"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = stderr
         .lines()
@@ -286,7 +268,7 @@ async fn the_deploy_lock_keeps_a_second_deployer_out_until_forced() {
     };
     b.lock("web", &req).await.unwrap();
     let out = lab.run(&["deploy", "web", "--version", "2.0.0"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("error: b: service \"web\" is locked by alice@laptop since"),
@@ -308,7 +290,7 @@ async fn the_deploy_lock_keeps_a_second_deployer_out_until_forced() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("b: broke the deploy lock of alice@laptop"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let both = vec![Some("2.0.0".to_string()), Some("2.0.0".to_string())];
     assert_eq!(serving_everywhere(&lab).await, both);
@@ -334,12 +316,12 @@ async fn teal_installs_itself_on_a_host_without_it_and_reuses_it() {
     assert!(
         stderr.contains("a: installing teal at") && stderr.contains("(not installed)"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(
         stderr.contains("a: teal: sent "),
         "the transfer is reported: {}",
-        text(&out)
+        output_text(&out)
     );
     let ours = teal::remote::LocalBinary::inspect(std::path::Path::new(TEAL)).unwrap();
     let theirs = teal::remote::LocalBinary::inspect(installed).unwrap();
@@ -351,11 +333,11 @@ async fn teal_installs_itself_on_a_host_without_it_and_reuses_it() {
     let out = lab.run(&["deploy", "web", "--version", "1.1.0"]);
     assert_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("installing teal"), "{}", text(&out));
+    assert!(!stderr.contains("installing teal"), "{}", output_text(&out));
     assert!(
         stderr.contains(&format!("a: teal at {} is up to date", installed.display())),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // A teal that cannot run on the host is refused and never installed.
@@ -376,7 +358,7 @@ async fn teal_installs_itself_on_a_host_without_it_and_reuses_it() {
     )
     .unwrap();
     let out = lab.run(&["--config", "fake.toml", "deploy", "web", "--host", "b"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
     assert!(
@@ -410,11 +392,11 @@ async fn unreachable_and_untrusted_hosts_fail_with_one_clear_line() {
             .lines()
             .filter(|l| l.starts_with("error: "))
             .collect();
-        assert_eq!(errors.len(), 1, "one error line: {}", text(out));
+        assert_eq!(errors.len(), 1, "one error line: {}", output_text(out));
         errors[0].to_string()
     };
     let out = lab.run(&["deploy", "web", "--host", "down"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let error = error_line(&out);
     assert!(
         error.starts_with("error: down: cannot reach the host over ssh"),
@@ -423,7 +405,7 @@ async fn unreachable_and_untrusted_hosts_fail_with_one_clear_line() {
     assert!(error.contains("Connection refused"), "{error}");
 
     let out = lab.run(&["deploy", "web", "--host", "stranger"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let error = error_line(&out);
     assert!(error.starts_with("error: stranger: the host key is not in known_hosts and teal never accepts one silently"), "{error}");
     let known = std::fs::read_to_string(lab.root().join("known_hosts")).unwrap();
@@ -437,7 +419,7 @@ async fn unreachable_and_untrusted_hosts_fail_with_one_clear_line() {
     );
 
     let out = lab.run(&["status", "web", "--host", "nobody"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let error = error_line(&out);
     assert!(
         error.starts_with("error: nobody: ssh authentication failed"),
@@ -447,13 +429,13 @@ async fn unreachable_and_untrusted_hosts_fail_with_one_clear_line() {
 
     // A reachable host without teal: status says so, and does not install it.
     let out = lab.run(&["status", "--host", "a"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let error = error_line(&out);
     assert!(error.contains("a: teal serve is not running"), "{error}");
 
     // One bad host among good ones: nothing happens anywhere.
     let out = lab.run(&["deploy", "web", "--host", "a", "--host", "down"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     assert!(error_line(&out).starts_with("error: down: "));
     assert!(
         lab.host("a").daemon_pid().is_none() || {
@@ -465,6 +447,7 @@ async fn unreachable_and_untrusted_hosts_fail_with_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_failed_requests_at_every_host_while_they_switch() {
+    use crate::support::load::zero_drop;
     use std::time::Duration;
     use teal::load::{Load, LoadSpec};
 
@@ -477,12 +460,10 @@ async fn zero_failed_requests_at_every_host_while_they_switch() {
     let loads: Vec<(String, Load)> = listeners(&lab)
         .into_iter()
         .map(|(host, addr)| {
-            let mut spec = LoadSpec::new(addr);
-            spec.keepalive_connections = 8;
-            spec.fresh_connection_workers = 2;
-            spec.max_requests = 2_000_000;
-            spec.max_duration = Duration::from_secs(180);
-            spec.pause = Duration::from_millis(1);
+            let spec = LoadSpec {
+                max_duration: Duration::from_secs(180),
+                ..zero_drop(addr)
+            };
             (host, Load::start(spec))
         })
         .collect();
@@ -499,7 +480,7 @@ async fn zero_failed_requests_at_every_host_while_they_switch() {
     }
     std::fs::write(lab.host("b").state_dir.join("fail-stage"), "").unwrap();
     let out = run(&["deploy", "web", "--version", "2.0.0"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     std::fs::remove_file(lab.host("b").state_dir.join("fail-stage")).unwrap();
     assert_ok(&run(&["rollback", "web"]));
     assert_ok(&run(&["deploy", "web", "--version", "1.4.0"]));

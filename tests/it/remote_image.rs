@@ -9,19 +9,10 @@ use std::net::SocketAddr;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::support::ssh_lab::Lab;
+use crate::support::ssh_lab::{Lab, assert_ok, json_events, output_text};
 use crate::support::workstation::{Workstation, remove_image, unique};
 use crate::support::*;
 use bollard::Docker;
-
-/// This machine's engine (the hosts'), or None after a loud skip (CI fails).
-async fn host_engine() -> Option<Docker> {
-    let docker = match Docker::connect_with_defaults() {
-        Ok(d) => d.negotiate_version().await.ok(),
-        Err(_) => None,
-    };
-    require("the Docker engine", docker.is_some()).then(|| docker.unwrap())
-}
 
 /// teal.toml: docker service `service` of `repo:{version}` on `servers`.
 fn write_config(lab: &Lab, service: &str, repo: &str, servers: &[&str]) {
@@ -86,7 +77,7 @@ impl Drop for Cleanup {
                 let Ok(docker) = Docker::connect_with_defaults() else {
                     return;
                 };
-                crate::support::docker::remove_containers(&docker, &service).await;
+                docker::remove_containers(&docker, &service).await;
                 for id in images {
                     remove_image(&docker, &id).await;
                 }
@@ -94,27 +85,6 @@ impl Drop for Cleanup {
         })
         .join();
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "expected success: {}", text(out));
-}
-
-fn events(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
 }
 
 /// `teal deploy SERVICE --version V --json` with the workstation's engine.
@@ -128,7 +98,7 @@ fn deploy(lab: &Lab, ws: &Workstation, service: &str, version: &str) -> Output {
 
 /// The `transferred` events of a `--json` deploy.
 fn transfers(out: &Output) -> Vec<serde_json::Value> {
-    events(out)
+    json_events(out)
         .into_iter()
         .filter(|e| e["event"] == "transferred" && e["what"].as_str().unwrap().starts_with("image"))
         .collect()
@@ -149,7 +119,7 @@ fn live(lab: &Lab, service: &str) -> (SocketAddr, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_deploy_ships_the_image_and_a_repeated_one_does_not() {
-    let Some(host_docker) = host_engine().await else {
+    let Some(host_docker) = docker::connect().await else {
         return;
     };
     let Some(ws) = Workstation::start().await else {
@@ -176,7 +146,7 @@ async fn a_first_deploy_ships_the_image_and_a_repeated_one_does_not() {
     let out = deploy(&lab, &ws, &service, "1");
     assert_ok(&out);
     let sent = transfers(&out);
-    assert_eq!(sent.len(), 1, "{}", text(&out));
+    assert_eq!(sent.len(), 1, "{}", output_text(&out));
     let sent = &sent[0];
     assert_eq!(sent["host"], "a");
     assert_eq!(sent["ok"], true);
@@ -200,16 +170,16 @@ async fn a_first_deploy_ships_the_image_and_a_repeated_one_does_not() {
     // A repeated deploy of the same image (under another tag): nothing travels.
     let out = deploy(&lab, &ws, &service, "2");
     assert_ok(&out);
-    assert!(transfers(&out).is_empty(), "{}", text(&out));
+    assert!(transfers(&out).is_empty(), "{}", output_text(&out));
     assert!(
-        events(&out).iter().any(|e| e["host"] == "a"
+        json_events(&out).iter().any(|e| e["host"] == "a"
             && e["event"] == "note"
             && e["message"]
                 .as_str()
                 .unwrap()
                 .contains("is already there: not sent")),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let (addr, running) = live(&lab, &service);
     assert_eq!(running, id);
@@ -230,13 +200,13 @@ async fn a_first_deploy_ships_the_image_and_a_repeated_one_does_not() {
             "a: image {repo}:1 ({short}) is already there: not sent"
         )),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_without_docker_access_stops_the_deploy_before_anything_stages() {
-    let Some(_host_docker) = host_engine().await else {
+    let Some(_host_docker) = docker::connect().await else {
         return;
     };
     let Some(ws) = Workstation::start().await else {
@@ -263,10 +233,10 @@ async fn a_host_without_docker_access_stops_the_deploy_before_anything_stages() 
         .args(["deploy", &service, "--version", "1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(error.len(), 1, "{}", text(&out));
+    assert_eq!(error.len(), 1, "{}", output_text(&out));
     let error = error[0];
     assert!(
         error.starts_with(&format!("error: nodocker: image {repo}:1 (")),
@@ -288,18 +258,15 @@ async fn a_host_without_docker_access_stops_the_deploy_before_anything_stages() 
         "{json}"
     );
     let docker = Docker::connect_with_defaults().unwrap();
-    assert!(
-        crate::support::docker::containers(&docker, &service)
-            .await
-            .is_empty()
-    );
+    assert!(docker::containers(&docker, &service).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_failed_requests_at_the_host_while_shipped_images_switch() {
+    use crate::support::load::zero_drop;
     use teal::load::{Load, LoadSpec};
 
-    let Some(_host_docker) = host_engine().await else {
+    let Some(_host_docker) = docker::connect().await else {
         return;
     };
     let Some(ws) = Workstation::start().await else {
@@ -321,13 +288,10 @@ async fn zero_failed_requests_at_the_host_while_shipped_images_switch() {
     assert_ok(&deploy(&lab, &ws, &service, "1"));
     let (addr, _) = live(&lab, &service);
 
-    let mut spec = LoadSpec::new(addr);
-    spec.keepalive_connections = 8;
-    spec.fresh_connection_workers = 2;
-    spec.max_requests = 2_000_000;
-    spec.max_duration = Duration::from_secs(180);
-    spec.pause = Duration::from_millis(1);
-    let load = Load::start(spec);
+    let load = Load::start(LoadSpec {
+        max_duration: Duration::from_secs(180),
+        ..zero_drop(addr)
+    });
 
     // The CLI blocks; the load's tasks move to the other worker meanwhile.
     let run = |version: &str| tokio::task::block_in_place(|| deploy(&lab, &ws, &service, version));

@@ -8,11 +8,10 @@ use std::process::{Command, Output, Stdio};
 
 use crate::support::workstation::{remove_image, unique};
 use async_compression::tokio::bufread::ZstdEncoder;
-use bollard::Docker;
 use futures_util::TryStreamExt;
 use tokio::io::AsyncReadExt;
 
-use crate::support::{TEAL, require};
+use crate::support::{TEAL, docker};
 
 /// Runs `teal ARGS` with `input` on stdin.
 fn teal(args: &[&str], input: &[u8], docker_host: Option<&str>) -> Output {
@@ -44,24 +43,19 @@ fn presence(out: &Output) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_load_takes_whole_streams_only() {
-    let docker = match Docker::connect_with_defaults() {
-        Ok(d) => d.negotiate_version().await.ok(),
-        Err(_) => None,
-    };
-    if !require("the Docker engine", docker.is_some()) {
+    let Some(docker) = docker::connect().await else {
         return;
-    }
-    let docker = docker.unwrap();
+    };
 
     // An image the engine has not seen, exported and compressed, then removed.
     let reference = format!("teal-ship-test/load{}:1", unique());
-    let teal_bytes = std::fs::read(crate::support::docker::static_teal()).unwrap();
+    let teal_bytes = std::fs::read(docker::static_teal()).unwrap();
     let dockerfile = format!(
         "FROM scratch\nCOPY teal /teal\nLABEL teal.test.unique={}\n",
         unique()
     );
-    crate::support::docker::build(&docker, &reference, &dockerfile, &[("teal", &teal_bytes)]).await;
-    let id = crate::support::docker::image_id(&docker, &reference).await;
+    docker::build(&docker, &reference, &dockerfile, &[("teal", &teal_bytes)]).await;
+    let id = docker::image_id(&docker, &reference).await;
     let archive: Vec<u8> = docker
         .export_image(&id)
         .map_ok(|b| b.to_vec())
@@ -113,10 +107,7 @@ async fn image_load_takes_whole_streams_only() {
         presence(&teal(&["image", "has", &id], b"", None))["present"],
         true
     );
-    assert_eq!(
-        crate::support::docker::image_id(&docker, &reference).await,
-        id
-    );
+    assert_eq!(docker::image_id(&docker, &reference).await, id);
 
     // No engine to ask: the answer says where teal looked.
     let dead = "unix:///nonexistent/teal-test/docker.sock";

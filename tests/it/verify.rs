@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::support::hooks::*;
+use crate::support::load::*;
 use crate::support::nginx;
 use crate::support::*;
 use teal::api::wire::Outcome;
@@ -238,13 +239,7 @@ async fn the_previous_slot_stays_warm_through_the_window_without_keep_previous()
     spec.drain.keep_previous = false;
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
-    let blue: Vec<String> = d.status().await.services[0]
-        .slots
-        .blue
-        .instances
-        .iter()
-        .map(|i| i.id.clone())
-        .collect();
+    let blue = instance_ids(&d.status().await.services[0].slots.blue);
     let load = steady_load(d.addr, "/");
 
     let result = d.deploy(&spec, "flaky50-2.0.0").await;
@@ -256,14 +251,7 @@ async fn the_previous_slot_stays_warm_through_the_window_without_keep_previous()
     // Back on the very same 1.0.0 processes, which were never stopped.
     let web = &d.status().await.services[0];
     assert_eq!(web.active_slot, Some(Slot::Blue));
-    let after: Vec<String> = web
-        .slots
-        .blue
-        .instances
-        .iter()
-        .map(|i| i.id.clone())
-        .collect();
-    assert_eq!(after, blue);
+    assert_eq!(instance_ids(&web.slots.blue), blue);
 
     // A good version passes and only then is the old slot stopped.
     let mut quick = spec.clone();
@@ -286,12 +274,7 @@ async fn during_the_window_the_previous_slot_is_standby_and_the_service_busy() {
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
 
-    let req = teal::api::wire::DeployRequest {
-        spec: spec.clone(),
-        version: "2.0.0".into(),
-        promote: true,
-        image: None,
-    };
+    let req = deploy_request(&spec, "2.0.0");
     let stream = d.client.deploy(&req).await.expect("deploy accepted");
     let deploy = tokio::spawn(ActionResult::collect(stream));
     let in_window = eventually(Duration::from_secs(30), || async {

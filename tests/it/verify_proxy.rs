@@ -3,6 +3,9 @@
 //! back by itself, and no switch at all from an answer that arrives after the
 //! window was disarmed.
 
+use std::time::Duration;
+
+use crate::support::eventually;
 use crate::support::proxy::*;
 use teal::router::{ErrorBudget, Router};
 use teal::slot::Slot;
@@ -92,7 +95,7 @@ async fn an_answer_after_the_window_switches_nothing() {
     // A request of the window whose failure only arrives after the window ended.
     let addr = h.addr();
     let late = tokio::spawn(async move { get_fresh(addr, HOST, "/status/500?ms=500").await });
-    let started = eventually(100, async || new.hits() >= 1).await;
+    let started = eventually(Duration::from_secs(5), async || new.hits() >= 1).await;
     assert!(started, "the late request reached the new slot");
     assert_eq!(watch.counters().snapshot().requests, 1);
     assert!(!watch.disarm(), "nothing crossed while armed");

@@ -43,19 +43,32 @@ pub const UNHEALTHY: &str = "teal-test/unhealthy:1";
 pub const APP_PORT: u16 = 8080;
 const HASH_LABEL: &str = "teal.test.hash";
 
-/// The engine, or None (after [`require`], which panics in CI) when it is
-/// unreachable. Builds the test images on first use.
-pub async fn engine() -> Option<Docker> {
+/// This machine's engine, or None (after [`require`], which panics in CI) when
+/// it is unreachable.
+pub async fn connect() -> Option<Docker> {
     let docker = match Docker::connect_with_defaults() {
         Ok(d) => d.negotiate_version().await.ok(),
         Err(_) => None,
     };
-    if !require("the Docker engine", docker.is_some()) {
-        return None;
-    }
-    let docker = docker.unwrap();
+    require("the Docker engine", docker.is_some()).then(|| docker.unwrap())
+}
+
+/// [`connect`], with the test images built on first use.
+pub async fn engine() -> Option<Docker> {
+    let docker = connect().await?;
     ensure_images(&docker).await;
     Some(docker)
+}
+
+/// A user-defined network `name` (already there is fine: tests share names
+/// across runs and remove it at their end).
+pub async fn create_network(docker: &Docker, name: &str) {
+    let _ = docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await;
 }
 
 /// A docker service of the demo app: `image`, `instances` per slot.
@@ -85,7 +98,12 @@ pub fn docker_spec(spec: &mut ServiceSpec) -> &mut DockerSpec {
 
 /// Every container labelled with `service`.
 pub async fn containers(docker: &Docker, service: &str) -> Vec<ContainerSummary> {
-    let filters = HashMap::from([("label", vec![format!("teal.service={service}")])]);
+    containers_labelled(docker, &format!("teal.service={service}")).await
+}
+
+/// Every container, running or not, with `label` (`key=value`).
+pub async fn containers_labelled(docker: &Docker, label: &str) -> Vec<ContainerSummary> {
+    let filters = HashMap::from([("label", vec![label.to_string()])]);
     docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()

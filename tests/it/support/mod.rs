@@ -3,7 +3,9 @@
 //! HTTP clients, polling and the CI rule for missing components; in the
 //! submodules what one kind of test needs:
 //!
-//! - `hooks`: hook specs from shell snippets, the steady load, history steps;
+//! - `load`: the load of TESTING.md (keep-alive and new-connection clients, no
+//!   retries) and waiting on it;
+//! - `hooks`: hook specs from shell snippets, a hook's output, history steps;
 //! - `nginx`: configs for `router = "nginx"` against the real nginx;
 //! - `docker`: the shared test images on the real engine, container helpers;
 //! - `proxy`: the builtin proxy on its own, with real backends and clients;
@@ -15,6 +17,7 @@
 
 pub mod docker;
 pub mod hooks;
+pub mod load;
 pub mod nginx;
 pub mod proxy;
 pub mod ssh_lab;
@@ -29,7 +32,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use teal::api::client::{Client, ClientError};
-use teal::api::wire::{ActionRequest, DeployRequest, Event, Outcome, Status};
+use teal::api::wire::{ActionRequest, DeployRequest, Event, Outcome, SlotStatus, Status};
 use teal::daemon::Daemon;
 use teal::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
 use tokio::net::TcpStream;
@@ -127,10 +130,8 @@ impl TestDaemon {
         promote: bool,
     ) -> ActionResult {
         let req = DeployRequest {
-            spec: spec.clone(),
-            version: version.into(),
-            image: None,
             promote,
+            ..deploy_request(spec, version)
         };
         let stream = self.client.deploy(&req).await.expect("deploy accepted");
         ActionResult::collect(stream).await
@@ -157,6 +158,21 @@ impl TestDaemon {
     pub async fn stop(self) {
         self.daemon.shutdown().await;
     }
+}
+
+/// A deploy of `version` that goes live when healthy (no image pinned).
+pub fn deploy_request(spec: &ServiceSpec, version: &str) -> DeployRequest {
+    DeployRequest {
+        spec: spec.clone(),
+        version: version.into(),
+        image: None,
+        promote: true,
+    }
+}
+
+/// The ids of a slot's instances, in order (a process id, a container name).
+pub fn instance_ids(slot: &SlotStatus) -> Vec<String> {
+    slot.instances.iter().map(|i| i.id.clone()).collect()
 }
 
 /// Every event of an action, and how it ended.
@@ -246,12 +262,9 @@ pub async fn serving(addr: SocketAddr) -> Option<String> {
     (status == 200).then(|| version_of(&body)).flatten()
 }
 
-/// Polls `check` every 50 ms until it is true or `limit` passes; returns the result.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+/// Polls `check` every 50 ms until it is true or `limit` passes; returns the
+/// result. The one polling helper of the tests: a bound, never a timed assertion.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if check().await {
@@ -260,6 +273,16 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Whether process `pid` runs (a zombie, or one being reaped, counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
 }
 
 /// Fails when CI=true and a component is missing; otherwise skips loudly.

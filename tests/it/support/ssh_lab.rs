@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{TEAL, require};
+use super::{TEAL, alive, require};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -56,16 +56,6 @@ impl SshHost {
         if alive(pid) {
             let _ = nix::sys::signal::kill(pid_, nix::sys::signal::Signal::SIGKILL);
         }
-    }
-}
-
-/// A running process (a zombie counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
     }
 }
 
@@ -226,6 +216,33 @@ impl Drop for Lab {
             let _ = host.sshd.wait();
         }
     }
+}
+
+/// A teal run's exit status, stdout and stderr, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "expected success: {}",
+        output_text(out)
+    );
+}
+
+/// The NDJSON events of a `--json` run, one per line of stdout.
+pub fn json_events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 fn keygen(path: &Path) {

@@ -94,14 +94,3 @@ impl Drop for Harness {
         self.shutdown.cancel();
     }
 }
-
-/// Polls `check` every 50 ms until it is true, at most `tries` times.
-pub async fn eventually(tries: usize, mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..tries {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
