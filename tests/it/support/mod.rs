@@ -10,7 +10,9 @@
 //! - `docker`: the shared test images on the real engine, container helpers;
 //! - `proxy`: the builtin proxy on its own, with real backends and clients;
 //! - `ssh_lab`: real sshd "hosts" on loopback for the remote tests;
-//! - `workstation`: a second dockerd playing the deploying workstation.
+//! - `workstation`: a second dockerd playing the deploying workstation;
+//! - `zero_downtime`: TESTING.md's zero-downtime story, run for each runtime
+//!   and router.
 //!
 //! `examples/bench_switch.rs` includes this module too (by path), so it uses
 //! nothing of the test crate outside `support/`.
@@ -22,6 +24,7 @@ pub mod nginx;
 pub mod proxy;
 pub mod ssh_lab;
 pub mod workstation;
+pub mod zero_downtime;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
