@@ -22,17 +22,19 @@
 //!
 //! It measures; it asserts nothing but that the run happened.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The tests' helpers: more than this benchmark uses.
+#[path = "../tests/it/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use support::*;
 use teal::load::{Load, LoadReport, LoadSpec};
 use teal::spec::{Config, ServiceSpec};
 use tokio_util::sync::CancellationToken;

@@ -120,3 +120,6 @@ fn clash(a: &Listener, b: &Listener) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests;

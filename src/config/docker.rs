@@ -387,16 +387,4 @@ fn bytes(text: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::bytes;
-
-    #[test]
-    fn memory_sizes_are_powers_of_1024() {
-        assert_eq!(bytes("512m"), Some(512 << 20));
-        assert_eq!(bytes("1G"), Some(1 << 30));
-        assert_eq!(bytes("64MiB"), Some(64 << 20));
-        assert_eq!(bytes("4096"), Some(4096));
-        assert_eq!(bytes("1.5g"), None);
-        assert_eq!(bytes("lots"), None);
-    }
-}
+mod tests;

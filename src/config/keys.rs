@@ -189,3 +189,6 @@ impl<'de> Deserializer<'de> for FieldProbe<'_> {
         enum identifier ignored_any
     }
 }
+
+#[cfg(test)]
+mod tests;

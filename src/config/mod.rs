@@ -11,7 +11,7 @@
 mod conflicts;
 mod docker;
 #[cfg(test)]
-mod docker_tests;
+mod fixtures;
 mod hooks;
 mod invalid;
 mod keys;

@@ -352,3 +352,6 @@ fn drain(raw: RawDrain, section: &str) -> Result<DrainSpec, Invalid> {
         keep_previous: raw.keep_previous.unwrap_or(defaults.keep_previous),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -159,3 +159,6 @@ pub(super) fn health_path(value: &Spanned<String>, what: &str) -> Result<String,
     }
     Ok(path.clone())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,32 +1,10 @@
 //! `[services.NAME.hooks]` and `[services.NAME.verify]`: defaults, both hook forms,
 //! and every error with its line:column.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{ConfigError, parse};
-use crate::spec::{
-    Config, DEFAULT_HOOK_TIMEOUT, HookPlace, HookSpec, HooksSpec, Inconclusive, VerifySpec,
-};
-
-const FILE: &str = "/srv/app/teal.toml";
-const WEB: &str = "[services.web]\ncommand = [\"./app\"]\n";
-
-fn ok(text: &str) -> Config {
-    parse(text, Path::new(FILE)).unwrap_or_else(|e| panic!("expected a valid config, got: {e}"))
-}
-
-#[track_caller]
-fn assert_err(text: &str, line: usize, col: usize, pieces: &[&str]) {
-    let e: ConfigError = match parse(text, Path::new(FILE)) {
-        Ok(config) => panic!("expected an error, got {config:#?}"),
-        Err(e) => e,
-    };
-    assert_eq!(e.location, Some((line, col)), "location of: {e}");
-    for piece in pieces {
-        assert!(e.message.contains(piece), "{piece:?} not in: {e}");
-    }
-}
+use crate::config::fixtures::{WEB, assert_err, ok};
+use crate::spec::{DEFAULT_HOOK_TIMEOUT, HookPlace, HookSpec, HooksSpec, Inconclusive, VerifySpec};
 
 #[test]
 fn the_issue_example_parses() {

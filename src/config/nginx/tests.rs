@@ -1,31 +1,13 @@
 //! `[proxy.nginx]` and the limits of `router = "nginx"`, each error checked for
 //! its message and its line:column.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, parse};
-use crate::spec::{Config, NginxSpec};
+use crate::config::fixtures::{WEB, assert_err, ok};
+use crate::spec::NginxSpec;
 
-const FILE: &str = "/srv/app/teal.toml";
-const WEB: &str = "[services.web]\ncommand = [\"./app\"]\n";
 const NGINX: &str = "[proxy]\nrouter = \"nginx\"\n";
-
-fn ok(text: &str) -> Config {
-    parse(text, Path::new(FILE)).unwrap_or_else(|e| panic!("expected a valid config, got: {e}"))
-}
-
-#[track_caller]
-fn assert_err(text: &str, line: usize, col: usize, pieces: &[&str]) {
-    let e: ConfigError = match parse(text, Path::new(FILE)) {
-        Ok(config) => panic!("expected an error, got {config:#?}"),
-        Err(e) => e,
-    };
-    assert_eq!(e.location, Some((line, col)), "location of: {e}");
-    for piece in pieces {
-        assert!(e.message.contains(piece), "{piece:?} not in: {e}");
-    }
-}
 
 #[test]
 fn managed_mode_is_the_default() {

@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::fixtures::FILE;
 use crate::config::parse_remote;
 use crate::spec::{Destination, RemoteSpec, SshSpec};
-
-const FILE: &str = "/srv/app/teal.toml";
 
 const EXAMPLE: &str = r#"
 [proxy]

@@ -1,0 +1,51 @@
+//! The integration tests, as one crate (one binary to build and link): real
+//! daemons, processes, containers, nginx and sshd, as `TESTING.md` asks. Each
+//! module below is one subject, and its tests are named `<module>::<test>`
+//! (run one subject with `cargo nextest run --test it -E 'test(/^verify::/)'`).
+//! What the subjects share lives in `support/`, once.
+//!
+//! A new test goes into the module of its subject; a new subject is a new file
+//! here plus its `mod` line in the group it belongs to.
+
+mod support;
+
+// The binary, the demo app and the load client on their own.
+mod cli;
+mod demo;
+mod demo_app;
+mod load_client;
+
+// The daemon in-process with the process runtime and the builtin proxy.
+mod deploy_flow;
+mod hooks;
+mod metrics;
+mod migrations;
+mod process_runtime;
+mod verify;
+mod zero_downtime;
+
+// The builtin proxy on its own, with real backends.
+mod proxy;
+mod proxy_lean;
+mod proxy_parking;
+mod verify_proxy;
+
+// The docker runtime against the real engine.
+mod docker_crash;
+mod docker_hooks;
+mod docker_interrupted;
+mod docker_runtime;
+mod docker_zero_downtime;
+
+// The nginx router against the real nginx.
+mod nginx_config;
+mod nginx_proxy;
+mod nginx_router;
+mod nginx_system;
+mod nginx_zero_downtime;
+
+// Remote hosts: the deploy lock, real sshd hosts, image shipping.
+mod remote;
+mod remote_image;
+mod remote_image_load;
+mod remote_lock;

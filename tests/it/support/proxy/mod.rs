@@ -1,0 +1,96 @@
+//! Helpers for the builtin proxy's tests (`proxy*.rs`, `verify_proxy.rs`, `nginx_proxy.rs`): small real
+//! backends (hyper HTTP/1.1 servers on 127.0.0.1), real clients, and
+//! spec/backend builders. No mocks.
+
+mod backends;
+mod client;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use teal::router::Backend;
+use teal::slot::Slot;
+use teal::spec::{DrainSpec, HealthSpec, RuntimeSpec, ServiceSpec};
+use teal_proxy::{Proxy, ProxyOptions};
+use tokio_util::sync::CancellationToken;
+
+pub use backends::{OneShotBackend, TestBackend};
+pub use client::*;
+
+/// Upper bound for any single client exchange in these tests.
+pub const EXCHANGE: Duration = Duration::from_secs(30);
+
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A minimal service spec; health probes every 100 ms.
+pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceSpec {
+    ServiceSpec {
+        name: name.into(),
+        runtime: RuntimeSpec::Process { command: vec![] },
+        instances: 1,
+        version: None,
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        preview,
+        env: Default::default(),
+        workdir: ".".into(),
+        health: HealthSpec {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            ..HealthSpec::default()
+        },
+        drain: DrainSpec::default(),
+        hooks: Default::default(),
+        verify: None,
+    }
+}
+
+pub fn backend(slot: Slot, addrs: &[SocketAddr]) -> Option<Backend> {
+    Some(Backend {
+        slot,
+        version: "test".into(),
+        addrs: addrs.to_vec(),
+    })
+}
+
+/// A proxy on 127.0.0.1:0, shut down when dropped.
+pub struct Harness {
+    pub proxy: Arc<Proxy>,
+    pub shutdown: CancellationToken,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::with(ProxyOptions::default()).await
+    }
+
+    pub async fn with(opts: ProxyOptions) -> Harness {
+        let shutdown = CancellationToken::new();
+        let proxy = Proxy::bind_with(loopback(), opts, shutdown.clone())
+            .await
+            .expect("bind proxy");
+        Harness { proxy, shutdown }
+    }
+
+    /// Routes service "web" (no hosts: the default) to `addr` on the blue slot.
+    pub async fn route_to(&self, addr: SocketAddr) {
+        use teal::router::Router;
+        self.proxy
+            .set_routes(&spec("web", &[], None), backend(Slot::Blue, &[addr]), None)
+            .await
+            .expect("routes install");
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        use teal::router::Router;
+        self.proxy.listen_addrs()[0]
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
