@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::support::*;
-use teal::wire::Outcome;
 use teal::slot::{Slot, SlotState};
+use teal::wire::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_version_fails_and_production_keeps_serving() {

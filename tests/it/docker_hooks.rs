@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::support::docker::*;
 use crate::support::hooks::hook_lines;
 use crate::support::*;
-use teal::wire::Outcome;
 use teal::spec::{HookPlace, HookSpec};
+use teal::wire::Outcome;
 
 fn in_image(command: &[&str], timeout: Duration) -> HookSpec {
     HookSpec {

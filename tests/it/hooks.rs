@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::support::hooks::*;
 use crate::support::load::*;
 use crate::support::*;
-use teal::wire::{Event, Outcome, Step};
 use teal::slot::{Slot, SlotState};
+use teal::wire::{Event, Outcome, Step};
 
 /// Prints what the hook sees, and what production and the preview answer now.
 /// bash's /dev/tcp keeps the hooks free of curl.

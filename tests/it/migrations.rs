@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use teal::wire::Outcome;
 use teal::spec::ServiceSpec;
+use teal::wire::Outcome;
 
 fn python3() -> bool {
     std::process::Command::new("python3")

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::support::*;
-use teal::wire::Outcome;
 use teal::slot::{Slot, SlotState};
+use teal::wire::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_switch_and_rollback_through_nginx() {

@@ -10,10 +10,10 @@ use crate::support::hooks::*;
 use crate::support::load::*;
 use crate::support::nginx;
 use crate::support::*;
-use teal::wire::Outcome;
 use teal::slot::{Slot, SlotState};
 use teal::spec::{Inconclusive, ServiceSpec, VerifySpec};
 use teal::state::{HistoryResult, Verdict};
+use teal::wire::Outcome;
 
 /// A demo service whose health check is `/healthz` (what a `flaky` version
 /// keeps answering), with a verify window.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use teal::wire::Event;
 use teal::spec::{HookPlace, HookSpec};
 use teal::state::HistoryEntry;
+use teal::wire::Event;
 
 use super::{ActionResult, TestDaemon};
 

@@ -35,9 +35,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use teal::api::client::{Client, ClientError};
-use teal::wire::{ActionRequest, DeployRequest, Event, Outcome, SlotStatus, Status};
 use teal::daemon::Daemon;
 use teal::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
+use teal::wire::{ActionRequest, DeployRequest, Event, Outcome, SlotStatus, Status};
 use tokio::net::TcpStream;
 
 /// The teal binary: cargo's build of it for integration tests; for the benchmark

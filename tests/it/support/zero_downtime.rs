@@ -20,9 +20,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use teal::wire::Outcome;
 use teal::load::{Load, LoadReport, LoadSpec};
 use teal::spec::ServiceSpec;
+use teal::wire::Outcome;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
