@@ -77,6 +77,7 @@ impl Load {
         let shared = Arc::new(Shared {
             spec,
             sent: AtomicU64::new(0),
+            keepalive_connects: AtomicU64::new(0),
             tally: Mutex::default(),
             stop: CancellationToken::new(),
             started,
@@ -117,7 +118,9 @@ impl Load {
         let tally = self.shared.tally();
         // Read after the tally, so that `sent` covers every outcome in it.
         let sent = self.shared.sent.load(Ordering::SeqCst);
-        tally.report(sent, elapsed)
+        let mut report = tally.report(sent, elapsed);
+        report.keepalive_connects = self.shared.keepalive_connects.load(Ordering::Relaxed);
+        report
     }
 }
 

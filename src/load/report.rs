@@ -31,6 +31,10 @@ pub struct LoadReport {
     pub latency_p99: Duration,
     #[serde(with = "crate::spec::humantime_serde")]
     pub latency_max: Duration,
+    /// Connections the keep-alive workers opened: one each, plus one per
+    /// connection the server closed or broke under them (a reconnection).
+    #[serde(default)]
+    pub keepalive_connects: u64,
     /// Time since the load started (until it stopped, in a final report).
     #[serde(with = "crate::spec::humantime_serde")]
     pub elapsed: Duration,
@@ -171,6 +175,7 @@ impl Tally {
             latency_p50: self.latency.quantile(0.50).unwrap_or_default(),
             latency_p99: self.latency.quantile(0.99).unwrap_or_default(),
             latency_max: self.latency.max(),
+            keepalive_connects: 0,
             elapsed,
         }
     }

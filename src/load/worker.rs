@@ -35,6 +35,9 @@ pub(super) struct Shared {
     pub sent: AtomicU64,
     /// Outcomes of finished requests. Held only to count one outcome or to copy.
     pub tally: Mutex<Tally>,
+    /// Connections the keep-alive workers opened: one each, plus one per
+    /// connection the server closed (or broke) under them.
+    pub keepalive_connects: AtomicU64,
     /// Set by `Load::stop`: no new request starts, in-flight ones finish.
     pub stop: CancellationToken,
     pub started: Instant,
@@ -66,13 +69,15 @@ pub(super) async fn run(shared: std::sync::Arc<Shared>, keepalive: bool) {
     let spec = &shared.spec;
     let mut conn = None;
     while shared.take_request() {
-        let outcome =
-            match tokio::time::timeout(spec.request_timeout, request(spec, &mut conn, keepalive))
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(_elapsed) => Outcome::Error(ErrorKind::Timeout),
-            };
+        let outcome = match tokio::time::timeout(
+            spec.request_timeout,
+            request(&shared, &mut conn, keepalive),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Outcome::Error(ErrorKind::Timeout),
+        };
         // After an error (or a timeout) the connection's state is unknown.
         if !keepalive || matches!(outcome, Outcome::Error(_)) {
             conn = None;
@@ -89,10 +94,11 @@ pub(super) async fn run(shared: std::sync::Arc<Shared>, keepalive: bool) {
 
 /// One request, on `conn` if it is still usable, else on a new connection.
 async fn request(
-    spec: &LoadSpec,
+    shared: &Shared,
     conn: &mut Option<SendRequest<Empty<Bytes>>>,
     keepalive: bool,
 ) -> Outcome {
+    let spec = &shared.spec;
     let started = Instant::now();
     // A connection the server closed while idle is replaced before sending: no
     // request was on it, so there is nothing to count.
@@ -104,7 +110,12 @@ async fn request(
     let sender = match conn {
         Some(sender) => sender,
         None => match connect(spec.target).await {
-            Ok(sender) => conn.insert(sender),
+            Ok(sender) => {
+                if keepalive {
+                    shared.keepalive_connects.fetch_add(1, Ordering::Relaxed);
+                }
+                conn.insert(sender)
+            }
             Err(kind) => return Outcome::Error(kind),
         },
     };

@@ -26,6 +26,7 @@ mod zero_downtime;
 
 // The builtin proxy on its own, with real backends.
 mod proxy;
+mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;
 mod verify_proxy;

@@ -34,6 +34,7 @@
 
 mod client;
 mod error;
+mod handover;
 mod hyper;
 mod lean;
 mod listener;
@@ -46,8 +47,8 @@ mod upstream;
 mod workers;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -56,10 +57,11 @@ use tokio_util::task::TaskTracker;
 
 pub use client::ClientConnections;
 pub use error::RouteError;
+pub use listener::{HandedConn, Listening};
 pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
-pub use routes::{Backend, DrainReport, Service};
+pub use routes::{Backend, DrainReport, ListenerName, Service};
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
 
@@ -98,6 +100,20 @@ pub struct Proxy {
     workers: Workers,
     /// Fired by the owner: stop accepting, finish connections gracefully.
     shutdown: CancellationToken,
+    /// A child of `shutdown`, also fired by a hand-over: accept loops and
+    /// connections wait on it (each worker on its own child).
+    stop: CancellationToken,
+    /// True once a hand-over began: a fired `stop` then means "move to the
+    /// successor at the next request boundary", not "close".
+    handing_over: AtomicBool,
+    /// Where connections go during a hand-over.
+    successor: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HandedConn>>>,
+    /// Duplicates of the sockets every listener accepts on, for a successor.
+    listening: Mutex<Vec<Listening>>,
+    /// A predecessor's sockets not taken yet (previews, taken at install).
+    inherited: Mutex<Vec<Listening>>,
+    /// Spreads handed-over connections over the workers.
+    handed_next: AtomicUsize,
     /// Ourselves, to start preview accept loops from `&self`.
     me: Weak<Proxy>,
 }
@@ -118,11 +134,25 @@ impl Proxy {
         opts: ProxyOptions,
         shutdown: CancellationToken,
     ) -> Result<Arc<Proxy>, RouteError> {
+        Proxy::start(listen, opts, shutdown, Vec::new()).await
+    }
+
+    /// Binds (or takes over from `inherited`) the production listener and
+    /// starts serving.
+    async fn start(
+        listen: SocketAddr,
+        opts: ProxyOptions,
+        shutdown: CancellationToken,
+        mut inherited: Vec<Listening>,
+    ) -> Result<Arc<Proxy>, RouteError> {
         let workers = Workers::start(opts.workers).map_err(|cause| RouteError::Bind {
             addr: listen,
             cause,
         })?;
-        let bound = listener::bind(listen, workers.len()).await?;
+        let bound = match take_inherited(&mut inherited, &ListenerName::Production, listen) {
+            Some(sockets) => listener::Bound::inherited(sockets)?,
+            None => listener::bind(listen, workers.len()).await?,
+        };
         let addr = bound.addr;
         let upstream = Arc::new(UpstreamCtx {
             lanes: workers.len() + 1,
@@ -144,7 +174,13 @@ impl Proxy {
             upstream,
             connections: TaskTracker::new(),
             workers,
+            stop: shutdown.child_token(),
             shutdown,
+            handing_over: AtomicBool::new(false),
+            successor: Mutex::new(None),
+            listening: Mutex::new(Vec::new()),
+            inherited: Mutex::new(inherited),
+            handed_next: AtomicUsize::new(0),
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
@@ -178,7 +214,15 @@ impl Proxy {
             && service.preview_addr.get().is_none()
         {
             let me = self.me.upgrade().ok_or(RouteError::Closed)?;
-            let bound = listener::bind(addr, me.workers.len()).await?;
+            let taken = take_inherited(
+                &mut self.inherited.lock().unwrap_or_else(|e| e.into_inner()),
+                &ListenerName::Preview(spec.name.clone()),
+                addr,
+            );
+            let bound = match taken {
+                Some(sockets) => listener::Bound::inherited(sockets)?,
+                None => listener::bind(addr, me.workers.len()).await?,
+            };
             let local = bound.addr;
             listener::spawn_accept(&me, bound, ListenerKind::Preview(Arc::clone(&service)));
             let _ = service.preview_addr.set(local);
@@ -286,4 +330,17 @@ impl Proxy {
             .service(service)
             .and_then(|service| service.preview_addr.get().copied())
     }
+}
+
+/// Takes `name`'s sockets out of `inherited` when they listen on `addr` (any
+/// address of theirs when `addr` asks for port 0).
+fn take_inherited(
+    inherited: &mut Vec<Listening>,
+    name: &ListenerName,
+    addr: SocketAddr,
+) -> Option<Listening> {
+    let at = inherited
+        .iter()
+        .position(|l| l.name == *name && (addr.port() == 0 || l.addr == addr))?;
+    Some(inherited.swap_remove(at))
 }

@@ -8,7 +8,9 @@
 //! A connection belongs to a [`ListenerKind`]: the production listener
 //! routes by Host, a preview listener serves one service's preview pool.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,9 +19,28 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::Proxy;
-use crate::client::{ClientAddr, Gauge, Handoff};
+use crate::client::{ClientAddr, Gauge, Handoff, Stop};
 use crate::error::RouteError;
-use crate::routes::ListenerKind;
+use crate::routes::{ListenerKind, ListenerName};
+
+/// The listening sockets of one listener, as handed to a successor.
+#[derive(Debug)]
+pub struct Listening {
+    pub name: ListenerName,
+    pub addr: SocketAddr,
+    /// One per worker of the proxy that bound them (SO_REUSEPORT: each has
+    /// its own accept queue, so every one must be taken over).
+    pub sockets: Vec<OwnedFd>,
+}
+
+/// A client connection handed to the successor, idle and with nothing read
+/// from it.
+#[derive(Debug)]
+pub struct HandedConn {
+    pub listener: ListenerName,
+    pub stream: std::net::TcpStream,
+    pub client: IpAddr,
+}
 
 /// Listening sockets for one address: one per worker, all on the same port.
 pub(crate) struct Bound {
@@ -110,13 +131,59 @@ pub(crate) async fn bind(addr: SocketAddr, count: usize) -> Result<Bound, RouteE
     })
 }
 
-/// Starts accepting on `bound` until shutdown: one accept loop per worker
-/// thread on that worker's own socket, registered with its own event loop, so
-/// a connection is served start to end by the worker the kernel gave it to.
+impl Bound {
+    /// A predecessor's sockets for one listener (see `handover`).
+    pub(crate) fn inherited(listening: Listening) -> Result<Bound, RouteError> {
+        let addr = listening.addr;
+        let fail = |cause| RouteError::Bind { addr, cause };
+        let sockets = listening
+            .sockets
+            .into_iter()
+            .map(|fd| {
+                let socket = std::net::TcpListener::from(fd);
+                socket.set_nonblocking(true)?;
+                Ok(socket)
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(fail)?;
+        let addr = match sockets.first() {
+            Some(socket) => socket.local_addr().map_err(fail)?,
+            None => addr,
+        };
+        Ok(Bound { addr, sockets })
+    }
+}
+
+/// Starts accepting on `bound` until the proxy stops: one accept loop per
+/// socket, each on a worker thread of its own (round robin when the sockets
+/// came from a predecessor with another number of workers), registered with
+/// that worker's event loop, so a connection is served start to end by the
+/// worker the kernel gave it to. Keeps a duplicate of each socket for a
+/// successor (`Proxy::listening_sockets`).
 pub(crate) fn spawn_accept(proxy: &Arc<Proxy>, bound: Bound, listener: ListenerKind) {
-    for (worker, socket) in proxy.workers.handles().iter().zip(bound.sockets) {
+    let copies = bound
+        .sockets
+        .iter()
+        .map(|socket| socket.try_clone().map(OwnedFd::from))
+        .collect::<io::Result<Vec<_>>>();
+    match copies {
+        Ok(sockets) => proxy
+            .listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Listening {
+                name: listener.name(),
+                addr: bound.addr,
+                sockets,
+            }),
+        Err(error) => {
+            tracing::warn!(%error, addr = %bound.addr, "cannot keep a copy of a listening socket: a successor will bind it anew");
+        }
+    }
+    let workers = proxy.workers.handles();
+    for (index, socket) in bound.sockets.into_iter().enumerate() {
         let accept = accept_loop(Arc::clone(proxy), socket, listener.clone());
-        worker.spawn(proxy.connections.track_future(accept));
+        workers[index % workers.len()].spawn(proxy.connections.track_future(accept));
     }
 }
 
@@ -129,12 +196,12 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
             return;
         }
     };
-    // This worker's own view of the shutdown: its connections wait on it
-    // without sharing a lock with the other workers'.
-    let shutdown = proxy.shutdown.child_token();
+    // This worker's own view of the stop (shutdown or hand-over): its
+    // connections wait on it without sharing a lock with the other workers'.
+    let stop = proxy.stop.child_token();
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             accepted = socket.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -143,7 +210,7 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
                 // Out of file descriptors and the like: back off a little.
                 tracing::warn!(%error, "accept failed");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
                 }
             }
@@ -153,32 +220,66 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
             stream,
             peer.ip(),
             kind.clone(),
-            shutdown.clone(),
+            stop.clone(),
         );
         proxy.connections.spawn(task);
     }
 }
 
-/// Serves one accepted connection until it closes, idles out, upgrades, or the
-/// proxy shuts down (`shutdown`, this worker's child of the proxy's token).
-async fn serve(
+/// Serves one connection (accepted, or handed over by a predecessor) until it
+/// closes, idles out, upgrades, the proxy shuts down, or it moves to a
+/// successor. `stop` is this worker's child of the proxy's stop token.
+pub(crate) async fn serve(
     proxy: Arc<Proxy>,
     stream: TcpStream,
     client: IpAddr,
     listener: ListenerKind,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
     let _open = Gauge::enter(&proxy.conns.open);
-    let client = ClientAddr::new(client);
-    match crate::lean::serve(&proxy, &client, &listener, stream, &shutdown).await {
-        Handoff::Closed => {}
+    let addr = ClientAddr::new(client);
+    let stop = Stop {
+        token: &stop,
+        handing_over: &proxy.handing_over,
+    };
+    let handoff = match crate::lean::serve(&proxy, &addr, &listener, stream, stop).await {
         Handoff::Http1(io) => {
             proxy.conns.handed_to_hyper.fetch_add(1, Ordering::Relaxed);
-            crate::hyper::serve_http1(Arc::clone(&proxy), client, listener, io, &shutdown).await;
+            let kind = listener.clone();
+            crate::hyper::serve_http1(Arc::clone(&proxy), addr, kind, io, stop).await
         }
         Handoff::H2(io) => {
-            crate::hyper::serve_h2(Arc::clone(&proxy), client, listener, io, &shutdown).await;
+            let kind = listener.clone();
+            crate::hyper::serve_h2(Arc::clone(&proxy), addr, kind, io, stop).await;
+            Handoff::Closed
+        }
+        other => other,
+    };
+    if let Handoff::Successor(stream) = handoff {
+        proxy.send_to_successor(stream, &listener, client);
+    }
+}
+
+impl Proxy {
+    /// Sends a connection that reached a request boundary during a hand-over
+    /// to the successor (closes it if the successor is gone).
+    pub(crate) fn send_to_successor(&self, stream: TcpStream, kind: &ListenerKind, client: IpAddr) {
+        let listener = kind.name();
+        let Ok(stream) = stream.into_std() else {
+            return;
+        };
+        let successor = self.successor.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(successor) = successor.as_ref() else {
+            return;
+        };
+        let conn = HandedConn {
+            listener,
+            stream,
+            client,
+        };
+        if successor.send(conn).is_ok() {
+            self.conns.handed_over.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

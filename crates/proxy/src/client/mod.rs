@@ -6,8 +6,11 @@
 mod addr;
 mod io;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 pub(crate) use addr::ClientAddr;
 pub(crate) use io::ClientIo;
@@ -35,6 +38,8 @@ pub(crate) struct ConnCounts {
     pub(crate) parked: AtomicUsize,
     /// HTTP/1.1 connections the lean path handed to hyper, ever.
     pub(crate) handed_to_hyper: AtomicU64,
+    /// Connections handed to a successor proxy, ever.
+    pub(crate) handed_over: AtomicU64,
 }
 
 /// How a connection goes on after the lean path let go of it.
@@ -45,6 +50,32 @@ pub(crate) enum Handoff {
     Http1(ClientIo),
     /// It opened with the HTTP/2 preface (h2c with prior knowledge).
     H2(ClientIo),
+    /// The proxy is handing over to a successor, and the connection is at a
+    /// request boundary with nothing read from it: the successor serves it.
+    Successor(TcpStream),
+}
+
+/// A connection's view of the proxy stopping. `token` (its worker's child of
+/// the proxy's stop token) fires on shutdown and on a hand-over;
+/// `handing_over` tells which. On shutdown a response written from then on
+/// says `Connection: close`; on a hand-over nothing is said to the client and
+/// the connection moves to the successor at its next request boundary.
+#[derive(Clone, Copy)]
+pub(crate) struct Stop<'a> {
+    pub(crate) token: &'a CancellationToken,
+    pub(crate) handing_over: &'a AtomicBool,
+}
+
+impl Stop<'_> {
+    /// The proxy is shutting down (not handing over): close after this response.
+    pub(crate) fn closing(&self) -> bool {
+        self.token.is_cancelled() && !self.handing_over.load(Ordering::Acquire)
+    }
+
+    /// The proxy is handing its connections to a successor.
+    pub(crate) fn handing_over(&self) -> bool {
+        self.token.is_cancelled() && self.handing_over.load(Ordering::Acquire)
+    }
 }
 
 /// A gauge held up while a guard lives.

@@ -28,10 +28,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::body::ProxyBody;
-use crate::client::{ClientAddr, ClientIo, Gauge, MIN_HEADER_BYTES, PARK_CHECK};
+use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
 use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
 
@@ -118,14 +117,16 @@ impl ConnCtx {
 }
 
 /// HTTP/1.1: one hyper connection after another on the same socket, parked in
-/// between while the client is idle.
+/// between while the client is idle. During a hand-over the connection parks
+/// as soon as no response is in progress, and its socket goes to the
+/// successor (`Handoff::Successor`) unless a request had begun to arrive.
 pub(crate) async fn serve_http1(
     proxy: Arc<Proxy>,
     client: ClientAddr,
     listener: ListenerKind,
     mut io: ClientIo,
-    shutdown: &CancellationToken,
-) {
+    stop: Stop<'_>,
+) -> Handoff {
     let ctx = &ConnCtx::new(proxy, client, listener);
     let header_timeout = ctx.proxy.opts.header_read_timeout;
     // When the client was last seen starting a request (to within a check).
@@ -141,30 +142,42 @@ pub(crate) async fn serve_http1(
         let mut check = tokio::time::interval_at(Instant::now() + PARK_CHECK, PARK_CHECK);
         let mut parking = false;
         let mut closing = false;
+        let mut handing = stop.handing_over();
         let ended = loop {
             tokio::select! {
                 biased;
                 ended = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break ended,
                 _ = check.tick(), if !parking && !closing => {
                     let now = ctx.requests.load(Ordering::Relaxed);
-                    if now != seen {
+                    let idle = now == seen;
+                    if !idle {
                         seen = now;
                         last_request = Instant::now();
-                    } else if ctx.active.load(Ordering::Relaxed) == 0 {
-                        // Idle for a whole period: end the HTTP layer, keep the socket.
+                    }
+                    if (idle || handing) && ctx.active.load(Ordering::Relaxed) == 0 {
+                        // Idle for a whole period (or handing over): end the
+                        // HTTP layer, keep the socket.
                         parking = true;
                         Pin::new(&mut *conn).graceful_shutdown();
                     }
                 }
-                _ = shutdown.cancelled(), if !closing => {
-                    closing = true;
-                    Pin::new(&mut *conn).graceful_shutdown();
+                _ = stop.token.cancelled(), if !closing && !handing => {
+                    if stop.handing_over() {
+                        handing = true;
+                        if ctx.active.load(Ordering::Relaxed) == 0 {
+                            parking = true;
+                            Pin::new(&mut *conn).graceful_shutdown();
+                        }
+                    } else {
+                        closing = true;
+                        Pin::new(&mut *conn).graceful_shutdown();
+                    }
                 }
             }
         };
         if let Err(error) = ended {
             tracing::debug!(%error, "client connection ended");
-            return;
+            return Handoff::Closed;
         }
         let parts = conn.into_parts();
         io = parts.io.into_inner().put_back(parts.read_buf);
@@ -172,32 +185,42 @@ pub(crate) async fn serve_http1(
         if let Some(tunnel) = upgrade {
             // hyper wrote the 101: the socket now belongs to the tunnel.
             let _ = tunnel.send(io);
-            return;
+            return Handoff::Closed;
         }
-        if !parking || closing || shutdown.is_cancelled() {
+        if !parking || closing || stop.closing() {
             // The client closed, asked to close, or the proxy is stopping.
-            return;
+            return Handoff::Closed;
         }
         if io.has_prefix() {
             // A request had begun to arrive: serve it at once, no parking.
             continue;
         }
+        if stop.handing_over() {
+            return Handoff::Successor(io.stream);
+        }
         let _parked = Gauge::enter(&ctx.proxy.conns.parked);
         tokio::select! {
-            ready = io.stream.readable() => if ready.is_err() { return },
-            _ = tokio::time::sleep_until(last_request + header_timeout) => return,
-            _ = shutdown.cancelled() => return,
+            ready = io.stream.readable() => if ready.is_err() { return Handoff::Closed },
+            _ = tokio::time::sleep_until(last_request + header_timeout) => return Handoff::Closed,
+            _ = stop.token.cancelled() => {
+                if !stop.handing_over() {
+                    return Handoff::Closed;
+                }
+                return Handoff::Successor(io.stream);
+            }
         }
     }
 }
 
-/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself.
+/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself. A
+/// stop, shutdown or hand-over alike, ends it gracefully (GOAWAY: streams
+/// in progress finish, the client opens its next connection anew).
 pub(crate) async fn serve_h2(
     proxy: Arc<Proxy>,
     client: ClientAddr,
     listener: ListenerKind,
     io: ClientIo,
-    shutdown: &CancellationToken,
+    stop: Stop<'_>,
 ) {
     let ctx = &ConnCtx::new(proxy, client, listener);
     let header_timeout = ctx.proxy.opts.header_read_timeout;
@@ -223,7 +246,7 @@ pub(crate) async fn serve_h2(
                 tracing::debug!(client = %ctx.client.ip(), "no request within the header timeout: closing");
                 return;
             }
-            _ = shutdown.cancelled(), if !closing => {
+            _ = stop.token.cancelled(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

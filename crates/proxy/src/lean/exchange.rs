@@ -15,11 +15,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::framing::{BadChunk, Framing};
 use super::request::RequestHead;
 use super::response::{self, Parsed, ResponseHead};
+use crate::client::Stop;
 use crate::error::{BadResponse, ProxyError};
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
@@ -43,12 +43,12 @@ pub(crate) enum After {
 
 /// The client's side of an exchange: its socket, the bytes read from it after
 /// the request head (body first), the buffer responses are built in, and the
-/// worker's shutdown token (a response written after it fired says close).
+/// proxy's stop (a response written after a shutdown began says close).
 pub(crate) struct Client<'a> {
     pub(crate) stream: &'a mut TcpStream,
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) out: &'a mut Vec<u8>,
-    pub(crate) shutdown: &'a CancellationToken,
+    pub(crate) stop: Stop<'a>,
 }
 
 /// Why a request got no response head from upstream.
@@ -134,7 +134,7 @@ pub(crate) async fn answer_locally(
 ) -> After {
     // A body the client may still be sending would be read as the next
     // request: close after this answer.
-    let close = req.close || req.content_length > 0 || client.shutdown.is_cancelled();
+    let close = req.close || req.content_length > 0 || client.stop.closing();
     response::local(error, req.head_method, close, client.out);
     match client.stream.write_all(client.out).await {
         Ok(()) if !close => After::KeepAlive,
@@ -239,7 +239,7 @@ async fn exchange_head(
         if !conn.buf.is_empty() {
             // Read at the last moment: a response written after shutdown
             // fired tells the client to close.
-            let close = req.close || client.shutdown.is_cancelled();
+            let close = req.close || client.stop.closing();
             let bad = |e: BadResponse| Exchange::Failed(Failed::late(ProxyError::BadResponse(e)));
             match response::parse(&conn.buf, req.head_method, close, client.out).map_err(bad)? {
                 Parsed::Final(head) => return Ok(head),

@@ -17,13 +17,12 @@ use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::buffers::{ConnBuffers, HEAD_READ_SIZE};
 use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
 use crate::Proxy;
-use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK};
+use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
 use crate::routes::ListenerKind;
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
@@ -31,25 +30,32 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `stream` until it closes, or must go to hyper (the socket with the
 /// bytes read from it put back in front): h2c when it opens with the HTTP/2
-/// preface, HTTP/1.1 for a request this path does not handle.
+/// preface, HTTP/1.1 for a request this path does not handle. During a
+/// hand-over it goes to the successor at the first request boundary with
+/// nothing read (a head half read is read and served first).
 pub(crate) async fn serve(
     proxy: &Arc<Proxy>,
     client: &ClientAddr,
     listener: &ListenerKind,
     mut stream: TcpStream,
-    shutdown: &CancellationToken,
+    stop: Stop<'_>,
 ) -> Handoff {
     let header_timeout = proxy.opts.header_read_timeout;
     let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
     let mut bufs = ConnBuffers::take();
     let timer = tokio::time::sleep(header_timeout);
     tokio::pin!(timer);
-    let cancelled = shutdown.cancelled();
+    let cancelled = stop.token.cancelled();
     tokio::pin!(cancelled);
+    // The stop token fired (it cannot be polled again).
+    let mut stopped = false;
     let mut first = true;
     // Nothing read from this socket yet: see `read_now`.
     let mut fresh = true;
     loop {
+        if stop.handing_over() && bufs.read.is_empty() {
+            return Handoff::Successor(stream);
+        }
         let now = Instant::now();
         let deadline = now + header_timeout;
         let park_at = (now + PARK_CHECK).min(deadline);
@@ -124,7 +130,16 @@ pub(crate) async fn serve(
                     parked = Some(Gauge::enter(&proxy.conns.parked));
                     readable = false;
                 }
-                () = &mut cancelled => return Handoff::Closed,
+                () = &mut cancelled, if !stopped => {
+                    stopped = true;
+                    if !stop.handing_over() {
+                        return Handoff::Closed;
+                    }
+                    if bufs.read.is_empty() {
+                        return Handoff::Successor(stream);
+                    }
+                    // A head begun: read it and serve it first.
+                }
             }
         };
         drop(parked);
@@ -132,10 +147,10 @@ pub(crate) async fn serve(
             stream: &mut stream,
             buf: &mut bufs.read,
             out: &mut bufs.out,
-            shutdown,
+            stop,
         };
         let after = answer(proxy, listener, &req, &bufs.head, &mut conn).await;
-        if after == After::Close || shutdown.is_cancelled() {
+        if after == After::Close || stop.closing() {
             return Handoff::Closed;
         }
     }

@@ -15,7 +15,7 @@ mod watch;
 
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host};
-pub use service::{Backend, DrainReport, Service};
+pub use service::{Backend, DrainReport, ListenerName, Service};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,6 +38,16 @@ pub(crate) enum ListenerKind {
     Production,
     /// Serves one service's preview pool, whatever the Host.
     Preview(Arc<ServiceRoutes>),
+}
+
+impl ListenerKind {
+    /// The name a successor knows this listener by.
+    pub(crate) fn name(&self) -> ListenerName {
+        match self {
+            ListenerKind::Production => ListenerName::Production,
+            ListenerKind::Preview(routes) => ListenerName::Preview(routes.name.clone()),
+        }
+    }
 }
 
 /// One service's routes. Lives as long as the proxy knows the service, so the

@@ -51,3 +51,11 @@ pub struct DrainReport {
     pub timed_out: bool,
     pub waited: Duration,
 }
+
+/// Which listener a socket or a connection belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListenerName {
+    Production,
+    /// The preview listener of this service.
+    Preview(String),
+}
