@@ -22,4 +22,5 @@ pub mod runtime;
 pub mod slot;
 pub mod spec;
 pub mod state;
+pub mod upgrade;
 pub mod wire;
