@@ -8,8 +8,15 @@
 //! let in-flight requests and actions finish (bounded) → stop every instance that
 //! is not live, and release the live ones (processes stop; containers keep serving
 //! and the next `teal serve` adopts them).
+//!
+//! `teal serve --upgrade` starts from what the running daemon hands over
+//! (`upgrade::Inheritance`: its listening sockets, admin listener and state
+//! lock) and tells it to leave once serving; a daemon that hands over leaves
+//! instead of stopping: its connections go to the successor, its instances
+//! are released to it, and its control socket file is the successor's.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +32,8 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
 use crate::state::{StateCell, StateError, Store};
-use teal_proxy::{Proxy, ProxyOptions};
+use crate::upgrade::{Inheritance, Predecessor, UpgradeError};
+use teal_proxy::{Listening, Proxy, ProxyOptions};
 
 /// How long a stopping daemon waits for open client connections to finish.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -50,6 +58,8 @@ pub enum DaemonError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
 }
 
 /// A running daemon. Dropping it without `shutdown` leaves instances running
@@ -66,13 +76,35 @@ pub struct Daemon {
     control: PathBuf,
     /// The bound admin (`/metrics`) address, if configured.
     admin: Option<SocketAddr>,
+    /// What a successor can take over; its `leave` fires when one did.
+    predecessor: Arc<Predecessor>,
+    /// Serves the connections a predecessor passes on (after an upgrade).
+    inherited: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Daemon {
     /// Starts serving according to `config`; returns once routes are installed and
     /// the control socket accepts.
     pub async fn start(config: &Config) -> Result<Daemon, DaemonError> {
-        let store = Store::open(&config.state_dir)?;
+        Daemon::start_from(config, None).await
+    }
+
+    /// [`Daemon::start`], on what a running daemon handed over when
+    /// `inheritance` is given; that daemon leaves once this one serves.
+    pub async fn start_from(
+        config: &Config,
+        mut inheritance: Option<Inheritance>,
+    ) -> Result<Daemon, DaemonError> {
+        let store = match inheritance.as_mut() {
+            Some(inherited) => {
+                let lock = inherited.lock.try_clone().map_err(|error| StateError::Io {
+                    path: config.state_dir.join("lock"),
+                    error,
+                })?;
+                Store::open_inherited(&config.state_dir, lock)?
+            }
+            None => Store::open(&config.state_dir)?,
+        };
         let state = Arc::new(StateCell::open(store)?);
         let process = Arc::new(ProcessRuntime::new(config.state_dir.clone()));
         let runtimes = Runtimes {
@@ -82,13 +114,18 @@ impl Daemon {
         let shutdown = CancellationToken::new();
 
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
-        let router = bind_router(config, &shutdown).await?;
+        let listening = inheritance
+            .as_mut()
+            .map(|i| std::mem::take(&mut i.listeners));
+        let (router, proxy) = bind_router(config, &shutdown, listening).await?;
         let parts = Parts {
             router: router.clone(),
+            proxy,
             runtimes,
             state,
             restored,
             shutdown: shutdown.clone(),
+            inheritance,
         };
         match Daemon::serve(config, parts).await {
             Ok(daemon) => Ok(daemon),
@@ -107,13 +144,21 @@ impl Daemon {
     async fn serve(config: &Config, parts: Parts) -> Result<Daemon, DaemonError> {
         let Parts {
             router,
+            proxy,
             runtimes,
             state,
             restored,
             shutdown,
+            mut inheritance,
         } = parts;
-        let deployer =
-            Deployer::new(router.clone(), runtimes, state, restored, shutdown.clone()).await?;
+        let deployer = Deployer::new(
+            router.clone(),
+            runtimes,
+            state.clone(),
+            restored,
+            shutdown.clone(),
+        )
+        .await?;
         let deployer = Arc::new(deployer);
 
         // Leftovers of the previous daemon (an interrupted deploy's containers) go
@@ -121,25 +166,58 @@ impl Daemon {
         deployer.reconcile_all().await;
 
         let control = config.proxy.control.clone();
-        let listener = api::server::bind(&control).map_err(|error| DaemonError::Control {
-            path: control.clone(),
+        // A successor binds beside the running daemon's socket and moves its
+        // own over it once it serves: until then the CLI still finds the old one.
+        let bind_at = match inheritance {
+            Some(_) => control.with_extension("next"),
+            None => control.clone(),
+        };
+        let listener = api::server::bind(&bind_at).map_err(|error| DaemonError::Control {
+            path: bind_at.clone(),
             error,
         })?;
         let tracker = TaskTracker::new();
-        let admin = match config.proxy.admin {
-            Some(addr) => Some(
-                crate::metrics::serve(addr, deployer.clone(), shutdown.clone(), &tracker)
-                    .await
-                    .map_err(|error| DaemonError::Admin { addr, error })?,
-            ),
-            None => None,
+        let (admin, admin_copy) = match config.proxy.admin {
+            Some(addr) => {
+                let inherited = inheritance.as_mut().and_then(|i| i.take_admin(addr));
+                let socket = match inherited {
+                    Some(socket) => socket,
+                    None => std::net::TcpListener::bind(addr)
+                        .map_err(|error| DaemonError::Admin { addr, error })?,
+                };
+                let copy = socket.try_clone().ok().map(OwnedFd::from);
+                let bound =
+                    crate::metrics::serve(socket, deployer.clone(), shutdown.clone(), &tracker)
+                        .await
+                        .map_err(|error| DaemonError::Admin { addr, error })?;
+                (Some(bound), copy)
+            }
+            None => (None, None),
         };
+        let predecessor = Arc::new(Predecessor::new(
+            proxy.clone(),
+            admin_copy,
+            state,
+            deployer.clone(),
+        ));
         tracker.spawn(api::server::serve(
             listener,
             deployer.clone(),
+            predecessor.clone(),
             shutdown.clone(),
             tracker.clone(),
         ));
+        let inherited = match inheritance {
+            Some(inheritance) => {
+                std::fs::rename(&bind_at, &control).map_err(|error| DaemonError::Control {
+                    path: control.clone(),
+                    error,
+                })?;
+                tracing::info!(from = %inheritance.from, "taking over");
+                Some(inheritance.ready(proxy).await?)
+            }
+            None => None,
+        };
         tracing::info!(
             listen = ?router.listen_addrs(),
             control = %control.display(),
@@ -153,7 +231,30 @@ impl Daemon {
             tracker,
             control,
             admin,
+            predecessor,
+            inherited,
         })
+    }
+
+    /// Resolves when a successor daemon has taken over (`teal serve --upgrade`):
+    /// then [`Daemon::leave`], not [`Daemon::shutdown`].
+    pub async fn replaced(&self) {
+        self.predecessor.leave.cancelled().await;
+    }
+
+    /// After a successor took over: connections still busy here finish (the
+    /// rest moved), websockets get up to the drain grace, `Done` goes to the
+    /// successor, and every instance is released to it. The control socket
+    /// file and the state lock are the successor's now: neither is touched.
+    pub async fn leave(self) {
+        tracing::info!("a successor took over: leaving");
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.router.close(CLOSE_GRACE).await;
+        self.predecessor.finish().await;
+        let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
+        self.deployer.release_all(deploy::STOP_GRACE).await;
+        tracing::info!("left");
     }
 
     /// Where `/metrics` is served, when `proxy.admin` is set.
@@ -178,6 +279,9 @@ impl Daemon {
     /// then every instance is stopped. State is kept for the next start.
     pub async fn shutdown(self) {
         tracing::info!("stopping");
+        if let Some(inherited) = &self.inherited {
+            inherited.abort();
+        }
         self.shutdown.cancel();
         self.tracker.close();
         self.router.close(CLOSE_GRACE).await;
@@ -199,28 +303,52 @@ impl Daemon {
 /// gracefully. The caller decides what ends it (the CLI passes SIGTERM/SIGINT),
 /// as in mini-redis' `server::run`; the daemon knows nothing of signals.
 pub async fn run(config: &Config, shutdown: impl Future) -> Result<(), DaemonError> {
-    let daemon = Daemon::start(config).await?;
-    shutdown.await;
-    daemon.shutdown().await;
+    serve(config, None, shutdown).await
+}
+
+/// `teal serve --upgrade`: takes over from the daemon running on the same
+/// state directory, then serves as [`run`] does. If anything fails before this
+/// daemon serves, the running one goes on as if nothing happened.
+pub async fn upgrade(config: &Config, shutdown: impl Future) -> Result<(), DaemonError> {
+    let inheritance = crate::upgrade::successor::request(&config.proxy.control).await?;
+    serve(config, Some(inheritance), shutdown).await
+}
+
+async fn serve(
+    config: &Config,
+    inheritance: Option<Inheritance>,
+    shutdown: impl Future,
+) -> Result<(), DaemonError> {
+    let daemon = Daemon::start_from(config, inheritance).await?;
+    tokio::select! {
+        _ = shutdown => daemon.shutdown().await,
+        () = daemon.replaced() => daemon.leave().await,
+    }
     Ok(())
 }
 
 /// What [`Daemon::start`] built before the router bound, handed to [`Daemon::serve`].
 struct Parts {
     router: Arc<dyn Router>,
+    /// The same router when it is the builtin proxy (a successor takes it over).
+    proxy: Option<Arc<Proxy>>,
     runtimes: Runtimes,
     state: Arc<StateCell>,
     restored: Vec<deploy::Restored>,
     /// The daemon's one stop signal; the router already holds a child of it.
     shutdown: CancellationToken,
+    /// What a predecessor handed over (`teal serve --upgrade`).
+    inheritance: Option<Inheritance>,
 }
 
-/// The builtin proxy or nginx, bound and serving (no routes yet).
+/// The builtin proxy (on a predecessor's sockets, when `inherited`) or
+/// nginx, bound and serving (no routes yet); the proxy also typed.
 async fn bind_router(
     config: &Config,
     shutdown: &CancellationToken,
-) -> Result<Arc<dyn Router>, DaemonError> {
-    let router: Arc<dyn Router> = match config.proxy.router {
+    inherited: Option<Vec<Listening>>,
+) -> Result<(Arc<dyn Router>, Option<Arc<Proxy>>), DaemonError> {
+    Ok(match config.proxy.router {
         RouterKind::Builtin => {
             let mut opts = ProxyOptions::default();
             if let Some(workers) = config.proxy.workers {
@@ -232,13 +360,20 @@ async fn bind_router(
             if let Some(timeout) = config.proxy.response_timeout {
                 opts.response_timeout = timeout;
             }
-            Proxy::bind_with(config.proxy.listen, opts, shutdown.child_token())
-                .await
-                .map_err(RouterError::from)?
+            let token = shutdown.child_token();
+            let listen = config.proxy.listen;
+            let proxy = match inherited {
+                Some(sockets) => Proxy::bind_inherited(listen, opts, token, sockets).await,
+                None => Proxy::bind_with(listen, opts, token).await,
+            }
+            .map_err(RouterError::from)?;
+            (proxy.clone(), Some(proxy))
         }
         RouterKind::Nginx => {
-            NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token()).await?
+            let router =
+                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token())
+                    .await?;
+            (router, None)
         }
-    };
-    Ok(router)
+    })
 }

@@ -120,14 +120,16 @@ impl Collector for Traffic {
     }
 }
 
-/// Binds the admin listener and serves `/metrics` until `shutdown`.
+/// Serves `/metrics` on the admin listener (bound by the daemon, or handed
+/// over by its predecessor) until `shutdown`.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: std::net::TcpListener,
     deployer: Arc<Deployer>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Traffic(deployer)));

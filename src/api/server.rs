@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
 use crate::slot::Slot;
+use crate::upgrade::Predecessor;
 use crate::wire::{
     ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, LEASE_HEADER,
     LockRequest, Unlocked,
@@ -54,6 +55,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 pub async fn serve(
     listener: UnixListener,
     deployer: Arc<Deployer>,
+    upgrade: Arc<Predecessor>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -69,18 +71,23 @@ pub async fn serve(
             },
         };
         let deployer = deployer.clone();
+        let upgrade = upgrade.clone();
         let tasks = tracker.clone();
         let stop = shutdown.clone();
         let ended = shutdown.clone();
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let deployer = deployer.clone();
+                let upgrade = upgrade.clone();
                 let tasks = tasks.clone();
                 let ended = ended.clone();
-                async move { Ok::<_, Infallible>(route(req, deployer, tasks, ended).await) }
+                async move {
+                    Ok::<_, Infallible>(route(req, deployer, upgrade, tasks, ended).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
@@ -96,6 +103,7 @@ pub async fn serve(
 async fn route(
     req: Request<Incoming>,
     deployer: Arc<Deployer>,
+    upgrade: Arc<Predecessor>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) -> Response<Body> {
@@ -114,6 +122,8 @@ async fn route(
             StatusCode::OK,
             &serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
         )),
+        // `teal serve --upgrade`: the new daemon asks this one to hand over.
+        (Method::POST, ["v1", "upgrade"]) => upgrade.accept(req),
         (Method::GET, ["v1", "status"]) => {
             let only = param(&query, "service");
             deployer

@@ -1,5 +1,9 @@
-//! `teal serve`: the daemon in the foreground.
+//! `teal serve`: the daemon in the foreground; `teal serve --upgrade` takes
+//! over from the daemon running on the same state directory; SIGUSR2 makes a
+//! running daemon start that successor from the binary at its own path.
 
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,6 +16,12 @@ pub struct Args {
     /// `[proxy] workers`) [default: one per core]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
+    /// Take over from the daemon running on the same state directory: its
+    /// listening sockets, its instances and its idle client connections, with
+    /// no connection refused and no request lost. If this daemon fails before
+    /// it serves, the running one goes on as if nothing happened.
+    #[arg(long)]
+    upgrade: bool,
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -20,6 +30,9 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.threads {
         config.proxy.workers = Some(usize::from(n));
     }
+    // The binary as started: after a new one is installed over it, SIGUSR2
+    // starts that one.
+    let binary = std::env::current_exe().context("finding the teal binary")?;
     // The control plane (deploys, health checks, the control API). Requests
     // never run here: the builtin proxy has its own worker threads.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -28,6 +41,38 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(crate::daemon::run(&config, super::signals::terminated()))?;
+    rt.block_on(async {
+        tokio::spawn(super::signals::on_upgrade(move || start_successor(&binary)));
+        let stop = super::signals::terminated();
+        if args.upgrade {
+            crate::daemon::upgrade(&config, stop).await
+        } else {
+            crate::daemon::run(&config, stop).await
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `binary serve --upgrade` with this process's arguments, in a session
+/// of its own (it outlives this daemon), sharing its output.
+fn start_successor(binary: &PathBuf) {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !args.iter().any(|a| a == "--upgrade") {
+        args.push("--upgrade".into());
+    }
+    let started = std::process::Command::new(binary)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    match started {
+        Ok(mut child) => {
+            tracing::info!(pid = child.id(), binary = %binary.display(), "SIGUSR2: successor started");
+            // Reaped here if it fails while this daemon still runs.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(error) => {
+            tracing::error!(%error, binary = %binary.display(), "SIGUSR2: cannot start the successor");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! the new state, never a torn one. A lock file keeps two daemons off one state dir.
 
 mod cell;
+mod dir_lock;
 mod lock;
 mod record;
 mod store;

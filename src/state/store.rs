@@ -3,11 +3,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
-
+use super::dir_lock::{LockError, StateLock};
 use super::record::{FORMAT, StateFile};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,19 @@ pub enum StateError {
     Locked { dir: PathBuf, lock: PathBuf },
 }
 
+fn locked(dir: &Path, lock: &Path, error: LockError) -> StateError {
+    match error {
+        LockError::Io(error) => StateError::Io {
+            path: lock.to_path_buf(),
+            error,
+        },
+        LockError::Held => StateError::Locked {
+            dir: dir.to_path_buf(),
+            lock: lock.to_path_buf(),
+        },
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |error| StateError::Io {
         path: path.to_path_buf(),
@@ -40,8 +53,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 pub struct Store {
     dir: PathBuf,
     file: PathBuf,
-    /// Held, never read: the flock is released when the Store is dropped.
-    _lock: Flock<File>,
+    /// Held, never read (but handed over in an upgrade): the flock is
+    /// released when the Store is dropped, unless it was handed over.
+    lock: StateLock,
 }
 
 impl Store {
@@ -49,24 +63,35 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StateError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join("lock");
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
-            StateError::Locked {
-                dir: dir.to_path_buf(),
-                lock: lock_path.clone(),
-            }
-        })?;
-        Ok(Store {
+        let lock = StateLock::take(&lock_path).map_err(|e| locked(dir, &lock_path, e))?;
+        Ok(Store::with(dir, lock))
+    }
+
+    /// Opens the store with the lock a predecessor daemon handed over (`fd`,
+    /// its open lock file), instead of taking it.
+    pub fn open_inherited(dir: &Path, fd: OwnedFd) -> Result<Store, StateError> {
+        let lock_path = dir.join("lock");
+        let lock = StateLock::inherit(&lock_path, fd).map_err(|e| locked(dir, &lock_path, e))?;
+        Ok(Store::with(dir, lock))
+    }
+
+    fn with(dir: &Path, lock: StateLock) -> Store {
+        Store {
             dir: dir.to_path_buf(),
             file: dir.join("state.json"),
-            _lock: lock,
-        })
+            lock,
+        }
+    }
+
+    /// A copy of the lock (its open file) for a successor daemon.
+    pub fn lock_copy(&self) -> std::io::Result<OwnedFd> {
+        self.lock.copy()
+    }
+
+    /// The successor took the lock over: this store no longer releases it
+    /// when dropped (the process exiting closes its copy, unlocking nothing).
+    pub fn keep_lock_for_successor(&self) {
+        self.lock.keep_for_successor();
     }
 
     pub fn dir(&self) -> &Path {

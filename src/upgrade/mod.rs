@@ -4,3 +4,9 @@
 //! descriptors between the two.
 
 pub mod channel;
+pub mod predecessor;
+pub mod protocol;
+pub mod successor;
+
+pub use predecessor::Predecessor;
+pub use successor::{Inheritance, UpgradeError};

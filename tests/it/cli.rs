@@ -2,19 +2,9 @@
 //! against it, config errors, exit codes and output formats.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use crate::support::binary::*;
 use crate::support::*;
-use assert_cmd::cargo::CommandCargoExt;
-
-fn teal(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("teal").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("TEAL_CONFIG")
-        .env_remove("TEAL_SOCKET");
-    cmd
-}
 
 fn write_config(dir: &Path, extra: &str) {
     let text = format!(
@@ -35,60 +25,6 @@ deadline = "5s"
 "#
     );
     std::fs::write(dir.join("teal.toml"), text).unwrap();
-}
-
-/// `teal serve` as a child process; killed and reaped if a test panics first.
-struct Served(Option<Child>);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts `teal serve` and waits until the control socket answers.
-fn serve(dir: &Path) -> Served {
-    let child = teal(dir)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let served = Served(Some(child));
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        let out = teal(dir).args(["status", "--json"]).output().unwrap();
-        if out.status.success() {
-            return served;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("teal serve did not come up");
-}
-
-/// SIGTERM, then waits (bounded) for the exit status.
-fn stop(mut served: Served) -> std::process::ExitStatus {
-    let mut child = served.0.take().expect("running");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("teal serve did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {

@@ -45,6 +45,7 @@ async fn successor(
     let new = Harness { proxy, shutdown };
     assert_eq!(new.addr(), old.addr(), "the same listening address");
     new.route_to(to).await;
+    new.proxy.start_accepting();
     let (give, mut take) = mpsc::unbounded_channel::<HandedConn>();
     let serving = Arc::clone(&new.proxy);
     tokio::spawn(async move {
@@ -135,21 +136,24 @@ async fn a_websocket_stays_on_the_old_proxy_until_it_closes() {
     old.proxy.wait_closed(Duration::from_secs(10)).await;
 }
 
-/// A connection hyper serves (the lean path handed it over for a large body)
-/// moves to the successor too, once idle.
+/// A connection hyper serves (the lean path handed it over: a Connection
+/// token it does not handle) moves to the successor too, once idle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_on_hypers_path_moves_too() {
     let app = TestBackend::start("app").await;
     let old = Harness::start().await;
     old.route_to(app.addr).await;
     let mut conn = Conn::open(old.addr()).await.expect("connect");
-    let large = http::Request::post("/")
+    let unusual = http::Request::get("/")
         .header("host", "app")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            vec![b'x'; 100 * 1024],
-        )))
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "1")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
-    let reply = conn.send(large).await.expect("a large POST");
+    let reply = conn
+        .send(unusual)
+        .await
+        .expect("a request for hyper's path");
     assert_eq!(reply.status, 200);
     assert_eq!(old.proxy.connections_handed_to_hyper(), 1);
 

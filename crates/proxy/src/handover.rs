@@ -38,7 +38,9 @@ impl Proxy {
     /// [`Proxy::bind_with`], but on the listening sockets of a predecessor
     /// where they match: production's when `listen` is its address (or port
     /// 0), a preview's when its service is installed with its address.
-    /// Sockets nothing here takes are closed when the proxy stops.
+    /// Sockets nothing here takes are closed when the proxy stops. Nothing is
+    /// accepted until [`Proxy::start_accepting`]: until then the predecessor
+    /// alone serves, and this proxy can fail without a client noticing.
     pub async fn bind_inherited(
         listen: SocketAddr,
         opts: ProxyOptions,
@@ -46,6 +48,12 @@ impl Proxy {
         inherited: Vec<Listening>,
     ) -> Result<Arc<Proxy>, RouteError> {
         Proxy::start(listen, opts, shutdown, inherited).await
+    }
+
+    /// Starts the accept loops of a proxy made by [`Proxy::bind_inherited`]
+    /// (a proxy bound anew accepts from the start).
+    pub fn start_accepting(&self) {
+        self.accepting.cancel();
     }
 
     /// Duplicates of every socket this proxy listens on, for a successor.
@@ -75,13 +83,19 @@ impl Proxy {
         *self.successor.lock().unwrap_or_else(|e| e.into_inner()) = Some(successor);
         self.handing_over.store(true, Ordering::Release);
         self.stop.cancel();
-        self.listening
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
         tracing::info!(
             "proxy handing over: accept loops stopped, connections move at their next request boundary"
         );
+    }
+
+    /// Ends a hand-over once the proxy is closed (`wait_closed`): no
+    /// connection is left to send, so the successor's channel is dropped and
+    /// its receiver sees the end.
+    pub fn end_hand_over(&self) {
+        self.successor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     /// Serves a connection a predecessor handed over, on one of the workers.

@@ -114,6 +114,11 @@ pub struct Proxy {
     inherited: Mutex<Vec<Listening>>,
     /// Spreads handed-over connections over the workers.
     handed_next: AtomicUsize,
+    /// Fired when accept loops may accept: at once, or for a proxy on a
+    /// predecessor's sockets only when its owner is ready to serve
+    /// (`start_accepting`), so a successor that fails before never took a
+    /// connection from the predecessor's queues.
+    accepting: CancellationToken,
     /// Ourselves, to start preview accept loops from `&self`.
     me: Weak<Proxy>,
 }
@@ -145,6 +150,10 @@ impl Proxy {
         shutdown: CancellationToken,
         mut inherited: Vec<Listening>,
     ) -> Result<Arc<Proxy>, RouteError> {
+        let accepting = CancellationToken::new();
+        if inherited.is_empty() {
+            accepting.cancel();
+        }
         let workers = Workers::start(opts.workers).map_err(|cause| RouteError::Bind {
             addr: listen,
             cause,
@@ -181,6 +190,7 @@ impl Proxy {
             listening: Mutex::new(Vec::new()),
             inherited: Mutex::new(inherited),
             handed_next: AtomicUsize::new(0),
+            accepting,
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
@@ -188,6 +198,26 @@ impl Proxy {
         proxy.connections.spawn(async move {
             upstream.shutdown.cancelled().await;
             upstream.closing.store(true, Ordering::Relaxed);
+        });
+        // Once the proxy stops (shutdown or hand-over), the copies kept for a
+        // successor go: the sockets close with the accept loops (and a
+        // successor already has its own copies).
+        let me = Arc::downgrade(&proxy);
+        let stop = proxy.stop.clone();
+        proxy.connections.spawn(async move {
+            stop.cancelled().await;
+            if let Some(proxy) = me.upgrade() {
+                proxy
+                    .listening
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                proxy
+                    .inherited
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+            }
         });
         tracing::info!(%addr, "proxy listening");
         Ok(proxy)

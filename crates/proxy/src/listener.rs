@@ -199,6 +199,10 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
     // This worker's own view of the stop (shutdown or hand-over): its
     // connections wait on it without sharing a lock with the other workers'.
     let stop = proxy.stop.child_token();
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = proxy.accepting.cancelled() => {}
+    }
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,

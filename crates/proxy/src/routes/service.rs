@@ -53,7 +53,8 @@ pub struct DrainReport {
 }
 
 /// Which listener a socket or a connection belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ListenerName {
     Production,
     /// The preview listener of this service.

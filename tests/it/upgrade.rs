@@ -1,0 +1,226 @@
+//! `teal serve --upgrade` with the real binary, under load: the new daemon
+//! takes the listening sockets, the state lock and the client connections of
+//! the running one, which then leaves. Keep-alive clients keep their
+//! connections (the load client counts every reconnection), nothing fails,
+//! and deploys and rollbacks work between upgrades. An upgrade that fails
+//! before the new daemon serves leaves the old one serving, untouched.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::binary::*;
+use crate::support::*;
+use teal::load::{Load, LoadSpec};
+
+fn write_config(dir: &Path, admin: Option<SocketAddr>) {
+    let admin = admin
+        .map(|a| format!("admin = \"{a}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        r#"state_dir = "state"
+
+[proxy]
+listen = "127.0.0.1:0"
+{admin}
+[services.web]
+command = ["{TEAL}", "demo-app", "--port", "{{port}}", "--app-version", "{{version}}", "--boot-delay", "100ms"]
+instances = 2
+version = "1.0.0"
+preview = "127.0.0.1:0"
+
+[services.web.health]
+interval = "50ms"
+deadline = "5s"
+"#
+    );
+    std::fs::write(dir.join("teal.toml"), text).unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    teal(dir).args(args).output().unwrap()
+}
+
+fn listen_addr(dir: &Path) -> SocketAddr {
+    let out = run(dir, &["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["listen"][0].as_str().unwrap().parse().unwrap()
+}
+
+/// The daemon's pid, from `teal status --json` (the one answering now).
+fn daemon_version(dir: &Path) -> String {
+    let out = run(dir, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["daemon_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `teal serve` in `dir` with 1.0.0 deployed, and its production address.
+fn serving_first_version(dir: &Path) -> (Served, SocketAddr) {
+    write_config(dir, None);
+    let daemon = serve(dir);
+    let deployed = run(dir, &["deploy", "web"]);
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    (daemon, listen_addr(dir))
+}
+
+/// Starts `teal serve --upgrade` and waits (bounded) until `old` has exited;
+/// returns the new daemon.
+fn upgrade(dir: &Path, old: Served) -> Served {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("upgrades.log"))
+        .unwrap();
+    let next = Served(Some(
+        teal(dir)
+            .args(["serve", "--upgrade"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ));
+    let mut old = old;
+    let mut child = old.0.take().expect("running");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the old daemon did not leave: {}",
+            std::fs::read_to_string(dir.join("upgrades.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "the old daemon exits 0 after a hand-over: {status:?}"
+    );
+    next
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_upgrades_under_load_lose_no_request_and_no_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut daemon, addr) = serving_first_version(dir.path());
+
+    let mut spec = LoadSpec::new(addr);
+    spec.max_duration = Duration::from_secs(300);
+    let load = Load::start(spec.clone());
+    // A slow request on its own connection across the first upgrade.
+    let slow = tokio::spawn(get(addr, "/slow?ms=1500"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let dir_path = dir.path().to_path_buf();
+    for round in 0..10 {
+        let path = dir_path.clone();
+        daemon = tokio::task::spawn_blocking(move || upgrade(&path, daemon))
+            .await
+            .unwrap();
+        assert_eq!(
+            listen_addr(dir.path()),
+            addr,
+            "round {round}: the same listener"
+        );
+        assert_eq!(daemon_version(dir.path()), env!("CARGO_PKG_VERSION"));
+        let action = match round % 3 {
+            1 => vec![
+                "deploy",
+                "web",
+                "--version",
+                if round % 2 == 0 { "2.0.0" } else { "3.0.0" },
+            ],
+            2 => vec!["rollback", "web"],
+            _ => continue,
+        };
+        let path = dir_path.clone();
+        let out = tokio::task::spawn_blocking(move || run(&path, &action))
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (status, body) = slow.await.unwrap();
+    assert_eq!(
+        status, 200,
+        "the slow request spanning the first upgrade: {body}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let report = load.stop().await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(report.ok > 1000, "{report:?}");
+    assert_eq!(
+        report.keepalive_connects, spec.keepalive_connections as u64,
+        "no keep-alive connection was closed under its client: {report:?}"
+    );
+    let status = tokio::task::spawn_blocking(move || stop(daemon))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_that_fails_leaves_the_running_daemon_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, addr) = serving_first_version(dir.path());
+    let load = Load::start(LoadSpec::new(addr));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The successor's admin listener cannot bind: it fails after it received
+    // the sockets and the state lock, before it serves.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let next = dir.path().join("next");
+    std::fs::create_dir(&next).unwrap();
+    write_config(&next, Some(taken.local_addr().unwrap()));
+    let config = next.join("teal.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "state_dir = \"state\"",
+            &format!("state_dir = {:?}", dir.path().join("state")),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(TEAL)
+        .args(["--config", config.to_str().unwrap(), "serve", "--upgrade"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the successor fails");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("admin listener"), "{said}");
+
+    // The old daemon serves on, and takes a good upgrade afterwards.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    let path = dir.path().to_path_buf();
+    let daemon = tokio::task::spawn_blocking(move || upgrade(&path, daemon))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = load.stop().await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.keepalive_connects, 8, "{report:?}");
+    let status = tokio::task::spawn_blocking(move || stop(daemon))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
