@@ -120,7 +120,7 @@ async fn route(
     let result = match (method, segments.as_slice()) {
         (Method::GET, ["v1", "ping"]) => Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
+            &serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "pid": std::process::id()}),
         )),
         // `teal serve --upgrade`: the new daemon asks this one to hand over.
         (Method::POST, ["v1", "upgrade"]) => upgrade.accept(req),

@@ -20,6 +20,7 @@ mod serve;
 mod signals;
 mod status;
 mod unlock;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -56,7 +57,10 @@ pub enum Command {
     History(history::Args),
     /// Show instance output.
     Logs(logs::Args),
-    /// Run the seeds' blue-green story end to end under load, with nothing else installed.
+    /// Hand the running daemon over to the teal binary at its path (a new
+    /// version installed over it), with no request lost.
+    Upgrade(upgrade::Args),
+    /// Run the blue-green walk-through end to end under load, with nothing else installed.
     Demo(demo::Args),
     /// Run the demo app (used by `teal demo` and the tests).
     #[command(hide = true)]
@@ -78,6 +82,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::exec(&global, args),
         Command::History(args) => history::exec(&global, args),
         Command::Logs(args) => logs::exec(&global, args),
+        Command::Upgrade(args) => upgrade::exec(&global, args),
         Command::Demo(args) => demo::exec(args),
         Command::DemoApp(args) => demo_app::exec(args),
         Command::Image(args) => image::exec(args),

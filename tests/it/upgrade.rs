@@ -224,3 +224,43 @@ async fn an_upgrade_that_fails_leaves_the_running_daemon_serving() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// `teal upgrade`: SIGUSR2 to the daemon starts its successor from the binary
+/// at its path; the command reports both daemons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teal_upgrade_hands_the_daemon_over_to_its_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut daemon, addr) = serving_first_version(dir.path());
+    let old_pid = daemon.0.as_ref().unwrap().id();
+    let load = Load::start(LoadSpec::new(addr));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || run(&path, &["upgrade", "--json"]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["from"]["pid"].as_u64(), Some(u64::from(old_pid)));
+    let new_pid = report["to"]["pid"].as_u64().unwrap() as i32;
+    assert_ne!(new_pid as u32, old_pid);
+    let left = daemon.0.take().unwrap().wait().unwrap();
+    assert!(left.success(), "{left:?}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = load.stop().await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.keepalive_connects, 8, "{report:?}");
+    // The new daemon is the old one's orphan, not this test's child.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(new_pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let gone = eventually(Duration::from_secs(30), async || !alive(new_pid)).await;
+    assert!(gone, "the new daemon stops on SIGTERM");
+}
