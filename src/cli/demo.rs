@@ -1,4 +1,4 @@
-//! `teal demo`: the seeds' scenario end to end, under load.
+//! `teal demo`: the blue-green walk-through end to end, under load.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,7 +43,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let say = |line: &str| eprintln!("{line}");
     eprintln!(
-        "teal demo: the seeds' blue-green story, in {}",
+        "teal demo: the blue-green walk-through, in {}",
         dir.path().display()
     );
     let report = rt.block_on(scenario::run(dir.path(), &exe, args.router, &say))?;

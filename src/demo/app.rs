@@ -1,4 +1,4 @@
-//! The demo app, the seeds' "Uptimer": 503 while loading, then 200 with JSON naming
+//! The demo app, "Uptimer": 503 while loading, then 200 with JSON naming
 //! its version and instance. Run as `teal demo-app` (a hidden subcommand).
 //!
 //! It is the backend of `teal demo`, of the tests and of the benchmarks, so it stays
@@ -11,7 +11,7 @@
 //! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`.
 //!
 //! A version starting with `broken` answers 500 `Errors everywhere...` everywhere
-//! (the seeds' broken 1.1.0). A version starting with `flaky` passes its health
+//! (the broken 1.1.0 of the walk-through). A version starting with `flaky` passes its health
 //! check but fails real traffic: `/healthz` always answers 200, and a share of
 //! every other request gets 500 `Flaky...`: `flakyN-...` fails N% (1 to 100),
 //! plain `flaky-...` 25%, spread evenly (request i fails when ⌊(i+1)·N/100⌋ moves).

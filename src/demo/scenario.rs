@@ -1,4 +1,4 @@
-//! The seeds' story, end to end on this machine, under continuous load:
+//! The blue-green walk-through, end to end on this machine, under continuous load:
 //! deploy 1.0.0 → a broken 1.1.0 fails while 1.0.0 keeps serving → 1.1.1 goes live
 //! (and passes its verify window) → roll back to 1.0.0 → a flaky 1.2.0 that passes
 //! its health check but fails real traffic goes live, is caught by the verify

@@ -1,4 +1,4 @@
-//! `teal demo` through the binary: the seeds' story with the automatic rollback
+//! `teal demo` through the binary: the blue-green walk-through with the automatic rollback
 //! step, zero failed requests outside it, and that step's failures exactly the
 //! ones teal counted on the bad slot, within the error budget.
 

@@ -1,5 +1,5 @@
 //! The nginx router (`[proxy] router = "nginx"`): [`Router`] implemented by
-//! generating nginx's config and reloading it, the seeds' setup driven by teal.
+//! generating nginx's config and reloading it, the classic two-upstream setup driven by teal.
 //!
 //! One upstream per slot, a production server (Host routing by `server_name`)
 //! pointing at the live slot, a preview server per service pointing at the

@@ -110,7 +110,7 @@ impl DockerRuntime {
 
     /// Where the proxy reaches a container: its published port on 127.0.0.1, or,
     /// when teal itself runs in a container on the service's network, the
-    /// container's address on that network (the seeds' web-gateway layout).
+    /// container's address on that network (a gateway container on the app network).
     async fn target(&self, docker: &Docker, spec: &DockerSpec, recipe: &Recipe) -> SocketAddr {
         let Some(network) = &spec.network else {
             return recipe.published();
