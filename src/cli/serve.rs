@@ -32,7 +32,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     // The binary as started: after a new one is installed over it, SIGUSR2
     // starts that one.
-    let binary = std::env::current_exe().context("finding the teal binary")?;
+    let binary = started_as().context("finding the teal binary")?;
     // The control plane (deploys, health checks, the control API). Requests
     // never run here: the builtin proxy has its own worker threads.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -51,6 +51,17 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The path this process was started as, symlinks not followed (a new binary
+/// installed at that path is what an upgrade runs): argv[0] when it names a
+/// path, else the executable the kernel ran.
+fn started_as() -> std::io::Result<PathBuf> {
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    match argv0 {
+        Some(path) if path.components().count() > 1 => std::path::absolute(path),
+        _ => std::env::current_exe(),
+    }
 }
 
 /// Starts `binary serve --upgrade` with this process's arguments, in a session

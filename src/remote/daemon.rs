@@ -60,6 +60,59 @@ fi
     Ok(String::from_utf8_lossy(&out.stdout).trim() == "changed")
 }
 
+/// Hands the running daemon (`pid`, from its ping) over to the teal now
+/// installed on the host, in place (`teal upgrade` there: SIGUSR2, the new
+/// binary takes the sockets, instances and connections). Done only for a
+/// daemon started detached, whose pid file names it; None otherwise (a
+/// systemd unit would not follow the new main pid yet): the caller says a
+/// restart applies the change. Returns what `teal upgrade` said.
+pub async fn upgrade(ssh: &Ssh, facts: &Facts, pid: u32) -> Result<Option<String>, RemoteError> {
+    let script = format!(
+        r#"cd {state}
+[ "$(cat {PID_FILE} 2>/dev/null)" = "{pid}" ] || exit 3
+{teal} --config {config} upgrade --json
+"#,
+        state = quote(&facts.state_dir),
+        teal = quote(&facts.teal),
+        config = quote(&format!("{}/{CONFIG_FILE}", facts.state_dir)),
+    );
+    let out = ssh.output(&script).await?;
+    if out.status.code() == Some(3) {
+        return Ok(None);
+    }
+    if !out.status.success() {
+        return Err(RemoteError::host(
+            ssh.name(),
+            format!("upgrading teal serve in place failed: {}", last_line(&out)),
+        ));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        RemoteError::host(
+            ssh.name(),
+            format!("`teal upgrade` said something unexpected: {e}"),
+        )
+    })?;
+    let side = |which: &str| {
+        let daemon = &report[which];
+        (
+            daemon["version"].as_str().unwrap_or("?").to_string(),
+            daemon["pid"].as_u64().unwrap_or(0),
+        )
+    };
+    let ((from, _), (to, new_pid)) = (side("from"), side("to"));
+    ssh.run(
+        "recording the new daemon's pid",
+        &format!(
+            "cd {} && echo {new_pid} > {PID_FILE}",
+            quote(&facts.state_dir)
+        ),
+    )
+    .await?;
+    Ok(Some(format!(
+        "teal {from} → {to}, handed over (pid {pid} → {new_pid})"
+    )))
+}
+
 /// Starts `teal serve` and waits until `client` (its forwarded control socket)
 /// answers.
 pub async fn start(

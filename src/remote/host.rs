@@ -107,16 +107,29 @@ impl Host {
                     .unwrap_or("?");
                 let ours = env!("CARGO_PKG_VERSION");
                 let mut notes = Vec::new();
-                if theirs != ours {
-                    notes.push(format!("it runs teal {theirs}, this is {ours}"));
+                let mut upgraded = None;
+                if let Some((new_binary, changed_config)) = installed
+                    && (new_binary || changed_config)
+                {
+                    // The running daemon hands itself over to the teal now
+                    // installed, which reads the settings anew: no restart.
+                    if let Some(pid) = answer.get("pid").and_then(|p| p.as_u64()) {
+                        let pid = u32::try_from(pid).unwrap_or(0);
+                        upgraded = daemon::upgrade(&ssh, &facts, pid).await?;
+                    }
+                    if upgraded.is_none() {
+                        if new_binary {
+                            notes.push("it keeps running the previous teal binary".to_string());
+                        }
+                        if changed_config {
+                            notes.push(format!("its settings in {config_path:?} changed"));
+                        }
+                    }
                 }
-                if let Some((new_binary, changed_config)) = installed {
-                    if new_binary {
-                        notes.push("it keeps running the previous teal binary".to_string());
-                    }
-                    if changed_config {
-                        notes.push(format!("its settings in {config_path:?} changed"));
-                    }
+                if let Some(upgraded) = &upgraded {
+                    reporter.note(&name, upgraded);
+                } else if theirs != ours {
+                    notes.push(format!("it runs teal {theirs}, this is {ours}"));
                 }
                 if !notes.is_empty() {
                     reporter.note(

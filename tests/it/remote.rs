@@ -510,3 +510,64 @@ async fn zero_failed_requests_at_every_host_while_they_switch() {
     let all = vec![Some("1.4.0".to_string()), Some("1.4.0".to_string())];
     assert_eq!(serving_everywhere(&lab).await, all);
 }
+
+/// A deploy that installs a different teal on a host hands the host's running
+/// daemon over to it in place (`teal upgrade` there) before anything is
+/// staged, while load runs against the host: no request fails and no
+/// keep-alive connection is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_teal_takes_over_the_hosts_daemon_in_place() {
+    let Some(lab) = Lab::start(&["a"]) else {
+        return;
+    };
+    write_config(&lab, &["a"], "");
+    assert_ok(&lab.run(&["deploy", "web", "--version", "1.0.0"]));
+    let before = lab.host("a").daemon_pid().expect("the host's daemon runs");
+    let (_, addr) = listeners(&lab)[0].clone();
+    let load = teal::load::Load::start(teal::load::LoadSpec::new(addr));
+
+    // Another teal: the same program with bytes appended (another sha256).
+    let next = lab.root().join("teal-next");
+    let mut bytes = std::fs::read(TEAL).unwrap();
+    bytes.extend_from_slice(b"\nanother build\n");
+    std::fs::write(&next, bytes).unwrap();
+    std::fs::set_permissions(&next, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        lab.root().join("next.toml"),
+        std::fs::read_to_string(lab.root().join("teal.toml"))
+            .unwrap()
+            .replace(
+                "[ssh]\n",
+                &format!("[ssh]\nbinary = {:?}\n", next.display().to_string()),
+            ),
+    )
+    .unwrap();
+    let out = lab.run(&[
+        "--config",
+        "next.toml",
+        "deploy",
+        "web",
+        "--version",
+        "1.1.0",
+    ]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a: teal 0.1.0 → 0.1.0, handed over (pid "),
+        "{}",
+        output_text(&out)
+    );
+    assert!(
+        !stderr.contains("once it restarts"),
+        "{}",
+        output_text(&out)
+    );
+    let after = lab.host("a").daemon_pid().expect("the new daemon runs");
+    assert_ne!(after, before);
+    assert!(!alive(before), "the old daemon left");
+    assert_eq!(serving_everywhere(&lab).await, [Some("1.1.0".to_string())]);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let report = load.stop().await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.keepalive_connects, 8, "{report:?}");
+}
