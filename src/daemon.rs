@@ -6,8 +6,9 @@
 //! socket. So the proxy serves only once
 //! the restored versions are healthy. Stop order: stop accepting (proxy, control) →
 //! let in-flight requests and actions finish (bounded) → stop every instance that
-//! is not live, and release the live ones (processes stop; containers keep serving
-//! and the next `teal serve` adopts them).
+//! is not live, and release the live ones: processes and containers keep serving
+//! and the next `teal serve` adopts them ([`Daemon::shutdown`]), unless the caller
+//! stops them too ([`Daemon::shutdown_stopping_instances`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,9 +19,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api;
-use crate::deploy::{self, DeployError, Deployer, Runtimes};
+use crate::deploy::{self, DeployError, Deployer, LiveInstances, Runtimes};
 use crate::router::nginx::NginxRouter;
 use crate::router::{Router, RouterError};
+use crate::runtime::InstanceRef;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
@@ -74,7 +76,7 @@ impl Daemon {
     pub async fn start(config: &Config) -> Result<Daemon, DaemonError> {
         let store = Store::open(&config.state_dir)?;
         let state = Arc::new(StateCell::open(store)?);
-        let process = Arc::new(ProcessRuntime::new(config.state_dir.clone()));
+        let process = Arc::new(ProcessRuntime::open(&config.state_dir)?);
         let runtimes = Runtimes {
             process,
             docker: Arc::new(DockerRuntime::new()),
@@ -82,7 +84,19 @@ impl Daemon {
         let shutdown = CancellationToken::new();
 
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
-        let router = bind_router(config, &shutdown).await?;
+        // Should this start fail, the restored instances are let go of, not
+        // stopped: they may be serving on their own, and the next start adopts them.
+        let restored_instances: Vec<InstanceRef> = restored
+            .iter()
+            .flat_map(|r| r.running.instances.iter().cloned())
+            .collect();
+        let router = match bind_router(config, &shutdown).await {
+            Ok(router) => router,
+            Err(e) => {
+                release(&restored_instances).await;
+                return Err(e);
+            }
+        };
         let parts = Parts {
             router: router.clone(),
             runtimes,
@@ -96,6 +110,7 @@ impl Daemon {
                 // The one cleanup path: by now the router is the only thing running.
                 shutdown.cancel();
                 router.close(CLOSE_GRACE).await;
+                release(&restored_instances).await;
                 Err(e)
             }
         }
@@ -175,8 +190,21 @@ impl Daemon {
     }
 
     /// Graceful stop: no new connections or actions, in-flight requests finish,
-    /// then every instance is stopped. State is kept for the next start.
+    /// then instances that are not live stop and live ones are let go of: they
+    /// keep serving on their own (processes and containers alike) and the next
+    /// `teal serve` on this state dir adopts them. What SIGTERM does.
     pub async fn shutdown(self) {
+        self.stop(LiveInstances::Release).await;
+    }
+
+    /// Like [`Daemon::shutdown`], but live instances are stopped too: nothing of
+    /// this daemon keeps running (the demo, tests). State is kept, so the next
+    /// start brings the live versions back, cold.
+    pub async fn shutdown_stopping_instances(self) {
+        self.stop(LiveInstances::Stop).await;
+    }
+
+    async fn stop(self, live: LiveInstances) {
         tracing::info!("stopping");
         self.shutdown.cancel();
         self.tracker.close();
@@ -189,7 +217,7 @@ impl Daemon {
                 "actions still running after {ACTION_GRACE:?}; stopping instances anyway"
             );
         }
-        self.deployer.stop_all(deploy::STOP_GRACE).await;
+        self.deployer.stop_all(deploy::STOP_GRACE, live).await;
         let _ = std::fs::remove_file(&self.control);
         tracing::info!("stopped");
     }
@@ -203,6 +231,10 @@ pub async fn run(config: &Config, shutdown: impl Future) -> Result<(), DaemonErr
     shutdown.await;
     daemon.shutdown().await;
     Ok(())
+}
+
+async fn release(instances: &[InstanceRef]) {
+    futures_util::future::join_all(instances.iter().map(|i| i.release(deploy::STOP_GRACE))).await;
 }
 
 /// What [`Daemon::start`] built before the router bound, handed to [`Daemon::serve`].

@@ -1,9 +1,9 @@
 //! Bringing the live version of each service back when `teal serve` starts, before
 //! the proxy accepts a single connection.
 //!
-//! Live slots are adopted through the runtime: containers that outlived the
-//! previous daemon keep running untouched, missing ones are started again, and
-//! child processes (which died with it) start afresh. Whatever else runs (an
+//! Live slots are adopted through the runtime: containers and processes that
+//! outlived the previous daemon keep running untouched, missing ones are started
+//! again. Whatever else runs (an
 //! interrupted deploy's standby, a kept-warm previous version) is removed by
 //! [`Deployer::reconcile_all`] once the proxy serves, so removing it never
 //! lengthens the restart gap; every action reconciles its service the same way
@@ -49,6 +49,11 @@ pub async fn restore_live(
             continue;
         };
         let live = record.slots.get(slot);
+        if live.state == SlotState::Stopped {
+            // Stopped on purpose (`teal stop`): the next deploy brings it back.
+            tracing::info!(service = %name, %slot, %version, "the live version was stopped on purpose; not restoring it");
+            continue;
+        }
         // Adopted instances keep the deploy id they were started with.
         let deploy_id = live.deploy_id.clone().unwrap_or_else(new_deploy_id);
         let attempt = Attempt {
@@ -83,7 +88,8 @@ pub async fn restore_live(
         };
         if let Err(e) = health::gate(&instances, &record.spec.health, shutdown).await {
             tracing::error!(service = %name, "restored {version} is not healthy: {e}");
-            // Let go without destroying: containers stay for the next start to try again.
+            // Let go without destroying; the reconcile after the proxy binds
+            // removes what no slot accounts for.
             release(&instances).await;
             failures.push((
                 name.clone(),

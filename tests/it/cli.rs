@@ -37,8 +37,10 @@ deadline = "5s"
     std::fs::write(dir.join("teal.toml"), text).unwrap();
 }
 
-/// `teal serve` as a child process; killed and reaped if a test panics first.
-struct Served(Option<Child>);
+/// `teal serve` as a child process on `state_dir`; killed and reaped if a test
+/// panics first. Either way the instances it leaves running (live ones outlive
+/// it) are stopped when it is dropped.
+struct Served(Option<Child>, std::path::PathBuf);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -46,6 +48,7 @@ impl Drop for Served {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = teal::runtime::process::stop_recorded(&self.1, Duration::from_secs(5));
     }
 }
 
@@ -57,7 +60,7 @@ fn serve(dir: &Path) -> Served {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let served = Served(Some(child));
+    let served = Served(Some(child), dir.join("state"));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         let out = teal(dir).args(["status", "--json"]).output().unwrap();
