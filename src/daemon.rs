@@ -54,8 +54,10 @@ pub enum DaemonError {
     },
 }
 
-/// A running daemon. Dropping it without `shutdown` leaves instances running
-/// until the process exits; call `shutdown` for a graceful stop.
+/// A running daemon. Call [`Daemon::shutdown`] for a graceful stop (live
+/// instances keep running) or [`Daemon::shutdown_stopping_instances`]. Dropped
+/// without either, its tasks run on until the tokio runtime ends, and then the
+/// process instances they supervise are killed (a test's daemon).
 pub struct Daemon {
     deployer: Arc<Deployer>,
     /// The builtin proxy or nginx; closed at shutdown before instances stop.
