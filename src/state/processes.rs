@@ -121,3 +121,6 @@ impl ProcessBook {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests;
