@@ -136,8 +136,9 @@ async fn release(instances: &[InstanceRef]) {
 
 impl Deployer {
     /// Removes what the runtimes run outside the slots this daemon runs, for every
-    /// service (at daemon start, once the proxy serves). A service busy with an
-    /// action is skipped: every action reconciles it first anyway.
+    /// service (at daemon start, once the proxy serves), and for services only a
+    /// runtime's records still name. A service busy with an action is skipped:
+    /// every action reconciles it first anyway.
     pub async fn reconcile_all(&self) {
         let services: Vec<_> = self.lock_services().values().cloned().collect();
         for service in services {
@@ -150,6 +151,26 @@ impl Deployer {
             let progress = Progress::silent(&service.name);
             if let Err(e) = self.reconcile(&service, &record.spec, &progress).await {
                 tracing::error!(service = %service.name, "could not reconcile with the runtime: {e}");
+            }
+        }
+        // Instances of a service the state does not name (a state file reset by
+        // hand): no slot accounts for them, so they stop.
+        let known: Vec<String> = self.lock_services().keys().cloned().collect();
+        for runtime in [&self.runtimes.process, &self.runtimes.docker] {
+            for name in runtime.recorded_services() {
+                if known.contains(&name) {
+                    continue;
+                }
+                match runtime.reconcile(&name, &[]).await {
+                    Ok(lines) => {
+                        for line in lines {
+                            tracing::info!(service = %name, "{line}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(service = %name, "could not reconcile with the runtime: {e}");
+                    }
+                }
             }
         }
     }

@@ -161,6 +161,13 @@ pub trait Runtime: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Services whose instances this runtime has on record as possibly still
+    /// running (the process runtime's `processes.json`), so that the daemon can
+    /// reconcile one its state no longer names. None by default.
+    fn recorded_services(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Removes builds (docker: images) among `candidates` that nothing uses and
     /// that no name points at any more. The caller leaves out what history may
     /// still roll back to. Returns what was removed.

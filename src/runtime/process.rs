@@ -135,6 +135,12 @@ impl Runtime for ProcessRuntime {
         Ok(started.into_iter().map(|i| i as InstanceRef).collect())
     }
 
+    fn recorded_services(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<String> =
+            self.book.records().into_iter().map(|r| r.service).collect();
+        names.into_iter().collect()
+    }
+
     async fn adopt(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError> {
         self.adopt_slot(req).await
     }

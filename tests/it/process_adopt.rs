@@ -309,3 +309,31 @@ async fn a_recorded_pid_that_names_another_process_now_is_neither_adopted_nor_ki
     drop(d);
     assert!(app_pids(name).is_empty(), "the test leaves nothing running");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_a_service_the_state_no_longer_names_are_stopped() {
+    let name = "adopt-unknown";
+    let Setup {
+        dir,
+        daemon: mut d,
+        live,
+        ..
+    } = setup(name).await;
+    d.kill().await;
+    // The state file loses the service (reset by hand); processes.json keeps it.
+    let store = teal::state::Store::open(&dir.path().join("state")).unwrap();
+    let mut state = store.load().unwrap();
+    assert!(state.services.remove(name).is_some());
+    store.save(&state).unwrap();
+    drop(store);
+    assert_eq!(app_pids(name), pids(&live).into_iter().collect());
+
+    let d = Served::start(dir.path()).await;
+    assert!(d.client.status(None).await.unwrap().services.is_empty());
+    assert!(
+        app_pids(name).is_empty(),
+        "no orphans: {:?}",
+        app_pids(name)
+    );
+    drop(d);
+}
