@@ -6,8 +6,9 @@
 //! socket. So the proxy serves only once
 //! the restored versions are healthy. Stop order: stop accepting (proxy, control) →
 //! let in-flight requests and actions finish (bounded) → stop every instance that
-//! is not live, and release the live ones (processes stop; containers keep serving
-//! and the next `teal serve` adopts them).
+//! is not live, and release the live ones: processes and containers keep serving
+//! and the next `teal serve` adopts them ([`Daemon::shutdown`]), unless the caller
+//! stops them too ([`Daemon::shutdown_stopping_instances`]).
 //!
 //! `teal serve --upgrade` starts from what the running daemon hands over
 //! (`upgrade::Inheritance`: its listening sockets, admin listener and state
@@ -25,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api;
-use crate::deploy::{self, DeployError, Deployer, Runtimes};
+use crate::deploy::{self, DeployError, Deployer, LiveInstances, Runtimes};
 use crate::router::nginx::NginxRouter;
 use crate::router::{Router, RouterError};
+use crate::runtime::InstanceRef;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
@@ -62,8 +64,10 @@ pub enum DaemonError {
     Upgrade(#[from] UpgradeError),
 }
 
-/// A running daemon. Dropping it without `shutdown` leaves instances running
-/// until the process exits; call `shutdown` for a graceful stop.
+/// A running daemon. Call [`Daemon::shutdown`] for a graceful stop (live
+/// instances keep running) or [`Daemon::shutdown_stopping_instances`]. Dropped
+/// without either, its tasks run on until the tokio runtime ends, and then the
+/// process instances they supervise are killed (a test's daemon).
 pub struct Daemon {
     deployer: Arc<Deployer>,
     /// The builtin proxy or nginx; closed at shutdown before instances stop.
@@ -106,7 +110,7 @@ impl Daemon {
             None => Store::open(&config.state_dir)?,
         };
         let state = Arc::new(StateCell::open(store)?);
-        let process = Arc::new(ProcessRuntime::new(config.state_dir.clone()));
+        let process = Arc::new(ProcessRuntime::open(&config.state_dir)?);
         let runtimes = Runtimes {
             process,
             docker: Arc::new(DockerRuntime::new()),
@@ -114,10 +118,22 @@ impl Daemon {
         let shutdown = CancellationToken::new();
 
         let restored = deploy::restore_live(&runtimes, &state, &shutdown).await;
+        // Should this start fail, the restored instances are let go of, not
+        // stopped: they may be serving on their own, and the next start adopts them.
+        let restored_instances: Vec<InstanceRef> = restored
+            .iter()
+            .flat_map(|r| r.running.instances.iter().cloned())
+            .collect();
         let listening = inheritance
             .as_mut()
             .map(|i| std::mem::take(&mut i.listeners));
-        let (router, proxy) = bind_router(config, &shutdown, listening).await?;
+        let (router, proxy) = match bind_router(config, &shutdown, listening).await {
+            Ok(bound) => bound,
+            Err(e) => {
+                release(&restored_instances).await;
+                return Err(e);
+            }
+        };
         let parts = Parts {
             router: router.clone(),
             proxy,
@@ -133,6 +149,7 @@ impl Daemon {
                 // The one cleanup path: by now the router is the only thing running.
                 shutdown.cancel();
                 router.close(CLOSE_GRACE).await;
+                release(&restored_instances).await;
                 Err(e)
             }
         }
@@ -276,8 +293,21 @@ impl Daemon {
     }
 
     /// Graceful stop: no new connections or actions, in-flight requests finish,
-    /// then every instance is stopped. State is kept for the next start.
+    /// then instances that are not live stop and live ones are let go of: they
+    /// keep serving on their own (processes and containers alike) and the next
+    /// `teal serve` on this state dir adopts them. What SIGTERM does.
     pub async fn shutdown(self) {
+        self.stop(LiveInstances::Release).await;
+    }
+
+    /// Like [`Daemon::shutdown`], but live instances are stopped too: nothing of
+    /// this daemon keeps running (the demo, tests). State is kept, so the next
+    /// start brings the live versions back, cold.
+    pub async fn shutdown_stopping_instances(self) {
+        self.stop(LiveInstances::Stop).await;
+    }
+
+    async fn stop(self, live: LiveInstances) {
         tracing::info!("stopping");
         if let Some(inherited) = &self.inherited {
             inherited.abort();
@@ -293,7 +323,7 @@ impl Daemon {
                 "actions still running after {ACTION_GRACE:?}; stopping instances anyway"
             );
         }
-        self.deployer.stop_all(deploy::STOP_GRACE).await;
+        self.deployer.stop_all(deploy::STOP_GRACE, live).await;
         let _ = std::fs::remove_file(&self.control);
         tracing::info!("stopped");
     }
@@ -325,6 +355,10 @@ async fn serve(
         () = daemon.replaced() => daemon.leave().await,
     }
     Ok(())
+}
+
+async fn release(instances: &[InstanceRef]) {
+    futures_util::future::join_all(instances.iter().map(|i| i.release(deploy::STOP_GRACE))).await;
 }
 
 /// What [`Daemon::start`] built before the router bound, handed to [`Daemon::serve`].

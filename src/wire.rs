@@ -104,6 +104,8 @@ pub enum Outcome {
     Failed,
     /// The staged slot was stopped without going live (`discard`).
     Discarded,
+    /// Every instance of the service was stopped on purpose (`teal stop`).
+    Stopped,
 }
 
 /// One NDJSON line of a streamed action.

@@ -161,6 +161,17 @@ impl Client {
         .map(EventStream::new)
     }
 
+    /// `teal stop`: stops every instance of the service.
+    pub async fn stop(&self, service: &str) -> Result<EventStream, ClientError> {
+        self.stream(
+            Method::POST,
+            &format!("/v1/services/{service}/stop"),
+            Vec::new(),
+        )
+        .await
+        .map(EventStream::new)
+    }
+
     pub async fn rollback(
         &self,
         service: &str,

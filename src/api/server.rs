@@ -146,6 +146,9 @@ async fn route(
                 Err(e) => Err(e),
             }
         }
+        (Method::POST, ["v1", "services", name, "stop"]) => {
+            start_stop(&deployer, &tasks, lease, name)
+        }
         (Method::POST, ["v1", "services", name, "discard"]) => {
             let name = name.to_string();
             match read_json::<DiscardRequest>(req).await {
@@ -270,6 +273,20 @@ fn start_discard(
             let _ = deployer
                 .discard_staged(service, guard, req.reason, progress)
                 .await;
+        })
+    });
+    start_action(deployer, tasks, lease, name, false, action)
+}
+
+fn start_stop(
+    deployer: &Arc<Deployer>,
+    tasks: &TaskTracker,
+    lease: Option<&str>,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let action: ActionFn = Box::new(|deployer, service, guard, progress| {
+        Box::pin(async move {
+            let _ = deployer.stop_service(service, guard, progress).await;
         })
     });
     start_action(deployer, tasks, lease, name, false, action)

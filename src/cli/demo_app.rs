@@ -23,6 +23,9 @@ pub struct Args {
     /// How long to answer 503 "loading" after start.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     boot_delay: Duration,
+    /// Print one line per request on stdout, as real apps do.
+    #[arg(long)]
+    log_requests: bool,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
@@ -34,6 +37,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         slot: std::env::var("TEAL_SLOT").unwrap_or_default(),
         boot_delay: args.boot_delay,
         greeting: std::env::var("GREETING").ok(),
+        log_requests: args.log_requests,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -19,6 +19,7 @@ mod rollback;
 mod serve;
 mod signals;
 mod status;
+mod stop;
 mod unlock;
 mod upgrade;
 
@@ -53,6 +54,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Show slots, versions and instance health.
     Status(status::Args),
+    /// Stop every instance of a service on purpose (stopping `teal serve` keeps live ones running).
+    Stop(stop::Args),
     /// Show deploys, switches and rollbacks of a service.
     History(history::Args),
     /// Show instance output.
@@ -80,6 +83,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Promote(args) => promote::exec(&global, args),
         Command::Rollback(args) => rollback::exec(&global, args),
         Command::Status(args) => status::exec(&global, args),
+        Command::Stop(args) => stop::exec(&global, args),
         Command::History(args) => history::exec(&global, args),
         Command::Logs(args) => logs::exec(&global, args),
         Command::Upgrade(args) => upgrade::exec(&global, args),

@@ -24,7 +24,9 @@ pub async fn follow(mut stream: EventStream, json: bool) -> anyhow::Result<ExitC
     }
     view.finish();
     Ok(match outcome {
-        Some(Outcome::Live | Outcome::Staged | Outcome::Discarded) => ExitCode::SUCCESS,
+        Some(Outcome::Live | Outcome::Staged | Outcome::Discarded | Outcome::Stopped) => {
+            ExitCode::SUCCESS
+        }
         Some(Outcome::Failed) => ExitCode::from(exit::FAILED),
         None => {
             eprintln!(

@@ -3,7 +3,8 @@
 //!
 //! It is the backend of `teal demo`, of the tests and of the benchmarks, so it stays
 //! small: one precomputed JSON body, HTTP/1.1 with keep-alive, no logging per
-//! request. Paths:
+//! request unless asked (`log_requests`: a line per request on stdout, as real
+//! apps write, so a test sees when that output has nowhere to go). Paths:
 //!
 //! - any path: the JSON body (`{"app":"uptimer","version":..,"slot":..,"instance":..,"pid":..}`);
 //! - `/slow?ms=N`: the same after sleeping N ms (at most 60 s), for drain tests;
@@ -68,6 +69,9 @@ pub struct AppConfig {
     /// Reported as `"greeting"` when set (from `GREETING`), so tests can see that a
     /// service's `env` reached the instance.
     pub greeting: Option<String>,
+    /// Print one line per request on stdout. A write that fails (a broken pipe)
+    /// fails the request.
+    pub log_requests: bool,
 }
 
 /// What every request handler reads; built once at start.
@@ -82,6 +86,7 @@ struct App {
     ready_at: Instant,
     /// The 200 body, precomputed: answering is a refcount bump.
     body: Bytes,
+    log_requests: bool,
 }
 
 type Body = Full<Bytes>;
@@ -170,6 +175,7 @@ impl App {
             requests: std::sync::atomic::AtomicU64::new(0),
             ready_at: Instant::now() + cfg.boot_delay,
             body: Bytes::from(body.to_string()),
+            log_requests: cfg.log_requests,
         }
     }
 }
@@ -198,6 +204,10 @@ fn flaky_percent(version: &str) -> u64 {
 }
 
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if app.log_requests {
+        // println! panics on a write error (SIGPIPE is ignored): the request fails.
+        println!("{} {} {}", app.version, req.method(), req.uri().path());
+    }
     if Instant::now() < app.ready_at {
         return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "loading"));
     }
@@ -345,6 +355,7 @@ mod tests {
             slot: "blue".into(),
             boot_delay: Duration::ZERO,
             greeting: None,
+            log_requests: false,
         };
         let app = App::new(&cfg);
         let fails: Vec<bool> = (0..100).map(|_| app.flaky_fails()).collect();

@@ -229,7 +229,8 @@ pub async fn run(
         story.map(|_| report)
     }
     .await;
-    daemon.shutdown().await;
+    // The demo leaves nothing running behind it.
+    daemon.shutdown_stopping_instances().await;
     let load = result?;
     Ok(DemoReport {
         steps,

@@ -328,6 +328,12 @@ pub(super) fn report(progress: &Progress, result: &Result<Outcome, DeployError>,
             format!("{version} is staged; `teal promote` switches production to it"),
         ),
         Ok(Outcome::Failed) => progress.done(Outcome::Failed, Some(version.into()), None, "failed"),
+        Ok(Outcome::Stopped) => progress.done(
+            Outcome::Stopped,
+            Some(version.into()),
+            None,
+            format!("{version} stopped"),
+        ),
         Ok(Outcome::Discarded) => progress.done(
             Outcome::Discarded,
             Some(version.into()),

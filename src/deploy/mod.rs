@@ -24,6 +24,7 @@ mod prune;
 mod restore;
 mod service;
 mod status;
+mod stop;
 mod switch;
 mod switch_back;
 mod verify;
@@ -187,18 +188,20 @@ impl Deployer {
         self.state.snapshot().services.get(name).cloned()
     }
 
-    /// Daemon shutdown: live instances are released (the process runtime stops
-    /// them; containers keep serving and the next `teal serve` adopts them), every
-    /// other instance is stopped. State is kept, so the next `teal serve` brings
-    /// the live versions back.
-    pub async fn stop_all(&self, grace: Duration) {
+    /// Daemon shutdown: every instance that is not live is stopped; live ones
+    /// are released (processes and containers keep serving and the next
+    /// `teal serve` adopts them) or stopped as well, as `live` says. State is
+    /// kept, so the next `teal serve` brings the live versions back.
+    pub async fn stop_all(&self, grace: Duration, live_instances: LiveInstances) {
         let services: Vec<Arc<Service>> = self.lock_services().values().cloned().collect();
         let mut live: Vec<InstanceRef> = Vec::new();
         let mut rest: Vec<InstanceRef> = Vec::new();
         for service in &services {
             for slot in Slot::ALL {
                 if let Some(running) = service.set_running(slot, None) {
-                    if running.state == crate::slot::SlotState::Live {
+                    if running.state == crate::slot::SlotState::Live
+                        && live_instances == LiveInstances::Release
+                    {
                         live.extend(running.instances);
                     } else {
                         rest.extend(running.instances);
@@ -212,6 +215,15 @@ impl Deployer {
         )
         .await;
     }
+}
+
+/// What a stopping daemon does with the instances of live slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveInstances {
+    /// Let go of them: they keep serving and the next daemon adopts them.
+    Release,
+    /// Stop them like every other instance.
+    Stop,
 }
 
 /// Stops instances concurrently and waits for all of them.

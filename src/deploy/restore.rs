@@ -1,9 +1,9 @@
 //! Bringing the live version of each service back when `teal serve` starts, before
 //! the proxy accepts a single connection.
 //!
-//! Live slots are adopted through the runtime: containers that outlived the
-//! previous daemon keep running untouched, missing ones are started again, and
-//! child processes (which died with it) start afresh. Whatever else runs (an
+//! Live slots are adopted through the runtime: containers and processes that
+//! outlived the previous daemon keep running untouched, missing ones are started
+//! again. Whatever else runs (an
 //! interrupted deploy's standby, a kept-warm previous version) is removed by
 //! [`Deployer::reconcile_all`] once the proxy serves, so removing it never
 //! lengthens the restart gap; every action reconciles its service the same way
@@ -49,6 +49,11 @@ pub async fn restore_live(
             continue;
         };
         let live = record.slots.get(slot);
+        if live.state == SlotState::Stopped {
+            // Stopped on purpose (`teal stop`): the next deploy brings it back.
+            tracing::info!(service = %name, %slot, %version, "the live version was stopped on purpose; not restoring it");
+            continue;
+        }
         // Adopted instances keep the deploy id they were started with.
         let deploy_id = live.deploy_id.clone().unwrap_or_else(new_deploy_id);
         let attempt = Attempt {
@@ -83,7 +88,8 @@ pub async fn restore_live(
         };
         if let Err(e) = health::gate(&instances, &record.spec.health, shutdown).await {
             tracing::error!(service = %name, "restored {version} is not healthy: {e}");
-            // Let go without destroying: containers stay for the next start to try again.
+            // Let go without destroying; the reconcile after the proxy binds
+            // removes what no slot accounts for.
             release(&instances).await;
             failures.push((
                 name.clone(),
@@ -130,8 +136,9 @@ async fn release(instances: &[InstanceRef]) {
 
 impl Deployer {
     /// Removes what the runtimes run outside the slots this daemon runs, for every
-    /// service (at daemon start, once the proxy serves). A service busy with an
-    /// action is skipped: every action reconciles it first anyway.
+    /// service (at daemon start, once the proxy serves), and for services only a
+    /// runtime's records still name. A service busy with an action is skipped:
+    /// every action reconciles it first anyway.
     pub async fn reconcile_all(&self) {
         let services: Vec<_> = self.lock_services().values().cloned().collect();
         for service in services {
@@ -144,6 +151,26 @@ impl Deployer {
             let progress = Progress::silent(&service.name);
             if let Err(e) = self.reconcile(&service, &record.spec, &progress).await {
                 tracing::error!(service = %service.name, "could not reconcile with the runtime: {e}");
+            }
+        }
+        // Instances of a service the state does not name (a state file reset by
+        // hand): no slot accounts for them, so they stop.
+        let known: Vec<String> = self.lock_services().keys().cloned().collect();
+        for runtime in [&self.runtimes.process, &self.runtimes.docker] {
+            for name in runtime.recorded_services() {
+                if known.contains(&name) {
+                    continue;
+                }
+                match runtime.reconcile(&name, &[]).await {
+                    Ok(lines) => {
+                        for line in lines {
+                            tracing::info!(service = %name, "{line}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(service = %name, "could not reconcile with the runtime: {e}");
+                    }
+                }
             }
         }
     }

@@ -300,8 +300,9 @@ ExecStart="{teal}" serve --config "{state}/{CONFIG_FILE}"
 WorkingDirectory={state}
 Restart=on-failure
 RestartSec=2
-# teal stops its instances itself on SIGTERM; only then is anything left killed.
-KillMode=mixed
+# SIGTERM to teal alone: live instances outlive it (the next start adopts them),
+# and it stops the others itself.
+KillMode=process
 TimeoutStopSec=90
 
 [Install]

@@ -5,11 +5,10 @@
 //! restarts those that die unexpectedly (keeping their address), and it knows
 //! where their output goes. It does not health-check and does not route.
 //!
-//! Runtimes differ in what survives the daemon: child processes die with it, so the
-//! process runtime starts live slots afresh after a restart; containers outlive it,
-//! so the docker runtime adopts them ([`Runtime::adopt`]), removes leftovers
-//! ([`Runtime::reconcile`]) and is let go of rather than stopped at daemon
-//! shutdown ([`Instance::release`]).
+//! Instances outlive the daemon, processes and containers alike: a live instance
+//! is let go of rather than stopped at daemon shutdown ([`Instance::release`]),
+//! the next daemon adopts what still runs ([`Runtime::adopt`]) and stops or
+//! removes what no slot of its own accounts for ([`Runtime::reconcile`]).
 
 pub mod docker;
 pub mod process;
@@ -102,9 +101,9 @@ pub trait Instance: Send + Sync + fmt::Debug {
     /// Stops it: SIGTERM (or the engine's stop), then a hard kill after `grace`.
     /// Stops supervision first, so a stopped instance is never restarted.
     async fn stop(&self, grace: Duration);
-    /// The daemon is stopping and this instance is live: let go of it. Instances
-    /// that cannot outlive the daemon are stopped (the default); containers keep
-    /// running (their restart policy keeps them up) and the next daemon adopts them.
+    /// The daemon is stopping and this instance is live: let go of it. Processes
+    /// and containers keep running and the next daemon adopts them; an instance
+    /// that cannot outlive the daemon is stopped (the default).
     async fn release(&self, grace: Duration) {
         self.stop(grace).await;
     }
@@ -143,8 +142,8 @@ pub trait Runtime: Send + Sync {
 
     /// Brings a live slot under this daemon's control after a restart. Instances
     /// that are still running are adopted without a restart, missing ones are
-    /// started. Runtimes whose instances die with the daemon start the slot afresh
-    /// (the default).
+    /// started. A runtime whose instances die with the daemon starts the slot
+    /// afresh (the default).
     async fn adopt(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError> {
         self.start(req).await
     }
@@ -160,6 +159,13 @@ pub trait Runtime: Send + Sync {
     ) -> Result<Vec<String>, RuntimeError> {
         let _ = (service, known);
         Ok(Vec::new())
+    }
+
+    /// Services whose instances this runtime has on record as possibly still
+    /// running (the process runtime's `processes.json`), so that the daemon can
+    /// reconcile one its state no longer names. None by default.
+    fn recorded_services(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Removes builds (docker: images) among `candidates` that nothing uses and

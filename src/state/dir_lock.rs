@@ -57,7 +57,12 @@ impl StateLock {
             )));
         }
         // The same open file already holds it: this succeeds at once.
-        StateLock::hold(file)
+        let lock = StateLock::hold(file)?;
+        // Unlocking it would unlock the predecessor's copy too (the same open
+        // file): should this daemon fail before it serves, the predecessor
+        // keeps the lock. It goes when the last copy closes.
+        lock.keep_for_successor();
+        Ok(lock)
     }
 
     fn hold(file: File) -> Result<StateLock, LockError> {

@@ -137,6 +137,28 @@ fn serve_deploy_status_history_logs_through_the_binary() {
     );
     assert_eq!(rt.block_on(serving(listen)).as_deref(), Some("1.0.0"));
 
+    // Live instances outlive `teal serve`; `teal stop` is how they go on purpose.
+    let pids: Vec<i32> = json(
+        &teal(dir.path())
+            .args(["status", "--json"])
+            .output()
+            .unwrap(),
+    )["services"][0]["slots"]["blue"]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    let out = teal(dir.path()).args(["stop", "web"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web is stopped (4 instances)"));
+    assert!(pids.iter().all(|pid| !alive(*pid)), "stopped: {pids:?}");
+
     let status = stop(daemon);
     assert!(
         status.success(),

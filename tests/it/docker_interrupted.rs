@@ -11,10 +11,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::docker::*;
-use crate::support::load::zero_drop;
+use crate::support::load::{assert_clean, restart_load};
 use crate::support::*;
 use teal::api::client::Client;
-use teal::load::{Load, LoadReport, LoadSpec};
 use teal::slot::{Slot, SlotState};
 use tokio::process::{Child, Command};
 
@@ -36,16 +35,6 @@ fn serve(dir: &Path) -> Child {
         .expect("spawn teal serve")
 }
 
-fn load(target: SocketAddr, keepalive: usize, fresh: usize) -> Load {
-    Load::start(LoadSpec {
-        keepalive_connections: keepalive,
-        fresh_connection_workers: fresh,
-        max_duration: Duration::from_secs(120),
-        pause: Duration::from_millis(2),
-        ..zero_drop(target)
-    })
-}
-
 /// The status of one GET on a fresh connection, or None when nothing answers.
 async fn answers(addr: SocketAddr) -> Option<u16> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
@@ -59,12 +48,6 @@ async fn answers(addr: SocketAddr) -> Option<u16> {
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .ok()?;
     Some(sender.send_request(req).await.ok()?.status().as_u16())
-}
-
-fn assert_clean(what: &str, report: &LoadReport) {
-    eprintln!("{what}:\n{}", report.render_table());
-    assert!(report.sent > 50, "{what}: the load ran: {report:?}");
-    assert_eq!(report.failed(), 0, "{what}: failed requests: {report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,8 +90,8 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
     ];
 
     // Production through the proxy, and straight at a live container.
-    let proxied = load(listen, 6, 2);
-    let direct = load(live.instances[0].addr, 2, 1);
+    let proxied = restart_load(listen, 6, 2);
+    let direct = restart_load(live.instances[0].addr, 2, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A deploy whose new slot takes long to boot: it is in its health gate when
@@ -194,7 +177,7 @@ async fn a_daemon_killed_mid_deploy_restarts_clean_with_production_served_throug
         "{history:?}"
     );
 
-    let proxied = load(listen, 6, 2);
+    let proxied = restart_load(listen, 6, 2);
     tokio::time::sleep(Duration::from_secs(1)).await;
     // And it deploys again, under load.
     let result =

@@ -106,7 +106,7 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
     // and removes the standby; the next daemon adopts them without a restart.
     let before = identity(&docker, "dkt-basic-green-1").await;
     let direct = instance.addr;
-    d.stop().await;
+    d.stop_keeping_instances().await;
     assert_eq!(
         container_names(&docker, name).await,
         ["dkt-basic-green-0", "dkt-basic-green-1"]
@@ -342,7 +342,7 @@ async fn a_deploy_removes_leftover_containers_first() {
     let other = tempfile::tempdir().unwrap();
     let stray = TestDaemon::start(&config(other.path(), vec![])).await;
     stray.deploy(&spec, "0").await.assert_live();
-    stray.stop().await;
+    stray.stop_keeping_instances().await;
     assert_eq!(container_names(&docker, name).await, ["dkt-recon-blue-0"]);
 
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;

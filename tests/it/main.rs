@@ -21,6 +21,7 @@ mod deploy_flow;
 mod hooks;
 mod metrics;
 mod migrations;
+mod process_adopt;
 mod process_runtime;
 mod verify;
 mod zero_downtime;

@@ -129,7 +129,7 @@ async fn wait_log_line(instance: &InstanceRef, needle: &str) {
 #[tokio::test]
 async fn instances_answer_on_distinct_ports_with_version_slot_and_env() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let spec = service("web", demo_command(), 3, dir.path());
     let instances = start(&rt, &spec, Slot::Green, "1.2.3").await.unwrap();
 
@@ -158,7 +158,7 @@ async fn instances_answer_on_distinct_ports_with_version_slot_and_env() {
 #[tokio::test]
 async fn environment_and_output_go_to_the_log_and_the_log_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let script = "echo \"args={port}/{version} port=$PORT version=$TEAL_VERSION slot=$TEAL_SLOT \
                   instance=$TEAL_INSTANCE service=$TEAL_SERVICE greeting=$GREETING\"; \
                   echo oops >&2; exec sleep 60";
@@ -208,7 +208,7 @@ async fn environment_and_output_go_to_the_log_and_the_log_stream() {
 #[tokio::test]
 async fn followed_logs_stream_new_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let script = "i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done";
     let spec = service("ticker", sh(script), 2, dir.path());
     let _instances = start(&rt, &spec, Slot::Green, "1").await.unwrap();
@@ -231,7 +231,7 @@ async fn followed_logs_stream_new_lines() {
 #[tokio::test]
 async fn killed_instance_restarts_on_the_same_port() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let spec = service("web", demo_command(), 1, dir.path());
     let instances = start(&rt, &spec, Slot::Blue, "1.0.0").await.unwrap();
     let instance = &instances[0];
@@ -258,7 +258,7 @@ async fn killed_instance_restarts_on_the_same_port() {
 #[tokio::test]
 async fn stop_kills_a_process_that_ignores_sigterm_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let script = "trap '' TERM; echo ready; while true; do sleep 1; done";
     let spec = service("stubborn", sh(script), 1, dir.path());
     let instances = start(&rt, &spec, Slot::Blue, "1").await.unwrap();
@@ -286,7 +286,7 @@ async fn stop_kills_a_process_that_ignores_sigterm_after_the_grace() {
 #[tokio::test]
 async fn missing_command_is_a_clear_error_and_nothing_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let command = vec!["teal-no-such-command".to_string(), "{port}".to_string()];
     let spec = service("ghost", command, 2, dir.path());
     let err = start(&rt, &spec, Slot::Blue, "1").await.unwrap_err();
@@ -300,7 +300,7 @@ async fn missing_command_is_a_clear_error_and_nothing_runs() {
 #[tokio::test]
 async fn stop_all_stops_both_slots() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = ProcessRuntime::new(dir.path().join("state"));
+    let rt = ProcessRuntime::open(&dir.path().join("state")).unwrap();
     let spec = service("sleepy", sh("exec sleep 60"), 2, dir.path());
     let mut all = start(&rt, &spec, Slot::Blue, "1").await.unwrap();
     all.extend(start(&rt, &spec, Slot::Green, "2").await.unwrap());

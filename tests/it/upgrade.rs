@@ -63,6 +63,27 @@ fn daemon_version(dir: &Path) -> String {
         .to_string()
 }
 
+/// The daemons' and the instances' logs, for a failure message.
+fn logs(dir: &Path) -> String {
+    let mut files = vec![dir.join("serve.log"), dir.join("upgrades.log")];
+    for slot in ["blue", "green"] {
+        for index in 0..2 {
+            files.push(dir.join(format!("state/logs/web/{slot}-{index}.log")));
+        }
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| !l.starts_with('{'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `teal serve` in `dir` with 1.0.0 deployed, and its production address.
 fn serving_first_version(dir: &Path) -> (Served, SocketAddr) {
     write_config(dir, None);
@@ -84,15 +105,21 @@ fn upgrade(dir: &Path, old: Served) -> Served {
         .append(true)
         .open(dir.join("upgrades.log"))
         .unwrap();
-    let next = Served(Some(
-        teal(dir)
-            .args(["serve", "--upgrade"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    ));
+    let next = Served(
+        Some(
+            teal(dir)
+                .args(["serve", "--upgrade"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        ),
+        Some(dir.join("state")),
+    );
     let mut old = old;
+    // The instances are the successor's: dropping the old daemon's handle
+    // must not stop them.
+    old.1 = None;
     let mut child = old.0.take().expect("running");
     let start = Instant::now();
     let status = loop {
@@ -204,8 +231,19 @@ async fn an_upgrade_that_fails_leaves_the_running_daemon_serving() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "the successor fails");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("admin listener"), "{said}");
+
+    // The old daemon still holds the state directory: a plain second daemon
+    // is refused.
+    let second = run(dir.path(), &["serve"]);
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another teal daemon holds the state directory"),
+        "{said}"
+    );
 
     // The old daemon serves on, and takes a good upgrade afterwards.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -217,7 +255,8 @@ async fn an_upgrade_that_fails_leaves_the_running_daemon_serving() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let report = load.stop().await;
-    assert_eq!(report.failed(), 0, "{report:?}");
+    let log = logs(dir.path());
+    assert_eq!(report.failed(), 0, "{report:?}\n{log}");
     assert_eq!(report.keepalive_connects, 8, "{report:?}");
     let status = tokio::task::spawn_blocking(move || stop(daemon))
         .await
@@ -253,7 +292,8 @@ async fn teal_upgrade_hands_the_daemon_over_to_its_binary() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let report = load.stop().await;
-    assert_eq!(report.failed(), 0, "{report:?}");
+    let log = logs(dir.path());
+    assert_eq!(report.failed(), 0, "{report:?}\n{log}");
     assert_eq!(report.keepalive_connects, 8, "{report:?}");
     // The new daemon is the old one's orphan, not this test's child.
     nix::sys::signal::kill(

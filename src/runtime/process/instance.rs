@@ -1,37 +1,30 @@
-//! One supervised child process: spawn, restart after an unexpected exit, stop.
+//! One process instance: how it is launched, and the handle the rest of teal holds
+//! (`ProcessInstance`), whose process a supervisor task owns (`supervisor.rs`).
 //!
-//! A supervisor task owns the `Child` and is the only one that signals or reaps it,
-//! so a signal never reaches a pid that was already reaped and reused. `stop` only
-//! asks the supervisor (with the grace) and waits until it reports the end.
+//! A process runs in its own session (it leads its session and its process
+//! group), its stdout and stderr open straight on its log file, so it keeps
+//! serving, and writing, while no daemon runs. It is recorded in the
+//! [`ProcessBook`] when it starts, so the next daemon finds it.
 
+use std::any::Any;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use process_wrap::tokio::{CommandWrap, ProcessSession};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::logs;
+use super::pid::{self, ExitWatch};
 use super::ports::PortBook;
+use super::supervisor::{Ended, Ending, Running, Status, Supervisor};
 use crate::runtime::{ExitInfo, Instance};
-
-/// First restart delay after a crash; doubles on each quick crash.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// A process that ran this long before exiting is restarted after `BACKOFF_MIN` again.
-const BACKOFF_RESET: Duration = Duration::from_secs(10);
-/// Grace used when every handle to an instance is gone without a `stop`.
-const ORPHAN_GRACE: Duration = Duration::from_secs(5);
-/// How often a stop checks whether the rest of a process group has exited.
-const GROUP_POLL: Duration = Duration::from_millis(50);
+use crate::slot::Slot;
+use crate::state::{ProcessBook, ProcessRecord};
 
 /// What it takes to (re)spawn one instance; the same on every restart.
 #[derive(Debug, Clone)]
@@ -42,11 +35,17 @@ pub(super) struct Launch {
     pub env: Vec<(String, String)>,
     pub workdir: Option<PathBuf>,
     pub log: PathBuf,
+    pub service: String,
+    pub slot: Slot,
+    pub index: usize,
     pub version: String,
+    pub deploy_id: String,
+    pub port: u16,
 }
 
 impl Launch {
-    /// Spawns the process in its own process group, output appended to the log.
+    /// Spawns the process as the leader of a new session, output appended to the
+    /// log. Nothing kills it when the `Child` is dropped: it may outlive us.
     pub(super) fn spawn(&self) -> std::io::Result<Child> {
         let log = logs::open(&self.log, false)?;
         let mut cmd = Command::new(&self.program);
@@ -54,15 +53,11 @@ impl Launch {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            // A safety net for a runtime dropped without `stop_all`; the normal
-            // path is `stop`, which also reaches the rest of the process group.
-            .kill_on_drop(true);
+            .stderr(log);
         if let Some(dir) = &self.workdir {
             cmd.current_dir(dir);
         }
-        let child = cmd.spawn()?;
+        let child = spawn_in_session(cmd)?;
         let pid = child.id().unwrap_or(0);
         logs::marker(
             &self.log,
@@ -70,9 +65,38 @@ impl Launch {
         );
         Ok(child)
     }
+
+    /// The record of the process `pid` running this launch.
+    pub(super) fn record(&self, pid: u32) -> ProcessRecord {
+        ProcessRecord {
+            service: self.service.clone(),
+            slot: self.slot,
+            index: self.index,
+            version: self.version.clone(),
+            deploy_id: self.deploy_id.clone(),
+            pid,
+            // Our child is not reaped yet, so /proc still has it even if it exited.
+            start_time: pid::start_time(pid).unwrap_or(0),
+            port: self.port,
+        }
+    }
 }
 
-/// One running copy of the app, as a child process of the daemon.
+/// `setsid` in the child before exec (process-wrap does it; this crate has no
+/// `unsafe` for a `pre_exec` of its own), then the plain tokio `Child` back.
+fn spawn_in_session(cmd: Command) -> std::io::Result<Child> {
+    let wrapped = CommandWrap::from(cmd).wrap(ProcessSession).spawn()?;
+    // The session wrapper only adds group signalling, which the supervisor does
+    // itself; underneath is the tokio child.
+    let inner: Box<dyn Any> = wrapped.into_inner();
+    inner
+        .downcast::<Child>()
+        .map(|child| *child)
+        .map_err(|_| std::io::Error::other("process-wrap did not return a tokio child"))
+}
+
+/// One running copy of the app: a child of this daemon, or a process an earlier
+/// daemon started and this one adopted.
 #[derive(Debug)]
 pub struct ProcessInstance {
     index: usize,
@@ -80,61 +104,111 @@ pub struct ProcessInstance {
     log: PathBuf,
     /// Written by the supervisor on every exit and restart; read by the getters.
     status: Arc<Mutex<Status>>,
-    /// Asks the supervisor to stop, with the grace. The first `stop` sets it; the
-    /// supervisor checks it before every restart, so a stopped instance stays down.
-    stop_tx: watch::Sender<Option<Duration>>,
-    /// Turns true once the supervisor has reaped the process for good.
+    /// Tells the supervisor how to end: stop (with the grace) or let go. The
+    /// first request wins; the supervisor checks it before every restart, so an
+    /// instance that was asked to end never comes back.
+    end_tx: watch::Sender<Option<Ending>>,
+    /// Turns true once the supervisor is done (stopped, or let go).
     done_rx: watch::Receiver<bool>,
 }
 
-#[derive(Debug, Default)]
-struct Status {
-    /// The current (or last) process, which is also its process group.
-    pid: u32,
-    exited: Option<ExitInfo>,
-    restarts: u32,
-}
-
 impl ProcessInstance {
-    /// Spawns the first process and its supervisor. On success the instance owns
-    /// `port` and releases it to `ports` when it has stopped for good.
+    /// Spawns the first process, records it, and starts its supervisor. On
+    /// success the instance owns `launch.port` and gives it back to `ports` when
+    /// it has stopped for good.
     pub(super) fn spawn(
-        index: usize,
-        port: u16,
         launch: Launch,
         ports: Arc<Mutex<PortBook>>,
+        book: Arc<ProcessBook>,
     ) -> std::io::Result<Arc<ProcessInstance>> {
-        let child = launch.spawn()?;
+        let mut child = launch.spawn()?;
+        let pid = child.id().unwrap_or(0);
+        if let Err(e) = book.started(launch.record(pid), None) {
+            // Nothing unrecorded may run: a later daemon could not find it.
+            pid::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.start_kill();
+            return Err(std::io::Error::other(format!("recording the process: {e}")));
+        }
+        Ok(Self::supervise(
+            launch,
+            pid,
+            Running::Child(child),
+            ports,
+            book,
+        ))
+    }
+
+    /// Takes over `pid`, a process of `launch` that an earlier daemon started and
+    /// that still runs (the caller checked it), without restarting it.
+    pub(super) fn adopt(
+        launch: Launch,
+        pid: u32,
+        watch: ExitWatch,
+        ports: Arc<Mutex<PortBook>>,
+        book: Arc<ProcessBook>,
+    ) -> Arc<ProcessInstance> {
+        logs::marker(
+            &launch.log,
+            &format!("adopted pid {pid} version {}", launch.version),
+        );
+        Self::supervise(launch, pid, Running::Adopted(watch), ports, book)
+    }
+
+    fn supervise(
+        launch: Launch,
+        pid: u32,
+        running: Running,
+        ports: Arc<Mutex<PortBook>>,
+        book: Arc<ProcessBook>,
+    ) -> Arc<ProcessInstance> {
         let status = Arc::new(Mutex::new(Status {
-            pid: child.id().unwrap_or(0),
+            pid,
             ..Status::default()
         }));
-        let (stop_tx, stop_rx) = watch::channel(None);
+        let (end_tx, end_rx) = watch::channel(None);
         let (done_tx, done_rx) = watch::channel(false);
-        let log = launch.log.clone();
-        let supervisor = Supervisor {
-            launch,
-            status: status.clone(),
-            stop_rx,
-        };
+        let (index, port, log) = (launch.index, launch.port, launch.log.clone());
+        let supervisor = Supervisor::new(launch, status.clone(), end_rx, book);
         tokio::spawn(async move {
-            supervisor.run(child).await;
-            ports.lock().unwrap().release(port);
+            // A port let go of stays taken: its process still listens on it.
+            if supervisor.run(running).await == Ended::Stopped {
+                ports.lock().unwrap().release(port);
+            }
             done_tx.send_replace(true);
         });
-        Ok(Arc::new(ProcessInstance {
+        Arc::new(ProcessInstance {
             index,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             log,
             status,
-            stop_tx,
+            end_tx,
             done_rx,
-        }))
+        })
     }
 
-    /// Whether it has stopped for good (after `stop`).
+    /// Whether it has ended for good (stopped or let go).
     pub(super) fn is_finished(&self) -> bool {
         *self.done_rx.borrow()
+    }
+
+    /// The current process (also its process group).
+    pub(super) fn pid(&self) -> u32 {
+        self.status.lock().unwrap().pid
+    }
+
+    /// Asks the supervisor to end the instance `ending`'s way (the first request
+    /// wins) and waits until it has.
+    async fn end(&self, ending: Ending) {
+        self.end_tx.send_if_modified(|asked| {
+            let first = asked.is_none();
+            if first {
+                *asked = Some(ending);
+            }
+            first
+        });
+        let mut done = self.done_rx.clone();
+        // Err means the supervisor is gone, which also means it has ended.
+        let _ = done.wait_for(|done| *done).await;
     }
 }
 
@@ -149,7 +223,7 @@ impl Instance for ProcessInstance {
     }
 
     fn id(&self) -> String {
-        self.status.lock().unwrap().pid.to_string()
+        self.pid().to_string()
     }
 
     fn restarts(&self) -> u32 {
@@ -165,173 +239,11 @@ impl Instance for ProcessInstance {
     }
 
     async fn stop(&self, grace: Duration) {
-        self.stop_tx.send_if_modified(|asked| {
-            let first = asked.is_none();
-            if first {
-                *asked = Some(grace);
-            }
-            first
-        });
-        let mut done = self.done_rx.clone();
-        // Err means the supervisor is gone, which also means the process is.
-        let _ = done.wait_for(|done| *done).await;
+        self.end(Ending::Stop(grace)).await;
     }
-}
 
-/// The task that owns the child process.
-struct Supervisor {
-    launch: Launch,
-    status: Arc<Mutex<Status>>,
-    stop_rx: watch::Receiver<Option<Duration>>,
-}
-
-impl Supervisor {
-    async fn run(mut self, mut child: Child) {
-        let mut backoff = Backoff::default();
-        loop {
-            let started = Instant::now();
-            let pgid = self.status.lock().unwrap().pid;
-            let (exit, stopping) = tokio::select! {
-                status = child.wait() => {
-                    // It ended on its own: whatever it left in its group goes too,
-                    // so the restart finds its port free.
-                    signal_group(pgid, Signal::SIGKILL);
-                    (exit_info(status), false)
-                }
-                grace = stop_requested(&mut self.stop_rx) => {
-                    (terminate(&mut child, pgid, grace).await, true)
-                }
-            };
-            self.status.lock().unwrap().exited = Some(exit.clone());
-            if stopping || self.stop_rx.borrow().is_some() {
-                logs::marker(&self.launch.log, &format!("stopped ({exit})"));
-                return;
-            }
-            let mut delay = backoff.after_run(started.elapsed());
-            logs::marker(
-                &self.launch.log,
-                &format!("exited ({exit}), restarting in {delay:?}"),
-            );
-            child = loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop_requested(&mut self.stop_rx) => {
-                        logs::marker(&self.launch.log, "stopped while waiting to restart");
-                        return;
-                    }
-                }
-                match self.launch.spawn() {
-                    Ok(child) => break child,
-                    Err(err) => {
-                        delay = backoff.after_run(Duration::ZERO);
-                        logs::marker(
-                            &self.launch.log,
-                            &format!("restart failed: {err}; retrying in {delay:?}"),
-                        );
-                    }
-                }
-            };
-            let mut status = self.status.lock().unwrap();
-            status.pid = child.id().unwrap_or(0);
-            status.exited = None;
-            status.restarts += 1;
-        }
-    }
-}
-
-/// Resolves with the grace once a stop is asked for (or every handle is gone).
-async fn stop_requested(rx: &mut watch::Receiver<Option<Duration>>) -> Duration {
-    match rx.wait_for(Option::is_some).await {
-        Ok(grace) => grace.unwrap_or(ORPHAN_GRACE),
-        Err(_) => ORPHAN_GRACE,
-    }
-}
-
-/// SIGTERM to the group; SIGKILL to whatever is left of it after `grace`.
-/// Returns once the process itself has been reaped.
-async fn terminate(child: &mut Child, pgid: u32, grace: Duration) -> ExitInfo {
-    let deadline = Instant::now() + grace;
-    signal_group(pgid, Signal::SIGTERM);
-    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            signal_group(pgid, Signal::SIGKILL);
-            child.wait().await
-        }
-    };
-    // The leader is gone; helpers it started may still be finishing their work.
-    while group_alive(pgid) && Instant::now() < deadline {
-        tokio::time::sleep(GROUP_POLL).await;
-    }
-    signal_group(pgid, Signal::SIGKILL);
-    exit_info(status)
-}
-
-fn signal_group(pgid: u32, signal: Signal) {
-    if let Ok(pgid) = i32::try_from(pgid)
-        && pgid > 1
-    {
-        // ESRCH (nothing left in the group) is the common, fine case.
-        let _ = killpg(Pid::from_raw(pgid), signal);
-    }
-}
-
-fn group_alive(pgid: u32) -> bool {
-    match i32::try_from(pgid) {
-        Ok(pgid) if pgid > 1 => killpg(Pid::from_raw(pgid), None) != Err(Errno::ESRCH),
-        _ => false,
-    }
-}
-
-fn exit_info(status: std::io::Result<ExitStatus>) -> ExitInfo {
-    match status {
-        Ok(status) => ExitInfo {
-            code: status.code(),
-            signal: status.signal(),
-        },
-        Err(_) => ExitInfo {
-            code: None,
-            signal: None,
-        },
-    }
-}
-
-/// Restart delays: 100 ms doubling to 5 s, back to 100 ms after a long run.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: BACKOFF_MIN }
-    }
-}
-
-impl Backoff {
-    /// The delay before the next restart of a process that ran for `ran`.
-    fn after_run(&mut self, ran: Duration) -> Duration {
-        if ran >= BACKOFF_RESET {
-            self.next = BACKOFF_MIN;
-        }
-        let delay = self.next;
-        self.next = (delay * 2).min(BACKOFF_MAX);
-        delay
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_resets_after_a_long_run() {
-        let mut b = Backoff::default();
-        let quick = Duration::from_millis(1);
-        let delays: Vec<_> = (0..8).map(|_| b.after_run(quick)).collect();
-        assert_eq!(delays[0], BACKOFF_MIN);
-        assert_eq!(delays[1], BACKOFF_MIN * 2);
-        assert_eq!(*delays.last().unwrap(), BACKOFF_MAX);
-        assert_eq!(b.after_run(BACKOFF_RESET), BACKOFF_MIN);
+    /// Keeps the process running and its record, so the next daemon adopts it.
+    async fn release(&self, _grace: Duration) {
+        self.end(Ending::Release).await;
     }
 }

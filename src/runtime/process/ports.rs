@@ -39,6 +39,11 @@ impl PortBook {
         ))
     }
 
+    /// An adopted instance already listens on `port`: never hand it out.
+    pub(super) fn hold(&mut self, port: u16) {
+        self.in_use.insert(port);
+    }
+
     /// The instance holding `port` stopped for good.
     pub(super) fn release(&mut self, port: u16) {
         if self.in_use.remove(&port) {

@@ -17,8 +17,11 @@ pub fn teal(dir: &Path) -> Command {
     cmd
 }
 
-/// `teal serve` as a child process; killed and reaped if a test panics first.
-pub struct Served(pub Option<Child>);
+/// `teal serve` as a child process on a state dir; killed and reaped if a
+/// test panics first. Either way the instances it leaves running (live ones
+/// outlive it) are stopped when it is dropped, unless the state dir was taken
+/// out (a successor daemon owns them now).
+pub struct Served(pub Option<Child>, pub Option<std::path::PathBuf>);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -26,18 +29,27 @@ impl Drop for Served {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(state_dir) = self.1.take() {
+            let _ = teal::runtime::process::stop_recorded(&state_dir, Duration::from_secs(5));
+        }
     }
 }
 
-/// Starts `teal serve` and waits until the control socket answers.
+/// Starts `teal serve` (its log appended to `dir/serve.log`) and waits until
+/// the control socket answers.
 pub fn serve(dir: &Path) -> Served {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .unwrap();
     let child = teal(dir)
         .arg("serve")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
-    let served = Served(Some(child));
+    let served = Served(Some(child), Some(dir.join("state")));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         let out = teal(dir).args(["status", "--json"]).output().unwrap();

@@ -31,6 +31,25 @@ pub fn steady_load(target: SocketAddr, path: &str) -> Load {
     })
 }
 
+/// A load across a restart of the daemon itself: `keepalive` and `fresh`
+/// workers, 2 ms pause, bounded at 120 s.
+pub fn restart_load(target: SocketAddr, keepalive: usize, fresh: usize) -> Load {
+    Load::start(LoadSpec {
+        keepalive_connections: keepalive,
+        fresh_connection_workers: fresh,
+        max_duration: Duration::from_secs(120),
+        pause: Duration::from_millis(2),
+        ..zero_drop(target)
+    })
+}
+
+/// Prints the report's table and asserts the load ran and nothing failed.
+pub fn assert_clean(what: &str, report: &LoadReport) {
+    eprintln!("{what}:\n{}", report.render_table());
+    assert!(report.sent > 50, "{what}: the load ran: {report:?}");
+    assert_eq!(report.failed(), 0, "{what}: failed requests: {report:?}");
+}
+
 /// Client workers of [`zero_drop`]: at most this many requests are in flight.
 pub const LOAD_CONCURRENCY: u64 = 10;
 

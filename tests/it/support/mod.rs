@@ -9,6 +9,7 @@
 //! - `nginx`: configs for `router = "nginx"` against the real nginx;
 //! - `docker`: the shared test images on the real engine, container helpers;
 //! - `proxy`: the builtin proxy on its own, with real backends and clients;
+//! - `served`: `teal serve` as a real child process, to kill and restart;
 //! - `ssh_lab`: real sshd "hosts" on loopback for the remote tests;
 //! - `workstation`: a second dockerd playing the deploying workstation;
 //! - `zero_downtime`: TESTING.md's zero-downtime story, run for each runtime
@@ -23,6 +24,7 @@ pub mod hooks;
 pub mod load;
 pub mod nginx;
 pub mod proxy;
+pub mod served;
 pub mod ssh_lab;
 pub mod workstation;
 pub mod zero_downtime;
@@ -159,7 +161,14 @@ impl TestDaemon {
         self.client.status(None).await.expect("status")
     }
 
+    /// Stops the daemon and every instance it runs: a test leaves nothing behind.
     pub async fn stop(self) {
+        self.daemon.shutdown_stopping_instances().await;
+    }
+
+    /// Stops the daemon as SIGTERM does: live instances keep running for the
+    /// next daemon on the same state dir to adopt.
+    pub async fn stop_keeping_instances(self) {
         self.daemon.shutdown().await;
     }
 }

@@ -6,7 +6,7 @@
 //! which teal is pointed at with `[ssh] config`; the user's own ssh files are
 //! never read or changed. Each host gets its own teal state dir and teal path
 //! under the lab. Dropping the lab stops the teal daemons that were started on
-//! the hosts (by their pid files) and the sshds.
+//! the hosts (by their pid files), the instances they left running, and the sshds.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -42,8 +42,14 @@ impl SshHost {
         self.state_dir.join("teal.sock")
     }
 
-    /// Stops the teal daemon started on this host, waiting (bounded) for it to end.
+    /// Stops the teal daemon started on this host, waiting (bounded) for it to
+    /// end, and the process instances it left running (live ones outlive it).
     pub fn stop_daemon(&self) {
+        self.stop_daemon_only();
+        let _ = teal::runtime::process::stop_recorded(&self.state_dir, Duration::from_secs(5));
+    }
+
+    fn stop_daemon_only(&self) {
         let Some(pid) = self.daemon_pid() else {
             return;
         };

@@ -1,0 +1,158 @@
+//! Measurement: what clients and the app see when `teal serve` is killed and
+//! started again, for any teal binary (so an older build can be compared).
+//!
+//! ```sh
+//! cargo build && cargo run --example restart_gap -- target/debug/teal [kill|term] [APP FLAG...]
+//! ```
+//!
+//! In a temp dir it runs `BINARY serve` with the process runtime and two demo-app
+//! instances that boot in 3 s, deploys them, and starts teal's load client on
+//! 127.0.0.1 through the proxy (8 keep-alive and 2 new-connection workers, 1 ms
+//! pause, no retries, 10 s per request, at most 60 s). After 2 s the daemon gets
+//! SIGKILL (`kill`, the default) or SIGTERM (`term`, then waits for its exit) and
+//! is started again at once; 3 s after its control socket answers the load stops.
+//! It prints the load's report and the app's pids before and after (processes
+//! whose working directory is the temp dir), then stops everything it started.
+//! Extra arguments go to the demo app (`--log-requests`, for a build that has it).
+//! It measures; it asserts nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use teal::load::{Load, LoadSpec};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let teal = PathBuf::from(
+        args.next()
+            .expect("usage: restart_gap BINARY [kill|term] [APP FLAG...]"),
+    );
+    let teal = std::fs::canonicalize(&teal).expect("the teal binary");
+    let signal = args.next().unwrap_or_else(|| "kill".into());
+    let app_flags: Vec<String> = args.collect();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra: String = app_flags.iter().map(|f| format!(", {f:?}")).collect();
+    let toml = format!(
+        "state_dir = \"state\"\n[proxy]\nlisten = \"{listen}\"\n[services.web]\n\
+         command = [{teal:?}, \"demo-app\", \"--port\", \"{{port}}\", \"--app-version\", \"{{version}}\", \"--boot-delay\", \"3s\"{extra}]\n\
+         instances = 2\nversion = \"1.0.0\"\n[services.web.health]\ninterval = \"100ms\"\ndeadline = \"30s\"\n"
+    );
+    std::fs::write(dir.path().join("teal.toml"), toml).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&teal)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("teal runs")
+    };
+
+    let mut daemon = serve(&teal, dir.path());
+    wait_up(&run);
+    assert!(run(&["deploy", "web"]).status.success(), "deploy");
+    let before = apps(dir.path());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt.block_on(async {
+        let load = Load::start(load_spec(listen));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+        let sig = match signal.as_str() {
+            "term" => nix::sys::signal::Signal::SIGTERM,
+            _ => nix::sys::signal::Signal::SIGKILL,
+        };
+        let signalled = Instant::now();
+        nix::sys::signal::kill(pid, sig).unwrap();
+        daemon.wait().unwrap();
+        let exited = signalled.elapsed();
+        let during = apps(dir.path());
+        daemon = serve(&teal, dir.path());
+        wait_up(&run);
+        let up = signalled.elapsed();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let report = load.stop().await;
+        println!(
+            "signal {signal}: old daemon gone after {exited:?}, new control socket up after {up:?}"
+        );
+        println!("app pids while no daemon ran: {during:?}");
+        report
+    });
+    let after = apps(dir.path());
+    println!("{}", report.render_table());
+    println!("app pids before: {before:?}\napp pids after:  {after:?}");
+
+    // Leave nothing: stop the daemon, then whatever app process is left.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = daemon.wait();
+    for pid in apps(dir.path()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn load_spec(target: SocketAddr) -> LoadSpec {
+    LoadSpec {
+        max_duration: Duration::from_secs(60),
+        pause: Duration::from_millis(1),
+        ..LoadSpec::new(target)
+    }
+}
+
+fn serve(teal: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .unwrap();
+    Command::new(teal)
+        .arg("serve")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("teal serve")
+}
+
+fn wait_up(run: &impl Fn(&[&str]) -> std::process::Output) {
+    let start = Instant::now();
+    while !run(&["status"]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "teal serve came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The demo-app processes running in `dir`, by their working directory.
+fn apps(dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.windows(8).any(|w| w == b"demo-app"))
+                && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    s.rsplit_once(") ")
+                        .is_some_and(|(_, r)| !r.starts_with('Z'))
+                })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
