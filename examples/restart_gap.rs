@@ -2,7 +2,7 @@
 //! started again, for any teal binary (so an older build can be compared).
 //!
 //! ```sh
-//! cargo build && cargo run --example restart_gap -- target/debug/teal [kill|term] [APP FLAG...]
+//! cargo build && cargo run --example restart_gap -- target/debug/teal [kill|term|upgrade] [APP FLAG...]
 //! ```
 //!
 //! In a temp dir it runs `BINARY serve` with the process runtime and two demo-app
@@ -10,7 +10,8 @@
 //! 127.0.0.1 through the proxy (8 keep-alive and 2 new-connection workers, 1 ms
 //! pause, no retries, 10 s per request, at most 60 s). After 2 s the daemon gets
 //! SIGKILL (`kill`, the default) or SIGTERM (`term`, then waits for its exit) and
-//! is started again at once; 3 s after its control socket answers the load stops.
+//! is started again at once, or (`upgrade`) `teal serve --upgrade` takes over from
+//! it and it leaves; 3 s after its control socket answers the load stops.
 //! It prints the load's report and the app's pids before and after (processes
 //! whose working directory is the temp dir), then stops everything it started.
 //! Extra arguments go to the demo app (`--log-requests`, for a build that has it).
@@ -62,28 +63,41 @@ fn main() {
         let load = Load::start(load_spec(listen));
         tokio::time::sleep(Duration::from_secs(2)).await;
         let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
-        let sig = match signal.as_str() {
-            "term" => nix::sys::signal::Signal::SIGTERM,
-            _ => nix::sys::signal::Signal::SIGKILL,
-        };
         let signalled = Instant::now();
-        nix::sys::signal::kill(pid, sig).unwrap();
-        daemon.wait().unwrap();
-        let exited = signalled.elapsed();
-        let during = apps(dir.path());
-        daemon = serve(&teal, dir.path());
-        wait_up(&run);
-        let up = signalled.elapsed();
+        let (exited, during, up) = if signal == "upgrade" {
+            let next = serve_with(&teal, dir.path(), &["serve", "--upgrade"]);
+            daemon.wait().unwrap();
+            let exited = signalled.elapsed();
+            daemon = next;
+            wait_up(&run);
+            (exited, apps(dir.path()), signalled.elapsed())
+        } else {
+            let sig = match signal.as_str() {
+                "term" => nix::sys::signal::Signal::SIGTERM,
+                _ => nix::sys::signal::Signal::SIGKILL,
+            };
+            nix::sys::signal::kill(pid, sig).unwrap();
+            daemon.wait().unwrap();
+            let exited = signalled.elapsed();
+            let during = apps(dir.path());
+            daemon = serve(&teal, dir.path());
+            wait_up(&run);
+            (exited, during, signalled.elapsed())
+        };
         tokio::time::sleep(Duration::from_secs(3)).await;
         let report = load.stop().await;
         println!(
-            "signal {signal}: old daemon gone after {exited:?}, new control socket up after {up:?}"
+            "{signal}: old daemon gone after {exited:?}, new control socket up after {up:?}"
         );
         println!("app pids while no daemon ran: {during:?}");
         report
     });
     let after = apps(dir.path());
     println!("{}", report.render_table());
+    println!(
+        "keep-alive connections opened: {} (one per worker when none was closed under its client)",
+        report.keepalive_connects
+    );
     println!("app pids before: {before:?}\napp pids after:  {after:?}");
 
     // Leave nothing: stop the daemon, then whatever app process is left.
@@ -113,13 +127,17 @@ fn load_spec(target: SocketAddr) -> LoadSpec {
 }
 
 fn serve(teal: &Path, dir: &Path) -> Child {
+    serve_with(teal, dir, &["serve"])
+}
+
+fn serve_with(teal: &Path, dir: &Path, args: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("serve.log"))
         .unwrap();
     Command::new(teal)
-        .arg("serve")
+        .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(log)
