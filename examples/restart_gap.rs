@@ -86,9 +86,7 @@ fn main() {
         };
         tokio::time::sleep(Duration::from_secs(3)).await;
         let report = load.stop().await;
-        println!(
-            "{signal}: old daemon gone after {exited:?}, new control socket up after {up:?}"
-        );
+        println!("{signal}: old daemon gone after {exited:?}, new control socket up after {up:?}");
         println!("app pids while no daemon ran: {during:?}");
         report
     });
