@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::binary::*;
+use crate::support::served::{Served, teal};
 use crate::support::*;
 
 fn write_config(dir: &Path, extra: &str) {
@@ -40,7 +40,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 fn serve_deploy_status_history_logs_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "");
-    let daemon = serve(dir.path());
+    let mut daemon = Served::serve(dir.path());
 
     let out = teal(dir.path()).args(["deploy", "web"]).output().unwrap();
     assert!(
@@ -159,7 +159,7 @@ fn serve_deploy_status_history_logs_through_the_binary() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("web is stopped (4 instances)"));
     assert!(pids.iter().all(|pid| !alive(*pid)), "stopped: {pids:?}");
 
-    let status = stop(daemon);
+    let status = daemon.terminate();
     assert!(
         status.success(),
         "teal serve exits 0 after SIGTERM: {status:?}"
@@ -174,7 +174,7 @@ fn serve_deploy_status_history_logs_through_the_binary() {
 fn a_bad_config_is_located_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "");
-    let daemon = serve(dir.path());
+    let mut daemon = Served::serve(dir.path());
     assert!(
         teal(dir.path())
             .args(["deploy", "web"])
@@ -225,7 +225,7 @@ fn a_bad_config_is_located_and_changes_nothing() {
     );
     let listen: std::net::SocketAddr = status["listen"][0].as_str().unwrap().parse().unwrap();
     assert_eq!(rt.block_on(serving(listen)).as_deref(), Some("1.0.0"));
-    assert!(stop(daemon).success());
+    assert!(daemon.terminate().success());
 }
 
 #[test]

@@ -139,7 +139,7 @@ async fn a_killed_daemon_leaves_its_instances_serving_and_the_next_adopts_them()
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_clean("through the proxy before the kill", &proxied.stop().await);
 
-    d.kill().await;
+    d.kill();
     let killed = Instant::now();
     // No daemon: every instance still runs and the live ones answer, logging.
     assert_eq!(app_pids(name), all, "nothing died with the daemon");
@@ -199,10 +199,7 @@ async fn sigterm_keeps_live_instances_and_an_adopted_one_that_dies_is_restarted(
     } = setup(name).await;
     let blue = pids(&live);
 
-    assert!(
-        d.terminate().await.success(),
-        "teal serve exits 0 on SIGTERM"
-    );
+    assert!(d.terminate().success(), "teal serve exits 0 on SIGTERM");
     assert_eq!(
         app_pids(name),
         blue.iter().copied().collect(),
@@ -244,7 +241,7 @@ async fn sigterm_keeps_live_instances_and_an_adopted_one_that_dies_is_restarted(
     assert_eq!(stopped.outcome, Outcome::Stopped, "{}", stopped.text());
     assert!(app_pids(name).is_empty(), "stopped: {:?}", app_pids(name));
     assert_eq!(get(listen, "/").await.0, 503);
-    assert!(d.terminate().await.success());
+    assert!(d.terminate().success());
     let d = Served::start(dir.path()).await;
     let s = d.client.status(Some(name)).await.unwrap().services[0].clone();
     assert_eq!(s.slots.blue.state, SlotState::Stopped, "not brought back");
@@ -265,7 +262,7 @@ async fn a_recorded_pid_that_names_another_process_now_is_neither_adopted_nor_ki
         ..
     } = setup(name).await;
     let blue = pids(&live);
-    d.kill().await;
+    d.kill();
 
     // Instance 0 dies while no daemon runs, and its pid is taken by another
     // process: the record now names a process with another start time.
@@ -319,7 +316,7 @@ async fn instances_of_a_service_the_state_no_longer_names_are_stopped() {
         live,
         ..
     } = setup(name).await;
-    d.kill().await;
+    d.kill();
     // The state file loses the service (reset by hand); processes.json keeps it.
     let store = teal::state::Store::open(&dir.path().join("state")).unwrap();
     let mut state = store.load().unwrap();

@@ -7,10 +7,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::support::binary::*;
+use crate::support::served::{Served, teal};
 use crate::support::*;
 use teal::load::{Load, LoadSpec};
 
@@ -65,7 +65,7 @@ fn daemon_version(dir: &Path) -> String {
 
 /// The daemons' and the instances' logs, for a failure message.
 fn logs(dir: &Path) -> String {
-    let mut files = vec![dir.join("serve.log"), dir.join("upgrades.log")];
+    let mut files = vec![dir.join("serve.log")];
     for slot in ["blue", "green"] {
         for index in 0..2 {
             files.push(dir.join(format!("state/logs/web/{slot}-{index}.log")));
@@ -87,7 +87,7 @@ fn logs(dir: &Path) -> String {
 /// `teal serve` in `dir` with 1.0.0 deployed, and its production address.
 fn serving_first_version(dir: &Path) -> (Served, SocketAddr) {
     write_config(dir, None);
-    let daemon = serve(dir);
+    let daemon = Served::serve(dir);
     let deployed = run(dir, &["deploy", "web"]);
     assert!(
         deployed.status.success(),
@@ -99,43 +99,16 @@ fn serving_first_version(dir: &Path) -> (Served, SocketAddr) {
 
 /// Starts `teal serve --upgrade` and waits (bounded) until `old` has exited;
 /// returns the new daemon.
-fn upgrade(dir: &Path, old: Served) -> Served {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("upgrades.log"))
-        .unwrap();
-    let next = Served(
-        Some(
-            teal(dir)
-                .args(["serve", "--upgrade"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        ),
-        Some(dir.join("state")),
-    );
-    let mut old = old;
+fn upgrade(dir: &Path, mut old: Served) -> Served {
+    let next = Served::spawn(dir, &["serve", "--upgrade"]);
     // The instances are the successor's: dropping the old daemon's handle
     // must not stop them.
-    old.1 = None;
-    let mut child = old.0.take().expect("running");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the old daemon did not leave: {}",
-            std::fs::read_to_string(dir.join("upgrades.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    old.hand_instances_over();
+    let status = old.exited(Duration::from_secs(60));
     assert!(
         status.success(),
-        "the old daemon exits 0 after a hand-over: {status:?}"
+        "the old daemon exits 0 after a hand-over: {status:?}\n{}",
+        logs(dir)
     );
     next
 }
@@ -197,9 +170,12 @@ async fn ten_upgrades_under_load_lose_no_request_and_no_connection() {
         report.keepalive_connects, spec.keepalive_connections as u64,
         "no keep-alive connection was closed under its client: {report:?}"
     );
-    let status = tokio::task::spawn_blocking(move || stop(daemon))
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut daemon = daemon;
+        daemon.terminate()
+    })
+    .await
+    .unwrap();
     assert!(status.success(), "{status:?}");
 }
 
@@ -258,9 +234,12 @@ async fn an_upgrade_that_fails_leaves_the_running_daemon_serving() {
     let log = logs(dir.path());
     assert_eq!(report.failed(), 0, "{report:?}\n{log}");
     assert_eq!(report.keepalive_connects, 8, "{report:?}");
-    let status = tokio::task::spawn_blocking(move || stop(daemon))
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut daemon = daemon;
+        daemon.terminate()
+    })
+    .await
+    .unwrap();
     assert!(status.success(), "{status:?}");
 }
 
@@ -270,7 +249,7 @@ async fn an_upgrade_that_fails_leaves_the_running_daemon_serving() {
 async fn teal_upgrade_hands_the_daemon_over_to_its_binary() {
     let dir = tempfile::tempdir().unwrap();
     let (mut daemon, addr) = serving_first_version(dir.path());
-    let old_pid = daemon.0.as_ref().unwrap().id();
+    let old_pid = daemon.pid();
     let load = Load::start(LoadSpec::new(addr));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -287,7 +266,7 @@ async fn teal_upgrade_hands_the_daemon_over_to_its_binary() {
     assert_eq!(report["from"]["pid"].as_u64(), Some(u64::from(old_pid)));
     let new_pid = report["to"]["pid"].as_u64().unwrap() as i32;
     assert_ne!(new_pid as u32, old_pid);
-    let left = daemon.0.take().unwrap().wait().unwrap();
+    let left = daemon.exited(Duration::from_secs(60));
     assert!(left.success(), "{left:?}");
 
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -18,7 +18,6 @@
 //! `examples/bench_switch.rs` includes this module too (by path), so it uses
 //! nothing of the test crate outside `support/`.
 
-pub mod binary;
 pub mod docker;
 pub mod hooks;
 pub mod load;
