@@ -13,8 +13,8 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A child process stopped when dropped: SIGTERM first, so `teal serve` stops its
-/// instances and nginx its workers (SIGKILL would orphan them), SIGKILL after 10 s.
+/// A child process stopped when dropped: SIGTERM first, so `teal serve` stops
+/// gracefully and nginx its workers (SIGKILL would orphan them), SIGKILL after 10 s.
 pub struct Owned(pub Child);
 
 impl Drop for Owned {
@@ -33,12 +33,25 @@ impl Drop for Owned {
     }
 }
 
-/// `teal serve` in a temp dir, with service `web` = the demo app.
+/// `teal serve` in a temp dir, with service `web` = the demo app. Dropped, it
+/// stops the service's instances on purpose (`teal stop web`: they would
+/// outlive the daemon), then the daemon.
 pub struct Teal {
     pub bin: PathBuf,
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub process: Owned,
+}
+
+impl Drop for Teal {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.bin)
+            .args(["stop", "web"])
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 impl Teal {
