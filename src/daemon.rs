@@ -261,7 +261,7 @@ impl Daemon {
 
     /// After a successor took over: connections still busy here finish (the
     /// rest moved), websockets get up to the drain grace, `Done` goes to the
-    /// successor, and every instance is released to it. The control socket
+    /// successor, the live instances are released to it and the others stop. The control socket
     /// file and the state lock are the successor's now: neither is touched.
     pub async fn leave(self) {
         tracing::info!("a successor took over: leaving");
@@ -270,7 +270,12 @@ impl Daemon {
         self.router.close(CLOSE_GRACE).await;
         self.predecessor.finish().await;
         let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
-        self.deployer.release_all(deploy::STOP_GRACE).await;
+        // As at a shutdown: the live instances are the successor's now (it
+        // adopted them); the rest (a standby kept for rollback) it did not
+        // adopt, so they stop here rather than run on unsupervised.
+        self.deployer
+            .stop_all(deploy::STOP_GRACE, LiveInstances::Release)
+            .await;
         tracing::info!("left");
     }
 

@@ -153,21 +153,6 @@ impl Deployer {
             .collect()
     }
 
-    /// Releases every instance (a successor daemon adopted them): nothing is
-    /// stopped on purpose. What `release` means is the runtime's.
-    pub async fn release_all(&self, grace: Duration) {
-        let services: Vec<Arc<Service>> = self.lock_services().values().cloned().collect();
-        let mut all: Vec<InstanceRef> = Vec::new();
-        for service in &services {
-            for slot in Slot::ALL {
-                if let Some(running) = service.set_running(slot, None) {
-                    all.extend(running.instances);
-                }
-            }
-        }
-        futures_util::future::join_all(all.iter().map(|i| i.release(grace))).await;
-    }
-
     pub(super) fn lock_services(
         &self,
     ) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Service>>> {

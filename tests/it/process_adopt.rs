@@ -99,23 +99,6 @@ fn pids(slot: &SlotStatus) -> Vec<u32> {
         .collect()
 }
 
-/// Every process on this machine that is an instance of `service`, by its
-/// environment: what really runs, whatever teal recorded.
-fn app_pids(service: &str) -> BTreeSet<u32> {
-    let needle = format!("TEAL_SERVICE={service}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return BTreeSet::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| alive(*pid as i32))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_daemon_leaves_its_instances_serving_and_the_next_adopts_them() {
     let name = "adopt-kill";

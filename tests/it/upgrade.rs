@@ -157,6 +157,10 @@ async fn ten_upgrades_under_load_lose_no_request_and_no_connection() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Only the live slot's two instances run: the standby kept for rollback by
+    // the deploys went with the daemons that handed over (no orphan).
+    let running = app_pids_in(&std::fs::canonicalize(dir.path()).unwrap());
+    assert_eq!(running.len(), 2, "{running:?}\n{}", logs(dir.path()));
     let (status, body) = slow.await.unwrap();
     assert_eq!(
         status, 200,

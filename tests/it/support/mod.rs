@@ -308,3 +308,36 @@ pub fn require(component: &str, available: bool) -> bool {
     eprintln!("SKIPPING: {component} is not available on this machine");
     false
 }
+
+/// Every process on this machine that is an instance of `service`, by its
+/// environment (`TEAL_SERVICE`): what really runs, whatever teal recorded.
+pub fn app_pids(service: &str) -> std::collections::BTreeSet<u32> {
+    let needle = format!("TEAL_SERVICE={service}");
+    instance_pids(|pid| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+    })
+}
+
+/// Every teal instance (a process with `TEAL_SERVICE` set) whose working
+/// directory is `dir`: the process runtime's instances of a test's config.
+pub fn app_pids_in(dir: &Path) -> std::collections::BTreeSet<u32> {
+    instance_pids(|pid| {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
+            && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|var| var.starts_with(b"TEAL_SERVICE="))
+            })
+    })
+}
+
+/// Live processes (not zombies) for which `matches` holds.
+fn instance_pids(matches: impl Fn(u32) -> bool) -> std::collections::BTreeSet<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return std::collections::BTreeSet::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| alive(*pid as i32) && matches(*pid))
+        .collect()
+}
