@@ -260,14 +260,25 @@ impl Daemon {
     }
 
     /// After a successor took over: connections still busy here finish (the
-    /// rest moved), websockets get up to the drain grace, `Done` goes to the
+    /// rest moved), websockets get up to the longest `drain.timeout`, `Done` goes to the
     /// successor, the live instances are released to it and the others stop. The control socket
     /// file and the state lock are the successor's now: neither is touched.
     pub async fn leave(self) {
         tracing::info!("a successor took over: leaving");
+        // Upgraded connections (websockets) stay until they close, for up to
+        // the longest drain timeout of the services (what a switch gives them).
+        let grace = self
+            .predecessor
+            .state
+            .snapshot()
+            .services
+            .values()
+            .map(|record| record.spec.drain.timeout)
+            .max()
+            .unwrap_or(CLOSE_GRACE);
         self.shutdown.cancel();
         self.tracker.close();
-        self.router.close(CLOSE_GRACE).await;
+        self.router.close(grace).await;
         self.predecessor.finish().await;
         let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
         // As at a shutdown: the live instances are the successor's now (it

@@ -287,3 +287,55 @@ async fn teal_upgrade_hands_the_daemon_over_to_its_binary() {
     let gone = eventually(Duration::from_secs(30), async || !alive(new_pid)).await;
     assert!(gone, "the new daemon stops on SIGTERM");
 }
+
+/// A websocket open across an upgrade stays with the old daemon, usable past
+/// the 10 s a plain stop gives connections, until it closes (up to the
+/// service's `drain.timeout`, 30 s by default); then the old daemon exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_outlives_the_upgrade_until_it_closes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, addr) = serving_first_version(dir.path());
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://app.test/ws", stream)
+        .await
+        .expect("websocket handshake through the proxy");
+    let mut echo = async |text: &str| {
+        ws.send(Message::text(text)).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("the websocket is open")
+            .unwrap();
+        reply.into_text().unwrap().as_str().to_string()
+    };
+    assert_eq!(echo("before").await, "1.0.0: before");
+
+    let mut old = daemon;
+    old.hand_instances_over();
+    let next = Served::spawn(dir.path(), &["serve", "--upgrade"]);
+    let up = eventually(Duration::from_secs(30), async || {
+        next.client
+            .ping()
+            .await
+            .is_ok_and(|p| p["pid"].as_u64() != Some(u64::from(old.pid())))
+    })
+    .await;
+    assert!(up, "the new daemon serves\n{}", logs(dir.path()));
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(echo("after 11 s").await, "1.0.0: after 11 s");
+    assert!(
+        alive(old.pid() as i32),
+        "the old daemon still serves the websocket"
+    );
+    drop(ws);
+    let left = tokio::task::spawn_blocking(move || old.exited(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(left.success(), "{left:?}");
+    let (status, _) = get(addr, "/").await;
+    assert_eq!(status, 200, "the new daemon serves");
+    drop(next);
+}
