@@ -67,15 +67,36 @@ pub(crate) struct Stop<'a> {
 }
 
 impl Stop<'_> {
+    /// Where the proxy stands, with one look at the token (it takes a lock).
+    pub(crate) fn now(&self) -> Stopping {
+        if !self.token.is_cancelled() {
+            Stopping::No
+        } else if self.handing_over.load(Ordering::Acquire) {
+            Stopping::HandingOver
+        } else {
+            Stopping::Closing
+        }
+    }
+
     /// The proxy is shutting down (not handing over): close after this response.
     pub(crate) fn closing(&self) -> bool {
-        self.token.is_cancelled() && !self.handing_over.load(Ordering::Acquire)
+        self.now() == Stopping::Closing
     }
 
     /// The proxy is handing its connections to a successor.
     pub(crate) fn handing_over(&self) -> bool {
-        self.token.is_cancelled() && self.handing_over.load(Ordering::Acquire)
+        self.now() == Stopping::HandingOver
     }
+}
+
+/// What [`Stop::now`] saw.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopping {
+    No,
+    /// Shutting down: close connections at their next boundary.
+    Closing,
+    /// Handing over: move connections to the successor at their next boundary.
+    HandingOver,
 }
 
 /// A gauge held up while a guard lives.

@@ -22,7 +22,9 @@ use super::buffers::{ConnBuffers, HEAD_READ_SIZE};
 use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
 use crate::Proxy;
-use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
+use crate::client::{
+    ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop, Stopping,
+};
 use crate::routes::ListenerKind;
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
@@ -53,9 +55,6 @@ pub(crate) async fn serve(
     // Nothing read from this socket yet: see `read_now`.
     let mut fresh = true;
     loop {
-        if stop.handing_over() && bufs.read.is_empty() {
-            return Handoff::Successor(stream);
-        }
         let now = Instant::now();
         let deadline = now + header_timeout;
         let park_at = (now + PARK_CHECK).min(deadline);
@@ -150,8 +149,16 @@ pub(crate) async fn serve(
             stop,
         };
         let after = answer(proxy, listener, &req, &bufs.head, &mut conn).await;
-        if after == After::Close || stop.closing() {
+        if after == After::Close {
             return Handoff::Closed;
+        }
+        // One look at the stop per request (it takes a lock). Bytes already
+        // read (a pipelined request) are served here before a hand-over.
+        match stop.now() {
+            Stopping::No => {}
+            Stopping::Closing => return Handoff::Closed,
+            Stopping::HandingOver if bufs.read.is_empty() => return Handoff::Successor(stream),
+            Stopping::HandingOver => {}
         }
     }
 }
