@@ -11,7 +11,7 @@ use super::invalid::Invalid;
 use super::raw::{RawLimits, RawService};
 use crate::spec::{DockerLimits, DockerSpec, RuntimeSpec};
 
-/// The restart policy when `restart` is not set (the seed's `--restart always`).
+/// The restart policy when `restart` is not set (`--restart always`, as the classic blue-green script runs containers).
 pub(super) const DEFAULT_RESTART: &str = "always";
 /// Images pruning never removes: the latest this many a service deployed.
 pub(super) const DEFAULT_KEEP_IMAGES: usize = 3;

@@ -1,4 +1,4 @@
-//! Making sure `teal serve` runs on a host (the seed's `ensure-reverse-proxy`):
+//! Making sure `teal serve` runs on a host (what a hand-written deploy script's "ensure the reverse proxy runs" step does):
 //! its config file in the state dir, then under systemd when the host runs it
 //! (teal installs the unit), otherwise detached with a pid file.
 

@@ -1,4 +1,4 @@
-//! Shipping docker images to hosts with no registry: the seed's
+//! Shipping docker images to hosts with no registry: the classic
 //! `docker save | gzip | pv | ssh host docker load`, done properly.
 //!
 //! For a docker service deployed to hosts, the CLI resolves the image reference

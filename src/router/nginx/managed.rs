@@ -3,8 +3,9 @@
 //!
 //! The master runs in the foreground (`daemon off;`) as a child of teal. A master
 //! left behind by a teal that was killed is found through the pid file and
-//! adopted (its command line must name this config), like the seed's
-//! `ensure-reverse-proxy`: it holds the ports, so starting a second one would fail.
+//! adopted (its command line must name this config), as a hand-written deploy
+//! script reuses its running reverse-proxy container: it holds the ports, so
+//! starting a second one would fail.
 
 use std::fs;
 use std::path::{Path, PathBuf};
