@@ -10,6 +10,11 @@
 //! and the next `teal serve` adopts them ([`Daemon::shutdown`]), unless the caller
 //! stops them too ([`Daemon::shutdown_stopping_instances`]).
 //!
+//! Under systemd with socket activation, the production, preview and admin
+//! listeners are the sockets systemd holds ([`Given::systemd`]): nothing is
+//! accepted on them until the routes are installed, and connections that
+//! arrive while no daemon runs wait in their backlog.
+//!
 //! `teal serve --upgrade` starts from what the running daemon hands over
 //! (`upgrade::Inheritance`: its listening sockets, admin listener and state
 //! lock) and tells it to leave once serving; a daemon that hands over leaves
@@ -34,8 +39,9 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::spec::{Config, RouterKind};
 use crate::state::{StateCell, StateError, Store};
+use crate::systemd::{self, Activated};
 use crate::upgrade::{Inheritance, Predecessor, UpgradeError};
-use teal_proxy::{Listening, Proxy, ProxyOptions};
+use teal_proxy::{ListenerName, Listening, Proxy, ProxyOptions};
 
 /// How long a stopping daemon waits for open client connections to finish.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -62,6 +68,19 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Upgrade(#[from] UpgradeError),
+    #[error(
+        "systemd passes listening sockets (a .socket unit), but the nginx router binds its own: remove the socket unit, or use the builtin router"
+    )]
+    ActivatedNginx,
+}
+
+/// What a starting daemon is given instead of binding it itself.
+#[derive(Default)]
+pub struct Given {
+    /// What the running daemon handed over (`teal serve --upgrade`).
+    pub upgrade: Option<Inheritance>,
+    /// The listening sockets systemd holds for teal (socket activation).
+    pub systemd: Activated,
 }
 
 /// A running daemon. Call [`Daemon::shutdown`] for a graceful stop (live
@@ -90,15 +109,19 @@ impl Daemon {
     /// Starts serving according to `config`; returns once routes are installed and
     /// the control socket accepts.
     pub async fn start(config: &Config) -> Result<Daemon, DaemonError> {
-        Daemon::start_from(config, None).await
+        Daemon::start_from(config, Given::default()).await
     }
 
-    /// [`Daemon::start`], on what a running daemon handed over when
-    /// `inheritance` is given; that daemon leaves once this one serves.
-    pub async fn start_from(
-        config: &Config,
-        mut inheritance: Option<Inheritance>,
-    ) -> Result<Daemon, DaemonError> {
+    /// [`Daemon::start`], on what it is `given`: what a running daemon
+    /// handed over (it leaves once this one serves), the sockets of systemd.
+    pub async fn start_from(config: &Config, given: Given) -> Result<Daemon, DaemonError> {
+        let Given {
+            upgrade: mut inheritance,
+            systemd: mut activated,
+        } = given;
+        if !activated.is_empty() && config.proxy.router == RouterKind::Nginx {
+            return Err(DaemonError::ActivatedNginx);
+        }
         let store = match inheritance.as_mut() {
             Some(inherited) => {
                 let lock = inherited.lock.try_clone().map_err(|error| StateError::Io {
@@ -124,9 +147,13 @@ impl Daemon {
             .iter()
             .flat_map(|r| r.running.instances.iter().cloned())
             .collect();
-        let listening = inheritance
-            .as_mut()
-            .map(|i| std::mem::take(&mut i.listeners));
+        let listening = match inheritance.as_mut() {
+            Some(inherited) => Some(std::mem::take(&mut inherited.listeners)),
+            None if !activated.is_empty() => {
+                Some(activated_listeners(config, &state, &mut activated))
+            }
+            None => None,
+        };
         let (router, proxy) = match bind_router(config, &shutdown, listening).await {
             Ok(bound) => bound,
             Err(e) => {
@@ -142,6 +169,7 @@ impl Daemon {
             restored,
             shutdown: shutdown.clone(),
             inheritance,
+            activated,
         };
         match Daemon::serve(config, parts).await {
             Ok(daemon) => Ok(daemon),
@@ -167,6 +195,7 @@ impl Daemon {
             restored,
             shutdown,
             mut inheritance,
+            mut activated,
         } = parts;
         let deployer = Deployer::new(
             router.clone(),
@@ -196,7 +225,10 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let (admin, admin_copy) = match config.proxy.admin {
             Some(addr) => {
-                let inherited = inheritance.as_mut().and_then(|i| i.take_admin(addr));
+                let inherited = match inheritance.as_mut() {
+                    Some(inherited) => inherited.take_admin(addr),
+                    None => activated.take_addr(addr).map(std::net::TcpListener::from),
+                };
                 let socket = match inherited {
                     Some(socket) => socket,
                     None => std::net::TcpListener::bind(addr)
@@ -224,6 +256,16 @@ impl Daemon {
             shutdown.clone(),
             tracker.clone(),
         ));
+        let unused = activated.addrs();
+        if !unused.is_empty() {
+            tracing::warn!(
+                addrs = ?unused,
+                "systemd passed sockets no listener of this config uses: they stay open, unserved (remove them from the .socket unit)"
+            );
+        }
+        // systemd learns this daemon serves (a successor: that it is the
+        // main process now) before the predecessor is told to leave.
+        systemd::notify::ready(inheritance.is_some());
         let inherited = match inheritance {
             Some(inheritance) => {
                 std::fs::rename(&bind_at, &control).map_err(|error| DaemonError::Control {
@@ -233,7 +275,14 @@ impl Daemon {
                 tracing::info!(from = %inheritance.from, "taking over");
                 Some(inheritance.ready(proxy).await?)
             }
-            None => None,
+            None => {
+                // On sockets from systemd, accepting starts now that the
+                // routes are installed (a no-op on sockets bound here).
+                if let Some(proxy) = &proxy {
+                    proxy.start_accepting();
+                }
+                None
+            }
         };
         tracing::info!(
             listen = ?router.listen_addrs(),
@@ -325,6 +374,7 @@ impl Daemon {
 
     async fn stop(self, live: LiveInstances) {
         tracing::info!("stopping");
+        systemd::notify::stopping();
         if let Some(inherited) = &self.inherited {
             inherited.abort();
         }
@@ -348,8 +398,16 @@ impl Daemon {
 /// `teal serve` in the foreground: start, serve until `shutdown` completes, stop
 /// gracefully. The caller decides what ends it (the CLI passes SIGTERM/SIGINT),
 /// as in mini-redis' `server::run`; the daemon knows nothing of signals.
-pub async fn run(config: &Config, shutdown: impl Future) -> Result<(), DaemonError> {
-    serve(config, None, shutdown).await
+pub async fn run(
+    config: &Config,
+    systemd: Activated,
+    shutdown: impl Future,
+) -> Result<(), DaemonError> {
+    let given = Given {
+        upgrade: None,
+        systemd,
+    };
+    serve(config, given, shutdown).await
 }
 
 /// `teal serve --upgrade`: takes over from the daemon running on the same
@@ -357,15 +415,15 @@ pub async fn run(config: &Config, shutdown: impl Future) -> Result<(), DaemonErr
 /// daemon serves, the running one goes on as if nothing happened.
 pub async fn upgrade(config: &Config, shutdown: impl Future) -> Result<(), DaemonError> {
     let inheritance = crate::upgrade::successor::request(&config.proxy.control).await?;
-    serve(config, Some(inheritance), shutdown).await
+    let given = Given {
+        upgrade: Some(inheritance),
+        systemd: Activated::default(),
+    };
+    serve(config, given, shutdown).await
 }
 
-async fn serve(
-    config: &Config,
-    inheritance: Option<Inheritance>,
-    shutdown: impl Future,
-) -> Result<(), DaemonError> {
-    let daemon = Daemon::start_from(config, inheritance).await?;
+async fn serve(config: &Config, given: Given, shutdown: impl Future) -> Result<(), DaemonError> {
+    let daemon = Daemon::start_from(config, given).await?;
     tokio::select! {
         _ = shutdown => daemon.shutdown().await,
         () = daemon.replaced() => daemon.leave().await,
@@ -389,6 +447,49 @@ struct Parts {
     shutdown: CancellationToken,
     /// What a predecessor handed over (`teal serve --upgrade`).
     inheritance: Option<Inheritance>,
+    /// systemd's sockets the router did not take (the admin listener's).
+    activated: Activated,
+}
+
+/// systemd's sockets for the production listener and the previews of the
+/// services in state, as the proxy takes over a predecessor's: one copy per
+/// worker, so every worker accepts from the same queue.
+fn activated_listeners(
+    config: &Config,
+    state: &StateCell,
+    activated: &mut Activated,
+) -> Vec<Listening> {
+    let workers = config
+        .proxy
+        .workers
+        .unwrap_or_else(|| ProxyOptions::default().workers)
+        .max(1);
+    let mut wanted = vec![(ListenerName::Production, config.proxy.listen)];
+    for (name, record) in &state.snapshot().services {
+        if let Some(addr) = record.spec.preview {
+            wanted.push((ListenerName::Preview(name.clone()), addr));
+        }
+    }
+    let mut listening = Vec::new();
+    for (name, addr) in wanted {
+        let Some(socket) = activated.take_addr(addr) else {
+            continue;
+        };
+        let mut sockets = Vec::with_capacity(workers);
+        for _ in 1..workers {
+            match socket.try_clone() {
+                Ok(copy) => sockets.push(copy),
+                Err(error) => tracing::warn!(%error, %addr, "copying a socket from systemd"),
+            }
+        }
+        sockets.push(socket);
+        listening.push(Listening {
+            name,
+            addr,
+            sockets,
+        });
+    }
+    listening
 }
 
 /// The builtin proxy (on a predecessor's sockets, when `inherited`) or

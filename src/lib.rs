@@ -22,5 +22,6 @@ pub mod runtime;
 pub mod slot;
 pub mod spec;
 pub mod state;
+pub mod systemd;
 pub mod upgrade;
 pub mod wire;

@@ -20,6 +20,7 @@ mod serve;
 mod signals;
 mod status;
 mod stop;
+mod systemd;
 mod unlock;
 mod upgrade;
 
@@ -63,6 +64,9 @@ pub enum Command {
     /// Hand the running daemon over to the teal binary at its path (a new
     /// version installed over it), with no request lost.
     Upgrade(upgrade::Args),
+    /// Print (or write) the systemd units that keep `teal serve` running:
+    /// its listening sockets held across restarts, restarted if it crashes.
+    Systemd(systemd::Args),
     /// Run the blue-green walk-through end to end under load, with nothing else installed.
     Demo(demo::Args),
     /// Run the demo app (used by `teal demo` and the tests).
@@ -87,6 +91,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::History(args) => history::exec(&global, args),
         Command::Logs(args) => logs::exec(&global, args),
         Command::Upgrade(args) => upgrade::exec(&global, args),
+        Command::Systemd(args) => systemd::exec(&global, args),
         Command::Demo(args) => demo::exec(args),
         Command::DemoApp(args) => demo_app::exec(args),
         Command::Image(args) => image::exec(args),

@@ -25,6 +25,7 @@ pub struct Args {
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let activated = crate::systemd::Activated::take()?;
     super::init_tracing("info");
     let mut config = global.load_config()?;
     if let Some(n) = args.threads {
@@ -47,7 +48,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         if args.upgrade {
             crate::daemon::upgrade(&config, stop).await
         } else {
-            crate::daemon::run(&config, stop).await
+            crate::daemon::run(&config, activated, stop).await
         }
     })?;
     Ok(ExitCode::SUCCESS)

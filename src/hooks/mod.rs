@@ -195,6 +195,9 @@ pub async fn run_on_host(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    for var in crate::systemd::MANAGER_ENV {
+        cmd.env_remove(var);
+    }
     if workdir.is_dir() {
         cmd.current_dir(workdir);
     }

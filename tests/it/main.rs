@@ -14,6 +14,7 @@ mod cli;
 mod demo;
 mod demo_app;
 mod load_client;
+mod under_systemd;
 mod upgrade;
 
 // The daemon in-process with the process runtime and the builtin proxy.

@@ -54,6 +54,9 @@ impl Launch {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        for var in crate::systemd::MANAGER_ENV {
+            cmd.env_remove(var);
+        }
         if let Some(dir) = &self.workdir {
             cmd.current_dir(dir);
         }

@@ -1,0 +1,204 @@
+//! `teal serve` under a real systemd, with the units `teal systemd` writes: a
+//! socket unit holds the listening sockets and the service is `Type=notify`
+//! with `Restart=always`. Under load (8 keep-alive and 2 new-connection
+//! clients, no retries):
+//!
+//! - SIGKILL: systemd starts teal again on the same sockets, the instances
+//!   are adopted (same pids), and no connection is refused: the ones that
+//!   arrive meanwhile wait in the backlog. Only requests in flight in the
+//!   killed process can fail (at most one per client).
+//! - `systemctl reload` (SIGUSR2): the upgrade hands over with nothing lost,
+//!   and systemd follows the successor as the main process (a later SIGKILL
+//!   of it restarts the unit).
+//! - `systemctl stop` stops teal alone; `start` adopts the instances.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::load::{LOAD_CONCURRENCY, finish_more, restart_load};
+use crate::support::served::teal;
+use crate::support::systemd::{self, UserSystemd};
+use crate::support::*;
+
+const UNIT: &str = "teal.service";
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn write_config(dir: &Path, listen: SocketAddr, admin: SocketAddr) {
+    let text = format!(
+        r#"state_dir = "state"
+
+[proxy]
+listen = "{listen}"
+admin = "{admin}"
+
+[services.web]
+command = ["{TEAL}", "demo-app", "--port", "{{port}}", "--app-version", "{{version}}", "--boot-delay", "100ms"]
+instances = 2
+version = "1.0.0"
+
+[services.web.health]
+interval = "50ms"
+deadline = "5s"
+"#
+    );
+    std::fs::write(dir.join("teal.toml"), text).unwrap();
+}
+
+fn teal_ok(dir: &Path, args: &[&str]) -> String {
+    let out = teal(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "teal {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (bounded) until the unit is active under a main pid other than
+/// `old`, and returns it.
+async fn new_main_pid(systemd: &UserSystemd, old: u32, dir: &Path) -> u32 {
+    let mut pid = 0;
+    let moved = eventually(Duration::from_secs(60), async || {
+        pid = systemd.main_pid(UNIT);
+        pid != 0 && pid != old && systemd.property(UNIT, "ActiveState") == "active"
+    })
+    .await;
+    assert!(moved, "no new main pid after {old}: {}", serve_log(dir));
+    pid
+}
+
+fn serve_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
+    if !require("systemd (unshare, systemd --user)", systemd::available()) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    write_config(&dir, listen, admin);
+    let systemd = UserSystemd::start(&dir.join("systemd"));
+
+    let unit_dir = systemd.unit_dir();
+    let wrote = teal_ok(
+        &dir,
+        &["systemd", "--user", "--write", unit_dir.to_str().unwrap()],
+    );
+    assert!(wrote.contains("teal.socket"), "{wrote}");
+    // No journald here: the daemon's output goes to a file, for failures.
+    let log = dir.join("serve.log");
+    std::fs::create_dir_all(unit_dir.join("teal.service.d")).unwrap();
+    std::fs::write(
+        unit_dir.join("teal.service.d/test.conf"),
+        format!(
+            "[Service]\nEnvironment=RUST_LOG=info\nStandardOutput=append:{0}\nStandardError=append:{0}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    systemd.run(&["daemon-reload"]);
+    systemd.run(&["start", "teal.socket"]);
+    // Type=notify: this returns once teal said READY=1.
+    systemd.run(&["start", UNIT]);
+    let first = systemd.main_pid(UNIT);
+    assert!(first > 0, "{}", serve_log(&dir));
+    assert!(
+        systemd.property(UNIT, "StatusText").contains("serving"),
+        "{}",
+        systemd.property(UNIT, "StatusText")
+    );
+    teal_ok(&dir, &["deploy", "web"]);
+    let instances = app_pids_in(&dir);
+    assert_eq!(instances.len(), 2, "{instances:?}");
+
+    let load = restart_load(listen, 8, 2);
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+
+    // A crash: systemd starts teal again on the sockets it holds.
+    let before_crash = load.snapshot();
+    assert_eq!(before_crash.failed(), 0, "{before_crash:?}");
+    kill(first);
+    let second = new_main_pid(&systemd, first, &dir).await;
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+    let crashed = load.snapshot();
+    eprintln!("SIGKILL under systemd:\n{}", crashed.render_table());
+    assert_eq!(
+        crashed.errors.get("refused"),
+        None,
+        "no connection refused while teal was down: {crashed:?}"
+    );
+    assert!(
+        crashed.failed() <= LOAD_CONCURRENCY,
+        "only requests in flight in the killed daemon fail: {crashed:?}"
+    );
+    assert_eq!(
+        app_pids_in(&dir),
+        instances,
+        "instances adopted, not restarted"
+    );
+
+    // An upgrade by `systemctl reload`: nothing lost, systemd follows.
+    let connects = crashed.keepalive_connects;
+    systemd.run(&["reload", UNIT]);
+    let third = new_main_pid(&systemd, second, &dir).await;
+    let left = eventually(Duration::from_secs(30), async || !alive(second as i32)).await;
+    assert!(left, "the old daemon left: {}", serve_log(&dir));
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+    let upgraded = load.snapshot();
+    assert_eq!(
+        upgraded.failed(),
+        crashed.failed(),
+        "nothing failed across the upgrade: {upgraded:?}"
+    );
+    assert_eq!(
+        upgraded.keepalive_connects, connects,
+        "no keep-alive connection closed by the upgrade: {upgraded:?}"
+    );
+    assert_eq!(app_pids_in(&dir), instances);
+
+    // systemd watches the successor: killing it restarts the unit.
+    kill(third);
+    let fourth = new_main_pid(&systemd, third, &dir).await;
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+    let report = load.stop().await;
+    assert_eq!(report.errors.get("refused"), None, "{report:?}");
+    assert!(
+        report.failed() - upgraded.failed() <= LOAD_CONCURRENCY,
+        "{report:?}"
+    );
+
+    // `systemctl stop` stops teal alone; a start adopts the instances.
+    systemd.run(&["stop", UNIT]);
+    assert!(!alive(fourth as i32));
+    assert_eq!(
+        app_pids_in(&dir),
+        instances,
+        "live instances outlive a stop"
+    );
+    systemd.run(&["start", UNIT]);
+    let (status, body) = get(listen, "/").await;
+    assert_eq!(status, 200, "{body}");
+    let pid: u32 = serde_json::from_str::<serde_json::Value>(&body).unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(instances.contains(&pid), "{pid} not in {instances:?}");
+
+    teal_ok(&dir, &["stop", "web"]);
+    assert!(app_pids_in(&dir).is_empty());
+}
+
+fn kill(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
