@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::context::Global;
-use crate::spec::RouterKind;
 use crate::systemd::units::Units;
 
 #[derive(Debug, clap::Args)]
@@ -29,14 +28,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let config = global.load_config()?;
     let teal = std::env::current_exe().context("finding the teal binary")?;
     let config_path = std::path::absolute(&config.path).context("finding the config file")?;
-    // The nginx router binds its own sockets: no socket unit then.
-    let listen = match config.proxy.router {
-        RouterKind::Builtin => [Some(config.proxy.listen), config.proxy.admin]
-            .into_iter()
-            .flatten()
-            .collect(),
-        RouterKind::Nginx => Vec::new(),
-    };
+    let listen = crate::systemd::units::held_sockets(&config);
     let units = Units {
         name: args.name,
         teal,

@@ -2,9 +2,14 @@
 //! path (usually a newer one installed over it). It sends the daemon SIGUSR2,
 //! which starts `teal serve --upgrade` from that binary, and waits until the
 //! new daemon answers on the control socket.
+//!
+//! `teal upgrade --host H`: installs this teal on each host, where the
+//! running daemon hands itself over to it the same way (what `teal deploy`
+//! does before it stages anything), and says which teal each host runs now.
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,7 +17,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::context::{Global, block_on};
+use super::host_view::HostView;
+use super::hosts::{self, HostArgs};
 use crate::api::client::Client;
+use crate::remote::{Mode, Reporter};
 
 /// How long the new daemon may take to answer (it health-gates nothing it
 /// adopts, but may restart instances the old one could not hand over).
@@ -23,10 +31,15 @@ pub struct Args {
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    hosts: HostArgs,
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
+    if !args.hosts.hosts.is_empty() {
+        return upgrade_hosts(global, &args);
+    }
     let client = global.client()?;
     let (from, to) = block_on(upgrade(&client))??;
     let mut out = std::io::stdout().lock();
@@ -87,4 +100,58 @@ async fn upgrade(client: &Client) -> anyhow::Result<(Daemon, Daemon)> {
         "no new daemon answered within {}s; {from} still serves (its log says why the new one failed)",
         WAIT.as_secs()
     )
+}
+
+/// `--host`: installs this teal on each host; the daemon there hands itself
+/// over to it (`remote::daemon::upgrade`, reported as a note per host), then
+/// each host's daemon says which teal it runs.
+fn upgrade_hosts(global: &Global, args: &Args) -> anyhow::Result<ExitCode> {
+    let (_, remote) = hosts::load(&global.config_path(), true)?;
+    let binary = hosts::local_binary(&remote)?;
+    let options = hosts::ssh_options(&remote);
+    let view = Arc::new(HostView::new(args.json));
+    block_on(async {
+        let dests = &args.hosts.hosts;
+        let open = hosts::open(
+            dests,
+            &remote,
+            &options,
+            Mode::Install(binary),
+            None,
+            args.hosts.parallel,
+        );
+        let fleet = hosts::open_fleet(open, view.clone(), None).await?;
+        let answers = fleet
+            .query(|host| {
+                let client = host.client.clone();
+                async move { client.ping().await }
+            })
+            .await;
+        fleet.close().await;
+        let mut failed = 0;
+        for (host, answer) in answers {
+            match answer {
+                Ok(ping) => {
+                    let version = ping["version"].as_str().unwrap_or("?");
+                    let pid = ping["pid"].as_u64().unwrap_or(0);
+                    if args.json {
+                        let line =
+                            serde_json::json!({"host": host, "version": version, "pid": pid});
+                        println!("{line}");
+                    } else {
+                        view.note(&host, &format!("runs teal {version} (pid {pid})"));
+                    }
+                }
+                Err(error) => {
+                    failed += 1;
+                    view.note(&host, &format!("teal serve does not answer: {error}"));
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })?
 }

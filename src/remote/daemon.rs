@@ -1,7 +1,11 @@
 //! Making sure `teal serve` runs on a host (what a hand-written deploy script's "ensure the reverse proxy runs" step does):
 //! its config file in the state dir, then under systemd when the host runs it
-//! (teal installs the unit), otherwise detached with a pid file.
+//! (teal installs its units: a socket unit holding the listening sockets and
+//! the service, see `crate::systemd::units`), otherwise detached with a pid
+//! file. Either way a new teal on the host takes over in place ([`upgrade`]).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::error::RemoteError;
@@ -10,6 +14,7 @@ use super::report::Reporter;
 use super::shell::quote;
 use super::ssh::{Ssh, last_line};
 use crate::api::client::Client;
+use crate::systemd::units::Units;
 
 /// The daemon's config file, in its state dir.
 pub const CONFIG_FILE: &str = "serve.toml";
@@ -62,14 +67,31 @@ fi
 
 /// Hands the running daemon (`pid`, from its ping) over to the teal now
 /// installed on the host, in place (`teal upgrade` there: SIGUSR2, the new
-/// binary takes the sockets, instances and connections). Done only for a
-/// daemon started detached, whose pid file names it; None otherwise (a
-/// systemd unit would not follow the new main pid yet): the caller says a
-/// restart applies the change. Returns what `teal upgrade` said.
-pub async fn upgrade(ssh: &Ssh, facts: &Facts, pid: u32) -> Result<Option<String>, RemoteError> {
+/// binary takes the sockets, instances and connections). Done for a daemon
+/// started detached, whose pid file names it, and for one that is the main
+/// process of teal's systemd unit when that unit follows a successor
+/// (`NotifyAccess=all`, as teal writes it); None otherwise (a unit written
+/// by an older teal): the caller says a restart applies the change.
+/// Returns what `teal upgrade` said.
+pub async fn upgrade(
+    ssh: &Ssh,
+    facts: &Facts,
+    default_state: bool,
+    pid: u32,
+) -> Result<Option<String>, RemoteError> {
+    let systemctl = if facts.root {
+        "systemctl"
+    } else {
+        "systemctl --user"
+    };
+    let unit = unit_name(facts, default_state);
     let script = format!(
         r#"cd {state}
-[ "$(cat {PID_FILE} 2>/dev/null)" = "{pid}" ] || exit 3
+if [ "$(cat {PID_FILE} 2>/dev/null)" = "{pid}" ]; then :
+elif command -v systemctl >/dev/null 2>&1 \
+  && [ "$({systemctl} show -p MainPID --value {unit}.service 2>/dev/null)" = "{pid}" ] \
+  && [ "$({systemctl} show -p NotifyAccess --value {unit}.service 2>/dev/null)" = "all" ]; then :
+else exit 3; fi
 {teal} --config {config} upgrade --json
 "#,
         state = quote(&facts.state_dir),
@@ -100,10 +122,12 @@ pub async fn upgrade(ssh: &Ssh, facts: &Facts, pid: u32) -> Result<Option<String
         )
     };
     let ((from, _), (to, new_pid)) = (side("from"), side("to"));
+    // A detached daemon's pid file names the successor now (systemd
+    // learned it from the successor itself).
     ssh.run(
         "recording the new daemon's pid",
         &format!(
-            "cd {} && echo {new_pid} > {PID_FILE}",
+            "cd {} && if [ \"$(cat {PID_FILE} 2>/dev/null)\" = \"{pid}\" ]; then echo {new_pid} > {PID_FILE}; fi",
             quote(&facts.state_dir)
         ),
     )
@@ -113,35 +137,43 @@ pub async fn upgrade(ssh: &Ssh, facts: &Facts, pid: u32) -> Result<Option<String
     )))
 }
 
+/// The name of teal's systemd units on a host: `teal` for the default state
+/// dir, else one per state dir.
+fn unit_name(facts: &Facts, default_state: bool) -> String {
+    if default_state {
+        "teal".to_string()
+    } else {
+        format!("teal-{}", &short_hash(&facts.state_dir))
+    }
+}
+
 /// Starts `teal serve` and waits until `client` (its forwarded control socket)
-/// answers.
+/// answers. Under systemd, its socket unit holds `listen` (none with the
+/// nginx router, which binds its own).
 pub async fn start(
     ssh: &Ssh,
     facts: &Facts,
     default_state: bool,
+    listen: &[SocketAddr],
     client: &Client,
     reporter: &dyn Reporter,
 ) -> Result<Supervisor, RemoteError> {
     let host = ssh.name();
     let mut supervisor = Supervisor::Detached;
     if facts.systemd {
-        let unit = if default_state {
-            "teal".to_string()
-        } else {
-            format!("teal-{}", &short_hash(&facts.state_dir))
-        };
+        let unit = unit_name(facts, default_state);
         let user = !facts.root;
-        let out = ssh
-            .feed(
-                &systemd_script(&unit, user),
-                unit_file(facts, user).as_bytes(),
-                |_| {},
-            )
-            .await?;
+        let units = units(facts, &unit, listen, user);
+        let out = ssh.output(&systemd_script(&units)).await?;
         if out.status.success() {
+            let socket = if listen.is_empty() {
+                String::new()
+            } else {
+                format!(" (its sockets held by {unit}.socket)")
+            };
             reporter.note(
                 host,
-                &format!("started teal serve as systemd unit {unit}.service"),
+                &format!("started teal serve as systemd unit {unit}.service{socket}"),
             );
             supervisor = Supervisor::Systemd { unit, user };
         } else {
@@ -254,63 +286,44 @@ echo $! > {PID_FILE}
     )
 }
 
-/// Installs the unit (from stdin) and starts it.
-fn systemd_script(unit: &str, user: bool) -> String {
-    if user {
-        format!(
-            r#"set -e
-dir="$HOME/.config/systemd/user"
-mkdir -p "$dir"
-cat > "$dir/{unit}.service.new"
-mv -f "$dir/{unit}.service.new" "$dir/{unit}.service"
-systemctl --user daemon-reload
-systemctl --user enable {unit} >/dev/null 2>&1 || true
-systemctl --user start {unit}
-loginctl enable-linger "$(id -un)" >/dev/null 2>&1 || true
-"#
-        )
-    } else {
-        format!(
-            r#"set -e
-cat > /etc/systemd/system/{unit}.service.new
-mv -f /etc/systemd/system/{unit}.service.new /etc/systemd/system/{unit}.service
-systemctl daemon-reload
-systemctl enable {unit} >/dev/null 2>&1 || true
-systemctl start {unit}
-"#
-        )
+/// The units teal runs under on a host: its config is in the state dir.
+fn units(facts: &Facts, name: &str, listen: &[SocketAddr], user: bool) -> Units {
+    Units {
+        name: name.to_string(),
+        teal: PathBuf::from(&facts.teal),
+        config: PathBuf::from(format!("{}/{CONFIG_FILE}", facts.state_dir)),
+        state_dir: PathBuf::from(&facts.state_dir),
+        listen: listen.to_vec(),
+        user,
     }
 }
 
-fn unit_file(facts: &Facts, user: bool) -> String {
-    let target = if user {
-        "default.target"
+/// Installs the units and starts them (the socket first: the service needs it).
+fn systemd_script(units: &Units) -> String {
+    let (dir, systemctl) = if units.user {
+        ("$HOME/.config/systemd/user", "systemctl --user")
     } else {
-        "multi-user.target"
+        ("/etc/systemd/system", "systemctl")
     };
-    format!(
-        r#"# Installed by teal; changes are overwritten on the next deploy.
-[Unit]
-Description=teal: zero-downtime blue-green deploys (state in {state})
-After=network-online.target docker.service
-Wants=network-online.target
-
-[Service]
-ExecStart="{teal}" serve --config "{state}/{CONFIG_FILE}"
-WorkingDirectory={state}
-Restart=on-failure
-RestartSec=2
-# SIGTERM to teal alone: live instances outlive it (the next start adopts them),
-# and it stops the others itself.
-KillMode=process
-TimeoutStopSec=90
-
-[Install]
-WantedBy={target}
-"#,
-        teal = facts.teal,
-        state = facts.state_dir,
-    )
+    let mut files = vec![(units.service_file(), units.service())];
+    if !units.listen.is_empty() {
+        files.insert(0, (units.socket_file(), units.socket()));
+    }
+    let mut script = format!("set -e\ndir=\"{dir}\"\nmkdir -p \"$dir\"\n");
+    for (file, text) in &files {
+        script.push_str(&format!(
+            "cat > \"$dir/{file}.new\" <<'TEAL_UNIT_END'\n{text}TEAL_UNIT_END\nmv -f \"$dir/{file}.new\" \"$dir/{file}\"\n"
+        ));
+    }
+    let names: Vec<&str> = files.iter().map(|(file, _)| file.as_str()).collect();
+    let names = names.join(" ");
+    script.push_str(&format!(
+        "{systemctl} daemon-reload\n{systemctl} enable {names} >/dev/null 2>&1 || true\n{systemctl} start {names}\n"
+    ));
+    if units.user {
+        script.push_str("loginctl enable-linger \"$(id -un)\" >/dev/null 2>&1 || true\n");
+    }
+    script
 }
 
 fn short_hash(text: &str) -> String {
@@ -373,11 +386,20 @@ mod tests {
     }
 
     #[test]
-    fn the_unit_runs_teal_serve_in_the_state_dir() {
+    fn the_units_run_teal_serve_on_its_sockets_in_the_state_dir() {
         let f = facts(std::path::Path::new("/srv/teal"));
-        let unit = unit_file(&f, false);
-        assert!(unit.contains("ExecStart=\"/bin/sleep\" serve --config \"/srv/teal/serve.toml\""));
-        assert!(unit.contains("WantedBy=multi-user.target"));
+        let listen = ["0.0.0.0:80".parse().unwrap()];
+        let script = systemd_script(&units(&f, "teal", &listen, false));
+        assert!(
+            script.contains("ExecStart=\"/bin/sleep\" serve --config \"/srv/teal/serve.toml\"")
+        );
+        assert!(script.contains("WorkingDirectory=/srv/teal\n"));
+        assert!(script.contains("ListenStream=0.0.0.0:80\n"));
+        assert!(script.contains("systemctl start teal.socket teal.service\n"));
         assert_eq!(short_hash("/srv/teal").len(), 8);
+        // The nginx router binds its own sockets: no socket unit.
+        let script = systemd_script(&units(&f, "teal", &[], true));
+        assert!(!script.contains("teal.socket"));
+        assert!(script.contains("systemctl --user start teal.service\n"));
     }
 }

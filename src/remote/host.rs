@@ -71,10 +71,11 @@ impl Host {
         proxy.extend(settings.proxy);
         let config_text = crate::config::daemon_config(&facts.state_dir, &proxy);
         let config_path = Path::new(&facts.state_dir).join(CONFIG_FILE);
-        let control = crate::config::parse(&config_text, &config_path)
-            .map_err(|e| RemoteError::host(&name, format!("the daemon config for this host: {e}")))?
-            .proxy
-            .control;
+        let daemon_config = crate::config::parse(&config_text, &config_path).map_err(|e| {
+            RemoteError::host(&name, format!("the daemon config for this host: {e}"))
+        })?;
+        let control = daemon_config.proxy.control.clone();
+        let default_state = settings.state_dir.is_none();
 
         let installed = match mode {
             Mode::Install(binary) => {
@@ -115,7 +116,7 @@ impl Host {
                     // installed, which reads the settings anew: no restart.
                     if let Some(pid) = answer.get("pid").and_then(|p| p.as_u64()) {
                         let pid = u32::try_from(pid).unwrap_or(0);
-                        upgraded = daemon::upgrade(&ssh, &facts, pid).await?;
+                        upgraded = daemon::upgrade(&ssh, &facts, default_state, pid).await?;
                     }
                     if upgraded.is_none() {
                         if new_binary {
@@ -151,8 +152,8 @@ impl Host {
                 ));
             }
             (Err(_), Some(_)) => {
-                let default_state = settings.state_dir.is_none();
-                daemon::start(&ssh, &facts, default_state, &client, reporter).await?;
+                let listen = crate::systemd::units::held_sockets(&daemon_config);
+                daemon::start(&ssh, &facts, default_state, &listen, &client, reporter).await?;
             }
         }
         Ok(Host {

@@ -14,9 +14,26 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::spec::{Config, RouterKind};
+
 /// How many files `teal serve` may open (each client connection and each
 /// upstream connection is one).
 pub const OPEN_FILES: u32 = 65_536;
+
+/// The addresses a socket unit holds for `config`: production and admin with
+/// the builtin proxy (those with a fixed port); none with the nginx router,
+/// which binds its own.
+pub fn held_sockets(config: &Config) -> Vec<SocketAddr> {
+    match config.proxy.router {
+        RouterKind::Builtin => [Some(config.proxy.listen), config.proxy.admin]
+            .into_iter()
+            .flatten()
+            // A port chosen at bind time cannot be held beforehand.
+            .filter(|addr| addr.port() != 0)
+            .collect(),
+        RouterKind::Nginx => Vec::new(),
+    }
+}
 
 /// What the units say.
 #[derive(Debug, Clone)]

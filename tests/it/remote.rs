@@ -566,6 +566,35 @@ async fn a_new_teal_takes_over_the_hosts_daemon_in_place() {
     assert_ne!(after, before);
     assert!(!alive(before), "the old daemon left");
     assert_eq!(serving_everywhere(&lab).await, [Some("1.1.0".to_string())]);
+
+    // `teal upgrade --host`: the same hand-over, with no deploy.
+    let third = lab.root().join("teal-third");
+    let mut bytes = std::fs::read(TEAL).unwrap();
+    bytes.extend_from_slice(b"\na third build\n");
+    std::fs::write(&third, bytes).unwrap();
+    std::fs::set_permissions(&third, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        lab.root().join("third.toml"),
+        std::fs::read_to_string(lab.root().join("teal.toml"))
+            .unwrap()
+            .replace(
+                "[ssh]\n",
+                &format!("[ssh]\nbinary = {:?}\n", third.display().to_string()),
+            ),
+    )
+    .unwrap();
+    let out = lab.run(&["--config", "third.toml", "upgrade", "--host", "a"]);
+    assert_ok(&out);
+    let newest = lab.host("a").daemon_pid().expect("the newest daemon runs");
+    assert_ne!(newest, after);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("handed over (pid {after} → {newest})"))
+            && stderr.contains(&format!("a: runs teal 0.1.0 (pid {newest})")),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(serving_everywhere(&lab).await, [Some("1.1.0".to_string())]);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let report = load.stop().await;
     assert_eq!(report.failed(), 0, "{report:?}");
