@@ -511,6 +511,26 @@ async fn zero_failed_requests_at_every_host_while_they_switch() {
     assert_eq!(serving_everywhere(&lab).await, all);
 }
 
+/// Another teal, `teal-NAME` (the same program with bytes appended: another
+/// sha256), and `NAME.toml`, the lab's config installing it on hosts.
+fn another_build(lab: &Lab, name: &str) {
+    let binary = lab.root().join(format!("teal-{name}"));
+    let mut bytes = std::fs::read(TEAL).unwrap();
+    bytes.extend_from_slice(format!("\n{name} build\n").as_bytes());
+    std::fs::write(&binary, bytes).unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        lab.root().join(format!("{name}.toml")),
+        std::fs::read_to_string(lab.root().join("teal.toml"))
+            .unwrap()
+            .replace(
+                "[ssh]\n",
+                &format!("[ssh]\nbinary = {:?}\n", binary.display().to_string()),
+            ),
+    )
+    .unwrap();
+}
+
 /// A deploy that installs a different teal on a host hands the host's running
 /// daemon over to it in place (`teal upgrade` there) before anything is
 /// staged, while load runs against the host: no request fails and no
@@ -526,22 +546,7 @@ async fn a_new_teal_takes_over_the_hosts_daemon_in_place() {
     let (_, addr) = listeners(&lab)[0].clone();
     let load = teal::load::Load::start(teal::load::LoadSpec::new(addr));
 
-    // Another teal: the same program with bytes appended (another sha256).
-    let next = lab.root().join("teal-next");
-    let mut bytes = std::fs::read(TEAL).unwrap();
-    bytes.extend_from_slice(b"\nanother build\n");
-    std::fs::write(&next, bytes).unwrap();
-    std::fs::set_permissions(&next, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        lab.root().join("next.toml"),
-        std::fs::read_to_string(lab.root().join("teal.toml"))
-            .unwrap()
-            .replace(
-                "[ssh]\n",
-                &format!("[ssh]\nbinary = {:?}\n", next.display().to_string()),
-            ),
-    )
-    .unwrap();
+    another_build(&lab, "next");
     let out = lab.run(&[
         "--config",
         "next.toml",
@@ -568,21 +573,7 @@ async fn a_new_teal_takes_over_the_hosts_daemon_in_place() {
     assert_eq!(serving_everywhere(&lab).await, [Some("1.1.0".to_string())]);
 
     // `teal upgrade --host`: the same hand-over, with no deploy.
-    let third = lab.root().join("teal-third");
-    let mut bytes = std::fs::read(TEAL).unwrap();
-    bytes.extend_from_slice(b"\na third build\n");
-    std::fs::write(&third, bytes).unwrap();
-    std::fs::set_permissions(&third, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        lab.root().join("third.toml"),
-        std::fs::read_to_string(lab.root().join("teal.toml"))
-            .unwrap()
-            .replace(
-                "[ssh]\n",
-                &format!("[ssh]\nbinary = {:?}\n", third.display().to_string()),
-            ),
-    )
-    .unwrap();
+    another_build(&lab, "third");
     let out = lab.run(&["--config", "third.toml", "upgrade", "--host", "a"]);
     assert_ok(&out);
     let newest = lab.host("a").daemon_pid().expect("the newest daemon runs");
