@@ -2,7 +2,7 @@
 //! started again, for any teal binary (so an older build can be compared).
 //!
 //! ```sh
-//! cargo build && cargo run --example restart_gap -- target/debug/teal [kill|term|upgrade] [APP FLAG...]
+//! cargo build && cargo run --example restart_gap -- target/debug/teal [kill|term|upgrade|systemd] [APP FLAG...]
 //! ```
 //!
 //! In a temp dir it runs `BINARY serve` with the process runtime and two demo-app
@@ -12,6 +12,9 @@
 //! SIGKILL (`kill`, the default) or SIGTERM (`term`, then waits for its exit) and
 //! is started again at once, or (`upgrade`) `teal serve --upgrade` takes over from
 //! it and it leaves; 3 s after its control socket answers the load stops.
+//! `systemd` runs teal under a real `systemd --user` with the units `teal
+//! systemd` writes (its sockets held by a socket unit, `Restart=always`) and
+//! sends the main process SIGKILL: systemd starts it again.
 //! It prints the load's report and the app's pids before and after (processes
 //! whose working directory is the temp dir), then stops everything it started.
 //! Extra arguments go to the demo app (`--log-requests`, for a build that has it).
@@ -23,6 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use teal::load::{Load, LoadSpec};
+
+#[path = "../tests/it/support/systemd.rs"]
+mod systemd;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -53,6 +59,10 @@ fn main() {
             .expect("teal runs")
     };
 
+    if signal == "systemd" {
+        under_systemd(dir.path(), listen, &run);
+        return;
+    }
     let mut daemon = serve(&teal, dir.path());
     wait_up(&run);
     assert!(run(&["deploy", "web"]).status.success(), "deploy");
@@ -114,6 +124,72 @@ fn main() {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+/// The `systemd` mode: SIGKILL to the main process of teal's unit.
+fn under_systemd(
+    dir: &Path,
+    listen: SocketAddr,
+    run: &impl Fn(&[&str]) -> std::process::Output,
+) {
+    assert!(systemd::available(), "the systemd mode needs unshare and systemd");
+    let manager = systemd::UserSystemd::start(&dir.join("systemd"));
+    let units = manager.unit_dir();
+    assert!(
+        run(&["systemd", "--user", "--write", units.to_str().unwrap()])
+            .status
+            .success()
+    );
+    std::fs::create_dir_all(units.join("teal.service.d")).unwrap();
+    std::fs::write(
+        units.join("teal.service.d/log.conf"),
+        format!(
+            "[Service]\nStandardError=append:{}\n",
+            dir.join("serve.log").display()
+        ),
+    )
+    .unwrap();
+    manager.run(&["daemon-reload"]);
+    manager.run(&["start", "teal.socket", "teal.service"]);
+    assert!(run(&["deploy", "web"]).status.success(), "deploy");
+    let before = apps(dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt.block_on(async {
+        let load = Load::start(load_spec(listen));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let old = manager.main_pid("teal.service");
+        let signalled = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let started = Instant::now();
+        loop {
+            let now = manager.main_pid("teal.service");
+            if now != 0 && now != old {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "restarted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let restarted = signalled.elapsed();
+        wait_up(run);
+        let up = signalled.elapsed();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let report = load.stop().await;
+        println!(
+            "systemd: new main process after {restarted:?}, new control socket up after {up:?}"
+        );
+        report
+    });
+    println!("{}", report.render_table());
+    println!(
+        "keep-alive connections opened: {} (one per worker when none was closed under its client)",
+        report.keepalive_connects
+    );
+    println!("app pids before: {before:?}\napp pids after:  {:?}", apps(dir));
+    let _ = run(&["stop", "web"]);
 }
 
 fn load_spec(target: SocketAddr) -> LoadSpec {
