@@ -127,12 +127,11 @@ fn main() {
 }
 
 /// The `systemd` mode: SIGKILL to the main process of teal's unit.
-fn under_systemd(
-    dir: &Path,
-    listen: SocketAddr,
-    run: &impl Fn(&[&str]) -> std::process::Output,
-) {
-    assert!(systemd::available(), "the systemd mode needs unshare and systemd");
+fn under_systemd(dir: &Path, listen: SocketAddr, run: &impl Fn(&[&str]) -> std::process::Output) {
+    assert!(
+        systemd::available(),
+        "the systemd mode needs unshare and systemd"
+    );
     let manager = systemd::UserSystemd::start(&dir.join("systemd"));
     let units = manager.unit_dir();
     assert!(
@@ -188,7 +187,10 @@ fn under_systemd(
         "keep-alive connections opened: {} (one per worker when none was closed under its client)",
         report.keepalive_connects
     );
-    println!("app pids before: {before:?}\napp pids after:  {:?}", apps(dir));
+    println!(
+        "app pids before: {before:?}\napp pids after:  {:?}",
+        apps(dir)
+    );
     let _ = run(&["stop", "web"]);
 }
 

@@ -39,6 +39,8 @@ pub enum DeployError {
     State(StateError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    #[error("teal is being upgraded (a new daemon is taking over): try again in a moment")]
+    Upgrading,
     /// A `pre_deploy` or `pre_switch` hook failed (production untouched), or a
     /// post hook failed with `rollback_on_failure`.
     #[error("the {point} hook failed: {error}")]
@@ -59,7 +61,9 @@ pub enum DeployError {
 impl DeployError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            DeployError::Busy { .. } | DeployError::Locked { .. } => ErrorKind::Busy,
+            DeployError::Busy { .. } | DeployError::Locked { .. } | DeployError::Upgrading => {
+                ErrorKind::Busy
+            }
             DeployError::UnknownService(_)
             | DeployError::NothingToPromote(_)
             | DeployError::NothingToRollback(_)

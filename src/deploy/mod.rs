@@ -30,6 +30,7 @@ mod switch_back;
 mod verify;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,8 +74,26 @@ pub struct Deployer {
     /// Services by name. Entries are created by the first deploy and never removed
     /// while the daemon runs; held only to look up or insert.
     services: Mutex<BTreeMap<String, Arc<Service>>>,
+    /// Set while a successor daemon takes over ([`Deployer::lock_all_actions`]):
+    /// no action begins, on a known service or a new one. Changed only with
+    /// `services` held.
+    frozen: Arc<AtomicBool>,
     /// Fires when the daemon stops: health gates in progress give up.
     shutdown: CancellationToken,
+}
+
+/// Every service's action lock, and no new action, while a successor daemon
+/// takes over; dropped, actions may begin again (an upgrade that failed).
+#[derive(Debug)]
+pub struct AllActions {
+    _guards: Vec<ActionGuard>,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Drop for AllActions {
+    fn drop(&mut self) {
+        self.frozen.store(false, Ordering::Release);
+    }
 }
 
 impl Deployer {
@@ -92,6 +111,7 @@ impl Deployer {
             runtimes,
             state,
             services: Mutex::new(BTreeMap::new()),
+            frozen: Arc::new(AtomicBool::new(false)),
             shutdown,
         };
         let mut restored: BTreeMap<String, Restored> =
@@ -119,11 +139,19 @@ impl Deployer {
         name: &str,
         create: bool,
     ) -> Result<(Arc<Service>, ActionGuard), DeployError> {
-        let service = if create {
-            self.service_or_insert(name)
-        } else {
-            self.service(name)
-                .ok_or_else(|| DeployError::UnknownService(name.to_string()))?
+        let service = {
+            let mut services = self.lock_services();
+            if self.frozen.load(Ordering::Acquire) {
+                return Err(DeployError::Upgrading);
+            }
+            match services.get(name) {
+                Some(service) => service.clone(),
+                None if create => services
+                    .entry(name.to_string())
+                    .or_insert_with(|| Arc::new(Service::new(name)))
+                    .clone(),
+                None => return Err(DeployError::UnknownService(name.to_string())),
+            }
         };
         let guard = service.try_begin().ok_or_else(|| DeployError::Busy {
             service: name.to_string(),
@@ -142,15 +170,20 @@ impl Deployer {
             .clone()
     }
 
-    /// Every known service's action lock, for a daemon upgrade: nothing may
-    /// change state across a hand-over. Err names a service whose action is in
-    /// progress (then no lock is held).
-    pub fn lock_all_actions(&self) -> Result<Vec<ActionGuard>, String> {
-        let services: Vec<Arc<Service>> = self.lock_services().values().cloned().collect();
-        services
-            .iter()
+    /// Every known service's action lock, and no action on a new service, for
+    /// a daemon upgrade: nothing may change state across a hand-over. Err
+    /// names a service whose action is in progress (then nothing is held).
+    pub fn lock_all_actions(&self) -> Result<AllActions, String> {
+        let services = self.lock_services();
+        let guards = services
+            .values()
             .map(|service| service.try_begin().ok_or_else(|| service.name.clone()))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.frozen.store(true, Ordering::Release);
+        Ok(AllActions {
+            _guards: guards,
+            frozen: Arc::clone(&self.frozen),
+        })
     }
 
     pub(super) fn lock_services(

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::channel::FdChannel;
 use super::protocol::{ListenerSockets, Message, PROTOCOL};
-use crate::deploy::{ActionGuard, Deployer};
+use crate::deploy::{AllActions, Deployer};
 use crate::state::StateCell;
 use crate::wire::{ApiError, ErrorKind};
 
@@ -143,7 +143,7 @@ impl Predecessor {
         &self,
         mut channel: FdChannel,
         proxy: Arc<Proxy>,
-        guards: Vec<ActionGuard>,
+        guards: AllActions,
     ) -> Result<(), String> {
         let (version, pid) = successor_says(&mut channel, "Hello").await?;
         tracing::info!(%version, pid, "a successor asks to take over");
@@ -229,7 +229,7 @@ async fn successor_says(channel: &mut FdChannel, what: &str) -> Result<(String, 
 async fn forward(
     mut channel: FdChannel,
     mut take: mpsc::UnboundedReceiver<HandedConn>,
-    guards: Vec<ActionGuard>,
+    guards: AllActions,
 ) {
     let mut sent = 0u64;
     while let Some(conn) = take.recv().await {

@@ -243,3 +243,35 @@ async fn a_killed_instance_is_bypassed_and_restarted() {
     );
     d.stop().await;
 }
+
+/// While a successor daemon takes over (`teal serve --upgrade` holds every
+/// action lock), no action begins: not on a known service, and not a first
+/// deploy of a service this daemon never saw. A failed upgrade lets them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_action_begins_while_a_successor_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = demo_service("web", dir.path(), 1);
+    let mut api = demo_service("api", dir.path(), 1);
+    api.hosts = vec!["api.example.com".into()];
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&web, "1.0.0").await.assert_live();
+
+    let upgrading = d
+        .daemon
+        .deployer()
+        .lock_all_actions()
+        .expect("nothing runs");
+    for spec in [&web, &api] {
+        let err = d
+            .client
+            .deploy(&deploy_request(spec, "2.0.0"))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a deploy of {} during an upgrade is refused", spec.name));
+        assert!(is_busy(&err), "{err}");
+        assert!(err.to_string().contains("being upgraded"), "{err}");
+    }
+    drop(upgrading);
+    d.deploy(&api, "1.0.0").await.assert_live();
+    d.stop().await;
+}
