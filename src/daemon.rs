@@ -308,9 +308,10 @@ impl Daemon {
         self.predecessor.leave.cancelled().await;
     }
 
-    /// After a successor took over: connections still busy here finish (the
-    /// rest moved), websockets get up to the longest `drain.timeout`, `Done` goes to the
-    /// successor, the live instances are released to it and the others stop. The control socket
+    /// After a successor took over: the live instances are released to it at
+    /// once and the others stop; connections still busy here finish (the
+    /// rest moved), websockets get up to the longest `drain.timeout`, and
+    /// `Done` goes to the successor. The control socket
     /// file and the state lock are the successor's now: neither is touched.
     pub async fn leave(self) {
         tracing::info!("a successor took over: leaving");
@@ -327,15 +328,18 @@ impl Daemon {
             .unwrap_or(CLOSE_GRACE);
         self.shutdown.cancel();
         self.tracker.close();
-        self.router.close(grace).await;
-        self.predecessor.finish().await;
-        let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
-        // As at a shutdown: the live instances are the successor's now (it
-        // adopted them); the rest (a standby kept for rollback) it did not
-        // adopt, so they stop here rather than run on unsupervised.
+        // First of all, the live instances are the successor's alone (it
+        // adopted and supervises them): this daemon lets go of them at once,
+        // so an instance that dies now is restarted once, by the successor.
+        // The rest (a standby kept for rollback) it did not adopt: they stop
+        // here rather than run on unsupervised. Requests still in flight here
+        // go to the live instances, which keep running.
         self.deployer
             .stop_all(deploy::STOP_GRACE, LiveInstances::Release)
             .await;
+        self.router.close(grace).await;
+        self.predecessor.finish().await;
+        let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
         tracing::info!("left");
     }
 

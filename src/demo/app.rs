@@ -9,7 +9,8 @@
 //! - any path: the JSON body (`{"app":"uptimer","version":..,"slot":..,"instance":..,"pid":..}`);
 //! - `/slow?ms=N`: the same after sleeping N ms (at most 60 s), for drain tests;
 //! - `/bytes?n=N`: N bytes of payload (at most 1 MiB), for large-response benchmarks;
-//! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`.
+//! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`
+//!   (the message `pid` gets `"<version>: pid <pid>"`: which instance holds it).
 //!
 //! A version starting with `broken` answers 500 `Errors everywhere...` everywhere
 //! (the broken 1.1.0 of the walk-through). A version starting with `flaky` passes its health
@@ -318,13 +319,17 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-/// Echoes text as `"<version>: <msg>"` until the client closes.
+/// Echoes text as `"<version>: <msg>"` (`pid` as `"<version>: pid <pid>"`)
+/// until the client closes.
 async fn echo<S>(version: &str, mut ws: WebSocketStream<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     while let Some(Ok(msg)) = ws.next().await {
         let reply = match msg {
+            Message::Text(text) if text.as_str() == "pid" => {
+                Message::text(format!("{version}: pid {}", std::process::id()))
+            }
             Message::Text(text) => Message::text(format!("{version}: {}", text.as_str())),
             Message::Close(_) => break,
             // Pings are answered by tungstenite itself; binary is not part of the demo.

@@ -291,6 +291,8 @@ async fn teal_upgrade_hands_the_daemon_over_to_its_binary() {
 /// A websocket open across an upgrade stays with the old daemon, usable past
 /// the 10 s a plain stop gives connections, until it closes (up to the
 /// service's `drain.timeout`, 30 s by default); then the old daemon exits.
+/// Meanwhile the instances are the successor's alone: one that dies is
+/// restarted once, by the successor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_outlives_the_upgrade_until_it_closes() {
     use futures_util::{SinkExt, StreamExt};
@@ -324,7 +326,50 @@ async fn a_websocket_outlives_the_upgrade_until_it_closes() {
     })
     .await;
     assert!(up, "the new daemon serves\n{}", logs(dir.path()));
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    let upgraded = std::time::Instant::now();
+    // While the old daemon lingers for the websocket, the other instance
+    // dies: only the successor (which supervises the instances now) starts
+    // it again: one process on its port, not two daemons racing for it.
+    let holder: u32 = echo("pid")
+        .await
+        .strip_prefix("1.0.0: pid ")
+        .and_then(|pid| pid.parse().ok())
+        .expect("the websocket's instance says its pid");
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    let instances = app_pids_in(&canonical);
+    let other = *instances
+        .iter()
+        .find(|pid| **pid != holder)
+        .expect("two instances");
+    let _ = Command::new("kill")
+        .args(["-KILL", &other.to_string()])
+        .status();
+    let restarted = eventually(Duration::from_secs(20), async || {
+        let now = app_pids_in(&canonical);
+        now.len() == 2 && now.contains(&holder) && !now.contains(&other)
+    })
+    .await;
+    assert!(
+        restarted,
+        "the dead instance is restarted
+{}",
+        logs(dir.path())
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = app_pids_in(&canonical);
+    assert_eq!(
+        now.len(),
+        2,
+        "restarted once: {now:?}\n{}",
+        logs(dir.path())
+    );
+    assert!(
+        !logs(dir.path()).contains("Address already in use"),
+        "{}",
+        logs(dir.path())
+    );
+
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(upgraded.elapsed())).await;
     assert_eq!(echo("after 11 s").await, "1.0.0: after 11 s");
     assert!(
         alive(old.pid() as i32),
