@@ -223,6 +223,11 @@ impl Daemon {
             error,
         })?;
         let tracker = TaskTracker::new();
+        // Counters start where a predecessor's were.
+        let carried = Arc::new(crate::metrics::Carried::default());
+        if let Some(inherited) = inheritance.as_mut() {
+            carried.replace(std::mem::take(&mut inherited.counters));
+        }
         let (admin, admin_copy) = match config.proxy.admin {
             Some(addr) => {
                 let inherited = match inheritance.as_mut() {
@@ -235,10 +240,15 @@ impl Daemon {
                         .map_err(|error| DaemonError::Admin { addr, error })?,
                 };
                 let copy = socket.try_clone().ok().map(OwnedFd::from);
-                let bound =
-                    crate::metrics::serve(socket, deployer.clone(), shutdown.clone(), &tracker)
-                        .await
-                        .map_err(|error| DaemonError::Admin { addr, error })?;
+                let bound = crate::metrics::serve(
+                    socket,
+                    deployer.clone(),
+                    carried.clone(),
+                    shutdown.clone(),
+                    &tracker,
+                )
+                .await
+                .map_err(|error| DaemonError::Admin { addr, error })?;
                 (Some(bound), copy)
             }
             None => (None, None),
@@ -248,6 +258,7 @@ impl Daemon {
             admin_copy,
             state,
             deployer.clone(),
+            carried.clone(),
         ));
         tracker.spawn(api::server::serve(
             listener,
@@ -273,7 +284,7 @@ impl Daemon {
                     error,
                 })?;
                 tracing::info!(from = %inheritance.from, "taking over");
-                Some(inheritance.ready(proxy).await?)
+                Some(inheritance.ready(proxy, carried).await?)
             }
             None => {
                 // On sockets from systemd, accepting starts now that the

@@ -5,11 +5,13 @@
 //!
 //! Numbers are read from the router at scrape time (a prometheus-client
 //! `Collector`), so the request path pays nothing for metrics. This module does
-//! not count anything itself.
+//! not count anything itself. The counters carry over an upgrade of the daemon
+//! ([`Carried`]): what the previous daemons counted is added to this one's.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -28,8 +30,67 @@ use crate::deploy::Deployer;
 use crate::router::TrafficStats;
 use crate::slot::Slot;
 
-/// Reads the router's per-slot counters on every scrape.
-struct Traffic(Arc<Deployer>);
+/// Reads the router's per-slot counters on every scrape, plus what earlier
+/// daemons counted.
+struct Traffic {
+    deployer: Arc<Deployer>,
+    carried: Arc<Carried>,
+}
+
+/// The counters of one slot of a service, as a daemon hands them to its
+/// successor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SlotCounts {
+    pub service: String,
+    pub slot: Slot,
+    pub requests: u64,
+    pub responses_5xx: u64,
+    pub upstream_failures: u64,
+}
+
+/// What the daemons this one took over from had counted, per service and
+/// slot (their own counts plus what they had carried). Exported counters are
+/// these plus the router's, so they do not fall back to zero at an upgrade.
+#[derive(Debug, Default)]
+pub struct Carried(Mutex<BTreeMap<(String, Slot), SlotCounts>>);
+
+impl Carried {
+    /// Takes a predecessor's totals (they only grow: sent once with the
+    /// sockets, and again, final, when it is done).
+    pub fn replace(&self, totals: Vec<SlotCounts>) {
+        let mut carried = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for counts in totals {
+            carried.insert((counts.service.clone(), counts.slot), counts);
+        }
+    }
+
+    /// The counts of `service`'s `slot`: carried plus the router's `stats`.
+    fn add(&self, service: &str, slot: Slot, stats: &TrafficStats) -> SlotCounts {
+        let carried = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let base = carried.get(&(service.to_string(), slot));
+        let was = |count: fn(&SlotCounts) -> u64| base.map_or(0, count);
+        SlotCounts {
+            service: service.to_string(),
+            slot,
+            requests: was(|c| c.requests) + stats.requests,
+            responses_5xx: was(|c| c.responses_5xx) + stats.responses_5xx,
+            upstream_failures: was(|c| c.upstream_failures) + stats.upstream_failures,
+        }
+    }
+
+    /// Every service's and slot's counts now, for a successor.
+    pub fn totals(&self, deployer: &Deployer) -> Vec<SlotCounts> {
+        let router = deployer.router();
+        let mut totals = Vec::new();
+        for record in deployer.records() {
+            for slot in Slot::ALL {
+                let stats = router.stats(&record.spec.name, slot);
+                totals.push(self.add(&record.spec.name, slot, &stats));
+            }
+        }
+        totals
+    }
+}
 
 impl std::fmt::Debug for Traffic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,23 +101,21 @@ impl std::fmt::Debug for Traffic {
 type Labels = Vec<(&'static str, String)>;
 
 /// A counter family: name, help, and how to read it from a slot's stats.
-type CounterFamily = (&'static str, &'static str, fn(&TrafficStats) -> u64);
+type CounterFamily = (&'static str, &'static str, fn(&SlotCounts) -> u64);
 
 impl Collector for Traffic {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let router = self.0.router();
+        let router = self.deployer.router();
         let mut rows = Vec::new();
-        for record in self.0.records() {
+        for record in self.deployer.records() {
             for slot in Slot::ALL {
                 let labels: Labels = vec![
                     ("service", record.spec.name.clone()),
                     ("slot", slot.to_string()),
                 ];
-                rows.push((
-                    labels,
-                    router.stats(&record.spec.name, slot),
-                    record.active_slot == Some(slot),
-                ));
+                let stats = router.stats(&record.spec.name, slot);
+                let counts = self.carried.add(&record.spec.name, slot, &stats);
+                rows.push((labels, stats, counts, record.active_slot == Some(slot)));
             }
         }
         let counters: [CounterFamily; 3] = [
@@ -81,8 +140,8 @@ impl Collector for Traffic {
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;
-            for (labels, stats, _) in &rows {
-                ConstCounter::new(value(stats)).encode(family.encode_family(labels)?)?;
+            for (labels, _, counts, _) in &rows {
+                ConstCounter::new(value(counts)).encode(family.encode_family(labels)?)?;
             }
         }
         let mut family = encoder.encode_descriptor(
@@ -91,7 +150,7 @@ impl Collector for Traffic {
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        for (labels, stats, _) in &rows {
+        for (labels, stats, _, _) in &rows {
             ConstGauge::new(stats.in_flight as i64).encode(family.encode_family(labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
@@ -100,7 +159,7 @@ impl Collector for Traffic {
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        for (labels, _, live) in &rows {
+        for (labels, _, _, live) in &rows {
             ConstGauge::new(i64::from(*live)).encode(family.encode_family(labels)?)?;
         }
         if let Some(conns) = router.client_connections() {
@@ -125,6 +184,7 @@ impl Collector for Traffic {
 pub async fn serve(
     listener: std::net::TcpListener,
     deployer: Arc<Deployer>,
+    carried: Arc<Carried>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<SocketAddr> {
@@ -132,7 +192,7 @@ pub async fn serve(
     let listener = TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Traffic(deployer)));
+    registry.register_collector(Box::new(Traffic { deployer, carried }));
     let registry = Arc::new(registry);
     let connections = tracker.clone();
     tracker.spawn(async move {

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::channel::FdChannel;
 use super::protocol::{ListenerSockets, Message, PROTOCOL};
 use crate::deploy::{AllActions, Deployer};
+use crate::metrics::Carried;
 use crate::state::StateCell;
 use crate::wire::{ApiError, ErrorKind};
 
@@ -40,6 +41,8 @@ pub struct Predecessor {
     pub admin: Option<OwnedFd>,
     pub state: Arc<StateCell>,
     pub deployer: Arc<Deployer>,
+    /// The metrics counters carried so far (a successor starts from them).
+    pub carried: Arc<Carried>,
     /// Fired when a successor said `Ready`: the daemon leaves.
     pub leave: CancellationToken,
     /// One upgrade at a time.
@@ -54,12 +57,14 @@ impl Predecessor {
         admin: Option<OwnedFd>,
         state: Arc<StateCell>,
         deployer: Arc<Deployer>,
+        carried: Arc<Carried>,
     ) -> Predecessor {
         Predecessor {
             proxy,
             admin,
             state,
             deployer,
+            carried,
             leave: CancellationToken::new(),
             busy: AtomicBool::new(false),
             forwarder: Mutex::new(None),
@@ -176,6 +181,7 @@ impl Predecessor {
             }),
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
+            counters: self.carried.totals(&self.deployer),
         };
         channel
             .send(&sockets, &fds)
@@ -189,7 +195,9 @@ impl Predecessor {
         self.state.store().keep_lock_for_successor();
         let (give, take) = mpsc::unbounded_channel();
         proxy.hand_over(give);
-        let forwarder = tokio::spawn(forward(channel, take, guards));
+        let (carried, deployer) = (Arc::clone(&self.carried), Arc::clone(&self.deployer));
+        let totals = move || carried.totals(&deployer);
+        let forwarder = tokio::spawn(forward(channel, take, guards, totals));
         *self.forwarder.lock().unwrap_or_else(|e| e.into_inner()) = Some(forwarder);
         self.leave.cancel();
         Ok(())
@@ -224,12 +232,14 @@ async fn successor_says(channel: &mut FdChannel, what: &str) -> Result<(String, 
     }
 }
 
-/// Passes each handed connection to the successor, then `Done`. The action
-/// locks are held until then: nothing changes state on this side any more.
+/// Passes each handed connection to the successor, then `Done` with the
+/// final counters (`totals`). The action locks are held until then: nothing
+/// changes state on this side any more.
 async fn forward(
     mut channel: FdChannel,
     mut take: mpsc::UnboundedReceiver<HandedConn>,
     guards: AllActions,
+    totals: impl FnOnce() -> Vec<crate::metrics::SlotCounts>,
 ) {
     let mut sent = 0u64;
     while let Some(conn) = take.recv().await {
@@ -243,7 +253,13 @@ async fn forward(
         }
     }
     if let Err(error) = channel
-        .send(&Message::Done { connections: sent }, &[])
+        .send(
+            &Message::Done {
+                connections: sent,
+                counters: totals(),
+            },
+            &[],
+        )
         .await
     {
         tracing::warn!(%error, "telling the successor the hand-over is done");

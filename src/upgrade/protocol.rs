@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 use teal_proxy::ListenerName;
 
+use crate::metrics::SlotCounts;
+
 /// The `Upgrade` header value of `POST /v1/upgrade` and its 101 answer.
 pub const PROTOCOL: &str = "teal-handover/1";
 
@@ -25,6 +27,9 @@ pub enum Message {
         /// The predecessor's teal version and pid, for the successor's log.
         version: String,
         pid: u32,
+        /// Its metrics counters so far, which the successor's start from.
+        #[serde(default)]
+        counters: Vec<SlotCounts>,
     },
     /// Successor → predecessor: it serves everything now; leave.
     Ready { version: String, pid: u32 },
@@ -34,8 +39,13 @@ pub enum Message {
         listener: ListenerName,
         client: IpAddr,
     },
-    /// Predecessor → successor: nothing more comes; it exits.
-    Done { connections: u64 },
+    /// Predecessor → successor: nothing more comes; it exits. Its final
+    /// metrics counters.
+    Done {
+        connections: u64,
+        #[serde(default)]
+        counters: Vec<SlotCounts>,
+    },
 }
 
 /// One listener's sockets, as counted in [`Message::Sockets`].

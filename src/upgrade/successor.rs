@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::channel::FdChannel;
 use super::protocol::{Message, PROTOCOL};
+use crate::metrics::{Carried, SlotCounts};
 
 /// Why an upgrade could not begin.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub struct Inheritance {
     pub lock: OwnedFd,
     /// Who handed it over, for the log.
     pub from: String,
+    /// The predecessor's metrics counters when it handed over.
+    pub counters: Vec<SlotCounts>,
     channel: FdChannel,
 }
 
@@ -108,6 +111,7 @@ pub async fn request(control: &Path) -> Result<Inheritance, UpgradeError> {
         admin,
         version,
         pid,
+        counters,
     } = message
     else {
         return Err(UpgradeError::Broken(format!(
@@ -142,6 +146,7 @@ pub async fn request(control: &Path) -> Result<Inheritance, UpgradeError> {
         admin,
         lock,
         from: format!("teal {version} (pid {pid})"),
+        counters,
         channel,
     })
 }
@@ -162,10 +167,12 @@ impl Inheritance {
     }
 
     /// This daemon serves: the predecessor may leave. From now on the client
-    /// connections it passes on are served by `proxy` (or closed, without one).
+    /// connections it passes on are served by `proxy` (or closed, without one);
+    /// its final counters go to `carried`.
     pub async fn ready(
         mut self,
         proxy: Option<Arc<Proxy>>,
+        carried: Arc<Carried>,
     ) -> Result<JoinHandle<()>, UpgradeError> {
         if let Some(proxy) = &proxy {
             proxy.start_accepting();
@@ -195,7 +202,14 @@ impl Inheritance {
                             client,
                         });
                     }
-                    Ok(Some((Message::Done { connections }, _))) => {
+                    Ok(Some((
+                        Message::Done {
+                            connections,
+                            counters,
+                        },
+                        _,
+                    ))) => {
+                        carried.replace(counters);
                         tracing::info!(%from, connections, received, "the previous daemon handed over and left");
                         return;
                     }

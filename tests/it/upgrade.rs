@@ -384,3 +384,57 @@ async fn a_websocket_outlives_the_upgrade_until_it_closes() {
     assert_eq!(status, 200, "the new daemon serves");
     drop(next);
 }
+
+/// `teal_requests_total` of `web`, all slots, from `/metrics` at `admin`.
+async fn requests_counted(admin: SocketAddr) -> u64 {
+    let (status, text) = get(admin, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|l| l.starts_with("teal_requests_total{") && l.contains("service=\"web\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The metrics counters carry over upgrades: the successor's start where the
+/// old daemon's ended, twice in a row, and go on counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_counters_carry_over_upgrades() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    write_config(dir.path(), Some(admin));
+    let mut daemon = Served::serve(dir.path());
+    let deployed = run(dir.path(), &["deploy", "web"]);
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let addr = listen_addr(dir.path());
+    for _ in 0..25 {
+        assert_eq!(get(addr, "/").await.0, 200);
+    }
+    let counted = requests_counted(admin).await;
+    assert!(counted >= 25, "{counted}");
+    for round in 0..2 {
+        let path = dir.path().to_path_buf();
+        daemon = tokio::task::spawn_blocking(move || upgrade(&path, daemon))
+            .await
+            .unwrap();
+        assert_eq!(
+            requests_counted(admin).await,
+            counted + 10 * round,
+            "upgrade {round}: the counters went on from the old daemon's"
+        );
+        for _ in 0..10 {
+            assert_eq!(get(addr, "/").await.0, 200);
+        }
+    }
+    assert_eq!(requests_counted(admin).await, counted + 20);
+    let status = tokio::task::spawn_blocking(move || daemon.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
