@@ -2,8 +2,8 @@
 //! together, and owns shutdown.
 //!
 //! Start order: lock the state dir → bring back live slots (health-gated) → bind the
-//! proxy → install routes → remove leftovers (`reconcile_all`) → open the control
-//! socket. So the proxy serves only once
+//! proxy → install routes → remove leftovers (`reconcile_all`; after an upgrade,
+//! once the old daemon is done) → open the control socket. So the proxy serves only once
 //! the restored versions are healthy. Stop order: stop accepting (proxy, control) →
 //! let in-flight requests and actions finish (bounded) → stop every instance that
 //! is not live, and release the live ones: processes and containers keep serving
@@ -12,9 +12,11 @@
 //!
 //! `teal serve --upgrade` starts from what the running daemon hands over
 //! (`upgrade::Inheritance`: its listening sockets, admin listener and state
-//! lock) and tells it to leave once serving; a daemon that hands over leaves
-//! instead of stopping: its connections go to the successor, its instances
-//! are released to it, and its control socket file is the successor's.
+//! lock; with the nginx router, no sockets: nginx holds them and the
+//! successor adopts the running nginx) and tells it to leave once serving; a
+//! daemon that hands over leaves instead of stopping: its connections go to
+//! the successor, its instances are released to it, nginx is left running,
+//! and its control socket file is the successor's.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -180,7 +182,12 @@ impl Daemon {
 
         // Leftovers of the previous daemon (an interrupted deploy's containers) go
         // now that production is served again, and before any action can start.
-        deployer.reconcile_all().await;
+        // Not yet after an upgrade: the daemon handing over still supervises its
+        // standby instances (it would bring back what is removed under it) and
+        // stops them as it leaves; what it left is removed once it is done.
+        if inheritance.is_none() {
+            deployer.reconcile_all().await;
+        }
 
         let control = config.proxy.control.clone();
         // A successor binds beside the running daemon's socket and moves its
@@ -231,7 +238,11 @@ impl Daemon {
                     error,
                 })?;
                 tracing::info!(from = %inheritance.from, "taking over");
-                Some(inheritance.ready(proxy).await?)
+                let reconcile = {
+                    let deployer = deployer.clone();
+                    async move { deployer.reconcile_all().await }
+                };
+                Some(inheritance.ready(proxy, reconcile).await?)
             }
             None => None,
         };
@@ -260,9 +271,11 @@ impl Daemon {
     }
 
     /// After a successor took over: connections still busy here finish (the
-    /// rest moved), websockets get up to the longest `drain.timeout`, `Done` goes to the
-    /// successor, the live instances are released to it and the others stop. The control socket
-    /// file and the state lock are the successor's now: neither is touched.
+    /// rest moved), websockets get up to the longest `drain.timeout`, the live
+    /// instances are released to the successor and the others stop, then
+    /// `Done` goes to the successor (which then removes whatever is left). nginx
+    /// is left running. The control socket file and the state lock are the
+    /// successor's now: neither is touched.
     pub async fn leave(self) {
         tracing::info!("a successor took over: leaving");
         // Upgraded connections (websockets) stay until they close, for up to
@@ -278,15 +291,18 @@ impl Daemon {
             .unwrap_or(CLOSE_GRACE);
         self.shutdown.cancel();
         self.tracker.close();
-        self.router.close(grace).await;
-        self.predecessor.finish().await;
-        let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
+        // The builtin proxy closes (its sockets are the successor's); nginx is
+        // left running, adopted by the successor.
+        self.router.leave(grace).await;
         // As at a shutdown: the live instances are the successor's now (it
         // adopted them); the rest (a standby kept for rollback) it did not
-        // adopt, so they stop here rather than run on unsupervised.
+        // adopt, so they stop here rather than run on unsupervised, before
+        // `Done` (no action runs meanwhile: the hand-over holds their locks).
         self.deployer
             .stop_all(deploy::STOP_GRACE, LiveInstances::Release)
             .await;
+        self.predecessor.finish().await;
+        let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
         tracing::info!("left");
     }
 
@@ -392,12 +408,14 @@ struct Parts {
 }
 
 /// The builtin proxy (on a predecessor's sockets, when `inherited`) or
-/// nginx, bound and serving (no routes yet); the proxy also typed.
+/// nginx (kept as it runs when a predecessor or a killed daemon left it
+/// running), bound and serving (no routes yet); the proxy also typed.
 async fn bind_router(
     config: &Config,
     shutdown: &CancellationToken,
     inherited: Option<Vec<Listening>>,
 ) -> Result<(Arc<dyn Router>, Option<Arc<Proxy>>), DaemonError> {
+    let inheriting = inherited.is_some();
     Ok(match config.proxy.router {
         RouterKind::Builtin => {
             let mut opts = ProxyOptions::default();
@@ -420,9 +438,13 @@ async fn bind_router(
             (proxy.clone(), Some(proxy))
         }
         RouterKind::Nginx => {
-            let router =
-                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token())
-                    .await?;
+            let router = NginxRouter::start(
+                &config.proxy,
+                &config.state_dir,
+                shutdown.child_token(),
+                inheriting,
+            )
+            .await?;
             (router, None)
         }
     })

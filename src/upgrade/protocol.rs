@@ -34,7 +34,8 @@ pub enum Message {
         listener: ListenerName,
         client: IpAddr,
     },
-    /// Predecessor → successor: nothing more comes; it exits.
+    /// Predecessor → successor: nothing more comes, and the instances it did
+    /// not hand over (a standby kept for rollback) are stopped; it exits.
     Done { connections: u64 },
 }
 
