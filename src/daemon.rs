@@ -136,6 +136,7 @@ impl Daemon {
                 return Err(e);
             }
         };
+        let inheriting = inheritance.is_some();
         let parts = Parts {
             router: router.clone(),
             proxy,
@@ -149,8 +150,15 @@ impl Daemon {
             Ok(daemon) => Ok(daemon),
             Err(e) => {
                 // The one cleanup path: by now the router is the only thing running.
+                // A failed successor leaves the running daemon's nginx as it
+                // is (it adopted that nginx; the running daemon still serves
+                // through it).
                 shutdown.cancel();
-                router.close(CLOSE_GRACE).await;
+                if inheriting {
+                    router.leave(CLOSE_GRACE).await;
+                } else {
+                    router.close(CLOSE_GRACE).await;
+                }
                 release(&restored_instances).await;
                 Err(e)
             }

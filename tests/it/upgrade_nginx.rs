@@ -208,3 +208,64 @@ async fn with_client_keepalive_an_upgrade_reloads_nothing_and_closes_no_connecti
     assert!(status.success(), "{status:?}");
     assert!(!alive(master));
 }
+
+/// A successor that fails after it adopted the running nginx (its admin
+/// listener cannot bind) leaves that nginx as it is: the old daemon serves on
+/// through the same master, and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upgrade_leaves_nginx_serving() {
+    if !nginx::required() {
+        return;
+    }
+    let setup = deployed("0s", false, &["1.0.0"]).await;
+    let (dir, state, ports, master) = (&setup.dir, &setup.state, &setup.ports, setup.master);
+    let load = Load::start(zero_drop(ports.listen));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The same config and state dir, with an admin port that is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let next = dir.join("next");
+    std::fs::create_dir(&next).unwrap();
+    let text = std::fs::read_to_string(dir.join("teal.toml")).unwrap();
+    let text = text
+        .replace(
+            "state_dir = \"state\"",
+            &format!("state_dir = {:?}", state.display().to_string()),
+        )
+        .replace(
+            "router = \"nginx\"",
+            &format!(
+                "router = \"nginx\"\nadmin = \"{}\"",
+                taken.local_addr().unwrap()
+            ),
+        );
+    std::fs::write(next.join("teal.toml"), text).unwrap();
+    let out = blocking({
+        let config = next.join("teal.toml");
+        move || {
+            std::process::Command::new(TEAL)
+                .arg("--config")
+                .arg(config)
+                .args(["serve", "--upgrade"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("admin listener"),
+        "{said}"
+    );
+
+    assert_eq!(nginx::master_pid(state), Some(master));
+    assert!(alive(master), "the failed successor did not stop nginx");
+    finish_more(&load, 200, Duration::from_secs(60)).await;
+    assert_eq!(serving(ports.listen).await.as_deref(), Some("1.0.0"));
+    stop_clean(load, dir, None).await;
+    // The old daemon still drives that nginx.
+    let dir_path = dir.clone();
+    blocking(move || run_ok(&dir_path, &["deploy", "web", "--version", "2.0.0"])).await;
+    assert_eq!(serving(ports.listen).await.as_deref(), Some("2.0.0"));
+    assert_eq!(nginx::master_pid(state), Some(master));
+}
