@@ -50,8 +50,6 @@ keep_previous = {keep_previous}
 
 /// A daemon through nginx with `versions` deployed in order, in a temp dir.
 struct Setup {
-    /// Removed when dropped: keep it while the test runs.
-    _tmp: tempfile::TempDir,
     dir: PathBuf,
     /// `dir/state`.
     state: PathBuf,
@@ -59,6 +57,9 @@ struct Setup {
     ports: Ports,
     /// The managed nginx master.
     master: i32,
+    /// Removed when dropped: the last field, so that a daemon still in
+    /// `daemon` is dropped (and its instances and nginx stopped) before.
+    _tmp: tempfile::TempDir,
 }
 
 async fn deployed(keepalive: &str, keep_previous: bool, versions: &[&str]) -> Setup {
