@@ -14,7 +14,9 @@ use bollard::Docker;
 
 use crate::support::docker::*;
 use crate::support::load::{finish_more, zero_drop};
-use crate::support::served::{Served, blocking, listen_addr, logs, run_ok, stop_clean, upgraded};
+use crate::support::served::{
+    Served, blocking, listen_addr, logs, run_ok, stop_clean, teal_ok, terminated, upgraded,
+};
 use crate::support::*;
 use teal::load::Load;
 
@@ -142,20 +144,12 @@ async fn an_upgrade_adopts_the_containers_and_loses_no_request() {
     // A deploy of another build through the new daemon, then an instant
     // rollback to the adopted containers.
     write_config(&dir, APP_2);
-    blocking({
-        let dir = dir.clone();
-        move || run_ok(&dir, &["deploy", SERVICE, "--version", "3.0.0"])
-    })
-    .await;
+    teal_ok(&dir, &["deploy", SERVICE, "--version", "3.0.0"]).await;
     let (_, body) = get(addr, "/").await;
     assert_eq!(version_of(&body).as_deref(), Some("3.0.0"));
     assert_eq!(greeting_of(&body).as_deref(), Some("build-2"));
     finish_more(&load, 200, Duration::from_secs(60)).await;
-    blocking({
-        let dir = dir.clone();
-        move || run_ok(&dir, &["rollback", SERVICE])
-    })
-    .await;
+    teal_ok(&dir, &["rollback", SERVICE]).await;
     let (_, body) = get(addr, "/").await;
     assert_eq!(version_of(&body).as_deref(), Some("2.0.0"));
     assert_eq!(greeting_of(&body).as_deref(), Some("build-1"));
@@ -168,8 +162,6 @@ async fn an_upgrade_adopts_the_containers_and_loses_no_request() {
 
     stop_clean(load, &dir, Some(spec.keepalive_connections)).await;
 
-    let mut next = next;
-    let status = blocking(move || next.terminate()).await;
-    assert!(status.success(), "{status:?}");
+    terminated(next).await;
     remove_containers(&docker, SERVICE).await;
 }

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::load::{finish_more, zero_drop};
-use crate::support::served::{Served, blocking, demo_web_toml, logs, run_ok, stop_clean, upgraded};
+use crate::support::served::{
+    Served, blocking, demo_web_toml, logs, run_ok, stop_clean, teal_ok, terminated, upgraded,
+};
 use crate::support::*;
 use teal::load::{Load, LoadSpec};
 
@@ -140,11 +142,7 @@ async fn an_upgrade_keeps_nginx_and_the_instances_and_loses_no_request() {
     // The new daemon deploys through the same nginx (a reload, not a restart),
     // and rolls back.
     let workers = nginx::serving_workers(master);
-    blocking({
-        let dir = dir.clone();
-        move || run_ok(&dir, &["deploy", "web", "--version", "3.0.0"])
-    })
-    .await;
+    teal_ok(dir, &["deploy", "web", "--version", "3.0.0"]).await;
     assert_eq!(serving(ports.listen).await.as_deref(), Some("3.0.0"));
     assert_eq!(nginx::master_pid(state), Some(master));
     assert_ne!(nginx::serving_workers(master), workers, "reloaded");
@@ -153,19 +151,13 @@ async fn an_upgrade_keeps_nginx_and_the_instances_and_loses_no_request() {
         Some("2.0.0"),
         "the adopted 2.0.0 is the standby now"
     );
-    blocking({
-        let dir = dir.clone();
-        move || run_ok(&dir, &["rollback", "web"])
-    })
-    .await;
+    teal_ok(dir, &["rollback", "web"]).await;
     assert_eq!(serving(ports.listen).await.as_deref(), Some("2.0.0"));
     finish_more(&load, 200, Duration::from_secs(60)).await;
 
     stop_clean(load, dir, None).await;
 
-    let mut next = next;
-    let status = blocking(move || next.terminate()).await;
-    assert!(status.success(), "{status:?}");
+    terminated(next).await;
     assert!(!alive(master), "the new daemon stops the nginx it adopted");
 }
 
@@ -197,16 +189,10 @@ async fn with_client_keepalive_an_upgrade_reloads_nothing_and_closes_no_connecti
     assert_eq!(instances(dir), before, "the same instances");
 
     // A deploy after the upgrade (no load: its reload closes idle connections).
-    blocking({
-        let dir = dir.clone();
-        move || run_ok(&dir, &["deploy", "web", "--version", "2.0.0"])
-    })
-    .await;
+    teal_ok(dir, &["deploy", "web", "--version", "2.0.0"]).await;
     assert_eq!(serving(ports.listen).await.as_deref(), Some("2.0.0"));
     assert_eq!(nginx::master_pid(state), Some(master));
-    let mut next = next;
-    let status = blocking(move || next.terminate()).await;
-    assert!(status.success(), "{status:?}");
+    terminated(next).await;
     assert!(!alive(master));
 }
 
@@ -265,8 +251,7 @@ async fn a_failed_upgrade_leaves_nginx_serving() {
     assert_eq!(serving(ports.listen).await.as_deref(), Some("1.0.0"));
     stop_clean(load, dir, None).await;
     // The old daemon still drives that nginx.
-    let dir_path = dir.clone();
-    blocking(move || run_ok(&dir_path, &["deploy", "web", "--version", "2.0.0"])).await;
+    teal_ok(dir, &["deploy", "web", "--version", "2.0.0"]).await;
     assert_eq!(serving(ports.listen).await.as_deref(), Some("2.0.0"));
     assert_eq!(nginx::master_pid(state), Some(master));
 }

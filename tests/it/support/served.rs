@@ -211,6 +211,26 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// [`run_ok`] from an async test.
+pub async fn teal_ok(dir: &Path, args: &[&str]) -> std::process::Output {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(&dir, &args)
+    })
+    .await
+}
+
+/// SIGTERM to `daemon` from an async test; it must exit 0 (bounded wait).
+pub async fn terminated(mut daemon: Served) {
+    let status = blocking(move || daemon.terminate()).await;
+    assert!(
+        status.success(),
+        "teal serve exits 0 on SIGTERM: {status:?}"
+    );
+}
+
 /// [`upgrade`] from an async test; checks that the new daemon answers with
 /// a pid of its own.
 pub async fn upgraded(dir: &Path, old: Served) -> Served {
@@ -228,7 +248,7 @@ pub async fn upgraded(dir: &Path, old: Served) -> Served {
 pub async fn stop_clean(load: Load, dir: &Path, keepalive: Option<usize>) -> LoadReport {
     let report = load.stop().await;
     eprintln!("{}", report.render_table());
-    assert!(report.ok > 500, "the load ran: {report:?}");
+    assert!(report.ok > 100, "the load ran: {report:?}");
     assert_eq!(report.failed(), 0, "{report:?}\n{}", logs(dir));
     if let Some(clients) = keepalive {
         assert_eq!(
