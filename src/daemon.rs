@@ -2,8 +2,8 @@
 //! together, and owns shutdown.
 //!
 //! Start order: lock the state dir → bring back live slots (health-gated) → bind the
-//! proxy → install routes → remove leftovers (`reconcile_all`) → open the control
-//! socket. So the proxy serves only once
+//! proxy → install routes → remove leftovers (`reconcile_all`; after an upgrade,
+//! once the old daemon is done) → open the control socket. So the proxy serves only once
 //! the restored versions are healthy. Stop order: stop accepting (proxy, control) →
 //! let in-flight requests and actions finish (bounded) → stop every instance that
 //! is not live, and release the live ones: processes and containers keep serving
@@ -17,9 +17,11 @@
 //!
 //! `teal serve --upgrade` starts from what the running daemon hands over
 //! (`upgrade::Inheritance`: its listening sockets, admin listener and state
-//! lock) and tells it to leave once serving; a daemon that hands over leaves
-//! instead of stopping: its connections go to the successor, its instances
-//! are released to it, and its control socket file is the successor's.
+//! lock; with the nginx router, no sockets: nginx holds them and the
+//! successor adopts the running nginx) and tells it to leave once serving; a
+//! daemon that hands over leaves instead of stopping: its connections go to
+//! the successor, its instances are released to it, nginx is left running,
+//! and its control socket file is the successor's.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -161,6 +163,7 @@ impl Daemon {
                 return Err(e);
             }
         };
+        let inheriting = inheritance.is_some();
         let parts = Parts {
             router: router.clone(),
             proxy,
@@ -175,8 +178,15 @@ impl Daemon {
             Ok(daemon) => Ok(daemon),
             Err(e) => {
                 // The one cleanup path: by now the router is the only thing running.
+                // A failed successor leaves the running daemon's nginx as it
+                // is (it adopted that nginx; the running daemon still serves
+                // through it).
                 shutdown.cancel();
-                router.close(CLOSE_GRACE).await;
+                if inheriting {
+                    router.leave(CLOSE_GRACE).await;
+                } else {
+                    router.close(CLOSE_GRACE).await;
+                }
                 release(&restored_instances).await;
                 Err(e)
             }
@@ -209,7 +219,12 @@ impl Daemon {
 
         // Leftovers of the previous daemon (an interrupted deploy's containers) go
         // now that production is served again, and before any action can start.
-        deployer.reconcile_all().await;
+        // Not yet after an upgrade: the daemon handing over still supervises its
+        // standby instances (it would bring back what is removed under it) and
+        // stops them as it leaves; what it left is removed once it is done.
+        if inheritance.is_none() {
+            deployer.reconcile_all().await;
+        }
 
         let control = config.proxy.control.clone();
         // A successor binds beside the running daemon's socket and moves its
@@ -284,7 +299,11 @@ impl Daemon {
                     error,
                 })?;
                 tracing::info!(from = %inheritance.from, "taking over");
-                Some(inheritance.ready(proxy, carried).await?)
+                let reconcile = {
+                    let deployer = deployer.clone();
+                    async move { deployer.reconcile_all().await }
+                };
+                Some(inheritance.ready(proxy, carried, reconcile).await?)
             }
             None => {
                 // On sockets from systemd, accepting starts now that the
@@ -321,9 +340,10 @@ impl Daemon {
 
     /// After a successor took over: the live instances are released to it at
     /// once and the others stop; connections still busy here finish (the
-    /// rest moved), websockets get up to the longest `drain.timeout`, and
-    /// `Done` goes to the successor. The control socket
-    /// file and the state lock are the successor's now: neither is touched.
+    /// rest moved), websockets get up to the longest `drain.timeout`, then
+    /// `Done` goes to the successor (which then removes whatever is left).
+    /// nginx is left running. The control socket file and the state lock are
+    /// the successor's now: neither is touched.
     pub async fn leave(self) {
         tracing::info!("a successor took over: leaving");
         // Upgraded connections (websockets) stay until they close, for up to
@@ -343,12 +363,15 @@ impl Daemon {
         // adopted and supervises them): this daemon lets go of them at once,
         // so an instance that dies now is restarted once, by the successor.
         // The rest (a standby kept for rollback) it did not adopt: they stop
-        // here rather than run on unsupervised. Requests still in flight here
-        // go to the live instances, which keep running.
+        // here rather than run on unsupervised, before `Done` (no action runs
+        // meanwhile: the hand-over holds their locks). Requests still in
+        // flight here go to the live instances, which keep running.
         self.deployer
             .stop_all(deploy::STOP_GRACE, LiveInstances::Release)
             .await;
-        self.router.close(grace).await;
+        // The builtin proxy closes (its sockets are the successor's); nginx is
+        // left running, adopted by the successor.
+        self.router.leave(grace).await;
         self.predecessor.finish().await;
         let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
         tracing::info!("left");
@@ -508,12 +531,14 @@ fn activated_listeners(
 }
 
 /// The builtin proxy (on a predecessor's sockets, when `inherited`) or
-/// nginx, bound and serving (no routes yet); the proxy also typed.
+/// nginx (kept as it runs when a predecessor or a killed daemon left it
+/// running), bound and serving (no routes yet); the proxy also typed.
 async fn bind_router(
     config: &Config,
     shutdown: &CancellationToken,
     inherited: Option<Vec<Listening>>,
 ) -> Result<(Arc<dyn Router>, Option<Arc<Proxy>>), DaemonError> {
+    let inheriting = inherited.is_some();
     Ok(match config.proxy.router {
         RouterKind::Builtin => {
             let mut opts = ProxyOptions::default();
@@ -536,9 +561,13 @@ async fn bind_router(
             (proxy.clone(), Some(proxy))
         }
         RouterKind::Nginx => {
-            let router =
-                NginxRouter::start(&config.proxy, &config.state_dir, shutdown.child_token())
-                    .await?;
+            let router = NginxRouter::start(
+                &config.proxy,
+                &config.state_dir,
+                shutdown.child_token(),
+                inheriting,
+            )
+            .await?;
             (router, None)
         }
     })

@@ -116,19 +116,24 @@ impl Deployer {
         };
         let mut restored: BTreeMap<String, Restored> =
             restored.into_iter().map(|r| (r.name.clone(), r)).collect();
-        for (name, record) in deployer.state.snapshot().services {
-            let service = deployer.service_or_insert(&name);
-            let live = restored.remove(&name).map(|r| {
+        let snapshot = deployer.state.snapshot();
+        let mut routes = Vec::with_capacity(snapshot.services.len());
+        for (name, record) in &snapshot.services {
+            let service = deployer.service_or_insert(name);
+            let live = restored.remove(name).map(|r| {
                 let backend = r.running.backend(r.slot);
                 service.set_running(r.slot, Some(r.running));
                 backend
             });
-            deployer
-                .router
-                .set_routes(&record.spec, live, None)
-                .await
-                .map_err(DeployError::Route)?;
+            routes.push((&record.spec, live));
         }
+        // One change for all services: a successor on a running nginx must not
+        // pass through configs that name only some of them.
+        deployer
+            .router
+            .restore_routes(&routes)
+            .await
+            .map_err(DeployError::Route)?;
         Ok(deployer)
     }
 

@@ -59,6 +59,21 @@ pub trait Router: Send + Sync {
         preview: Option<Backend>,
     ) -> Result<(), RouterError>;
 
+    /// At daemon start: production of each service to its restored live slot
+    /// (`None`: nothing there), every preview to nothing, as one change where
+    /// the router can make it one (nginx: one config, at most one reload, none
+    /// when nginx already runs exactly these routes). The default installs
+    /// them one service at a time.
+    async fn restore_routes(
+        &self,
+        services: &[(&ServiceSpec, Option<Backend>)],
+    ) -> Result<(), RouterError> {
+        for (spec, live) in services {
+            self.set_routes(spec, live.clone(), None).await?;
+        }
+        Ok(())
+    }
+
     /// Waits until nothing is in flight to `slot` of `service` any more, or `timeout`.
     /// Requests that started before the last `set_routes` moved away from it count.
     /// (nginx: waits for the worker processes earlier reloads retired; `remaining`
@@ -104,4 +119,13 @@ pub trait Router: Send + Sync {
     /// client connections get up to `grace` to finish. Routes are not changed
     /// after this.
     async fn close(&self, grace: Duration);
+
+    /// Stops serving because a successor daemon took over (`Daemon::leave`),
+    /// after the shutdown token fired. The default is [`Router::close`] (the
+    /// builtin proxy has handed its sockets over by then). A router whose
+    /// traffic another process serves (nginx) leaves that process running and
+    /// its config in place: the successor adopts it, and clients never notice.
+    async fn leave(&self, grace: Duration) {
+        self.close(grace).await;
+    }
 }

@@ -4,13 +4,18 @@
 //! 1. Every service's action lock is taken, so no deploy, promote or rollback
 //!    runs across the hand-over (a busy service refuses the upgrade: 409).
 //! 2. The connection becomes a descriptor channel (101); once the successor
-//!    says `Hello` on it, it gets copies of the listening sockets, the admin
-//!    listener and the state lock. This daemon goes on serving as if nothing happened.
+//!    says `Hello` on it, it gets copies of the listening sockets (the builtin
+//!    proxy's; none with the nginx router, whose nginx holds its own), the
+//!    admin listener and the state lock. This daemon goes on serving as if
+//!    nothing happened.
 //! 3. Only when the successor says `Ready` does this daemon leave: its proxy
 //!    stops accepting and hands every HTTP/1.1 client connection over at its
-//!    next request boundary; when the proxy is closed, `Done` is sent. If the
-//!    successor goes away before `Ready` (a bad config, a crash, a binary that
-//!    cannot run), the locks are released and nothing changed.
+//!    next request boundary; when the proxy is closed and the instances it
+//!    does not hand over are stopped, `Done` is sent (with
+//!    nginx there is nothing to pass on: nginx serves on, and the successor
+//!    has adopted it). If the successor goes away before `Ready` (a bad
+//!    config, a crash, a binary that cannot run), the locks are released and
+//!    nothing changed.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +39,9 @@ use crate::wire::{ApiError, ErrorKind};
 
 /// What a running daemon can hand to a successor.
 pub struct Predecessor {
-    /// The builtin proxy (None with the nginx router, which cannot be handed
-    /// over yet).
+    /// The builtin proxy: its sockets and connections are handed over. None
+    /// with the nginx router: nginx keeps the sockets and the connections, and
+    /// only the state lock and the admin listener move.
     pub proxy: Option<Arc<Proxy>>,
     /// A copy of the admin (`/metrics`) listener, when there is one.
     pub admin: Option<OwnedFd>,
@@ -87,12 +93,6 @@ impl Predecessor {
                 format!("an upgrade speaks {PROTOCOL}"),
             ));
         }
-        let Some(proxy) = &self.proxy else {
-            return Err(ApiError::new(
-                ErrorKind::Invalid,
-                "this daemon runs the nginx router, which cannot be handed over in place yet: restart it instead",
-            ));
-        };
         if self.leave.is_cancelled() || self.busy.swap(true, Ordering::AcqRel) {
             return Err(ApiError::new(
                 ErrorKind::Busy,
@@ -112,7 +112,7 @@ impl Predecessor {
             }
         };
         let me = Arc::clone(self);
-        let proxy = Arc::clone(proxy);
+        let proxy = self.proxy.clone();
         tokio::spawn(async move {
             let ended = match hyper::upgrade::on(req).await {
                 Ok(upgraded) => match upgraded.downcast::<TokioIo<UnixStream>>() {
@@ -147,14 +147,17 @@ impl Predecessor {
     async fn hand_over(
         &self,
         mut channel: FdChannel,
-        proxy: Arc<Proxy>,
+        proxy: Option<Arc<Proxy>>,
         guards: AllActions,
     ) -> Result<(), String> {
         let (version, pid) = successor_says(&mut channel, "Hello").await?;
         tracing::info!(%version, pid, "a successor asks to take over");
-        let listening = proxy
-            .listening_sockets()
-            .map_err(|e| format!("copying the listening sockets: {e}"))?;
+        let listening = match &proxy {
+            Some(proxy) => proxy
+                .listening_sockets()
+                .map_err(|e| format!("copying the listening sockets: {e}"))?,
+            None => Vec::new(),
+        };
         let lock = self
             .state
             .store()
@@ -194,7 +197,12 @@ impl Predecessor {
         // has and passes the rest on.
         self.state.store().keep_lock_for_successor();
         let (give, take) = mpsc::unbounded_channel();
-        proxy.hand_over(give);
+        // Without the builtin proxy no connection comes: `give` goes at once,
+        // and `Done` follows.
+        match &proxy {
+            Some(proxy) => proxy.hand_over(give),
+            None => drop(give),
+        }
         let (carried, deployer) = (Arc::clone(&self.carried), Arc::clone(&self.deployer));
         let totals = move || carried.totals(&deployer);
         let forwarder = tokio::spawn(forward(channel, take, guards, totals));

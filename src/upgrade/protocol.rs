@@ -39,8 +39,9 @@ pub enum Message {
         listener: ListenerName,
         client: IpAddr,
     },
-    /// Predecessor → successor: nothing more comes; it exits. Its final
-    /// metrics counters.
+    /// Predecessor → successor: nothing more comes, and the instances it did
+    /// not hand over (a standby kept for rollback) are stopped; it exits.
+    /// Its final metrics counters.
     Done {
         connections: u64,
         #[serde(default)]

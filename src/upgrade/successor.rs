@@ -168,11 +168,13 @@ impl Inheritance {
 
     /// This daemon serves: the predecessor may leave. From now on the client
     /// connections it passes on are served by `proxy` (or closed, without one);
-    /// its final counters go to `carried`.
+    /// its final counters go to `carried`. `then` runs once the predecessor
+    /// is done (it has stopped what it did not hand over) or gone.
     pub async fn ready(
         mut self,
         proxy: Option<Arc<Proxy>>,
         carried: Arc<Carried>,
+        then: impl Future<Output = ()> + Send + 'static,
     ) -> Result<JoinHandle<()>, UpgradeError> {
         if let Some(proxy) = &proxy {
             proxy.start_accepting();
@@ -186,46 +188,58 @@ impl Inheritance {
             .await
             .map_err(|e| UpgradeError::Broken(format!("telling {} to leave: {e}", self.from)))?;
         let from = self.from;
-        let mut channel = self.channel;
+        let channel = self.channel;
         Ok(tokio::spawn(async move {
-            let mut received = 0u64;
-            loop {
-                match channel.recv::<Message>().await {
-                    Ok(Some((Message::Conn { listener, client }, mut fds))) => {
-                        let (Some(fd), Some(proxy)) = (fds.pop(), proxy.as_ref()) else {
-                            continue;
-                        };
-                        received += 1;
-                        proxy.serve_handed(HandedConn {
-                            listener,
-                            stream: std::net::TcpStream::from(fd),
-                            client,
-                        });
-                    }
-                    Ok(Some((
-                        Message::Done {
-                            connections,
-                            counters,
-                        },
-                        _,
-                    ))) => {
-                        carried.replace(counters);
-                        tracing::info!(%from, connections, received, "the previous daemon handed over and left");
-                        return;
-                    }
-                    Ok(Some((other, _))) => {
-                        tracing::warn!(%from, ?other, "unexpected message during a hand-over");
-                    }
-                    Ok(None) => {
-                        tracing::info!(%from, received, "the previous daemon is gone");
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%from, %error, "the hand-over channel broke");
-                        return;
-                    }
-                }
-            }
+            receive(channel, proxy, carried, from).await;
+            then.await;
         }))
+    }
+}
+
+/// Serves the connections the predecessor passes on, until `Done` (its final
+/// counters go to `carried`) or the end of the channel.
+async fn receive(
+    mut channel: FdChannel,
+    proxy: Option<Arc<Proxy>>,
+    carried: Arc<Carried>,
+    from: String,
+) {
+    let mut received = 0u64;
+    loop {
+        match channel.recv::<Message>().await {
+            Ok(Some((Message::Conn { listener, client }, mut fds))) => {
+                let (Some(fd), Some(proxy)) = (fds.pop(), proxy.as_ref()) else {
+                    continue;
+                };
+                received += 1;
+                proxy.serve_handed(HandedConn {
+                    listener,
+                    stream: std::net::TcpStream::from(fd),
+                    client,
+                });
+            }
+            Ok(Some((
+                Message::Done {
+                    connections,
+                    counters,
+                },
+                _,
+            ))) => {
+                carried.replace(counters);
+                tracing::info!(%from, connections, received, "the previous daemon handed over and left");
+                return;
+            }
+            Ok(Some((other, _))) => {
+                tracing::warn!(%from, ?other, "unexpected message during a hand-over");
+            }
+            Ok(None) => {
+                tracing::info!(%from, received, "the previous daemon is gone");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%from, %error, "the hand-over channel broke");
+                return;
+            }
+        }
     }
 }

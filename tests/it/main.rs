@@ -40,6 +40,7 @@ mod docker_hooks;
 mod docker_interrupted;
 mod docker_runtime;
 mod docker_zero_downtime;
+mod upgrade_docker;
 
 // The nginx router against the real nginx.
 mod nginx_config;
@@ -47,6 +48,7 @@ mod nginx_proxy;
 mod nginx_router;
 mod nginx_system;
 mod nginx_zero_downtime;
+mod upgrade_nginx;
 
 // Remote hosts: the deploy lock, real sshd hosts, image shipping.
 mod remote;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::proxy::{TestBackend, backend, get_fresh, spec, ws_exchange};
-use crate::support::{alive, eventually};
+use crate::support::{alive, eventually, nginx};
 use teal::router::nginx::NginxRouter;
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
@@ -20,19 +20,18 @@ fn proxy_spec(dir: &Path) -> ProxySpec {
 }
 
 async fn start(proxy: &ProxySpec, dir: &Path) -> Arc<NginxRouter> {
-    NginxRouter::start(proxy, &dir.join("state"), CancellationToken::new())
+    NginxRouter::start(proxy, &dir.join("state"), CancellationToken::new(), false)
         .await
         .expect("nginx router starts")
 }
 
 fn master_pid(dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(dir.join("state/nginx/nginx.pid")).ok()?;
-    text.trim().parse().ok()
+    nginx::master_pid(&dir.join("state"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_headers_and_websockets() {
-    if !crate::support::nginx::required() {
+    if !nginx::required() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -83,7 +82,7 @@ async fn forwards_headers_and_websockets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_is_confirmed_and_the_drain_waits_for_old_requests() {
-    if !crate::support::nginx::required() {
+    if !nginx::required() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +134,7 @@ async fn a_switch_is_confirmed_and_the_drain_waits_for_old_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_nginx_refuses_changes_nothing() {
-    if !crate::support::nginx::required() {
+    if !nginx::required() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -189,7 +188,7 @@ async fn a_reload_nginx_refuses_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_is_adopted_restarted_and_stopped() {
-    if !crate::support::nginx::required() {
+    if !nginx::required() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -241,4 +240,76 @@ async fn the_master_is_adopted_restarted_and_stopped() {
         router.set_routes(&web, None, None).await,
         Err(RouterError::Other(_))
     ));
+}
+
+/// What an upgrade of teal does to its managed nginx: the daemon that leaves
+/// lets go of the master without stopping or reloading it, and the one that
+/// takes over adopts it and restores the same routes without a reload (the
+/// same workers serve on, so no client connection is closed). Its next change
+/// reloads that same master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_hands_the_running_master_to_the_next_router_without_a_reload() {
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy_spec(dir.path());
+    let blue = TestBackend::start("blue").await;
+    let green = TestBackend::start("green").await;
+    let web = spec("web", &[], None);
+
+    let leaving = start(&proxy, dir.path()).await;
+    leaving
+        .set_routes(&web, backend(Slot::Blue, &[blue.addr]), None)
+        .await
+        .unwrap();
+    let pid = master_pid(dir.path()).expect("pid file");
+    let workers = nginx::serving_workers(pid);
+    assert!(!workers.is_empty());
+
+    leaving.leave(Duration::from_secs(5)).await;
+    assert!(alive(pid), "leave does not stop nginx");
+    assert_eq!(nginx::serving_workers(pid), workers, "nor reload it");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "blue"
+    );
+    assert!(
+        leaving
+            .set_routes(&web, backend(Slot::Green, &[green.addr]), None)
+            .await
+            .is_err(),
+        "the router that left changes nothing any more"
+    );
+
+    let next = NginxRouter::start(
+        &proxy,
+        &dir.path().join("state"),
+        CancellationToken::new(),
+        true,
+    )
+    .await
+    .expect("the next router starts on the running nginx");
+    next.restore_routes(&[(&web, backend(Slot::Blue, &[blue.addr]))])
+        .await
+        .unwrap();
+    assert_eq!(master_pid(dir.path()), Some(pid), "adopted");
+    assert_eq!(
+        nginx::serving_workers(pid),
+        workers,
+        "the same routes: no reload"
+    );
+    drop(leaving);
+
+    next.set_routes(&web, backend(Slot::Green, &[green.addr]), None)
+        .await
+        .unwrap();
+    assert_eq!(master_pid(dir.path()), Some(pid));
+    assert_ne!(nginx::serving_workers(pid), workers, "a switch reloads");
+    assert_eq!(
+        get_fresh(proxy.listen, "x", "/").await.unwrap().body,
+        "green"
+    );
+    next.close(Duration::from_secs(5)).await;
+    assert!(!alive(pid), "close stops the adopted master");
 }

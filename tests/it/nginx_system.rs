@@ -55,6 +55,18 @@ impl SystemNginx {
         }
     }
 
+    /// A teal config (`nginx::config`) in system mode on this nginx.
+    fn config(&self, dir: &Path) -> teal::spec::Config {
+        let mut config = nginx::config(dir, vec![]);
+        config.proxy.nginx = NginxSpec {
+            conf_dir: Some(self.conf_d.clone()),
+            main_conf: Some(self.main.clone()),
+            pid_file: self.pid_file.clone(),
+            ..NginxSpec::default()
+        };
+        config
+    }
+
     fn pid(&self) -> i32 {
         std::fs::read_to_string(&self.pid_file)
             .unwrap()
@@ -85,13 +97,7 @@ async fn system_mode_writes_teal_conf_and_reloads_an_nginx_it_does_not_own() {
     let dir = tempfile::tempdir().unwrap();
     let system = SystemNginx::start(dir.path());
     let master = system.pid();
-    let mut config = nginx::config(dir.path(), vec![]);
-    config.proxy.nginx = NginxSpec {
-        conf_dir: Some(system.conf_d.clone()),
-        main_conf: Some(system.main.clone()),
-        pid_file: system.pid_file.clone(),
-        ..NginxSpec::default()
-    };
+    let config = system.config(dir.path());
     let spec = nginx::service("web", dir.path(), 1);
     let d = TestDaemon::start(&config).await;
     assert_eq!(
@@ -133,5 +139,62 @@ async fn system_mode_writes_teal_conf_and_reloads_an_nginx_it_does_not_own() {
     assert_eq!(get(system.own, "/").await, (200, "system\n".into()));
     assert_eq!(system.pid(), master);
     let stopped = std::fs::read_to_string(system.conf_d.join("teal.conf")).unwrap();
+    assert!(!stopped.contains("server"), "{stopped}");
+}
+
+/// An upgrade of teal in system mode: the daemon that leaves does not touch
+/// the system nginx (its `teal.conf` stays, no reload), and the one that takes
+/// over (`inherited`) restores the same routes without a reload either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_leaves_the_system_nginx_and_teal_conf_as_they_are() {
+    use crate::support::proxy::{TestBackend, backend};
+    use teal::router::Router;
+    use teal::router::nginx::NginxRouter;
+    use teal::slot::Slot;
+    use tokio_util::sync::CancellationToken;
+
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let system = SystemNginx::start(dir.path());
+    let master = system.pid();
+    let config = system.config(dir.path());
+    let state_dir = dir.path().join("state");
+    let blue = TestBackend::start("blue").await;
+    let web = crate::support::proxy::spec("web", &[], None);
+    let start = async |inherited: bool| {
+        NginxRouter::start(
+            &config.proxy,
+            &state_dir,
+            CancellationToken::new(),
+            inherited,
+        )
+        .await
+        .expect("the router starts")
+    };
+
+    let leaving = start(false).await;
+    leaving
+        .set_routes(&web, backend(Slot::Blue, &[blue.addr]), None)
+        .await
+        .unwrap();
+    let teal_conf = system.conf_d.join("teal.conf");
+    let routed = std::fs::read_to_string(&teal_conf).unwrap();
+    let workers = nginx::serving_workers(master);
+    leaving.leave(std::time::Duration::from_secs(5)).await;
+    assert_eq!(std::fs::read_to_string(&teal_conf).unwrap(), routed);
+    assert_eq!(nginx::serving_workers(master), workers, "no reload");
+
+    let next = start(true).await;
+    next.restore_routes(&[(&web, backend(Slot::Blue, &[blue.addr]))])
+        .await
+        .unwrap();
+    assert_eq!(nginx::serving_workers(master), workers, "still no reload");
+    assert_eq!(get(config.proxy.listen, "/").await, (200, "blue".into()));
+    assert_eq!(system.pid(), master);
+
+    next.close(std::time::Duration::from_secs(5)).await;
+    let stopped = std::fs::read_to_string(&teal_conf).unwrap();
     assert!(!stopped.contains("server"), "{stopped}");
 }

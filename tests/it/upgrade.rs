@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::served::{Served, teal};
+use crate::support::served::{Served, demo_web_toml, listen_addr, logs, run, upgrade};
 use crate::support::*;
 use teal::load::{Load, LoadSpec};
 
@@ -19,38 +19,10 @@ fn write_config(dir: &Path, admin: Option<SocketAddr>) {
         .map(|a| format!("admin = \"{a}\"\n"))
         .unwrap_or_default();
     let text = format!(
-        r#"state_dir = "state"
-
-[proxy]
-listen = "127.0.0.1:0"
-{admin}
-[services.web]
-command = ["{TEAL}", "demo-app", "--port", "{{port}}", "--app-version", "{{version}}", "--boot-delay", "100ms"]
-instances = 2
-version = "1.0.0"
-preview = "127.0.0.1:0"
-
-[services.web.health]
-interval = "50ms"
-deadline = "5s"
-"#
+        "state_dir = \"state\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n{admin}\n{}",
+        demo_web_toml("127.0.0.1:0")
     );
     std::fs::write(dir.join("teal.toml"), text).unwrap();
-}
-
-fn run(dir: &Path, args: &[&str]) -> std::process::Output {
-    teal(dir).args(args).output().unwrap()
-}
-
-fn listen_addr(dir: &Path) -> SocketAddr {
-    let out = run(dir, &["status", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    status["listen"][0].as_str().unwrap().parse().unwrap()
 }
 
 /// The daemon's pid, from `teal status --json` (the one answering now).
@@ -61,27 +33,6 @@ fn daemon_version(dir: &Path) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-/// The daemons' and the instances' logs, for a failure message.
-fn logs(dir: &Path) -> String {
-    let mut files = vec![dir.join("serve.log")];
-    for slot in ["blue", "green"] {
-        for index in 0..2 {
-            files.push(dir.join(format!("state/logs/web/{slot}-{index}.log")));
-        }
-    }
-    files
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|text| {
-            text.lines()
-                .filter(|l| !l.starts_with('{'))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `teal serve` in `dir` with 1.0.0 deployed, and its production address.
@@ -95,22 +46,6 @@ fn serving_first_version(dir: &Path) -> (Served, SocketAddr) {
         String::from_utf8_lossy(&deployed.stderr)
     );
     (daemon, listen_addr(dir))
-}
-
-/// Starts `teal serve --upgrade` and waits (bounded) until `old` has exited;
-/// returns the new daemon.
-fn upgrade(dir: &Path, mut old: Served) -> Served {
-    let next = Served::spawn(dir, &["serve", "--upgrade"]);
-    // The instances are the successor's: dropping the old daemon's handle
-    // must not stop them.
-    old.hand_instances_over();
-    let status = old.exited(Duration::from_secs(60));
-    assert!(
-        status.success(),
-        "the old daemon exits 0 after a hand-over: {status:?}\n{}",
-        logs(dir)
-    );
-    next
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

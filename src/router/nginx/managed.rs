@@ -1,11 +1,13 @@
 //! Managed mode: teal's own nginx master, with its config, pid file, error log
 //! and temp dirs under `state_dir/nginx/`, running as the user teal runs as.
 //!
-//! The master runs in the foreground (`daemon off;`) as a child of teal. A master
-//! left behind by a teal that was killed is found through the pid file and
-//! adopted (its command line must name this config), as a hand-written deploy
-//! script reuses its running reverse-proxy container: it holds the ports, so
-//! starting a second one would fail.
+//! The master runs in the foreground (`daemon off;`) as a child of teal, in a
+//! process group of its own. A master left behind by a teal that was killed, or
+//! by one that handed over to a successor (`teal serve --upgrade`, which never
+//! stops it), is found through the pid file and adopted (its command line must
+//! name this config), as a hand-written deploy script reuses its running
+//! reverse-proxy container: it holds the ports, so starting a second one would
+//! fail, and it serves on while teal changes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -115,11 +117,15 @@ impl Managed {
             })?;
         let stderr_offset = file_len(&stderr_path);
         let mut command = self.binary.command(&self.dir, Some(&log));
+        // A process group of its own: a Ctrl-C meant for `teal serve` (or the
+        // group of a daemon that handed over and left) never reaches nginx;
+        // teal stops it gracefully itself.
         command
             .arg("-c")
             .arg(self.conf())
             .stdout(Stdio::null())
-            .stderr(stderr);
+            .stderr(stderr)
+            .process_group(0);
         let mut child = command.spawn().map_err(|e| {
             RouterError::Other(format!("cannot start {}: {e}", self.binary.path.display()))
         })?;
@@ -206,6 +212,18 @@ impl Managed {
         }
         let _ = fs::remove_file(render::pid_file(&self.dir));
         tracing::info!(pid, "managed nginx stopped");
+    }
+
+    /// Lets go of the master without stopping it, pid file kept: a successor
+    /// daemon adopted it (`teal serve --upgrade`). A master this daemon
+    /// spawned runs on as the init process's child once this daemon exits.
+    pub fn release(&mut self) {
+        if let Some(master) = self.master.take() {
+            tracing::info!(
+                pid = master.pid,
+                "managed nginx left running for the daemon that took over"
+            );
+        }
     }
 
     /// Takes over a master that a previous teal left running on this config.

@@ -79,10 +79,17 @@ struct State {
 impl NginxRouter {
     /// Finds nginx, writes the initial config (every request answered 503 until
     /// routes are set) and starts (managed) or reloads (system) nginx.
+    ///
+    /// Unless nginx already runs teal's routes from before: a managed master
+    /// left running (adopted), or, when `inherited` (a successor of `teal serve
+    /// --upgrade`), the system nginx. Then nothing changes now: nginx goes on
+    /// serving what it served, and [`Router::restore_routes`] reloads it only if
+    /// the restored routes differ.
     pub async fn start(
         proxy: &ProxySpec,
         state_dir: &Path,
         shutdown: CancellationToken,
+        inherited: bool,
     ) -> Result<Arc<NginxRouter>, RouterError> {
         let spec = &proxy.nginx;
         if proxy.listen.port() == 0 {
@@ -100,11 +107,16 @@ impl NginxRouter {
                 .map_err(|reason| RouterError::Invalid(format!("{}: {reason}", path.display())))?;
         }
         let binary = Binary::locate(&spec.binary).await?;
-        let target = match spec.conf_dir {
+        let mut target = match spec.conf_dir {
             None => Target::Managed(Managed::new(binary, &dir, spec.workers)?),
             Some(_) => Target::System(System::new(binary, spec, &dir)?),
         };
         let previous = std::fs::read_to_string(target.live_file()).ok();
+        let taken_over = previous.is_some()
+            && match &mut target {
+                Target::Managed(managed) => managed.running().is_some(),
+                Target::System(system) => inherited && system.master().is_some(),
+            };
         let settings = Settings {
             listen: proxy.listen,
             keepalive_timeout: spec.keepalive_timeout,
@@ -122,7 +134,9 @@ impl NginxRouter {
             snapshot: ArcSwap::from_pointee(RouteSet::default()),
             shutdown,
         });
-        {
+        if taken_over {
+            tracing::info!("nginx already serves teal's routes: kept running as it is");
+        } else {
             let mut state = router.state.lock().await;
             router
                 .install(&mut state, RouteSet::default(), true)
@@ -193,6 +207,22 @@ impl Router for NginxRouter {
         }
         self.install(&mut state, routes, false).await?;
         tracing::info!(service = %spec.name, "nginx routes installed");
+        Ok(())
+    }
+
+    /// Every service's routes in one config: at most one reload, none when
+    /// nginx already runs that text (a master adopted across an upgrade).
+    async fn restore_routes(
+        &self,
+        services: &[(&ServiceSpec, Option<Backend>)],
+    ) -> Result<(), RouterError> {
+        let mut state = self.state.lock().await;
+        let mut routes = state.routes.clone();
+        for (spec, live) in services {
+            routes = routes.with(spec, live.clone(), None, self.settings.listen)?;
+        }
+        self.install(&mut state, routes, false).await?;
+        tracing::info!(services = services.len(), "nginx routes restored");
         Ok(())
     }
 
@@ -271,6 +301,21 @@ impl Router for NginxRouter {
                     tracing::error!("could not take teal's routes out of the system nginx: {e}");
                 }
             }
+        }
+    }
+
+    /// A successor daemon took over: nginx and its config stay exactly as they
+    /// are. Managed: the master is let go of, not stopped (the successor
+    /// adopted it through its pid file); system: `teal.conf` is not emptied.
+    /// No more changes or restarts from this daemon.
+    async fn leave(&self, _grace: Duration) {
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        if let Target::Managed(managed) = &mut state.target {
+            managed.release();
         }
     }
 }

@@ -44,3 +44,26 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
     };
     config
 }
+
+/// The managed nginx master of `state_dir`, from its pid file.
+pub fn master_pid(state_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(state_dir.join("nginx/nginx.pid")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The worker processes of an nginx master that are not shutting down: the
+/// generation serving now. A reload replaces them, so the same set before and
+/// after something means nginx was not reloaded in between.
+pub fn serving_workers(master: i32) -> std::collections::BTreeSet<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<i32>().ok())
+        .filter(|pid| {
+            let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let title = String::from_utf8_lossy(&title);
+            title.contains("worker process") && !title.contains("shutting down")
+        })
+        .collect()
+}
