@@ -50,8 +50,8 @@ impl Reusable for Sender {
 /// A request body on its way upstream.
 pub(crate) enum UpstreamBody {
     /// The client's body, streamed. `broken` is set when the client broke
-    /// it (an invalid chunk, a body cut short, a reset stream): the upstream
-    /// exchange then fails, and the failure is the client's.
+    /// it (an invalid chunk, a body cut short): the upstream exchange then
+    /// fails, and the failure is the client's.
     Stream {
         body: Incoming,
         broken: Arc<AtomicBool>,
