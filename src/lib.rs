@@ -16,6 +16,7 @@ pub mod health;
 pub mod hooks;
 pub mod load;
 pub mod metrics;
+pub mod open_files;
 pub mod remote;
 pub mod router;
 pub mod runtime;
@@ -25,3 +26,8 @@ pub mod state;
 pub mod systemd;
 pub mod upgrade;
 pub mod wire;
+
+/// What an accept loop does when `accept` fails (pause on EMFILE and the
+/// like, never spin): the proxy's own rule, shared by the admin listener
+/// ([`metrics`]) and the control socket ([`api`]).
+pub use teal_proxy::AcceptPause;

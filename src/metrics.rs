@@ -1,34 +1,55 @@
 //! Prometheus `/metrics` on the admin listener: per service and slot, the requests,
-//! 5xx answers, upstream failures and in-flight requests the router observed, and
-//! which slot is live at which version; the builtin proxy's client connections,
-//! active and parked.
+//! 5xx answers, upstream failures, client errors and in-flight requests the
+//! router observed, and which slot is live at which version; the builtin proxy's
+//! client connections, active and parked, and the requests it refused for a
+//! malformed head.
 //!
 //! Numbers are read from the router at scrape time (a prometheus-client
 //! `Collector`), so the request path pays nothing for metrics. This module does
 //! not count anything itself. The counters carry over an upgrade of the daemon
 //! ([`Carried`]): what the previous daemons counted is added to this one's.
+//!
+//! The admin listener has the protections the proxy's listeners have: a
+//! request head must arrive within [`HEADER_TIMEOUT`] (which also bounds an
+//! idle keep-alive connection), at most [`MAX_CONNECTIONS`] connections are
+//! served at once (more are closed as soon as they are accepted), and the
+//! accept loop pauses instead of spinning when it runs out of file
+//! descriptors (`crate::AcceptPause`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::AcceptPause;
 use crate::deploy::Deployer;
 use crate::router::TrafficStats;
 use crate::slot::Slot;
+
+/// How long a client has to send a whole request head, counted from the
+/// connection's start or the end of the previous response (so it also bounds
+/// an idle keep-alive connection). The proxy's listeners use the same.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Admin connections served at once. A scraper needs one; a flood of idle
+/// connections beyond this is closed as it is accepted, so it cannot take the
+/// file descriptors production needs.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Reads the router's per-slot counters on every scrape, plus what earlier
 /// daemons counted.
@@ -46,6 +67,8 @@ pub struct SlotCounts {
     pub requests: u64,
     pub responses_5xx: u64,
     pub upstream_failures: u64,
+    #[serde(default)]
+    pub client_errors: u64,
 }
 
 /// What the daemons this one took over from had counted, per service and
@@ -75,6 +98,7 @@ impl Carried {
             requests: was(|c| c.requests) + stats.requests,
             responses_5xx: was(|c| c.responses_5xx) + stats.responses_5xx,
             upstream_failures: was(|c| c.upstream_failures) + stats.upstream_failures,
+            client_errors: was(|c| c.client_errors) + stats.client_errors,
         }
     }
 
@@ -118,7 +142,7 @@ impl Collector for Traffic {
                 rows.push((labels, stats, counts, record.active_slot == Some(slot)));
             }
         }
-        let counters: [CounterFamily; 3] = [
+        let counters: [CounterFamily; 4] = [
             (
                 "teal_requests",
                 "Requests routed to the slot's current pool",
@@ -131,6 +155,11 @@ impl Collector for Traffic {
                 "teal_upstream_failures",
                 "Requests that got no answer from the slot's instances",
                 |s| s.upstream_failures,
+            ),
+            (
+                "teal_client_errors",
+                "Requests to the slot the client broke (a malformed or cut-short body): answered 400 or closed, never counted as failures",
+                |s| s.client_errors,
             ),
         ];
         for (name, help, value) in counters {
@@ -174,6 +203,13 @@ impl Collector for Traffic {
                 let labels: Labels = vec![("state", state.to_string())];
                 ConstGauge::new(n as i64).encode(family.encode_family(&labels)?)?;
             }
+            let family = encoder.encode_descriptor(
+                "teal_malformed_requests",
+                "Requests refused before routing for a malformed or too large head (400 or 431)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            ConstCounter::new(conns.malformed_requests).encode(family)?;
         }
         Ok(())
     }
@@ -195,34 +231,63 @@ pub async fn serve(
     registry.register_collector(Box::new(Traffic { deployer, carried }));
     let registry = Arc::new(registry);
     let connections = tracker.clone();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tracker.spawn(async move {
+        let mut pause = AcceptPause::new("admin");
         loop {
             let stream = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
-                    Err(_) => continue,
+                    Err(error) => {
+                        let wait = pause.after(&error);
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => continue,
+                        }
+                    }
                 },
             };
-            let registry = registry.clone();
-            let stop = shutdown.clone();
-            connections.spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let registry = registry.clone();
-                        async move { Ok::<_, Infallible>(answer(req.uri().path(), &registry)) }
-                    });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
-                }
-            });
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                // Full: closed at once, so a flood of idle connections holds
+                // no more descriptors than the limit.
+                tracing::debug!(
+                    "admin listener: connection limit reached, closing a new connection"
+                );
+                continue;
+            };
+            connections.spawn(serve_connection(
+                stream,
+                registry.clone(),
+                shutdown.clone(),
+                slot,
+            ));
         }
     });
     Ok(bound)
+}
+
+/// Serves one admin connection until it closes, idles out or the daemon
+/// stops; `_slot` is its place under [`MAX_CONNECTIONS`].
+async fn serve_connection(
+    stream: TcpStream,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let registry = registry.clone();
+        async move { Ok::<_, Infallible>(answer(req.uri().path(), &registry)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
 }
 
 fn answer(path: &str, registry: &Registry) -> Response<Full<Bytes>> {

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::AcceptPause;
 use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
 use crate::slot::Slot;
 use crate::upgrade::Predecessor;
@@ -59,14 +60,18 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let mut pause = AcceptPause::new("control socket");
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!("control socket accept: {e}");
-                    continue;
+                Err(error) => {
+                    let wait = pause.after(&error);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => continue,
+                    }
                 }
             },
         };

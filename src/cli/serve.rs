@@ -27,6 +27,7 @@ pub struct Args {
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let activated = crate::systemd::Activated::take()?;
     super::init_tracing("info");
+    crate::open_files::raise_and_log();
     let mut config = global.load_config()?;
     if let Some(n) = args.threads {
         config.proxy.workers = Some(usize::from(n));

@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use crate::spec::{Config, RouterKind};
 
 /// How many files `teal serve` may open (each client connection and each
-/// upstream connection is one).
-pub const OPEN_FILES: u32 = 65_536;
+/// upstream connection is one): systemd's own default hard limit, which
+/// `teal serve` raises its soft limit to.
+pub const OPEN_FILES: u32 = 524_288;
 
 /// The addresses a socket unit holds for `config`: production and admin with
 /// the builtin proxy (those with a fixed port); none with the nginx router,

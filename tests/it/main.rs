@@ -13,6 +13,7 @@ mod support;
 mod cli;
 mod demo;
 mod demo_app;
+mod listeners;
 mod load_client;
 mod under_systemd;
 mod upgrade;
@@ -29,6 +30,7 @@ mod zero_downtime;
 
 // The builtin proxy on its own, with real backends.
 mod proxy;
+mod proxy_client_errors;
 mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;

@@ -124,3 +124,40 @@ async fn metrics_show_client_connections_active_then_parked() {
     drop(client);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_client_errors_apart_from_upstream_failures() {
+    use crate::support::proxy::{raw_exchange, read_to_close};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (d, admin, _spec) = started(dir.path()).await;
+    // A body cut short (the client stops sending), and a head that is not HTTP.
+    let mut cut = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    cut.write_all(b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 100\r\n\r\nonly ten b")
+        .await
+        .unwrap();
+    cut.shutdown().await.unwrap();
+    let cut = read_to_close(&mut cut).await;
+    assert!(cut.is_empty() || cut.starts_with("HTTP/1.1 400"), "{cut}");
+    let malformed = raw_exchange(d.addr, b"GET / HTTP/1.1\r\nHost: web\r\nno colon\r\n\r\n").await;
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+    let mut text = String::new();
+    let counted = eventually(std::time::Duration::from_secs(10), async || {
+        text = get(admin, "/metrics").await.1;
+        text.contains("\nteal_malformed_requests_total 1\n")
+    })
+    .await;
+    assert!(counted, "{text}");
+    assert_eq!(
+        value(&text, "teal_client_errors_total", "blue"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "teal_upstream_failures_total", "blue"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "teal_responses_5xx_total", "blue"), Some(0.0));
+    d.stop().await;
+}

@@ -7,47 +7,13 @@ use std::time::Duration;
 
 use teal::router::ClientConnections;
 use teal_proxy::ProxyOptions;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::support::eventually;
 use crate::support::proxy::*;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: app\r\n\r\n";
-
-/// Reads one response with a Content-Length body from `stream`.
-async fn read_response(stream: &mut TcpStream) -> String {
-    let mut got = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf).await.expect("read a response");
-            assert!(
-                n > 0,
-                "closed mid-response: {}",
-                String::from_utf8_lossy(&got)
-            );
-            got.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&got).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(0);
-                if got.len() >= end + 4 + length {
-                    return text;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("a response within 10 s")
-}
 
 async fn started() -> (TestBackend, Harness) {
     started_with(ProxyOptions::default()).await
@@ -102,7 +68,11 @@ async fn an_idle_connection_is_parked_and_serves_its_next_request() {
     }
     assert_eq!(
         h.proxy.client_connections(),
-        ClientConnections { open: 1, parked: 0 }
+        ClientConnections {
+            open: 1,
+            parked: 0,
+            malformed_requests: 0
+        }
     );
     assert_eq!(app.hits(), 4);
     // And it parks again once idle.
@@ -183,7 +153,11 @@ async fn a_connection_is_taken_on_only_once_it_has_sent_something() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         h.proxy.client_connections(),
-        ClientConnections { open: 0, parked: 0 }
+        ClientConnections {
+            open: 0,
+            parked: 0,
+            malformed_requests: 0
+        }
     );
     silent.write_all(GET).await.unwrap();
     let reply = read_response(&mut silent).await;

@@ -14,6 +14,7 @@ use teal::slot::{Slot, SlotState};
 use teal::spec::{Inconclusive, ServiceSpec, VerifySpec};
 use teal::state::{HistoryResult, Verdict};
 use teal::wire::Outcome;
+use tokio_util::sync::CancellationToken;
 
 /// A demo service whose health check is `/healthz` (what a `flaky` version
 /// keeps answering), with a verify window.
@@ -332,6 +333,82 @@ async fn with_the_nginx_router_the_window_is_skipped_and_hooks_still_run() {
         "{}",
         result.text()
     );
+    assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
+    d.stop().await;
+}
+
+/// Sends broken requests on fresh connections until `stop` (at most 1,000,
+/// one every 50 ms): an invalid chunk size, then a `Content-Length` body cut
+/// short, in turn. Returns what each got back.
+async fn hostile_client(addr: std::net::SocketAddr, stop: CancellationToken) -> Vec<String> {
+    use tokio::io::AsyncWriteExt;
+    const BROKEN: [&[u8]; 2] = [
+        b"POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 100\r\n\r\nonly ten b",
+    ];
+    let mut answers = Vec::new();
+    for round in 0..1_000 {
+        if stop.is_cancelled() {
+            break;
+        }
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(BROKEN[round % 2]).await;
+        let _ = stream.shutdown().await;
+        answers.push(crate::support::proxy::read_to_close(&mut stream).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    answers
+}
+
+/// Issue 15: one client's broken requests must not fail a deploy. A client
+/// sends invalid chunk sizes and bodies cut short all through a deploy whose
+/// window tolerates no error at all (before, each was a 502 counted as an
+/// upstream failure: "verify failed: error rate 25% over 4 request(s)").
+/// Each gets a 400 or a close, counts as a client error of the slot it
+/// reached, and the window passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_client_requests_during_the_window_do_not_fail_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut verify = strict(0.01);
+    verify.window = Duration::from_secs(2);
+    let spec = service(dir.path(), verify);
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&spec, "1.0.0").await.assert_live();
+    let load = steady_load(d.addr, "/");
+    finish_more(&load, 100, Duration::from_secs(60)).await;
+
+    let stop = CancellationToken::new();
+    let hostile = tokio::spawn(hostile_client(d.addr, stop.clone()));
+    let result = d.deploy(&spec, "2.0.0").await;
+    stop.cancel();
+    let answers = hostile.await.unwrap();
+    let report = load.stop().await;
+    result.assert_live();
+    assert_eq!(report.failed(), 0, "{}", report.render_table());
+
+    let entry = last_entry(&d, "web").await;
+    let verify = entry.verify.clone().unwrap();
+    assert_eq!(verify.verdict, Verdict::Passed, "{verify:?}");
+    assert_eq!(
+        (verify.errors, verify.upstream_failures),
+        (0, 0),
+        "{verify:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.is_empty() || a.starts_with("HTTP/1.1 400")),
+        "{answers:?}"
+    );
+    // The broken requests reached the new slot during its window: client
+    // errors, not upstream failures.
+    let green = d.daemon.deployer().router().stats("web", Slot::Green);
+    assert!(
+        green.client_errors > 0,
+        "{green:?} after {} broken",
+        answers.len()
+    );
+    assert_eq!(green.upstream_failures, 0, "{green:?}");
     assert_eq!(serving(d.addr).await.as_deref(), Some("2.0.0"));
     d.stop().await;
 }

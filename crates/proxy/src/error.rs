@@ -5,7 +5,8 @@
 //! Every request failure is classified by its source here, once, so that
 //! forwarding code never looks at error strings: no route (404), nothing to
 //! send to (503), connect failed (502), connect timed out (504), upstream broke
-//! (502), no response head in time (504).
+//! (502), no response head in time (504), and the client's own fault: a
+//! malformed or cut-short request body (400), which is never the upstream's.
 //!
 //! As everywhere in teal, a message carries its cause and no error also
 //! returns it from `source()`, so a cause is printed once.
@@ -54,6 +55,11 @@ pub(crate) enum ProxyError {
     Method,
     #[error("bad request")]
     BadRequest,
+    /// The client's request body was malformed (an invalid chunk) or ended
+    /// before its length: the client's error, answered 400 when the client
+    /// can still read it.
+    #[error("the client's request body was malformed or cut short")]
+    ClientBody,
     #[error("connect to {addr} failed: {cause}")]
     Connect { addr: SocketAddr, cause: io::Error },
     #[error("connect to {addr} timed out")]
@@ -85,7 +91,7 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
             ProxyError::Connect { .. }
             | ProxyError::Upstream(_)
             | ProxyError::UnexpectedUpgrade
@@ -105,6 +111,7 @@ impl ProxyError {
             ProxyError::NoBackend => b"no live backend\n",
             ProxyError::Method => b"method not allowed\n",
             ProxyError::BadRequest => b"bad request\n",
+            ProxyError::ClientBody => b"bad request: malformed or incomplete request body\n",
             ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
             ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",
             ProxyError::ResponseTimeout => b"gateway timeout: the app did not answer in time\n",

@@ -29,9 +29,12 @@
 //!   pointers that are the atomic switch), what the owner gives
 //!   (`Service`, `Backend`), drain and counters. Installing routes is
 //!   [`Proxy::install`], here: it binds preview listeners too.
+//! - `accept`: what every accept loop does when `accept` fails (also used by
+//!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
 //! - `options`, `error`, `slot`: what their names say.
 
+mod accept;
 mod client;
 mod error;
 mod handover;
@@ -55,6 +58,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use accept::{ACCEPT_PAUSE, AcceptPause};
 pub use client::ClientConnections;
 pub use error::RouteError;
 pub use listener::{HandedConn, Listening};
@@ -316,12 +320,14 @@ impl Proxy {
         }
     }
 
-    /// Open client connections, and how many of those are parked (idle
-    /// HTTP/1.1 connections holding no buffers).
+    /// Open client connections, how many of those are parked (idle HTTP/1.1
+    /// connections holding no buffers), and how many requests were refused
+    /// for a malformed head so far.
     pub fn client_connections(&self) -> ClientConnections {
         ClientConnections {
             open: self.conns.open.load(Ordering::Relaxed),
             parked: self.conns.parked.load(Ordering::Relaxed),
+            malformed_requests: self.conns.malformed_requests.load(Ordering::Relaxed),
         }
     }
 

@@ -13,12 +13,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::Proxy;
+use crate::accept::AcceptPause;
 use crate::client::{ClientAddr, Gauge, Handoff, Stop};
 use crate::error::RouteError;
 use crate::routes::{ListenerKind, ListenerName};
@@ -203,6 +203,7 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
         _ = stop.cancelled() => return,
         _ = proxy.accepting.cancelled() => {}
     }
+    let mut pause = AcceptPause::new("proxy");
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -211,11 +212,11 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                // Out of file descriptors and the like: back off a little.
-                tracing::warn!(%error, "accept failed");
+                // Out of file descriptors and the like: wait, do not spin.
+                let wait = pause.after(&error);
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    _ = tokio::time::sleep(wait) => continue,
                 }
             }
         };

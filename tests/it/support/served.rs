@@ -40,13 +40,35 @@ pub struct Served {
 impl Served {
     /// Runs `teal ARGS` in `dir` as the daemon, without waiting for it.
     pub fn spawn(dir: &Path, args: &[&str]) -> Served {
+        let mut cmd = teal(dir);
+        cmd.args(args);
+        Served::spawn_command(dir, cmd)
+    }
+
+    /// Starts `teal serve` in `dir` with its open-files limits set to `soft`
+    /// and `hard` first (the shell's `ulimit`, as a login or a unit would set
+    /// them), and waits, bounded, until its control socket answers.
+    pub async fn start_with_open_files(dir: &Path, soft: u64, hard: u64) -> Served {
+        let teal = teal(dir);
+        let mut cmd = Command::new("sh");
+        cmd.current_dir(dir)
+            .env_remove("TEAL_CONFIG")
+            .env_remove("TEAL_SOCKET")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" serve"
+            ))
+            .arg(teal.get_program());
+        Served::spawn_command(dir, cmd).up(dir).await
+    }
+
+    fn spawn_command(dir: &Path, mut cmd: Command) -> Served {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("serve.log"))
             .unwrap();
-        let child = teal(dir)
-            .args(args)
+        let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -84,9 +106,13 @@ impl Served {
 
     /// Starts `teal serve` and waits, bounded, until its control socket answers.
     pub async fn start(dir: &Path) -> Served {
-        let served = Served::spawn(dir, &["serve"]);
+        Served::spawn(dir, &["serve"]).up(dir).await
+    }
+
+    /// Waits, bounded, until the control socket answers.
+    async fn up(self, dir: &Path) -> Served {
         let up = super::eventually(Duration::from_secs(60), async || {
-            served.client.status(None).await.is_ok()
+            self.client.status(None).await.is_ok()
         })
         .await;
         assert!(
@@ -94,7 +120,7 @@ impl Served {
             "teal serve came up (see {})",
             dir.join("serve.log").display()
         );
-        served
+        self
     }
 
     /// The daemon's pid.

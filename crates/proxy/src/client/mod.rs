@@ -23,12 +23,16 @@ pub(crate) const PARK_CHECK: Duration = Duration::from_secs(1);
 /// buffer; the lean path uses the same floor).
 pub(crate) const MIN_HEADER_BYTES: usize = 8 * 1024;
 
-/// Client connections the proxy holds open now.
+/// Client connections the proxy holds open now, and the requests refused on
+/// them before any routing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientConnections {
     pub open: usize,
     /// Of those, idle HTTP/1.1 connections holding no buffers.
     pub parked: usize,
+    /// Requests refused so far because their head was malformed or too large
+    /// (answered 400 or 431, then closed): no service saw them.
+    pub malformed_requests: u64,
 }
 
 /// Open client connections by state, for `/metrics` and tests.
@@ -40,6 +44,9 @@ pub(crate) struct ConnCounts {
     pub(crate) handed_to_hyper: AtomicU64,
     /// Connections handed to a successor proxy, ever.
     pub(crate) handed_over: AtomicU64,
+    /// Request heads hyper refused as malformed or too large, ever (the lean
+    /// path hands every head it cannot parse to hyper, so they all end here).
+    pub(crate) malformed_requests: AtomicU64,
 }
 
 /// How a connection goes on after the lean path let go of it.

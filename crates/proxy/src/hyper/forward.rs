@@ -5,10 +5,13 @@
 //! tunnel that holds the claim until it closes.
 //!
 //! Besides idempotent requests with an empty body, a request hyper hands back
-//! unsent is also sent again.
+//! unsent is also sent again. A request whose body the client broke (an
+//! invalid chunk, a body cut short) is answered 400 and counted as the
+//! client's error, never as the upstream's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -64,18 +67,25 @@ async fn forward(
         return local(&error);
     }
     let replayable = headers::is_replayable(&head.method, body.is_end_stream());
-    let body = if replayable {
-        UpstreamBody::Empty
+    let (body, client_broke) = if replayable {
+        (UpstreamBody::Empty, None)
     } else {
-        UpstreamBody::Stream(body)
+        let (body, broken) = UpstreamBody::stream(body);
+        (body, Some(broken))
     };
     let mut attempt = HyperAttempt {
         req: Some(Request::from_parts(head, body)),
         replayable,
         response_timeout: guard.pool().ctx.response_timeout,
+        client_broke,
     };
     match retry::send(&mut guard, &mut attempt).await {
         Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade),
+        Err(error @ ProxyError::ClientBody) => {
+            tracing::debug!(%error, "request ended by the client");
+            guard.client_error();
+            local(&error)
+        }
         Err(error) => {
             tracing::debug!(%error, "upstream request failed");
             guard.failed();
@@ -104,6 +114,17 @@ struct HyperAttempt {
     replayable: bool,
     /// How long a sent request waits for its response head.
     response_timeout: Duration,
+    /// Set when the client broke its streamed body: a failed exchange is
+    /// then the client's error, not the upstream's.
+    client_broke: Option<Arc<AtomicBool>>,
+}
+
+impl HyperAttempt {
+    fn client_broke(&self) -> bool {
+        self.client_broke
+            .as_ref()
+            .is_some_and(|broken| broken.load(Ordering::Acquire))
+    }
 }
 
 impl Attempt for HyperAttempt {
@@ -135,6 +156,7 @@ impl Attempt for HyperAttempt {
         };
         let mut failed = match sent {
             Ok(response) => return Ok(response),
+            Err(_) if self.client_broke() => return Err(Failure::Fatal(ProxyError::ClientBody)),
             Err(failed) => failed,
         };
         let again = if may_resend {

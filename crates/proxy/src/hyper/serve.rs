@@ -176,6 +176,11 @@ pub(crate) async fn serve_http1(
             }
         };
         if let Err(error) = ended {
+            if error.is_parse() {
+                // hyper answered 400 or 431: the client's error.
+                let refused = &ctx.proxy.conns.malformed_requests;
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::debug!(%error, "client connection ended");
             return Handoff::Closed;
         }

@@ -92,7 +92,14 @@ pub(crate) async fn forward(
     };
     let (index, mut conn, head) = match retry::send(&mut guard, &mut attempt).await {
         Ok(sent) => sent,
-        Err(Exchange::ClientGone) => return After::Close,
+        Err(Exchange::ClientGone) => {
+            // The client's fault, not the instance's: a 400 if it still
+            // reads (it may have only shut its sending half), then close.
+            guard.client_error();
+            drop(guard);
+            answer_locally(&ProxyError::ClientBody, req, client).await;
+            return After::Close;
+        }
         Err(Exchange::Failed(failed)) => {
             let error = failed.error;
             tracing::debug!(%error, "upstream request failed");
@@ -145,7 +152,8 @@ pub(crate) async fn answer_locally(
 /// Why an exchange ended without a response head.
 enum Exchange {
     Failed(Failed),
-    /// The client closed while sending its body.
+    /// The client closed (or broke) its connection before the whole body of
+    /// its `Content-Length` arrived.
     ClientGone,
 }
 

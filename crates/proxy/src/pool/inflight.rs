@@ -111,6 +111,15 @@ impl InFlight {
         }
     }
 
+    /// The client broke the request (a malformed or cut-short body): the
+    /// proxy answers 400 or closes. Counted as a client error only: not a
+    /// 5xx, not an upstream failure, and not an error of a watching window
+    /// (the request still counts among the window's requests: it reached
+    /// the slot).
+    pub(crate) fn client_error(&self) {
+        self.pool.stats().client_error();
+    }
+
     pub(crate) fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }

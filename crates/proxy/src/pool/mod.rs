@@ -88,6 +88,9 @@ pub struct TrafficStats {
     pub responses_5xx: u64,
     /// Requests that got no upstream response at all (connect/transport failures).
     pub upstream_failures: u64,
+    /// Requests the client broke (a malformed or cut-short body): answered 400
+    /// or closed, never counted as 5xx or as an upstream failure.
+    pub client_errors: u64,
     pub in_flight: usize,
 }
 
@@ -97,6 +100,7 @@ pub(crate) struct PoolStats {
     requests: AtomicU64,
     responses_5xx: AtomicU64,
     upstream_failures: AtomicU64,
+    client_errors: AtomicU64,
 }
 
 impl PoolStats {
@@ -110,6 +114,10 @@ impl PoolStats {
 
     pub(crate) fn upstream_failure(&self) {
         self.upstream_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn client_error(&self) {
+        self.client_errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -195,6 +203,7 @@ impl Pool {
             requests: self.stats.requests.load(Ordering::Relaxed),
             responses_5xx: self.stats.responses_5xx.load(Ordering::Relaxed),
             upstream_failures: self.stats.upstream_failures.load(Ordering::Relaxed),
+            client_errors: self.stats.client_errors.load(Ordering::Relaxed),
             in_flight: self.in_flight.get(),
         }
     }

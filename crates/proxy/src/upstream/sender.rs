@@ -1,10 +1,13 @@
 //! hyper's path's upstream connections: a `SendRequest` per connection, its
 //! driver task on the calling worker, how an idle one tells it can be reused,
-//! and the request body it sends.
+//! and the request body it sends (the client's, which notes when the client
+//! broke it).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -46,10 +49,24 @@ impl Reusable for Sender {
 
 /// A request body on its way upstream.
 pub(crate) enum UpstreamBody {
-    /// The client's body, streamed.
-    Stream(Incoming),
+    /// The client's body, streamed. `broken` is set when the client broke
+    /// it (an invalid chunk, a body cut short): the upstream exchange then
+    /// fails, and the failure is the client's.
+    Stream {
+        body: Incoming,
+        broken: Arc<AtomicBool>,
+    },
     /// No body; used for requests that may be replayed on another connection.
     Empty,
+}
+
+impl UpstreamBody {
+    /// The client's `body`, and the flag that tells whether the client broke it.
+    pub(crate) fn stream(body: Incoming) -> (UpstreamBody, Arc<AtomicBool>) {
+        let broken = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&broken);
+        (UpstreamBody::Stream { body, broken }, flag)
+    }
 }
 
 impl Body for UpstreamBody {
@@ -61,21 +78,27 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            UpstreamBody::Stream(body) => Pin::new(body).poll_frame(cx),
+            UpstreamBody::Stream { body, broken } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Err(_))) = &polled {
+                    broken.store(true, Ordering::Release);
+                }
+                polled
+            }
             UpstreamBody::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            UpstreamBody::Stream(body) => body.is_end_stream(),
+            UpstreamBody::Stream { body, .. } => body.is_end_stream(),
             UpstreamBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            UpstreamBody::Stream(body) => body.size_hint(),
+            UpstreamBody::Stream { body, .. } => body.size_hint(),
             UpstreamBody::Empty => SizeHint::with_exact(0),
         }
     }

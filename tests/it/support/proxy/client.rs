@@ -2,6 +2,7 @@
 //! socket exchanges and a websocket round trip. Every wait is bounded.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -92,9 +93,48 @@ pub fn unused_addr() -> SocketAddr {
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let _ = stream.write_all(request).await;
+    read_to_close(&mut stream).await
+}
+
+/// What the peer sends until it closes (or a reset, or the exchange bound).
+pub async fn read_to_close(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(EXCHANGE, stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads one response with a Content-Length body from `stream`.
+pub async fn read_response(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.expect("read a response");
+            assert!(
+                n > 0,
+                "closed mid-response: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + length {
+                    return text;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
 }
 
 /// True when the peer closes the connection within the exchange bound.
