@@ -57,6 +57,9 @@ use tokio_util::task::TaskTracker;
 
 pub use client::ClientConnections;
 pub use error::RouteError;
+/// The lean path's parsers for the fuzz targets (`fuzz/`); not an API.
+#[doc(hidden)]
+pub use lean::fuzzing;
 pub use listener::{HandedConn, Listening};
 pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
