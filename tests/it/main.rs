@@ -32,6 +32,7 @@ mod proxy;
 mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;
+mod smuggling;
 mod verify_proxy;
 
 // The docker runtime against the real engine.
