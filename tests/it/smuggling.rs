@@ -293,7 +293,7 @@ async fn run(vectors: Vec<Vector>) {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} vectors went wrong:\n{}",
+        "{} of {} runs (each vector on each path) went wrong:\n{}",
         failures.len(),
         vectors.len() * 2,
         failures.join("\n")
