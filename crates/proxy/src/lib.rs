@@ -61,6 +61,9 @@ use tokio_util::task::TaskTracker;
 pub use accept::{ACCEPT_PAUSE, AcceptPause};
 pub use client::ClientConnections;
 pub use error::RouteError;
+/// The lean path's parsers for the fuzz targets (`fuzz/`); not an API.
+#[doc(hidden)]
+pub use lean::fuzzing;
 pub use listener::{HandedConn, Listening};
 pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};

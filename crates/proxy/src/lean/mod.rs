@@ -16,11 +16,14 @@
 //!   `date`: the `date` header added to a response that has none.
 //! - `exchange`: one request upstream (the retry loop is `crate::retry`'s,
 //!   the connection `crate::upstream::raw`), relaying the body.
+//! - `fuzzing`: the parsers wrapped for the fuzz targets (`fuzz/`), hidden.
 
 mod buffers;
 mod date;
 mod exchange;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod names;
 mod request;
 mod response;

@@ -54,6 +54,9 @@ pub(crate) fn parse(
     match status {
         101 => return Err(BadResponse::Upgrade),
         100..=199 => return Ok(Parsed::Interim(len)),
+        // Three digits but not a status (`020`): it would go out as `20`.
+        // hyper's path refuses it too (found by fuzz/response_head).
+        0..=99 => return Err(BadResponse::Head),
         _ => {}
     }
     // First pass: what each header is, framing, the Connection header's tokens.
@@ -289,6 +292,11 @@ mod tests {
         assert!(matches!(
             parse(b"HTTP/1.1 200 OK\r\nContent-", false, false, &mut out),
             Ok(Parsed::Partial)
+        ));
+        // fuzz/response_head's first find: status `020` went out as `20`.
+        assert!(matches!(
+            parse(b"HTTP/1.1 020 nn\r\n\r\n", false, false, &mut out),
+            Err(BadResponse::Head)
         ));
     }
 

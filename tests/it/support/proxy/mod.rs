@@ -1,9 +1,11 @@
 //! Helpers for the builtin proxy's tests (`proxy*.rs`, `verify_proxy.rs`, `nginx_proxy.rs`): small real
-//! backends (hyper HTTP/1.1 servers on 127.0.0.1), real clients, and
+//! backends (hyper HTTP/1.1 servers on 127.0.0.1, and a strict raw app that
+//! records what it read), real clients, and
 //! spec/backend builders. No mocks.
 
 mod backends;
 mod client;
+mod recorder;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use backends::{OneShotBackend, TestBackend};
 pub use client::*;
+pub use recorder::{Recorder, Seen};
 
 /// Upper bound for any single client exchange in these tests.
 pub const EXCHANGE: Duration = Duration::from_secs(30);
