@@ -2,9 +2,12 @@
 //! marker lines, the tail for error reports, and the line stream behind `teal logs`.
 //!
 //! Files live at [`log_path`]. A new start of a slot truncates them; restarts append.
+//! They are readable by teal's user only (0600): an app's output may hold
+//! what its requests carried.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +32,7 @@ pub(super) fn open(path: &Path, truncate: bool) -> std::io::Result<File> {
         std::fs::create_dir_all(dir)?;
     }
     let mut options = OpenOptions::new();
-    options.create(true);
+    options.create(true).mode(LOG_MODE);
     if truncate {
         options.write(true).truncate(true);
     } else {
@@ -37,8 +40,16 @@ pub(super) fn open(path: &Path, truncate: bool) -> std::io::Result<File> {
         // each other.
         options.append(true);
     }
-    options.open(path)
+    let file = options.open(path)?;
+    if truncate {
+        // A file an older teal created keeps its mode until a new start.
+        file.set_permissions(Permissions::from_mode(LOG_MODE))?;
+    }
+    Ok(file)
 }
+
+/// Instance logs: owner read and write only.
+const LOG_MODE: u32 = 0o600;
 
 /// Appends one `--- teal: ... ---` line. Best effort: a full disk must not stop
 /// supervision.
@@ -181,4 +192,25 @@ impl Cursor {
 fn line_text(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn logs_are_the_owners_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/web/blue-0.log");
+        open(&path, false).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // A log an older teal left readable to all is closed at the next start.
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        open(&path, true).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
 }
