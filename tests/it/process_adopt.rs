@@ -21,14 +21,6 @@ use teal::wire::{DeployRequest, Outcome, SlotStatus};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A free loopback port for the production listener, fixed across restarts.
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// `dir/teal.toml` with only the daemon's settings (the spec comes with deploys).
 fn write_config(dir: &Path, listen: SocketAddr) {
     std::fs::write(
@@ -60,7 +52,7 @@ struct Setup {
 
 async fn setup(name: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_port();
+    let listen = free_addr();
     write_config(dir.path(), listen);
     let spec = service(name, dir.path());
     let daemon = Served::start(dir.path()).await;

@@ -17,18 +17,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::load::{LOAD_CONCURRENCY, finish_more, restart_load};
-use crate::support::served::teal;
+use crate::support::served::run_ok;
 use crate::support::systemd::{self, UserSystemd};
 use crate::support::*;
 
 const UNIT: &str = "teal.service";
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn write_config(dir: &Path, listen: SocketAddr, admin: SocketAddr) {
     let text = format!(
@@ -49,16 +42,6 @@ deadline = "5s"
 "#
     );
     std::fs::write(dir.join("teal.toml"), text).unwrap();
-}
-
-fn teal_ok(dir: &Path, args: &[&str]) -> String {
-    let out = teal(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "teal {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Waits (bounded) until the unit is active under a main pid other than
@@ -90,10 +73,11 @@ async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
     let systemd = UserSystemd::start(&dir.join("systemd"));
 
     let unit_dir = systemd.unit_dir();
-    let wrote = teal_ok(
+    let wrote = run_ok(
         &dir,
         &["systemd", "--user", "--write", unit_dir.to_str().unwrap()],
     );
+    let wrote = String::from_utf8_lossy(&wrote.stdout);
     assert!(wrote.contains("teal.socket"), "{wrote}");
     // No journald here: the daemon's output goes to a file, for failures.
     let log = dir.join("serve.log");
@@ -117,7 +101,7 @@ async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
         "{}",
         systemd.property(UNIT, "StatusText")
     );
-    teal_ok(&dir, &["deploy", "web"]);
+    run_ok(&dir, &["deploy", "web"]);
     let instances = app_pids_in(&dir);
     assert_eq!(instances.len(), 2, "{instances:?}");
 
@@ -193,7 +177,7 @@ async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
         .unwrap() as u32;
     assert!(instances.contains(&pid), "{pid} not in {instances:?}");
 
-    teal_ok(&dir, &["stop", "web"]);
+    run_ok(&dir, &["stop", "web"]);
     assert!(app_pids_in(&dir).is_empty());
 }
 

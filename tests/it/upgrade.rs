@@ -335,10 +335,7 @@ async fn requests_counted(admin: SocketAddr) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_counters_carry_over_upgrades() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let admin = free_addr();
     write_config(dir.path(), Some(admin));
     let mut daemon = Served::serve(dir.path());
     let deployed = run(dir.path(), &["deploy", "web"]);

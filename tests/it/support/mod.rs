@@ -299,6 +299,12 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
 /// Fails when CI=true and a component is missing; otherwise skips loudly.
 pub fn require(component: &str, available: bool) -> bool {
     if available {

@@ -4,7 +4,6 @@
 //! loopback ports: bind port 0, read the port, close. Another process could take
 //! the port in between; on a test machine that is rare, and it fails loudly.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
 use teal::spec::{Config, NginxSpec, RouterKind, ServiceSpec};
@@ -19,11 +18,7 @@ pub fn required() -> bool {
     super::require("nginx", available())
 }
 
-/// A loopback address with a port that was free a moment ago.
-pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr")
-}
+pub use super::free_addr;
 
 /// The demo-app service with a preview on a free port.
 pub fn service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
