@@ -46,6 +46,7 @@ fn check_managed(dir: &Path, routes: &RouteSet, settings: &Settings) -> String {
         dir: dir.join("nginx"),
         workers: Some(2),
         user: None,
+        temp: dir.join("nginx").join("tmp"),
     };
     std::fs::create_dir_all(dir.join("nginx").join("tmp")).unwrap();
     let text = render_main(&main, routes, settings);

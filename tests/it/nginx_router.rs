@@ -8,6 +8,9 @@ use crate::support::*;
 use teal::slot::{Slot, SlotState};
 use teal::wire::Outcome;
 
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_switch_and_rollback_through_nginx() {
     if !nginx::required() {
@@ -222,4 +225,56 @@ fn teal_demo_runs_through_nginx() {
     );
     assert_eq!(report["load"]["sent"], report["load"]["ok"], "{report:#}");
     assert!(stderr.contains("through a managed nginx"), "{stderr}");
+}
+
+/// The uid a process runs as, from `/proc/PID/status`.
+fn uid_of(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_nginx_workers_do_not_run_as_root_and_can_buffer_bodies() {
+    if !nginx::required() {
+        return;
+    }
+    // The state dir sits in a 0700 dir, as one under /root would: a root
+    // teal's workers then keep their temp files under /var/cache/teal-nginx.
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+    std::fs::set_permissions(dir.path(), closed).unwrap();
+    let spec = nginx::service("web", dir.path(), 1);
+    let config = nginx::config(dir.path(), vec![]);
+    let d = TestDaemon::start(&config).await;
+    d.deploy(&spec, "1.0.0").await.assert_live();
+
+    let master = nginx::master_pid(&config.state_dir).expect("the managed master's pid");
+    let workers = nginx::serving_workers(master);
+    assert!(!workers.is_empty(), "no nginx workers under {master}");
+    let me = nix::unistd::geteuid().as_raw();
+    for worker in &workers {
+        let uid = uid_of(*worker).expect("worker uid");
+        if me == 0 {
+            assert_ne!(uid, 0, "worker {worker} runs as root");
+        } else {
+            assert_eq!(uid, me, "worker {worker} runs as another user");
+        }
+    }
+
+    // A 1 MiB body is larger than nginx's body buffer: the worker writes it
+    // to a temp file first, which fails (500) if it cannot reach its temp dir.
+    let stream = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let body = Bytes::from(vec![b'b'; 1 << 20]);
+    let req = http::Request::post("/upload")
+        .header(http::header::HOST, "localhost")
+        .body(http_body_util::Full::new(body))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("response");
+    assert_eq!(resp.status(), 200);
+    d.stop().await;
 }

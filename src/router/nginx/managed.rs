@@ -1,5 +1,6 @@
 //! Managed mode: teal's own nginx master, with its config, pid file, error log
-//! and temp dirs under `state_dir/nginx/`, running as the user teal runs as.
+//! and temp dirs under `state_dir/nginx/`, running as the user teal runs as
+//! (its workers as `nobody` when that is root: see `workers`).
 //!
 //! The master runs in the foreground (`daemon off;`) as a child of teal, in a
 //! process group of its own. A master left behind by a teal that was killed, or
@@ -21,6 +22,7 @@ use super::binary::{self, Binary};
 use super::log_tail::{file_len, lines_since};
 use super::procs::{self, Pid};
 use super::render::{self, MainSettings};
+use super::workers::{self, WorkerAccount};
 use crate::router::RouterError;
 
 /// nginx retries a busy port for about 2.5 s before giving up; allow for that.
@@ -39,22 +41,22 @@ pub(crate) struct Managed {
     /// `state_dir/nginx`.
     dir: PathBuf,
     workers: Option<usize>,
+    /// Who the workers run as, where they write temp files.
+    account: WorkerAccount,
     master: Option<Master>,
 }
 
 impl Managed {
     /// Prepares `dir` (and its temp dirs) and adopts a master left running there.
     pub fn new(binary: Binary, dir: &Path, workers: Option<usize>) -> Result<Managed, RouterError> {
-        for sub in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            let path = dir.join("tmp").join(sub);
-            fs::create_dir_all(&path).map_err(|e| {
-                RouterError::Other(format!("cannot create {}: {e}", path.display()))
-            })?;
-        }
+        fs::create_dir_all(dir)
+            .map_err(|e| RouterError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        let account = prepare_workers(dir)?;
         let mut managed = Managed {
             binary,
             dir: dir.to_owned(),
             workers,
+            account,
             master: None,
         };
         managed.adopt();
@@ -74,7 +76,12 @@ impl Managed {
     }
 
     pub fn main_settings(&self) -> MainSettings {
-        main_settings(&self.dir, self.workers)
+        MainSettings {
+            dir: self.dir.clone(),
+            workers: self.workers,
+            user: self.account.user.clone(),
+            temp: self.account.temp.clone(),
+        }
     }
 
     /// `nginx -t` on `file`.
@@ -105,6 +112,8 @@ impl Managed {
     /// Starts a master on the installed `nginx.conf` and waits until it has bound
     /// its listeners and started workers. On failure, nginx's own error lines.
     pub async fn start(&mut self) -> Result<Pid, RouterError> {
+        // Again: a stop removed temp dirs kept outside the state dir.
+        self.account = prepare_workers(&self.dir)?;
         let log = self.error_log();
         let offset = file_len(&log);
         let stderr_path = self.dir.join("nginx.stderr");
@@ -211,6 +220,7 @@ impl Managed {
             let _ = child.wait().await;
         }
         let _ = fs::remove_file(render::pid_file(&self.dir));
+        workers::forget(&self.account);
         tracing::info!(pid, "managed nginx stopped");
     }
 
@@ -245,33 +255,15 @@ impl Managed {
     }
 }
 
+fn prepare_workers(dir: &Path) -> Result<WorkerAccount, RouterError> {
+    workers::prepare(dir).map_err(|e| {
+        RouterError::Other(format!(
+            "cannot prepare nginx's temp dirs for {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
 fn read_pid(path: &Path) -> Option<Pid> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Managed-mode settings derived from the process teal runs as.
-fn main_settings(dir: &Path, workers: Option<usize>) -> MainSettings {
-    MainSettings {
-        dir: dir.to_owned(),
-        workers,
-        user: root_user(),
-    }
-}
-
-/// `NAME GROUP` of the effective user when it is root: nginx started as root
-/// drops its workers to `nobody` unless told otherwise, and teal's workers should
-/// run as the user teal runs as.
-fn root_user() -> Option<String> {
-    use nix::unistd::{Group, User, getegid, geteuid};
-    if !geteuid().is_root() {
-        return None;
-    }
-    let user = User::from_uid(geteuid()).ok().flatten()?.name;
-    let group = Group::from_gid(getegid()).ok().flatten()?.name;
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    };
-    (plain(&user) && plain(&group)).then(|| format!("{user} {group}"))
 }

@@ -11,7 +11,8 @@
 //! - `target`: managed or system nginx behind one enum; `managed`, `system`: each mode;
 //! - `binary`: the nginx executable (finding it, its version, running it);
 //!   `log_tail`: what nginx wrote to a log since an offset;
-//! - `procs`: worker generations as `/proc` shows them.
+//! - `procs`: worker generations as `/proc` shows them; `workers`: who the
+//!   managed nginx's workers run as and where they write temp files.
 //!
 //! This module does not start instances, and it does not count requests: nginx
 //! serves them, so [`Router::stats`] reports nothing.
@@ -25,6 +26,7 @@ pub mod render;
 pub mod routes;
 mod system;
 mod target;
+mod workers;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -41,15 +41,17 @@ pub struct MainSettings {
     pub dir: PathBuf,
     /// `worker_processes`; None: `auto`.
     pub workers: Option<usize>,
-    /// The `user` directive, set only when teal runs as root, so that workers run
-    /// as the user teal runs as (nginx would otherwise drop them to `nobody`).
+    /// The `user` directive (`NAME GROUP`), set only when teal runs as root:
+    /// the workers then run as an unprivileged user.
     pub user: Option<String>,
+    /// Where the temp dirs (`client_body`, `proxy`, ...) are.
+    pub temp: PathBuf,
 }
 
 /// The full managed `nginx.conf`.
 pub fn render_main(main: &MainSettings, routes: &RouteSet, settings: &Settings) -> String {
     let dir = &main.dir;
-    let tmp = |name: &str| quote(&dir.join("tmp").join(name));
+    let tmp = |name: &str| quote(&main.temp.join(name));
     let mut out = String::new();
     out.push_str(
         "# nginx.conf of teal's managed nginx, generated on every route change: do not edit.\n",
