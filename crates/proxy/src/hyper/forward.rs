@@ -61,11 +61,7 @@ impl Proxy {
             (Ok(pool), Ok((body, fault))) => {
                 forward(pool, req.map(|()| body), fault, client, upgrade).await
             }
-            (Ok(pool), Err(error)) => {
-                tracing::debug!(%error, "request body not read");
-                InFlight::start(pool).client_error();
-                local(&error)
-            }
+            (Ok(pool), Err(error)) => refuse(InFlight::start(pool), &error, req.version()).await,
             (Err(error), _) => local(&error),
         }
     }
@@ -80,6 +76,7 @@ async fn forward(
     upgrade_slot: &UpgradeSlot,
 ) -> Response<ProxyBody> {
     let mut guard = InFlight::start(pool);
+    let version = req.version();
     let upgrade = headers::is_upgrade_request(&req);
     let client_upgrade = upgrade.then_some(upgrade_slot);
     let (mut head, body) = req.into_parts();
@@ -96,9 +93,7 @@ async fn forward(
     match retry::send(&mut guard, &mut attempt).await {
         Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade),
         Err(error @ (ProxyError::ClientBody | ProxyError::BodyTimeout)) => {
-            tracing::debug!(%error, "request ended by the client");
-            guard.client_error();
-            local(&error)
+            refuse(guard, &error, version).await
         }
         Err(error) => {
             tracing::debug!(%error, "upstream request failed");
@@ -106,6 +101,28 @@ async fn forward(
             local(&error)
         }
     }
+}
+
+/// The client broke or stalled its request body (`error`): counted as a
+/// client error of `guard`'s pool and answered 400 or 408. An HTTP/1.1
+/// connection closes after it (what is left of the body would be read as the
+/// next request), as nginx closes it.
+async fn refuse(guard: InFlight, error: &ProxyError, version: Version) -> Response<ProxyBody> {
+    tracing::debug!(%error, "request body not read");
+    guard.client_error();
+    let mut response = local(error);
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    // The client's body was dropped unfinished. hyper's HTTP/1.1 connection
+    // stops reading it only when it next looks at the body, and nothing
+    // wakes it to look (the client sends nothing): one turn of the worker
+    // before answering lets it look first, so it closes the connection after
+    // this response instead of waiting for the stalled body.
+    tokio::task::yield_now().await;
+    response
 }
 
 /// A response written by the proxy itself.
