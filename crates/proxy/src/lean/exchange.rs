@@ -138,16 +138,14 @@ pub(crate) async fn forward(
 
 /// Reads `req`'s body up to `limit` bytes into the client's buffer (behind
 /// the head), waiting at most `timeout` for each read; the rest, if any,
-/// streams once the request is sent. Bodyless requests return at once.
+/// streams once the request is sent. For requests with a body (the caller
+/// skips bodyless ones).
 pub(crate) async fn read_body(
     req: &RequestHead,
     limit: usize,
     timeout: Duration,
     client: &mut Client<'_>,
 ) -> Result<(), ProxyError> {
-    if req.content_length == 0 {
-        return Ok(());
-    }
     let body = usize::try_from(req.content_length).unwrap_or(usize::MAX);
     let want = req.len.saturating_add(body.min(limit));
     while client.buf.len() < want {

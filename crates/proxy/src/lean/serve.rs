@@ -204,7 +204,12 @@ async fn answer(
     client: &mut Client<'_>,
 ) -> After {
     let opts = &proxy.opts;
-    let body = exchange::read_body(req, opts.body_buffer, opts.body_timeout, client).await;
+    let body = if req.content_length == 0 {
+        // Bodyless (the keep-alive GET): nothing to wait for.
+        Ok(())
+    } else {
+        exchange::read_body(req, opts.body_buffer, opts.body_timeout, client).await
+    };
     let host = &client.buf[req.host.clone()];
     let pool = proxy.pool_for(listener, || std::str::from_utf8(host).ok());
     client.buf.advance(req.len);
