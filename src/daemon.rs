@@ -551,6 +551,15 @@ async fn bind_router(
             if let Some(timeout) = config.proxy.response_timeout {
                 opts.response_timeout = timeout;
             }
+            if let Some(size) = config.proxy.body_buffer {
+                opts.body_buffer = size;
+            }
+            if let Some(timeout) = config.proxy.body_timeout {
+                opts.body_timeout = timeout;
+            }
+            if let Some(timeout) = config.proxy.send_timeout {
+                opts.send_timeout = timeout;
+            }
             let token = shutdown.child_token();
             let listen = config.proxy.listen;
             let proxy = match inherited {

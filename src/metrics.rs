@@ -158,7 +158,7 @@ impl Collector for Traffic {
             ),
             (
                 "teal_client_errors",
-                "Requests to the slot the client broke (a malformed or cut-short body): answered 400 or closed, never counted as failures",
+                "Requests to the slot the client broke (a malformed, cut-short or stalled body): answered 400 or 408 or closed, never counted as failures",
                 |s| s.client_errors,
             ),
         ];

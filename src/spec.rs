@@ -182,6 +182,20 @@ pub struct ProxySpec {
     /// default (5 min, as the nginx router's `proxy_read_timeout`).
     #[serde(default)]
     pub response_timeout: Option<Duration>,
+    /// Builtin proxy: how much of a request body is read before an instance
+    /// is chosen; None means the proxy's default (64 KiB).
+    #[serde(default)]
+    pub body_buffer: Option<usize>,
+    /// Builtin proxy: how long a client may send none of its request body
+    /// before it gets 408; None means the proxy's default (60 s, as nginx's
+    /// `client_body_timeout`).
+    #[serde(default)]
+    pub body_timeout: Option<Duration>,
+    /// Builtin proxy: how long a peer may take none of what the proxy writes
+    /// (the app a request body: 504; the client its response: closed); None
+    /// means the proxy's default (60 s, as nginx's `send_timeout`).
+    #[serde(default)]
+    pub send_timeout: Option<Duration>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,

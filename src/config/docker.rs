@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::invalid::Invalid;
 use super::raw::{RawLimits, RawService};
+use super::values::bytes;
 use crate::spec::{DockerLimits, DockerSpec, RuntimeSpec};
 
 /// The restart policy when `restart` is not set (`--restart always`, as the classic blue-green script runs containers).
@@ -366,24 +367,6 @@ fn limits(raw: &RawLimits, section: &str) -> Result<DockerLimits, Invalid> {
         None => None,
     };
     Ok(DockerLimits { memory, cpus })
-}
-
-/// "512m", "1g", "64MiB", "1048576" → bytes.
-fn bytes(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().ok()?;
-    let shift = match unit.trim() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return None,
-    };
-    number.checked_mul(1u64 << shift)
 }
 
 #[cfg(test)]

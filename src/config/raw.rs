@@ -35,6 +35,9 @@ pub(super) struct RawProxy {
     pub workers: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,
     pub response_timeout: Option<Spanned<String>>,
+    pub body_buffer: Option<Spanned<String>>,
+    pub body_timeout: Option<Spanned<String>>,
+    pub send_timeout: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -33,6 +33,11 @@ const MAX_UPSTREAM_IDLE: Duration = Duration::from_secs(3600);
 /// Upper bound for `proxy.response_timeout`: a request is not worth holding a
 /// client for longer than a day.
 const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Upper bound for `proxy.body_timeout` and `proxy.send_timeout`: a peer that
+/// moves nothing for a day is gone.
+const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Upper bound for `proxy.body_buffer`: held in memory per request.
+const MAX_BODY_BUFFER: u64 = 16 << 20;
 
 /// Upper bound for `proxy.workers`.
 const MAX_PROXY_WORKERS: usize = 256;
@@ -158,6 +163,21 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         "nginx's proxy_read_timeout is 300s",
         MAX_RESPONSE_TIMEOUT,
     )?;
+    let body_buffer = body_buffer(raw.body_buffer.as_ref(), router)?;
+    let body_timeout = builtin_timeout(
+        raw.body_timeout.as_ref(),
+        router,
+        "proxy.body_timeout",
+        "nginx's client_body_timeout is 60s",
+        MAX_STALL_TIMEOUT,
+    )?;
+    let send_timeout = builtin_timeout(
+        raw.send_timeout.as_ref(),
+        router,
+        "proxy.send_timeout",
+        "nginx's send_timeout and proxy_send_timeout are 60s",
+        MAX_STALL_TIMEOUT,
+    )?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -167,8 +187,60 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         workers,
         upstream_idle_timeout,
         response_timeout,
+        body_buffer,
+        body_timeout,
+        send_timeout,
         nginx,
     })
+}
+
+/// Refuses a `[proxy]` key only the builtin router has when the router is
+/// nginx; `instead` says what applies there.
+fn builtin_only(
+    value: &Spanned<String>,
+    router: RouterKind,
+    key: &str,
+    instead: &str,
+) -> Result<(), Invalid> {
+    if router == RouterKind::Builtin {
+        return Ok(());
+    }
+    Err(Invalid::at(
+        value,
+        format!("{key} is for the builtin router; with router = \"nginx\" {instead}"),
+    ))
+}
+
+/// `proxy.body_buffer`: a size such as "64KiB" (zero: stream every body at
+/// once), at most `MAX_BODY_BUFFER`.
+fn body_buffer(
+    value: Option<&Spanned<String>>,
+    router: RouterKind,
+) -> Result<Option<usize>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let key = "proxy.body_buffer";
+    builtin_only(
+        value,
+        router,
+        key,
+        "nginx's client_body_buffer_size applies",
+    )?;
+    let text = value.get_ref();
+    let Some(size) = values::bytes(text) else {
+        return Err(Invalid::at(
+            value,
+            format!("invalid size {text:?} for {key}; write e.g. \"64KiB\" or \"1MiB\""),
+        ));
+    };
+    if size > MAX_BODY_BUFFER {
+        return Err(Invalid::at(
+            value,
+            format!("{key} must be at most 16MiB (got {text})"),
+        ));
+    }
+    Ok(usize::try_from(size).ok())
 }
 
 /// A `[proxy]` duration only the builtin router has: refused with the nginx
@@ -183,12 +255,7 @@ fn builtin_timeout(
     let Some(value) = value else {
         return Ok(None);
     };
-    if router != RouterKind::Builtin {
-        return Err(Invalid::at(
-            value,
-            format!("{key} is for the builtin router; with router = \"nginx\" {instead}"),
-        ));
-    }
+    builtin_only(value, router, key, instead)?;
     let timeout = values::duration(value, key, false)?;
     if timeout > max {
         return Err(Invalid::at(

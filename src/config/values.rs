@@ -1,4 +1,4 @@
-//! Single values of `teal.toml`: durations, addresses, names, hosts, paths.
+//! Single values of `teal.toml`: durations, sizes, addresses, names, hosts, paths.
 //!
 //! Each check takes the raw [`Spanned`] value and a dotted `what` naming it in the
 //! message, and returns the typed value or an [`Invalid`] pointing at the value.
@@ -34,6 +34,24 @@ pub(super) fn duration(
         ));
     }
     Ok(duration)
+}
+
+/// "512m", "1g", "64MiB", "1048576" → bytes.
+pub(super) fn bytes(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift)
 }
 
 /// An `IP:PORT` socket address; host names are not resolved.

@@ -34,6 +34,7 @@ mod proxy_client_errors;
 mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;
+mod proxy_stalls;
 mod smuggling;
 mod verify_proxy;
 

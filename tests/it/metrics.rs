@@ -28,8 +28,17 @@ fn connections(text: &str, state: &str) -> Option<f64> {
 async fn started(
     dir: &std::path::Path,
 ) -> (TestDaemon, std::net::SocketAddr, teal::spec::ServiceSpec) {
+    started_with(dir, |_| {}).await
+}
+
+/// `started`, with the config changed by `tune` first.
+async fn started_with(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut teal::spec::Config),
+) -> (TestDaemon, std::net::SocketAddr, teal::spec::ServiceSpec) {
     let spec = demo_service("web", dir, 1);
     let mut cfg = config(dir, vec![]);
+    tune(&mut cfg);
     cfg.proxy.admin = Some("127.0.0.1:0".parse().unwrap());
     let d = TestDaemon::start(&cfg).await;
     let admin = d.daemon.admin_addr().expect("admin listener bound");
@@ -159,5 +168,39 @@ async fn metrics_count_client_errors_apart_from_upstream_failures() {
         "{text}"
     );
     assert_eq!(value(&text, "teal_responses_5xx_total", "blue"), Some(0.0));
+    d.stop().await;
+}
+
+/// `[proxy] body_timeout` reaches the daemon's proxy: a client that stops
+/// sending its body gets 408 once it passed, counted as a client error and
+/// not as an upstream failure. nginx answers 408 after client_body_timeout
+/// and does not count it against the upstream either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_a_408_and_a_client_error() {
+    use crate::support::proxy::read_to_close;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (d, admin, _spec) = started_with(dir.path(), |cfg| {
+        cfg.proxy.body_timeout = Some(std::time::Duration::from_secs(1));
+    })
+    .await;
+    let mut stalled = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 1000\r\n\r\nab")
+        .await
+        .unwrap();
+    let reply = read_to_close(&mut stalled).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    let text = get(admin, "/metrics").await.1;
+    assert_eq!(
+        value(&text, "teal_client_errors_total", "blue"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "teal_upstream_failures_total", "blue"),
+        Some(0.0),
+        "{text}"
+    );
     d.stop().await;
 }

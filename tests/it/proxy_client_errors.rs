@@ -13,19 +13,9 @@ use std::time::Duration;
 use teal::router::TrafficStats;
 use teal::slot::Slot;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::support::eventually;
 use crate::support::proxy::*;
-
-/// Which path serves the connection when the bad request comes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Path {
-    Lean,
-    Hyper,
-}
-
-const PATHS: [Path; 2] = [Path::Lean, Path::Hyper];
 
 /// A proxy routing to a test app.
 async fn started() -> (TestBackend, Harness) {
@@ -33,25 +23,6 @@ async fn started() -> (TestBackend, Harness) {
     let h = Harness::start().await;
     h.route_to(app.addr).await;
     (app, h)
-}
-
-/// A connection to the proxy after one good request answered on it: a plain
-/// GET stays on the lean path, a chunked POST moves it to hyper's.
-async fn connection(h: &Harness, path: Path) -> TcpStream {
-    let handed = h.proxy.connections_handed_to_hyper();
-    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
-    let first: &[u8] = match path {
-        Path::Lean => b"GET / HTTP/1.1\r\nHost: app\r\n\r\n",
-        Path::Hyper => {
-            b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
-        }
-    };
-    stream.write_all(first).await.unwrap();
-    let reply = read_response(&mut stream).await;
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    let on_hyper = h.proxy.connections_handed_to_hyper() > handed;
-    assert_eq!(on_hyper, path == Path::Hyper, "{path:?}");
-    stream
 }
 
 /// Sends `request` on a `path` connection, then (with `shut`) ends the

@@ -6,7 +6,9 @@
 //! forwarding code never looks at error strings: no route (404), nothing to
 //! send to (503), connect failed (502), connect timed out (504), upstream broke
 //! (502), no response head in time (504), and the client's own fault: a
-//! malformed or cut-short request body (400), which is never the upstream's.
+//! malformed or cut-short request body (400) or one that stalls (408), which
+//! is never the upstream's; an app that does not take the request in time
+//! (504) is.
 //!
 //! As everywhere in teal, a message carries its cause and no error also
 //! returns it from `source()`, so a cause is printed once.
@@ -60,6 +62,10 @@ pub(crate) enum ProxyError {
     /// can still read it.
     #[error("the client's request body was malformed or cut short")]
     ClientBody,
+    /// The client sent none of its request body for
+    /// `ProxyOptions::body_timeout`: the client's error, answered 408.
+    #[error("the client's request body stalled")]
+    BodyTimeout,
     #[error("connect to {addr} failed: {cause}")]
     Connect { addr: SocketAddr, cause: io::Error },
     #[error("connect to {addr} timed out")]
@@ -68,6 +74,10 @@ pub(crate) enum ProxyError {
     /// request.
     #[error("no response from upstream in time")]
     ResponseTimeout,
+    /// The upstream took none of the request for
+    /// `ProxyOptions::send_timeout`.
+    #[error("upstream did not take the request in time")]
+    SendTimeout,
     /// The connection broke before a response head arrived.
     #[error("upstream failed: {0}")]
     Upstream(hyper::Error),
@@ -92,15 +102,16 @@ impl ProxyError {
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Connect { .. }
             | ProxyError::Upstream(_)
             | ProxyError::UnexpectedUpgrade
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamClosed
             | ProxyError::BadResponse(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::ConnectTimeout { .. } | ProxyError::ResponseTimeout => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
+            ProxyError::ConnectTimeout { .. }
+            | ProxyError::ResponseTimeout
+            | ProxyError::SendTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -115,6 +126,10 @@ impl ProxyError {
             ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
             ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",
             ProxyError::ResponseTimeout => b"gateway timeout: the app did not answer in time\n",
+            ProxyError::SendTimeout => {
+                b"gateway timeout: the app did not take the request in time\n"
+            }
+            ProxyError::BodyTimeout => b"request timeout: the request body stalled\n",
             ProxyError::Upstream(_)
             | ProxyError::UnexpectedUpgrade
             | ProxyError::UpstreamIo(_)

@@ -46,6 +46,7 @@ mod pool;
 mod retry;
 mod routes;
 mod slot;
+mod stall;
 mod upstream;
 mod workers;
 
@@ -65,7 +66,10 @@ pub use error::RouteError;
 #[doc(hidden)]
 pub use lean::fuzzing;
 pub use listener::{HandedConn, Listening};
-pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
+pub use options::{
+    DEFAULT_BODY_BUFFER, DEFAULT_BODY_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    ProxyOptions,
+};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
 pub use routes::{Backend, DrainReport, ListenerName, Service};
@@ -174,6 +178,8 @@ impl Proxy {
             lanes: workers.len() + 1,
             connect_timeout: opts.connect_timeout,
             response_timeout: opts.response_timeout,
+            body_timeout: opts.body_timeout,
+            send_timeout: opts.send_timeout,
             idle_timeout: opts.upstream_idle_timeout,
             max_idle: opts.max_idle_per_endpoint,
             tasks: TaskTracker::new(),

@@ -16,6 +16,18 @@ pub struct ProxyOptions {
     /// Longest wait for an instance's response head once the request is sent
     /// (then 504; the request is not sent again).
     pub response_timeout: Duration,
+    /// How much of a request body the proxy reads before it chooses an
+    /// instance and connects: a body this size or smaller arrives whole
+    /// first, so a client that stalls holds only its own connection. A
+    /// larger or chunked body streams once this much has arrived.
+    pub body_buffer: usize,
+    /// A client that sends none of its request body for this long gets 408
+    /// (a client error); the upstream request, if any, is aborted.
+    pub body_timeout: Duration,
+    /// A peer that takes none of what the proxy writes for this long is cut:
+    /// the app not taking a request body (504, an upstream failure), or the
+    /// client not reading its response (closed; its upstream connection freed).
+    pub send_timeout: Duration,
     /// Idle upstream connections older than this are not reused. Keep it below
     /// the apps' own keep-alive timeout (often 5 s).
     pub upstream_idle_timeout: Duration,
@@ -32,6 +44,9 @@ impl Default for ProxyOptions {
             max_header_bytes: 16 * 1024,
             connect_timeout: Duration::from_secs(2),
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            body_buffer: DEFAULT_BODY_BUFFER,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             upstream_idle_timeout: Duration::from_secs(2),
             max_idle_per_endpoint: 256,
             workers: default_workers(),
@@ -42,6 +57,19 @@ impl Default for ProxyOptions {
 /// `ProxyOptions::response_timeout` unless configured: what the nginx router
 /// uses too (`proxy_read_timeout`).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `ProxyOptions::body_buffer` unless configured: as much as the lean path
+/// takes (its largest `Content-Length`), nginx's `client_body_buffer_size` is
+/// 8 or 16 KiB (it then buffers to a file).
+pub const DEFAULT_BODY_BUFFER: usize = 64 * 1024;
+
+/// `ProxyOptions::body_timeout` unless configured: nginx's
+/// `client_body_timeout`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `ProxyOptions::send_timeout` unless configured: nginx's `send_timeout`
+/// (toward clients) and `proxy_send_timeout` (toward the app).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One worker per core.
 fn default_workers() -> usize {

@@ -298,3 +298,76 @@ fn response_timeout_is_a_builtin_setting_with_bounds() {
         ],
     );
 }
+
+#[test]
+fn body_buffer_is_a_builtin_size_with_bounds() {
+    assert_eq!(ok("[proxy]\n").proxy.body_buffer, None);
+    assert_eq!(
+        ok("[proxy]\nbody_buffer = \"1MiB\"\n").proxy.body_buffer,
+        Some(1 << 20)
+    );
+    assert_eq!(
+        ok("[proxy]\nbody_buffer = \"0\"\n").proxy.body_buffer,
+        Some(0)
+    );
+    assert_err(
+        "[proxy]\nbody_buffer = \"lots\"\n",
+        2,
+        15,
+        &["invalid size \"lots\" for proxy.body_buffer", "\"64KiB\""],
+    );
+    assert_err(
+        "[proxy]\nbody_buffer = \"1GiB\"\n",
+        2,
+        15,
+        &["proxy.body_buffer must be at most 16MiB (got 1GiB)"],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nbody_buffer = \"1MiB\"\n",
+        3,
+        15,
+        &[
+            "proxy.body_buffer is for the builtin router",
+            "client_body_buffer_size",
+        ],
+    );
+}
+
+#[test]
+fn body_and_send_timeouts_are_builtin_settings_with_bounds() {
+    let proxy = ok("[proxy]\n").proxy;
+    assert_eq!((proxy.body_timeout, proxy.send_timeout), (None, None));
+    let proxy = ok("[proxy]\nbody_timeout = \"5s\"\nsend_timeout = \"2m\"\n").proxy;
+    assert_eq!(proxy.body_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(proxy.send_timeout, Some(Duration::from_secs(120)));
+    assert_err(
+        "[proxy]\nbody_timeout = \"0s\"\n",
+        2,
+        16,
+        &["proxy.body_timeout must be greater than zero"],
+    );
+    assert_err(
+        "[proxy]\nsend_timeout = \"2days\"\n",
+        2,
+        16,
+        &["proxy.send_timeout must be at most 1day (got 2days)"],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nsend_timeout = \"90s\"\n",
+        3,
+        16,
+        &[
+            "proxy.send_timeout is for the builtin router",
+            "proxy_send_timeout are 60s",
+        ],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nbody_timeout = \"90s\"\n",
+        3,
+        16,
+        &[
+            "proxy.body_timeout is for the builtin router",
+            "client_body_timeout is 60s",
+        ],
+    );
+}

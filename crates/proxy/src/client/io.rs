@@ -1,26 +1,37 @@
 //! A client socket with bytes already read from it put back in front: how a
 //! connection moves from the lean path to hyper's, from one hyper connection
 //! to the next across parking, and into a websocket tunnel, without losing or
-//! reordering a byte.
+//! reordering a byte. Its writes fail after the send timeout
+//! (`crate::stall`): hyper writes responses through it, so a client
+//! that stops reading is cut, and its upstream connection freed with it.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::stall::StallTimer;
 
 /// A client socket, with bytes already read from it (by hyper, before a park or
 /// an upgrade) put back in front.
 pub(crate) struct ClientIo {
     prefix: Bytes,
     pub(crate) stream: TcpStream,
+    /// A client that takes none of a write for the send timeout is cut.
+    timer: StallTimer,
 }
 
 impl ClientIo {
-    pub(crate) fn new(prefix: Bytes, stream: TcpStream) -> ClientIo {
-        ClientIo { prefix, stream }
+    pub(crate) fn new(prefix: Bytes, stream: TcpStream, send_timeout: Duration) -> ClientIo {
+        ClientIo {
+            prefix,
+            stream,
+            timer: StallTimer::new(send_timeout),
+        }
     }
 
     pub(crate) fn has_prefix(&self) -> bool {
@@ -67,7 +78,9 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.timer.poll_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -75,7 +88,9 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.timer.poll_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -4,14 +4,18 @@
 //! in-flight claim riding on its body. Upgrades (websockets) become a byte
 //! tunnel that holds the claim until it closes.
 //!
+//! A request body is read up to the body buffer before the request is routed
+//! (`upstream::body`): a client that stalls holds no instance, and a request
+//! goes to the pool that is live when it can be sent.
+//!
 //! Besides idempotent requests with an empty body, a request hyper hands back
 //! unsent is also sent again. A request whose body the client broke (an
-//! invalid chunk, a body cut short) is answered 400 and counted as the
-//! client's error, never as the upstream's.
+//! invalid chunk, a body cut short: 400) or stalled (408) is counted as the
+//! client's error, never as the upstream's; an app that does not take the
+//! body in time gets the request a 504, an upstream failure.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -32,12 +36,16 @@ use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
 use crate::retry::{self, Attempt, Failure};
 use crate::routes::{ListenerKind, request_host};
+use crate::stall;
 use crate::upstream::UpstreamCtx;
+use crate::upstream::body::{ClientFault, UpstreamBody};
 use crate::upstream::idle::IdleStack;
-use crate::upstream::sender::{self, Sender, UpstreamBody};
+use crate::upstream::sender::{self, Sender};
 
 impl Proxy {
-    /// Routes one request and forwards it, or answers 404/503 itself.
+    /// Reads the request body up to the body buffer, then routes the
+    /// request and forwards it, or answers 404/503 (or the client's 400/408)
+    /// itself.
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
@@ -45,9 +53,16 @@ impl Proxy {
         listener: &ListenerKind,
         upgrade: &UpgradeSlot,
     ) -> Response<ProxyBody> {
-        match self.pool_for(listener, || request_host(&req)) {
-            Ok(pool) => forward(pool, req, client, upgrade).await,
-            Err(error) => local(&error),
+        let (head, body) = req.into_parts();
+        let read = UpstreamBody::read(body, self.opts.body_buffer, self.opts.body_timeout).await;
+        let req = Request::from_parts(head, ());
+        let pool = self.pool_for(listener, || request_host(&req));
+        match (pool, read) {
+            (Ok(pool), Ok((body, fault))) => {
+                forward(pool, req.map(|()| body), fault, client, upgrade).await
+            }
+            (Ok(pool), Err(error)) => refuse(InFlight::start(pool), &error, req.version()).await,
+            (Err(error), _) => local(&error),
         }
     }
 }
@@ -55,11 +70,13 @@ impl Proxy {
 /// Forwards `req` to `pool` and returns what the client gets.
 async fn forward(
     pool: Arc<Pool>,
-    req: Request<Incoming>,
+    req: Request<UpstreamBody>,
+    client_fault: Option<Arc<ClientFault>>,
     client: &ClientAddr,
     upgrade_slot: &UpgradeSlot,
 ) -> Response<ProxyBody> {
     let mut guard = InFlight::start(pool);
+    let version = req.version();
     let upgrade = headers::is_upgrade_request(&req);
     let client_upgrade = upgrade.then_some(upgrade_slot);
     let (mut head, body) = req.into_parts();
@@ -67,24 +84,16 @@ async fn forward(
         return local(&error);
     }
     let replayable = headers::is_replayable(&head.method, body.is_end_stream());
-    let (body, client_broke) = if replayable {
-        (UpstreamBody::Empty, None)
-    } else {
-        let (body, broken) = UpstreamBody::stream(body);
-        (body, Some(broken))
-    };
     let mut attempt = HyperAttempt {
         req: Some(Request::from_parts(head, body)),
         replayable,
         response_timeout: guard.pool().ctx.response_timeout,
-        client_broke,
+        client_fault,
     };
     match retry::send(&mut guard, &mut attempt).await {
         Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade),
-        Err(error @ ProxyError::ClientBody) => {
-            tracing::debug!(%error, "request ended by the client");
-            guard.client_error();
-            local(&error)
+        Err(error @ (ProxyError::ClientBody | ProxyError::BodyTimeout)) => {
+            refuse(guard, &error, version).await
         }
         Err(error) => {
             tracing::debug!(%error, "upstream request failed");
@@ -92,6 +101,28 @@ async fn forward(
             local(&error)
         }
     }
+}
+
+/// The client broke or stalled its request body (`error`): counted as a
+/// client error of `guard`'s pool and answered 400 or 408. An HTTP/1.1
+/// connection closes after it (what is left of the body would be read as the
+/// next request), as nginx closes it.
+async fn refuse(guard: InFlight, error: &ProxyError, version: Version) -> Response<ProxyBody> {
+    tracing::debug!(%error, "request body not read");
+    guard.client_error();
+    let mut response = local(error);
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    // The client's body was dropped unfinished. hyper's HTTP/1.1 connection
+    // stops reading it only when it next looks at the body, and nothing
+    // wakes it to look (the client sends nothing): one turn of the worker
+    // before answering lets it look first, so it closes the connection after
+    // this response instead of waiting for the stalled body.
+    tokio::task::yield_now().await;
+    response
 }
 
 /// A response written by the proxy itself.
@@ -114,16 +145,24 @@ struct HyperAttempt {
     replayable: bool,
     /// How long a sent request waits for its response head.
     response_timeout: Duration,
-    /// Set when the client broke its streamed body: a failed exchange is
-    /// then the client's error, not the upstream's.
-    client_broke: Option<Arc<AtomicBool>>,
+    /// Set when the client broke or stalled its streamed body: a failed
+    /// exchange is then the client's error, not the upstream's.
+    client_fault: Option<Arc<ClientFault>>,
 }
 
 impl HyperAttempt {
-    fn client_broke(&self) -> bool {
-        self.client_broke
-            .as_ref()
-            .is_some_and(|broken| broken.load(Ordering::Acquire))
+    fn client_fault(&self) -> Option<ProxyError> {
+        self.client_fault.as_ref().and_then(|fault| fault.error())
+    }
+}
+
+/// What a failed exchange on an upstream connection was: the app not taking
+/// the request within the send timeout (504), or another failure (502).
+fn upstream_error(error: hyper::Error) -> ProxyError {
+    if stall::is_send_timeout(&error) {
+        ProxyError::SendTimeout
+    } else {
+        ProxyError::Upstream(error)
     }
 }
 
@@ -156,8 +195,10 @@ impl Attempt for HyperAttempt {
         };
         let mut failed = match sent {
             Ok(response) => return Ok(response),
-            Err(_) if self.client_broke() => return Err(Failure::Fatal(ProxyError::ClientBody)),
-            Err(failed) => failed,
+            Err(failed) => match self.client_fault() {
+                Some(error) => return Err(Failure::Fatal(error)),
+                None => failed,
+            },
         };
         let again = if may_resend {
             failed.take_message().or_else(|| backup.map(rebuild))
@@ -167,9 +208,9 @@ impl Attempt for HyperAttempt {
         match again {
             Some(again) => {
                 self.req = Some(again);
-                Err(Failure::Resend(ProxyError::Upstream(failed.into_error())))
+                Err(Failure::Resend(upstream_error(failed.into_error())))
             }
-            None => Err(Failure::Fatal(ProxyError::Upstream(failed.into_error()))),
+            None => Err(Failure::Fatal(upstream_error(failed.into_error()))),
         }
     }
 }
@@ -183,7 +224,7 @@ fn copy_head(req: &Request<UpstreamBody>) -> (Method, Uri, HeaderMap) {
 }
 
 fn rebuild((method, uri, headers): (Method, Uri, HeaderMap)) -> Request<UpstreamBody> {
-    let mut req = Request::new(UpstreamBody::Empty);
+    let mut req = Request::new(UpstreamBody::empty());
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;

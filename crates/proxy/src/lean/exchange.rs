@@ -1,11 +1,17 @@
 //! One request on the lean path, start to end, inside the client connection's
-//! task: the shared retry loop (`crate::retry`) picks an endpoint and takes
-//! an idle upstream connection or opens one; here the rewritten head and the
-//! body are written, the response head read, and the body relayed to the
+//! task: the body is read up to the body buffer before the request is routed
+//! (`read_body`: a client that stalls holds no instance; bodyless requests
+//! skip it), then the shared retry loop (`crate::retry`) picks an endpoint and
+//! takes an idle upstream connection or opens one; here the rewritten head and
+//! the body are written, the response head read, and the body relayed to the
 //! client as it comes. The in-flight claim is held until the last
 //! body byte is written; the upstream connection goes back to the idle stack
 //! when the response ended cleanly.
 //!
+//! Stalls are cut (`crate::stall`): a client that sends none of its body for
+//! the body timeout gets 408 (its error), an app that takes none of the
+//! request for the send timeout a 504, and a client that reads none of its
+//! response for the send timeout is closed, its upstream connection with it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +30,7 @@ use crate::error::{BadResponse, ProxyError};
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
 use crate::retry::{self, Attempt, Failure};
+use crate::stall;
 use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::raw::{READ_SIZE, RawConn};
@@ -83,23 +90,19 @@ pub(crate) async fn forward(
     client: &mut Client<'_>,
 ) -> After {
     let mut guard = InFlight::start(pool);
-    let response_timeout = guard.pool().ctx.response_timeout;
+    let ctx = &guard.pool().ctx;
+    let send_timeout = ctx.send_timeout;
     let mut attempt = LeanAttempt {
         req,
         upstream_head,
         client,
-        response_timeout,
+        response_timeout: ctx.response_timeout,
+        body_timeout: ctx.body_timeout,
+        send_timeout,
     };
     let (index, mut conn, head) = match retry::send(&mut guard, &mut attempt).await {
         Ok(sent) => sent,
-        Err(Exchange::ClientGone) => {
-            // The client's fault, not the instance's: a 400 if it still
-            // reads (it may have only shut its sending half), then close.
-            guard.client_error();
-            drop(guard);
-            answer_locally(&ProxyError::ClientBody, req, client).await;
-            return After::Close;
-        }
+        Err(Exchange::Client(error)) => return refuse(guard, &error, req, client).await,
         Err(Exchange::Failed(failed)) => {
             let error = failed.error;
             tracing::debug!(%error, "upstream request failed");
@@ -110,7 +113,8 @@ pub(crate) async fn forward(
     };
     guard.answered(head.status >= 500);
     conn.buf.advance(head.len);
-    match relay(&mut conn, head.framing, client.stream, client.out).await {
+    let relayed = relay(&mut conn, head.framing, client, send_timeout).await;
+    match relayed {
         Ok(()) => {
             if head.reusable && conn.buf.is_empty() {
                 if conn.buf.capacity() > 2 * READ_SIZE {
@@ -130,6 +134,46 @@ pub(crate) async fn forward(
             After::Close
         }
     }
+}
+
+/// Reads `req`'s body up to `limit` bytes into the client's buffer (behind
+/// the head), waiting at most `timeout` for each read; the rest, if any,
+/// streams once the request is sent. For requests with a body (the caller
+/// skips bodyless ones).
+pub(crate) async fn read_body(
+    req: &RequestHead,
+    limit: usize,
+    timeout: Duration,
+    client: &mut Client<'_>,
+) -> Result<(), ProxyError> {
+    let body = usize::try_from(req.content_length).unwrap_or(usize::MAX);
+    let want = req.len.saturating_add(body.min(limit));
+    while client.buf.len() < want {
+        client.buf.reserve(want - client.buf.len());
+        match tokio::time::timeout(timeout, client.stream.read_buf(client.buf)).await {
+            Err(_) => return Err(ProxyError::BodyTimeout),
+            Ok(Ok(0) | Err(_)) => return Err(ProxyError::ClientBody),
+            Ok(Ok(_)) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The client broke or stalled its request body (`error`): its fault, not
+/// the instance's. Counted as a client error of `guard`'s pool, answered (a
+/// 400 or 408, if the client still reads: it may have only shut its sending
+/// half), then the connection closes.
+pub(crate) async fn refuse(
+    guard: InFlight,
+    error: &ProxyError,
+    req: &RequestHead,
+    client: &mut Client<'_>,
+) -> After {
+    tracing::debug!(%error, "request body not read");
+    guard.client_error();
+    drop(guard);
+    answer_locally(error, req, client).await;
+    After::Close
 }
 
 /// Answers `req` with the proxy's own response for `error` (no route, no
@@ -153,8 +197,9 @@ pub(crate) async fn answer_locally(
 enum Exchange {
     Failed(Failed),
     /// The client closed (or broke) its connection before the whole body of
-    /// its `Content-Length` arrived.
-    ClientGone,
+    /// its `Content-Length` arrived (`ClientBody`), or stalled sending it
+    /// (`BodyTimeout`).
+    Client(ProxyError),
 }
 
 impl From<ProxyError> for Exchange {
@@ -170,6 +215,10 @@ struct LeanAttempt<'r, 'c, 'b> {
     client: &'c mut Client<'b>,
     /// How long a sent request waits for its response head.
     response_timeout: Duration,
+    /// How long the streamed rest of a body may wait for the client.
+    body_timeout: Duration,
+    /// How long a write may wait for the upstream to take it.
+    send_timeout: Duration,
 }
 
 impl Attempt for LeanAttempt<'_, '_, '_> {
@@ -191,8 +240,8 @@ impl Attempt for LeanAttempt<'_, '_, '_> {
         conn: &mut RawConn,
         may_resend: bool,
     ) -> Result<ResponseHead, Failure<Exchange>> {
-        let timeout = self.response_timeout;
-        match exchange_head(conn, self.req, self.upstream_head, self.client, timeout).await {
+        let sent = exchange_head(conn, self).await;
+        match sent {
             Ok(head) => Ok(head),
             Err(Exchange::Failed(failed))
                 if may_resend && self.req.replayable && failed.before_response =>
@@ -204,39 +253,56 @@ impl Attempt for LeanAttempt<'_, '_, '_> {
     }
 }
 
-/// Writes the head and body on `conn` and reads until a final response head,
-/// for at most `timeout` after the first wait for it.
+/// What a failed write to the upstream was: the app not taking the request
+/// within the send timeout (504), or a broken connection (502).
+fn write_error(error: std::io::Error) -> ProxyError {
+    if stall::is_send_timeout(&error) {
+        ProxyError::SendTimeout
+    } else {
+        ProxyError::UpstreamIo(error)
+    }
+}
+
+/// Writes the head and body of `attempt`'s request on `conn` and reads until
+/// a final response head, for at most the response timeout after the first
+/// wait for it.
 async fn exchange_head(
     conn: &mut RawConn,
-    req: &RequestHead,
-    upstream_head: &[u8],
-    client: &mut Client<'_>,
-    timeout: Duration,
+    attempt: &mut LeanAttempt<'_, '_, '_>,
 ) -> Result<ResponseHead, Exchange> {
-    let early = |e| Exchange::Failed(Failed::early(ProxyError::UpstreamIo(e)));
+    let timeout = attempt.response_timeout;
+    let (req, client) = (attempt.req, &mut *attempt.client);
+    let send_timeout = attempt.send_timeout;
+    let early = |e| Exchange::Failed(Failed::early(write_error(e)));
     let in_buf = part(req.content_length, client.buf);
     if in_buf == 0 {
-        conn.stream.write_all(upstream_head).await.map_err(early)?;
+        let head = attempt.upstream_head;
+        stall::write_all(&conn.stream, head, send_timeout)
+            .await
+            .map_err(early)?;
     } else {
         // Head and the body received so far in one write.
         client.out.clear();
-        client.out.extend_from_slice(upstream_head);
+        client.out.extend_from_slice(attempt.upstream_head);
         client.out.extend_from_slice(&client.buf[..in_buf]);
         client.buf.advance(in_buf);
-        conn.stream.write_all(client.out).await.map_err(early)?;
+        stall::write_all(&conn.stream, client.out, send_timeout)
+            .await
+            .map_err(early)?;
     }
     let mut left = req.content_length - in_buf as u64;
     while left > 0 {
         client.buf.reserve(READ_SIZE);
-        match client.stream.read_buf(client.buf).await {
-            Ok(0) | Err(_) => return Err(Exchange::ClientGone),
-            Ok(_) => {}
+        let read = client.stream.read_buf(client.buf);
+        match tokio::time::timeout(attempt.body_timeout, read).await {
+            Err(_) => return Err(Exchange::Client(ProxyError::BodyTimeout)),
+            Ok(Ok(0) | Err(_)) => return Err(Exchange::Client(ProxyError::ClientBody)),
+            Ok(Ok(_)) => {}
         }
         let take = part(left, client.buf);
-        conn.stream
-            .write_all(&client.buf[..take])
+        stall::write_all(&conn.stream, &client.buf[..take], send_timeout)
             .await
-            .map_err(|e| Exchange::Failed(Failed::late(ProxyError::UpstreamIo(e))))?;
+            .map_err(|e| Exchange::Failed(Failed::late(write_error(e))))?;
         client.buf.advance(take);
         left -= take as u64;
     }
@@ -300,18 +366,20 @@ enum RelayError {
     Io(#[from] std::io::Error),
 }
 
-/// Writes the client head in `out` and the body after it: the part already
-/// read goes out in the same write as the head, the rest as it arrives.
+/// Writes the client head in the client's `out` and the body after it: the
+/// part already read goes out in the same write as the head, the rest as it
+/// arrives. A client that takes none of a write for `send_timeout` is cut.
 async fn relay(
     conn: &mut RawConn,
     mut framing: Framing,
-    client: &mut TcpStream,
-    out: &mut Vec<u8>,
+    client: &mut Client<'_>,
+    send_timeout: Duration,
 ) -> Result<(), RelayError> {
     let (take, mut done) = framing.consume(&conn.buf)?;
-    out.extend_from_slice(&conn.buf[..take]);
+    client.out.extend_from_slice(&conn.buf[..take]);
     conn.buf.advance(take);
-    client.write_all(out).await?;
+    let stream = &*client.stream;
+    stall::write_all(stream, client.out, send_timeout).await?;
     while !done {
         if !read_more(conn, framing.left()).await? {
             if matches!(framing, Framing::UntilClose) {
@@ -320,7 +388,7 @@ async fn relay(
             return Err(RelayError::UpstreamClosed);
         }
         let (take, ended) = framing.consume(&conn.buf)?;
-        client.write_all(&conn.buf[..take]).await?;
+        stall::write_all(stream, &conn.buf[..take], send_timeout).await?;
         conn.buf.advance(take);
         done = ended;
     }

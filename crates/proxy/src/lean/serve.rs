@@ -25,6 +25,7 @@ use crate::Proxy;
 use crate::client::{
     ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop, Stopping,
 };
+use crate::pool::inflight::InFlight;
 use crate::routes::ListenerKind;
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
@@ -44,6 +45,7 @@ pub(crate) async fn serve(
 ) -> Handoff {
     let header_timeout = proxy.opts.header_read_timeout;
     let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
+    let send_timeout = proxy.opts.send_timeout;
     let mut bufs = ConnBuffers::take();
     let timer = tokio::time::sleep(header_timeout);
     tokio::pin!(timer);
@@ -67,7 +69,11 @@ pub(crate) async fn serve(
                 let n = buf.len().min(H2_PREFACE.len());
                 if buf[..n] == H2_PREFACE[..n] {
                     if n == H2_PREFACE.len() {
-                        return Handoff::H2(ClientIo::new(std::mem::take(buf).freeze(), stream));
+                        return Handoff::H2(ClientIo::new(
+                            std::mem::take(buf).freeze(),
+                            stream,
+                            send_timeout,
+                        ));
                     }
                     // Maybe the preface, arriving in pieces: read on.
                 } else {
@@ -80,7 +86,11 @@ pub(crate) async fn serve(
                     Parsed::Partial if buf.len() < max_head => {}
                     // hyper answers what it must (400, 431) or serves it.
                     Parsed::Partial | Parsed::Fallback => {
-                        return Handoff::Http1(ClientIo::new(std::mem::take(buf).freeze(), stream));
+                        return Handoff::Http1(ClientIo::new(
+                            std::mem::take(buf).freeze(),
+                            stream,
+                            send_timeout,
+                        ));
                     }
                 }
             }
@@ -184,7 +194,8 @@ fn read_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     read
 }
 
-/// Routes one request and forwards it, or answers it with the proxy's own error.
+/// Reads the request's body up to the body buffer, then routes the request
+/// and forwards it, or answers it with the proxy's own error.
 async fn answer(
     proxy: &Proxy,
     listener: &ListenerKind,
@@ -192,11 +203,21 @@ async fn answer(
     upstream_head: &[u8],
     client: &mut Client<'_>,
 ) -> After {
+    let opts = &proxy.opts;
+    let body = if req.content_length == 0 {
+        // Bodyless (the keep-alive GET): nothing to wait for.
+        Ok(())
+    } else {
+        exchange::read_body(req, opts.body_buffer, opts.body_timeout, client).await
+    };
     let host = &client.buf[req.host.clone()];
     let pool = proxy.pool_for(listener, || std::str::from_utf8(host).ok());
     client.buf.advance(req.len);
-    match pool {
-        Ok(pool) => exchange::forward(pool, req, upstream_head, client).await,
-        Err(error) => exchange::answer_locally(&error, req, client).await,
+    match (pool, body) {
+        (Ok(pool), Ok(())) => exchange::forward(pool, req, upstream_head, client).await,
+        (Ok(pool), Err(error)) => {
+            exchange::refuse(InFlight::start(pool), &error, req, client).await
+        }
+        (Err(error), _) => exchange::answer_locally(&error, req, client).await,
     }
 }

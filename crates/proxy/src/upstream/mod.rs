@@ -1,9 +1,11 @@
 //! Connections to the apps, for both HTTP paths: the connect and reuse
 //! settings (`UpstreamCtx`), opening a TCP connection, the per-endpoint stacks
 //! of idle connections (`idle`), and each path's kind of connection: `raw`
-//! (the lean path's socket and buffer) and `sender` (hyper's `SendRequest`).
+//! (the lean path's socket and buffer) and `sender` (hyper's `SendRequest`),
+//! with `body` the request body it sends (read up to a bound first).
 //! Which endpoint to use, and when to try again, is `crate::retry`'s.
 
+pub(crate) mod body;
 pub(crate) mod idle;
 pub(crate) mod raw;
 pub(crate) mod sender;
@@ -25,6 +27,12 @@ pub(crate) struct UpstreamCtx {
     pub(crate) connect_timeout: Duration,
     /// How long a sent request waits for its response head.
     pub(crate) response_timeout: Duration,
+    /// How long a streamed request body may wait for the client's next bytes
+    /// (then 408, the client's error).
+    pub(crate) body_timeout: Duration,
+    /// How long a write may wait for its peer (an app taking a request body,
+    /// a client reading a response) before the exchange is cut.
+    pub(crate) send_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
     /// Upstream connection drivers, probes and idle waiters run here, so

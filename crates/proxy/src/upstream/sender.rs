@@ -1,23 +1,20 @@
 //! hyper's path's upstream connections: a `SendRequest` per connection, its
-//! driver task on the calling worker, how an idle one tells it can be reused,
-//! and the request body it sends (the client's, which notes when the client
-//! broke it).
+//! driver task on the calling worker, and how an idle one tells it can be
+//! reused. Its writes fail after the send timeout (`crate::stall`): an app
+//! that does not take a request body gets a 504, not a client held forever.
+//! The request body it sends is `body`'s.
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::UpstreamCtx;
+use super::body::UpstreamBody;
 use super::idle::Reusable;
 use crate::error::ProxyError;
+use crate::stall::Timed;
 
 /// A sender for requests on one upstream connection.
 pub(crate) type Sender = SendRequest<UpstreamBody>;
@@ -26,7 +23,7 @@ pub(crate) type Sender = SendRequest<UpstreamBody>;
 pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sender, ProxyError> {
     let stream = crate::upstream::connect(addr, ctx.connect_timeout).await?;
     let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(Timed::new(stream, ctx.send_timeout)))
         .await
         .map_err(|error| ProxyError::Connect {
             addr,
@@ -44,62 +41,5 @@ pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sende
 impl Reusable for Sender {
     fn is_reusable(&mut self) -> bool {
         self.is_ready()
-    }
-}
-
-/// A request body on its way upstream.
-pub(crate) enum UpstreamBody {
-    /// The client's body, streamed. `broken` is set when the client broke
-    /// it (an invalid chunk, a body cut short): the upstream exchange then
-    /// fails, and the failure is the client's.
-    Stream {
-        body: Incoming,
-        broken: Arc<AtomicBool>,
-    },
-    /// No body; used for requests that may be replayed on another connection.
-    Empty,
-}
-
-impl UpstreamBody {
-    /// The client's `body`, and the flag that tells whether the client broke it.
-    pub(crate) fn stream(body: Incoming) -> (UpstreamBody, Arc<AtomicBool>) {
-        let broken = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&broken);
-        (UpstreamBody::Stream { body, broken }, flag)
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Stream { body, broken } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Err(_))) = &polled {
-                    broken.store(true, Ordering::Release);
-                }
-                polled
-            }
-            UpstreamBody::Empty => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Stream { body, .. } => body.is_end_stream(),
-            UpstreamBody::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Stream { body, .. } => body.size_hint(),
-            UpstreamBody::Empty => SizeHint::with_exact(0),
-        }
     }
 }

@@ -15,6 +15,8 @@ use teal::router::Backend;
 use teal::slot::Slot;
 use teal::spec::{DrainSpec, HealthSpec, RuntimeSpec, ServiceSpec};
 use teal_proxy::{Proxy, ProxyOptions};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 pub use backends::{OneShotBackend, TestBackend};
@@ -90,6 +92,35 @@ impl Harness {
         use teal::router::Router;
         self.proxy.listen_addrs()[0]
     }
+}
+
+/// Which path serves a connection when the request under test comes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Path {
+    Lean,
+    Hyper,
+}
+
+pub const PATHS: [Path; 2] = [Path::Lean, Path::Hyper];
+
+/// A connection to the proxy after one good request answered on it: a plain
+/// GET stays on the lean path, a chunked POST moves it to hyper's. The app
+/// must answer both 200 (`TestBackend`, `Recorder`).
+pub async fn connection(h: &Harness, path: Path) -> TcpStream {
+    let handed = h.proxy.connections_handed_to_hyper();
+    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
+    let first: &[u8] = match path {
+        Path::Lean => b"GET / HTTP/1.1\r\nHost: app\r\n\r\n",
+        Path::Hyper => {
+            b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        }
+    };
+    stream.write_all(first).await.unwrap();
+    let reply = read_response(&mut stream).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let on_hyper = h.proxy.connections_handed_to_hyper() > handed;
+    assert_eq!(on_hyper, path == Path::Hyper, "{path:?}");
+    stream
 }
 
 impl Drop for Harness {

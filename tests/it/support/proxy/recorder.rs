@@ -5,9 +5,17 @@
 //! a `Seen::Bad`, and a request cut short as `Seen::Cut`. Each request gets a
 //! 200 whose body names it (`seen <METHOD> <target> <body length>`), so a
 //! client can tell which request a response answers.
+//!
+//! `Recorder::serial` is the same app serving one request at a time, as a
+//! single-threaded app does (python's `http.server`, one sync gunicorn
+//! worker): one connection accepted, one request read and answered with
+//! `Connection: close`, then the next. It counts the connections it accepted,
+//! and answers `GET /big?mb=N` with N MiB, for the hostile-client tests.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -56,18 +64,32 @@ impl Seen {
 pub struct Recorder {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Seen>>>,
+    /// Connections accepted so far.
+    connections: Arc<AtomicUsize>,
     stop: CancellationToken,
 }
 
+/// The longest the serial app spends on one connection (gunicorn's worker
+/// timeout is 30 s): a stalled request does not hold it forever.
+const SERIAL_BOUND: Duration = Duration::from_secs(30);
+
 impl Recorder {
-    pub async fn start() -> Recorder {
+    async fn bind() -> (TcpListener, Recorder) {
         let listener = TcpListener::bind(loopback()).await.expect("bind recorder");
         let recorder = Recorder {
             addr: listener.local_addr().expect("recorder addr"),
             log: Arc::default(),
+            connections: Arc::default(),
             stop: CancellationToken::new(),
         };
+        (listener, recorder)
+    }
+
+    /// The app serving one request at a time (see the module doc).
+    pub async fn serial() -> Recorder {
+        let (listener, recorder) = Recorder::bind().await;
         let (log, stop) = (recorder.log.clone(), recorder.stop.clone());
+        let connections = recorder.connections.clone();
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
@@ -77,6 +99,30 @@ impl Recorder {
                         Err(_) => continue,
                     },
                 };
+                connections.fetch_add(1, Ordering::SeqCst);
+                tokio::select! {
+                    _ = tokio::time::timeout(SERIAL_BOUND, serve_one(stream, &log)) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        recorder
+    }
+
+    pub async fn start() -> Recorder {
+        let (listener, recorder) = Recorder::bind().await;
+        let (log, stop) = (recorder.log.clone(), recorder.stop.clone());
+        let connections = recorder.connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                connections.fetch_add(1, Ordering::SeqCst);
                 let log = log.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
@@ -88,6 +134,11 @@ impl Recorder {
             }
         });
         recorder
+    }
+
+    /// Connections the app accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// What the app has read so far, in order.
@@ -124,6 +175,51 @@ async fn serve(mut stream: TcpStream, log: Arc<Mutex<Vec<Seen>>>) {
             answer.len()
         );
         if input.stream.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The serial app's one request on `stream`, answered and closed.
+async fn serve_one(mut stream: TcpStream, log: &Mutex<Vec<Seen>>) {
+    let mut input = Input {
+        buf: Vec::new(),
+        stream: &mut stream,
+    };
+    let seen = match read_request(&mut input).await {
+        Ok(Some(seen)) => seen,
+        Ok(None) => return,
+        Err(seen) => {
+            log.lock().unwrap().push(seen);
+            return;
+        }
+    };
+    let big = match &seen {
+        Seen::Request { target, .. } => target
+            .strip_prefix("/big?mb=")
+            .and_then(|n| n.parse::<usize>().ok()),
+        _ => None,
+    };
+    let answer = seen.answer().unwrap_or_default();
+    log.lock().unwrap().push(seen);
+    let Some(mib) = big else {
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+        return;
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        mib << 20
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let chunk = vec![b'x'; 1 << 16];
+    for _ in 0..(mib << 4) {
+        if stream.write_all(&chunk).await.is_err() {
             return;
         }
     }

@@ -1,0 +1,193 @@
+//! The request body hyper's path sends upstream: the client's, read up to the
+//! body buffer before an instance is chosen (`UpstreamBody::read`), so a client
+//! that stalls holds only its own connection and, over h2c, a stream opens an
+//! upstream connection only once it can use it. What is left of a larger or
+//! chunked body streams after the part read, under the body timeout. The
+//! shared `ClientFault` tells the exchange when the client broke or stalled
+//! the body, so that the failure is counted as the client's.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::error::ProxyError;
+use crate::stall::StallTimer;
+
+/// A request body on its way upstream.
+#[derive(Default)]
+pub(crate) struct UpstreamBody {
+    /// Frames read before connecting, sent first.
+    read: VecDeque<Frame<Bytes>>,
+    /// Data bytes still in `read`.
+    read_len: u64,
+    /// The rest of the client's body, streamed; None when it was read whole
+    /// (or there is none).
+    rest: Option<Box<Rest>>,
+}
+
+/// The streamed rest of a client's body.
+struct Rest {
+    body: Incoming,
+    /// Fires when the client sends nothing for the body timeout.
+    stall: StallTimer,
+    fault: Arc<ClientFault>,
+}
+
+/// Why a body sent upstream ended early: the client's doing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("the client's body failed: {0}")]
+    Client(hyper::Error),
+    #[error("the client's body stalled")]
+    Stalled,
+}
+
+/// Set when the client broke (an invalid chunk, a body cut short) or stalled
+/// its streamed body: the upstream exchange then fails, and it is the
+/// client's failure.
+#[derive(Debug, Default)]
+pub(crate) struct ClientFault(AtomicU8);
+
+const BROKEN: u8 = 1;
+const STALLED: u8 = 2;
+
+impl ClientFault {
+    fn set(&self, fault: u8) {
+        self.0.store(fault, Ordering::Release);
+    }
+
+    /// What the client gets when the exchange failed because of it.
+    pub(crate) fn error(&self) -> Option<ProxyError> {
+        match self.0.load(Ordering::Acquire) {
+            BROKEN => Some(ProxyError::ClientBody),
+            STALLED => Some(ProxyError::BodyTimeout),
+            _ => None,
+        }
+    }
+}
+
+impl UpstreamBody {
+    /// No body (also what a replayable request is sent with).
+    pub(crate) fn empty() -> UpstreamBody {
+        UpstreamBody::default()
+    }
+
+    /// Reads `body` until it ends or `limit` bytes are in, waiting at most
+    /// `timeout` for each part; the rest, if any, streams under the same
+    /// timeout, with the returned fault telling whether the client broke it.
+    /// A body that has ended costs nothing.
+    pub(crate) async fn read(
+        mut body: Incoming,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(UpstreamBody, Option<Arc<ClientFault>>), ProxyError> {
+        let mut read = VecDeque::new();
+        let mut read_len = 0u64;
+        loop {
+            if body.is_end_stream() {
+                return Ok((UpstreamBody::whole(read, read_len), None));
+            }
+            if read_len >= limit as u64 {
+                break;
+            }
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+            match tokio::time::timeout(timeout, frame).await {
+                Err(_) => return Err(ProxyError::BodyTimeout),
+                Ok(None) => return Ok((UpstreamBody::whole(read, read_len), None)),
+                Ok(Some(Err(_))) => return Err(ProxyError::ClientBody),
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        read_len += data.len() as u64;
+                    }
+                    read.push_back(frame);
+                }
+            }
+        }
+        let fault = Arc::new(ClientFault::default());
+        let rest = Rest {
+            body,
+            stall: StallTimer::new(timeout),
+            fault: Arc::clone(&fault),
+        };
+        let body = UpstreamBody {
+            read,
+            read_len,
+            rest: Some(Box::new(rest)),
+        };
+        Ok((body, Some(fault)))
+    }
+
+    fn whole(read: VecDeque<Frame<Bytes>>, read_len: u64) -> UpstreamBody {
+        UpstreamBody {
+            read,
+            read_len,
+            rest: None,
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(frame) = this.read.pop_front() {
+            if let Some(data) = frame.data_ref() {
+                this.read_len -= data.len() as u64;
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        let Some(rest) = &mut this.rest else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut rest.body).poll_frame(cx) {
+            Poll::Ready(polled) => {
+                rest.stall.progressed();
+                Poll::Ready(polled.map(|frame| {
+                    frame.map_err(|error| {
+                        rest.fault.set(BROKEN);
+                        BodyError::Client(error)
+                    })
+                }))
+            }
+            Poll::Pending => match rest.stall.poll_waiting(cx) {
+                Poll::Ready(()) => {
+                    rest.fault.set(STALLED);
+                    Poll::Ready(Some(Err(BodyError::Stalled)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_empty()
+            && self
+                .rest
+                .as_ref()
+                .is_none_or(|rest| rest.body.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let Some(rest) = &self.rest else {
+            return SizeHint::with_exact(self.read_len);
+        };
+        let inner = rest.body.size_hint();
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(self.read_len));
+        }
+        hint.set_lower(inner.lower().saturating_add(self.read_len));
+        hint
+    }
+}
