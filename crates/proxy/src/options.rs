@@ -23,6 +23,10 @@ pub struct ProxyOptions {
     pub max_idle_per_endpoint: usize,
     /// Worker threads serving connections, each with its own event loop.
     pub workers: usize,
+    /// Streams an h2c client may have open at once on one connection,
+    /// advertised in SETTINGS; streams past it are refused (REFUSED_STREAM)
+    /// before they reach an instance. At least 1.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ProxyOptions {
@@ -35,6 +39,7 @@ impl Default for ProxyOptions {
             upstream_idle_timeout: Duration::from_secs(2),
             max_idle_per_endpoint: 256,
             workers: default_workers(),
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
         }
     }
 }
@@ -42,6 +47,10 @@ impl Default for ProxyOptions {
 /// `ProxyOptions::response_timeout` unless configured: what the nginx router
 /// uses too (`proxy_read_timeout`).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `ProxyOptions::max_concurrent_streams` unless configured: nginx's
+/// `http2_max_concurrent_streams`.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// One worker per core.
 fn default_workers() -> usize {

@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -33,6 +34,23 @@ use super::body::ProxyBody;
 use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
 use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
+
+/// h2c: streams reset by the client before they were served, beyond which
+/// the connection ends (h2's default).
+const H2_MAX_PENDING_RESETS: usize = 20;
+
+/// h2c: streams the proxy reset for the client's protocol errors, beyond which
+/// the connection ends (hyper's default).
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// h2c: with nothing received for this long, the proxy sends a PING...
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// ...and closes the connection if its answer does not come within this.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// h2c: response bytes queued per stream, at most.
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
 
 /// Client connection settings, shared by every listener.
 pub(crate) struct Protocols {
@@ -51,7 +69,23 @@ impl Protocols {
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
+            // Advertised in SETTINGS; streams past it get REFUSED_STREAM.
+            .max_concurrent_streams(opts.max_concurrent_streams.max(1))
+            // Rapid reset (CVE-2023-44487): streams the client resets before
+            // they are served, and streams the proxy had to reset for the
+            // client's errors, beyond these counts end the connection with
+            // GOAWAY (ENHANCE_YOUR_CALM). h2's and hyper's defaults, pinned.
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            // A client that sends nothing at all, not even a PING answer, for
+            // this long is gone (or not reading): its streams end with it.
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT)
+            // Response bytes queued per stream for a client that does not read
+            // (hyper's default is 400 KB): with the stream limit, this bounds
+            // what one connection can make the proxy hold.
+            .max_send_buf_size(H2_MAX_SEND_BUF);
         Protocols { http1, http2 }
     }
 }
@@ -217,9 +251,14 @@ pub(crate) async fn serve_http1(
     }
 }
 
-/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself. A
-/// stop, shutdown or hand-over alike, ends it gracefully (GOAWAY: streams
-/// in progress finish, the client opens its next connection anew).
+/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself. It
+/// lives as long as it has streams, however long they take. With no stream
+/// in progress for the idle timeout (the header read timeout, which bounds
+/// HTTP/1.1 keep-alive idle too), and on a stop (shutdown or hand-over
+/// alike), it ends gracefully: GOAWAY, streams in progress finish, and the
+/// client opens its next connection anew. A client that has no stream but
+/// does not let the connection end (it never answers the GOAWAY's PING) is
+/// closed one more idle timeout later.
 pub(crate) async fn serve_h2(
     proxy: Arc<Proxy>,
     client: ClientAddr,
@@ -228,16 +267,20 @@ pub(crate) async fn serve_h2(
     stop: Stop<'_>,
 ) {
     let ctx = &ConnCtx::new(proxy, client, listener);
-    let header_timeout = ctx.proxy.opts.header_read_timeout;
+    let idle_timeout = ctx.proxy.opts.header_read_timeout;
     let conn = ctx
         .proxy
         .protocols
         .http2
         .serve_connection(TokioIo::new(io), service(ctx));
     tokio::pin!(conn);
-    let first = tokio::time::sleep(header_timeout);
-    tokio::pin!(first);
-    let mut closing = false;
+    // Idleness is sampled once a `PARK_CHECK`, as on the HTTP/1.1 path: a
+    // stream seen in progress, or started since the last check, is activity.
+    let mut check = tokio::time::interval_at(Instant::now() + PARK_CHECK, PARK_CHECK);
+    let mut seen = 0;
+    let mut last_busy = Instant::now();
+    // Since when the connection has been ending (GOAWAY sent).
+    let mut ending: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -247,13 +290,30 @@ pub(crate) async fn serve_h2(
                 }
                 return;
             }
-            _ = &mut first, if ctx.requests.load(Ordering::Relaxed) == 0 => {
-                tracing::debug!(client = %ctx.client.ip(), "no request within the header timeout: closing");
-                return;
-            }
-            _ = stop.token.cancelled(), if !closing => {
-                closing = true;
+            _ = stop.token.cancelled(), if ending.is_none() => {
+                ending = Some(Instant::now());
                 conn.as_mut().graceful_shutdown();
+            }
+            _ = check.tick() => {
+                let started = ctx.requests.load(Ordering::Relaxed);
+                let busy = ctx.active.load(Ordering::Relaxed) > 0;
+                if busy || started != seen {
+                    seen = started;
+                    last_busy = Instant::now();
+                    continue;
+                }
+                match ending {
+                    None if last_busy.elapsed() >= idle_timeout => {
+                        tracing::debug!(client = %ctx.client.ip(), "h2 connection idle: GOAWAY");
+                        ending = Some(Instant::now());
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Some(since) if since.elapsed() >= idle_timeout => {
+                        tracing::debug!(client = %ctx.client.ip(), "h2 connection not ending: closing");
+                        return;
+                    }
+                    _ => {}
+                }
             }
         }
     }
