@@ -35,6 +35,8 @@ pub(super) struct RawProxy {
     pub workers: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,
     pub response_timeout: Option<Spanned<String>>,
+    /// Signed so that `0` or `-1` gets teal's message.
+    pub max_concurrent_streams: Option<Spanned<i64>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -34,6 +34,9 @@ const MAX_UPSTREAM_IDLE: Duration = Duration::from_secs(3600);
 /// client for longer than a day.
 const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
+/// Upper bound for `proxy.max_concurrent_streams` (nginx's default is 128).
+const MAX_CONCURRENT_STREAMS: u32 = 10_000;
+
 /// Upper bound for `proxy.workers`.
 const MAX_PROXY_WORKERS: usize = 256;
 
@@ -158,6 +161,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         "nginx's proxy_read_timeout is 300s",
         MAX_RESPONSE_TIMEOUT,
     )?;
+    let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -167,8 +171,32 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         workers,
         upstream_idle_timeout,
         response_timeout,
+        max_concurrent_streams,
         nginx,
     })
+}
+
+/// `proxy.max_concurrent_streams`: builtin router only, 1 to the bound.
+fn max_streams(value: Option<&Spanned<i64>>, router: RouterKind) -> Result<Option<u32>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if router != RouterKind::Builtin {
+        return Err(Invalid::at(
+            value,
+            "proxy.max_concurrent_streams is for the builtin router; the nginx router does not serve HTTP/2",
+        ));
+    }
+    match u32::try_from(*value.get_ref()) {
+        Ok(n) if (1..=MAX_CONCURRENT_STREAMS).contains(&n) => Ok(Some(n)),
+        _ => Err(Invalid::at(
+            value,
+            format!(
+                "proxy.max_concurrent_streams must be between 1 and {MAX_CONCURRENT_STREAMS} (got {})",
+                value.get_ref()
+            ),
+        )),
+    }
 }
 
 /// A `[proxy]` duration only the builtin router has: refused with the nginx

@@ -27,8 +27,15 @@ async fn h2_get(
     let req = Request::get(uri).body(Empty::new()).unwrap();
     let response = sender.send_request(req).await.expect("a response head");
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.expect("the whole body");
-    (status, String::from_utf8_lossy(&body.to_bytes()).into_owned())
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the whole body");
+    (
+        status,
+        String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+    )
 }
 
 /// The case: a request whose answer takes 30 s (three times the idle
@@ -63,7 +70,9 @@ async fn a_30_second_request_and_a_30_second_stream_complete_over_h2c() {
         tokio::spawn(async move { h2_get(&mut a, "http://slow.test/slow?ms=30000").await });
     let mut b = sender.clone();
     let long_stream =
-        tokio::spawn(async move { h2_get(&mut b, "http://drip.test/drip?chunks=30&ms=1000").await });
+        tokio::spawn(
+            async move { h2_get(&mut b, "http://drip.test/drip?chunks=30&ms=1000").await },
+        );
     let bound = Duration::from_secs(90);
     let got = tokio::time::timeout(bound, long_request).await;
     let (status, body) = got.expect("the 30 s request within 90 s").unwrap();
@@ -167,8 +176,13 @@ async fn streams_past_the_limit_are_refused_before_the_app() {
     let streams = tokio::time::timeout(EXCHANGE, resolved)
         .await
         .expect("every stream answered or refused");
-    let answered: Vec<_> = streams.values().filter(|s| s.status_200 && s.ended).collect();
-    let refused = streams.values().filter(|s| s.reset == Some(h2::REFUSED_STREAM));
+    let answered: Vec<_> = streams
+        .values()
+        .filter(|s| s.status_200 && s.ended)
+        .collect();
+    let refused = streams
+        .values()
+        .filter(|s| s.reset == Some(h2::REFUSED_STREAM));
     assert_eq!(answered.len(), LIMIT as usize, "{streams:?}");
     assert_eq!(refused.count(), OPENED - LIMIT as usize, "{streams:?}");
     for stream in answered {
@@ -229,4 +243,70 @@ async fn shutdown_mid_stream_sends_goaway_and_the_stream_finishes() {
         .await
         .expect("the proxy closed")
         .unwrap();
+}
+
+/// `[proxy] max_concurrent_streams` reaches the daemon's proxy: its SETTINGS
+/// carry the configured value (and the default is nginx's 128).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_stream_limit_is_what_the_daemon_advertises() {
+    for (configured, advertised) in [(Some(3), 3), (None, 128)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::support::config(dir.path(), vec![]);
+        config.proxy.max_concurrent_streams = configured;
+        let daemon = crate::support::TestDaemon::start(&config).await;
+        let mut client = H2Raw::connect(daemon.addr).await;
+        let settings = client.server_settings().await;
+        assert_eq!(
+            settings.get(&h2::SETTINGS_MAX_CONCURRENT_STREAMS),
+            Some(&advertised)
+        );
+        drop(client);
+        daemon.stop().await;
+    }
+}
+
+/// Rapid reset (CVE-2023-44487): a client that opens streams and cancels
+/// each at once, a thousand in one burst, to make the proxy start requests
+/// it never has to finish. The connection ends with GOAWAY
+/// (ENHANCE_YOUR_CALM) once more than 20 streams were cancelled before they
+/// were served, and the app sees at most that many requests; a new
+/// connection is served. nginx (since 1.25.3) limits the streams it opens
+/// per read to twice `http2_max_concurrent_streams` and closes the connection
+/// past `keepalive_requests` (1000) streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rapid_reset_flood_ends_the_connection() {
+    const BURST: usize = 1000;
+    let drip = DripBackend::start().await;
+    let h = Harness::start().await;
+    h.route_to(drip.addr).await;
+    let mut client = H2Raw::connect(h.addr()).await;
+    client.server_settings().await;
+    client
+        .open_and_cancel("drip.test", "/drip?chunks=1&ms=10", BURST)
+        .await;
+    let (frames, closed) = client.frames_until_closed(EXCHANGE).await;
+    assert!(closed, "the flooding connection is closed");
+    let goaway = frames.iter().find(|f| f.kind == h2::GOAWAY);
+    let goaway = goaway.expect("a GOAWAY");
+    assert_eq!(goaway.error_code(), Some(h2::ENHANCE_YOUR_CALM));
+    assert!(
+        drip.started() <= 20,
+        "{} requests reached the app",
+        drip.started()
+    );
+
+    let mut next = H2Raw::connect(h.addr()).await;
+    next.server_settings().await;
+    let id = next.get("drip.test", "/drip?chunks=1&ms=10").await;
+    let answered = async {
+        loop {
+            let frame = next.frame().await.expect("the connection stays open");
+            if frame.stream == id && frame.ends_stream() {
+                return frame;
+            }
+        }
+    };
+    tokio::time::timeout(EXCHANGE, answered)
+        .await
+        .expect("a new connection is served");
 }

@@ -101,6 +101,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             workers: None,
             upstream_idle_timeout: None,
             response_timeout: None,
+            max_concurrent_streams: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),

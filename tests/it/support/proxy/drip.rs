@@ -19,9 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::loopback;
 
-type Chunks = std::pin::Pin<
-    Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>,
->;
+type Chunks =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
 
 /// The app, on 127.0.0.1; stops when dropped.
 pub struct DripBackend {

@@ -31,6 +31,8 @@ const END_HEADERS: u8 = 0x4;
 pub const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 pub const NO_ERROR: u32 = 0x0;
 pub const REFUSED_STREAM: u32 = 0x7;
+pub const CANCEL: u32 = 0x8;
+pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// One frame as received.
 #[derive(Debug, Clone)]
@@ -131,18 +133,35 @@ impl H2Raw {
     /// frames in one write; their ids.
     pub async fn get_all(&mut self, requests: &[(&str, &str)]) -> Vec<u32> {
         let mut out = Vec::new();
-        let mut ids = Vec::new();
-        for (authority, path) in requests {
-            let id = self.next_stream;
-            self.next_stream += 2;
-            let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
-            literal(&mut block, 0x04, path); // :path
-            literal(&mut block, 0x01, authority); // :authority
-            out.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
-            ids.push(id);
-        }
+        let ids = requests
+            .iter()
+            .map(|(authority, path)| self.get_frame(&mut out, authority, path))
+            .collect();
         self.stream.write_all(&out).await.expect("send HEADERS");
         ids
+    }
+
+    /// Rapid reset (CVE-2023-44487): `n` streams, each opened with a GET and
+    /// cancelled at once (RST_STREAM CANCEL), all in one write. False when
+    /// the server closed before taking them all.
+    pub async fn open_and_cancel(&mut self, authority: &str, path: &str, n: usize) -> bool {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let id = self.get_frame(&mut out, authority, path);
+            out.extend(frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes()));
+        }
+        self.stream.write_all(&out).await.is_ok()
+    }
+
+    /// Appends a GET's HEADERS frame on a new stream to `out`; its id.
+    fn get_frame(&mut self, out: &mut Vec<u8>, authority: &str, path: &str) -> u32 {
+        let id = self.next_stream;
+        self.next_stream += 2;
+        let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+        literal(&mut block, 0x04, path); // :path
+        literal(&mut block, 0x01, authority); // :authority
+        out.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
+        id
     }
 
     /// The next frame from the server, answering PINGs and SETTINGS on the way
@@ -220,7 +239,9 @@ pub fn outcomes(frames: &[Frame]) -> BTreeMap<u32, StreamOutcome> {
 
 /// One frame, serialized.
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("a small frame").to_be_bytes();
+    let len = u32::try_from(payload.len())
+        .expect("a small frame")
+        .to_be_bytes();
     let mut out = vec![len[1], len[2], len[3], kind, flags];
     out.extend(stream.to_be_bytes());
     out.extend_from_slice(payload);
