@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
@@ -104,7 +104,38 @@ struct ConnCtx {
     requests: AtomicU64,
     /// Responses not yet fully handed to hyper.
     active: AtomicUsize,
+    /// Requests the client gave up before their response ended (h2c: a
+    /// RST_STREAM), for the rapid-reset limit.
+    cancels: Cancels,
     upgrade: UpgradeSlot,
+}
+
+/// Rapid reset (CVE-2023-44487) that h2's own limit misses: a client that
+/// resets each stream just after the proxy took it makes the proxy start
+/// requests toward an app that no stream counts against. More than `limit`
+/// such cancellations in one `PARK_CHECK` period close an h2c connection.
+struct Cancels {
+    /// Cancellations, ever.
+    total: AtomicU64,
+    /// `total` when the current period began (`serve_h2` moves it on).
+    period_start: AtomicU64,
+    limit: u64,
+    /// Woken when a period's cancellations pass `limit`.
+    exceeded: Notify,
+}
+
+impl Cancels {
+    fn count(&self) {
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        if total - self.period_start.load(Ordering::Relaxed) > self.limit {
+            self.exceeded.notify_one();
+        }
+    }
+
+    fn new_period(&self) {
+        let total = self.total.load(Ordering::Relaxed);
+        self.period_start.store(total, Ordering::Relaxed);
+    }
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ConnBody>, Infallible>> + Send>>;
@@ -124,27 +155,33 @@ fn service(
         ctx.requests.fetch_add(1, Ordering::Relaxed);
         let active = Active::enter(&ctx);
         Box::pin(async move {
-            let ctx = &active.0;
+            let ctx = &active.ctx;
             let response = ctx
                 .proxy
                 .handle(req, &ctx.client, &ctx.listener, &ctx.upgrade)
                 .await;
-            Ok(response.map(|body| ConnBody {
-                body,
-                _active: active,
-            }))
+            Ok(response.map(|body| ConnBody { body, active }))
         })
     })
 }
 
 impl ConnCtx {
     fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: ListenerKind) -> Arc<ConnCtx> {
+        // Twice the streams a client may have open at once: a client may
+        // cancel every stream it has, and as many again, in one period.
+        let cancel_limit = 2 * u64::from(proxy.opts.max_concurrent_streams.max(1));
         Arc::new(ConnCtx {
             proxy,
             client,
             listener,
             requests: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            cancels: Cancels {
+                total: AtomicU64::new(0),
+                period_start: AtomicU64::new(0),
+                limit: cancel_limit,
+                exceeded: Notify::new(),
+            },
             upgrade: Mutex::new(None),
         })
     }
@@ -294,7 +331,16 @@ pub(crate) async fn serve_h2(
                 ending = Some(Instant::now());
                 conn.as_mut().graceful_shutdown();
             }
+            () = ctx.cancels.exceeded.notified() => {
+                tracing::warn!(
+                    client = %ctx.client.ip(),
+                    limit = ctx.cancels.limit,
+                    "h2 client cancelled more streams in a second than allowed (rapid reset): closing"
+                );
+                return;
+            }
             _ = check.tick() => {
+                ctx.cancels.new_period();
                 let started = ctx.requests.load(Ordering::Relaxed);
                 let busy = ctx.active.load(Ordering::Relaxed) > 0;
                 if busy || started != seen {
@@ -319,26 +365,38 @@ pub(crate) async fn serve_h2(
     }
 }
 
-/// Counts a response until hyper has written (or dropped) its body.
-struct Active(Arc<ConnCtx>);
+/// Counts a response until hyper has written (or dropped) its body; dropped
+/// before the body's end, it counts a cancellation.
+struct Active {
+    ctx: Arc<ConnCtx>,
+    /// The body reached its end or failed upstream: not a cancellation (set
+    /// from `is_end_stream` too, hence atomic).
+    ended: AtomicBool,
+}
 
 impl Active {
     fn enter(ctx: &Arc<ConnCtx>) -> Active {
         ctx.active.fetch_add(1, Ordering::Relaxed);
-        Active(Arc::clone(ctx))
+        Active {
+            ctx: Arc::clone(ctx),
+            ended: AtomicBool::new(false),
+        }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.ctx.active.fetch_sub(1, Ordering::Relaxed);
+        if !*self.ended.get_mut() {
+            self.ctx.cancels.count();
+        }
     }
 }
 
 /// A response body that keeps its connection counted as active until it ends.
 pub(crate) struct ConnBody {
     body: ProxyBody,
-    _active: Active,
+    active: Active,
 }
 
 impl Body for ConnBody {
@@ -349,11 +407,21 @@ impl Body for ConnBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        // The end, or the upstream's failure (not the client's doing).
+        if matches!(frame, Poll::Ready(None | Some(Err(_)))) || this.body.is_end_stream() {
+            *this.active.ended.get_mut() = true;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        let end = self.body.is_end_stream();
+        if end {
+            self.active.ended.store(true, Ordering::Relaxed);
+        }
+        end
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -153,6 +153,32 @@ impl H2Raw {
         self.stream.write_all(&out).await.is_ok()
     }
 
+    /// Rapid reset, paced: `n` streams, each opened with a GET and cancelled
+    /// `pause` later, one after the other, so that the server takes each
+    /// stream before its reset arrives. How many were sent before the server
+    /// closed the connection.
+    pub async fn open_and_cancel_paced(
+        &mut self,
+        authority: &str,
+        path: &str,
+        n: usize,
+        pause: Duration,
+    ) -> usize {
+        for sent in 0..n {
+            let mut out = Vec::new();
+            let id = self.get_frame(&mut out, authority, path);
+            if self.stream.write_all(&out).await.is_err() {
+                return sent;
+            }
+            tokio::time::sleep(pause).await;
+            let reset = frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes());
+            if self.stream.write_all(&reset).await.is_err() {
+                return sent;
+            }
+        }
+        n
+    }
+
     /// Appends a GET's HEADERS frame on a new stream to `out`; its id.
     fn get_frame(&mut self, out: &mut Vec<u8>, authority: &str, path: &str) -> u32 {
         let id = self.next_stream;
@@ -181,6 +207,23 @@ impl H2Raw {
             let _ = self.stream.write_all(&reply).await;
         }
         Some(frame)
+    }
+
+    /// Reads frames until stream `id` ends (true), or it is reset, the
+    /// connection closes or the exchange bound passes (false).
+    pub async fn completes(&mut self, id: u32) -> bool {
+        let read = async {
+            while let Some(frame) = self.frame().await {
+                if frame.stream == id && frame.ends_stream() {
+                    return true;
+                }
+                if frame.stream == id && frame.kind == RST_STREAM {
+                    return false;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(EXCHANGE, read).await.unwrap_or(false)
     }
 
     /// Every frame until the server closes the connection, or `limit` passed;
