@@ -336,3 +336,26 @@ async fn a_paced_rapid_reset_flood_ends_the_connection() {
         assert!(next.completes(id).await, "each stream answered");
     }
 }
+
+/// The case end to end: the real daemon and the demo app (a process
+/// instance), an h2c client, a request answered after 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_second_request_over_h2c_completes_through_the_daemon() {
+    use crate::support::{TestDaemon, config, demo_service, version_of};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = demo_service("web", dir.path(), 1);
+    let daemon = TestDaemon::start(&config(dir.path(), vec![])).await;
+    daemon.deploy(&spec, "1.0.0").await.assert_live();
+    let stream = TcpStream::connect(daemon.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let long = h2_get(&mut sender, "http://localhost/slow?ms=30000");
+    let got = tokio::time::timeout(Duration::from_secs(90), long).await;
+    let (status, body) = got.expect("the 30 s request within 90 s");
+    assert_eq!(status, 200);
+    assert_eq!(version_of(&body).as_deref(), Some("1.0.0"), "{body}");
+    daemon.stop().await;
+}
