@@ -19,7 +19,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -27,30 +26,14 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
+use super::h2::{self, Cancels};
 use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
 use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
-
-/// h2c: streams reset by the client before they were served, beyond which
-/// the connection ends (h2's default).
-const H2_MAX_PENDING_RESETS: usize = 20;
-
-/// h2c: streams the proxy reset for the client's protocol errors, beyond which
-/// the connection ends (hyper's default).
-const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
-
-/// h2c: with nothing received for this long, the proxy sends a PING...
-const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
-
-/// ...and closes the connection if its answer does not come within this.
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// h2c: response bytes queued per stream, at most.
-const H2_MAX_SEND_BUF: usize = 64 * 1024;
 
 /// Client connection settings, shared by every listener.
 pub(crate) struct Protocols {
@@ -67,25 +50,7 @@ impl Protocols {
             .max_buf_size(opts.max_header_bytes.max(MIN_HEADER_BYTES))
             .keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
-            // Advertised in SETTINGS; streams past it get REFUSED_STREAM.
-            .max_concurrent_streams(opts.max_concurrent_streams.max(1))
-            // Rapid reset (CVE-2023-44487): streams the client resets before
-            // they are served, and streams the proxy had to reset for the
-            // client's errors, beyond these counts end the connection with
-            // GOAWAY (ENHANCE_YOUR_CALM). h2's and hyper's defaults, pinned.
-            .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
-            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
-            // A client that sends nothing at all, not even a PING answer, for
-            // this long is gone (or not reading): its streams end with it.
-            .keep_alive_interval(H2_PING_INTERVAL)
-            .keep_alive_timeout(H2_PING_TIMEOUT)
-            // Response bytes queued per stream for a client that does not read
-            // (hyper's default is 400 KB): with the stream limit, this bounds
-            // what one connection can make the proxy hold.
-            .max_send_buf_size(H2_MAX_SEND_BUF);
+        h2::configure(&mut http2, opts);
         Protocols { http1, http2 }
     }
 }
@@ -108,34 +73,6 @@ struct ConnCtx {
     /// RST_STREAM), for the rapid-reset limit.
     cancels: Cancels,
     upgrade: UpgradeSlot,
-}
-
-/// Rapid reset (CVE-2023-44487) that h2's own limit misses: a client that
-/// resets each stream just after the proxy took it makes the proxy start
-/// requests toward an app that no stream counts against. More than `limit`
-/// such cancellations in one `PARK_CHECK` period close an h2c connection.
-struct Cancels {
-    /// Cancellations, ever.
-    total: AtomicU64,
-    /// `total` when the current period began (`serve_h2` moves it on).
-    period_start: AtomicU64,
-    limit: u64,
-    /// Woken when a period's cancellations pass `limit`.
-    exceeded: Notify,
-}
-
-impl Cancels {
-    fn count(&self) {
-        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
-        if total - self.period_start.load(Ordering::Relaxed) > self.limit {
-            self.exceeded.notify_one();
-        }
-    }
-
-    fn new_period(&self) {
-        let total = self.total.load(Ordering::Relaxed);
-        self.period_start.store(total, Ordering::Relaxed);
-    }
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ConnBody>, Infallible>> + Send>>;
@@ -167,21 +104,14 @@ fn service(
 
 impl ConnCtx {
     fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: ListenerKind) -> Arc<ConnCtx> {
-        // Twice the streams a client may have open at once: a client may
-        // cancel every stream it has, and as many again, in one period.
-        let cancel_limit = 2 * u64::from(proxy.opts.max_concurrent_streams.max(1));
+        let cancels = Cancels::new(&proxy.opts);
         Arc::new(ConnCtx {
             proxy,
             client,
             listener,
             requests: AtomicU64::new(0),
             active: AtomicUsize::new(0),
-            cancels: Cancels {
-                total: AtomicU64::new(0),
-                period_start: AtomicU64::new(0),
-                limit: cancel_limit,
-                exceeded: Notify::new(),
-            },
+            cancels,
             upgrade: Mutex::new(None),
         })
     }
@@ -331,10 +261,10 @@ pub(crate) async fn serve_h2(
                 ending = Some(Instant::now());
                 conn.as_mut().graceful_shutdown();
             }
-            () = ctx.cancels.exceeded.notified() => {
+            () = ctx.cancels.exceeded() => {
                 tracing::warn!(
                     client = %ctx.client.ip(),
-                    limit = ctx.cancels.limit,
+                    limit = ctx.cancels.limit(),
                     "h2 client cancelled more streams in a second than allowed (rapid reset): closing"
                 );
                 return;
