@@ -208,7 +208,7 @@ async fn shutdown_mid_stream_sends_goaway_and_the_stream_finishes() {
     h.route_to(drip.addr).await;
     let mut client = H2Raw::connect(h.addr()).await;
     client.server_settings().await;
-    let id = client.get("drip.test", "/drip?chunks=6&ms=300").await;
+    let id = client.get("drip.test", "/drip?chunks=10&ms=300").await;
     let started = eventually(Duration::from_secs(10), async || drip.started() == 1).await;
     assert!(started, "the request reached the app");
 
@@ -227,7 +227,7 @@ async fn shutdown_mid_stream_sends_goaway_and_the_stream_finishes() {
     );
     let streams = h2::outcomes(&frames);
     assert!(streams[&id].ended, "{frames:?}");
-    assert_eq!(streams[&id].body, drip_body(6).as_bytes());
+    assert_eq!(streams[&id].body, drip_body(10).as_bytes());
     assert_eq!(drip.finished(), 1);
     tokio::time::timeout(EXCHANGE, closed)
         .await
@@ -324,7 +324,10 @@ async fn a_paced_rapid_reset_flood_ends_the_connection() {
     );
     let (_, closed) = client.frames_until_closed(EXCHANGE).await;
     assert!(closed, "the flooding connection is closed");
-    let bound = 2 * LIMIT as usize + LIMIT as usize;
+    // The cancellations allowed (twice the limit), the one past them, the
+    // streams open when the connection closed (the limit), and as many again
+    // for streams taken while the close was on its way.
+    let bound = 4 * LIMIT as usize + 1;
     assert!(drip.started() <= bound, "the app saw {}", drip.started());
 
     // A client that lets its streams finish is not affected: more streams

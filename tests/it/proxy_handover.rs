@@ -183,7 +183,7 @@ async fn an_h2c_stream_in_progress_finishes_and_the_connection_gets_goaway() {
     old.route_to(drip.addr).await;
     let mut client = H2Raw::connect(old.addr()).await;
     client.server_settings().await;
-    let id = client.get("drip.test", "/drip?chunks=6&ms=300").await;
+    let id = client.get("drip.test", "/drip?chunks=10&ms=300").await;
     let started = eventually(Duration::from_secs(10), async || drip.started() == 1).await;
     assert!(started, "the request reached the app");
 
@@ -196,7 +196,7 @@ async fn an_h2c_stream_in_progress_finishes_and_the_connection_gets_goaway() {
     assert_eq!(frames[goaway].error_code(), Some(h2::NO_ERROR));
     let streams = h2::outcomes(&frames);
     assert!(streams[&id].ended, "{frames:?}");
-    assert_eq!(streams[&id].body, drip_body(6).as_bytes());
+    assert_eq!(streams[&id].body, drip_body(10).as_bytes());
     assert_eq!(old.proxy.connections_handed_over(), 0);
 
     let mut next = H2Raw::connect(new.addr()).await;
