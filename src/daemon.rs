@@ -560,6 +560,9 @@ async fn bind_router(
             if let Some(timeout) = config.proxy.send_timeout {
                 opts.send_timeout = timeout;
             }
+            if let Some(streams) = config.proxy.max_concurrent_streams {
+                opts.max_concurrent_streams = streams;
+            }
             let token = shutdown.child_token();
             let listen = config.proxy.listen;
             let proxy = match inherited {

@@ -196,6 +196,11 @@ pub struct ProxySpec {
     /// means the proxy's default (60 s, as nginx's `send_timeout`).
     #[serde(default)]
     pub send_timeout: Option<Duration>,
+    /// Builtin proxy: streams an h2c client may have open at once on one
+    /// connection (advertised in SETTINGS, more are refused); None means the
+    /// proxy's default (128, as nginx's `http2_max_concurrent_streams`).
+    #[serde(default)]
+    pub max_concurrent_streams: Option<u32>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,

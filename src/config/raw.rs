@@ -38,6 +38,8 @@ pub(super) struct RawProxy {
     pub body_buffer: Option<Spanned<String>>,
     pub body_timeout: Option<Spanned<String>>,
     pub send_timeout: Option<Spanned<String>>,
+    /// Signed so that `0` or `-1` gets teal's message.
+    pub max_concurrent_streams: Option<Spanned<i64>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -39,6 +39,9 @@ const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Upper bound for `proxy.body_buffer`: held in memory per request.
 const MAX_BODY_BUFFER: u64 = 16 << 20;
 
+/// Upper bound for `proxy.max_concurrent_streams` (nginx's default is 128).
+const MAX_CONCURRENT_STREAMS: u32 = 10_000;
+
 /// Upper bound for `proxy.workers`.
 const MAX_PROXY_WORKERS: usize = 256;
 
@@ -178,6 +181,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         "nginx's send_timeout and proxy_send_timeout are 60s",
         MAX_STALL_TIMEOUT,
     )?;
+    let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -190,6 +194,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         body_buffer,
         body_timeout,
         send_timeout,
+        max_concurrent_streams,
         nginx,
     })
 }
@@ -241,6 +246,29 @@ fn body_buffer(
         ));
     }
     Ok(usize::try_from(size).ok())
+}
+
+/// `proxy.max_concurrent_streams`: builtin router only, 1 to the bound.
+fn max_streams(value: Option<&Spanned<i64>>, router: RouterKind) -> Result<Option<u32>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if router != RouterKind::Builtin {
+        return Err(Invalid::at(
+            value,
+            "proxy.max_concurrent_streams is for the builtin router; the nginx router does not serve HTTP/2",
+        ));
+    }
+    match u32::try_from(*value.get_ref()) {
+        Ok(n) if (1..=MAX_CONCURRENT_STREAMS).contains(&n) => Ok(Some(n)),
+        _ => Err(Invalid::at(
+            value,
+            format!(
+                "proxy.max_concurrent_streams must be between 1 and {MAX_CONCURRENT_STREAMS} (got {})",
+                value.get_ref()
+            ),
+        )),
+    }
 }
 
 /// A `[proxy]` duration only the builtin router has: refused with the nginx

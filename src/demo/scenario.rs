@@ -159,6 +159,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             body_buffer: None,
             body_timeout: None,
             send_timeout: None,
+            max_concurrent_streams: None,
             nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),

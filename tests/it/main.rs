@@ -31,6 +31,7 @@ mod zero_downtime;
 // The builtin proxy on its own, with real backends.
 mod proxy;
 mod proxy_client_errors;
+mod proxy_h2c;
 mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;

@@ -170,3 +170,40 @@ async fn a_connection_on_hypers_path_moves_too() {
     old.shutdown.cancel();
     old.proxy.wait_closed(Duration::from_secs(10)).await;
 }
+
+/// An h2c connection with a stream in progress during a hand-over: it gets
+/// GOAWAY (h2c connections do not move), the stream finishes on the old
+/// proxy with all its body, and the client's next connection is served by
+/// the successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_stream_in_progress_finishes_and_the_connection_gets_goaway() {
+    use crate::support::proxy::h2::{self, H2Raw};
+    let drip = DripBackend::start().await;
+    let old = Harness::start().await;
+    old.route_to(drip.addr).await;
+    let mut client = H2Raw::connect(old.addr()).await;
+    client.server_settings().await;
+    let id = client.get("drip.test", "/drip?chunks=10&ms=300").await;
+    let started = eventually(Duration::from_secs(10), async || drip.started() == 1).await;
+    assert!(started, "the request reached the app");
+
+    let (new, give) = successor(&old, drip.addr).await;
+    old.proxy.hand_over(give);
+    let (frames, closed) = client.frames_until_closed(EXCHANGE).await;
+    assert!(closed, "the connection closes after its stream");
+    let goaway = frames.iter().position(|f| f.kind == h2::GOAWAY);
+    let goaway = goaway.expect("a GOAWAY");
+    assert_eq!(frames[goaway].error_code(), Some(h2::NO_ERROR));
+    let streams = h2::outcomes(&frames);
+    assert!(streams[&id].ended, "{frames:?}");
+    assert_eq!(streams[&id].body, drip_body(10).as_bytes());
+    assert_eq!(old.proxy.connections_handed_over(), 0);
+
+    let mut next = H2Raw::connect(new.addr()).await;
+    next.server_settings().await;
+    let id = next.get("drip.test", "/drip?chunks=1&ms=10").await;
+    assert!(next.completes(id).await, "the successor answers");
+    assert_eq!(new.proxy.stats("web", Slot::Blue).requests, 1);
+    old.shutdown.cancel();
+    old.proxy.wait_closed(Duration::from_secs(10)).await;
+}

@@ -67,8 +67,8 @@ pub use error::RouteError;
 pub use lean::fuzzing;
 pub use listener::{HandedConn, Listening};
 pub use options::{
-    DEFAULT_BODY_BUFFER, DEFAULT_BODY_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SEND_TIMEOUT,
-    ProxyOptions,
+    DEFAULT_BODY_BUFFER, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ProxyOptions,
 };
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};

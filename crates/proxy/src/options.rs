@@ -35,6 +35,10 @@ pub struct ProxyOptions {
     pub max_idle_per_endpoint: usize,
     /// Worker threads serving connections, each with its own event loop.
     pub workers: usize,
+    /// Streams an h2c client may have open at once on one connection,
+    /// advertised in SETTINGS; streams past it are refused (REFUSED_STREAM)
+    /// before they reach an instance. At least 1.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ProxyOptions {
@@ -50,6 +54,7 @@ impl Default for ProxyOptions {
             upstream_idle_timeout: Duration::from_secs(2),
             max_idle_per_endpoint: 256,
             workers: default_workers(),
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
         }
     }
 }
@@ -70,6 +75,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// `ProxyOptions::send_timeout` unless configured: nginx's `send_timeout`
 /// (toward clients) and `proxy_send_timeout` (toward the app).
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `ProxyOptions::max_concurrent_streams` unless configured: nginx's
+/// `http2_max_concurrent_streams`.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// One worker per core.
 fn default_workers() -> usize {

@@ -22,7 +22,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, nginx",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, nginx",
         ],
     );
     assert_err(
@@ -98,6 +98,7 @@ fn unknown_key_lists_match_the_serde_types() {
             "body_buffer",
             "body_timeout",
             "send_timeout",
+            "max_concurrent_streams",
             "nginx"
         ]
     );

@@ -371,3 +371,33 @@ fn body_and_send_timeouts_are_builtin_settings_with_bounds() {
         ],
     );
 }
+
+#[test]
+fn max_concurrent_streams_is_a_builtin_setting_with_bounds() {
+    assert_eq!(ok("[proxy]\n").proxy.max_concurrent_streams, None);
+    assert_eq!(
+        ok("[proxy]\nmax_concurrent_streams = 32\n")
+            .proxy
+            .max_concurrent_streams,
+        Some(32)
+    );
+    for (value, column) in [("0", 26), ("-1", 26), ("10001", 26)] {
+        assert_err(
+            &format!("[proxy]\nmax_concurrent_streams = {value}\n"),
+            2,
+            column,
+            &[&format!(
+                "proxy.max_concurrent_streams must be between 1 and 10000 (got {value})"
+            )],
+        );
+    }
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nmax_concurrent_streams = 32\n",
+        3,
+        26,
+        &[
+            "proxy.max_concurrent_streams is for the builtin router",
+            "does not serve HTTP/2",
+        ],
+    );
+}

@@ -104,6 +104,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             body_buffer: None,
             body_timeout: None,
             send_timeout: None,
+            max_concurrent_streams: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),

@@ -4,8 +4,9 @@
 //! request bodies, and heads the lean parser refuses (hyper answers 400/431).
 //! Map:
 //!
-//! - `serve`: one connection (HTTP/1.1 with parking, or h2c), the per-request
-//!   entry point.
+//! - `serve`: one connection (HTTP/1.1 with parking, or h2c for as long as it
+//!   has streams), the per-request entry point.
+//! - `h2`: h2c's limits (the HTTP/2 settings, the rapid-reset count).
 //! - `forward`: one request upstream through hyper, the proxy's own answers,
 //!   the websocket tunnel.
 //! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form).
@@ -16,6 +17,7 @@
 
 mod body;
 mod forward;
+mod h2;
 mod headers;
 mod serve;
 

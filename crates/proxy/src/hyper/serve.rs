@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
+use super::h2::{self, Cancels};
 use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
 use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
@@ -49,9 +50,7 @@ impl Protocols {
             .max_buf_size(opts.max_header_bytes.max(MIN_HEADER_BYTES))
             .keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+        h2::configure(&mut http2, opts);
         Protocols { http1, http2 }
     }
 }
@@ -70,6 +69,9 @@ struct ConnCtx {
     requests: AtomicU64,
     /// Responses not yet fully handed to hyper.
     active: AtomicUsize,
+    /// Requests the client gave up before their response ended (h2c: a
+    /// RST_STREAM), for the rapid-reset limit.
+    cancels: Cancels,
     upgrade: UpgradeSlot,
 }
 
@@ -90,27 +92,26 @@ fn service(
         ctx.requests.fetch_add(1, Ordering::Relaxed);
         let active = Active::enter(&ctx);
         Box::pin(async move {
-            let ctx = &active.0;
+            let ctx = &active.ctx;
             let response = ctx
                 .proxy
                 .handle(req, &ctx.client, &ctx.listener, &ctx.upgrade)
                 .await;
-            Ok(response.map(|body| ConnBody {
-                body,
-                _active: active,
-            }))
+            Ok(response.map(|body| ConnBody { body, active }))
         })
     })
 }
 
 impl ConnCtx {
     fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: ListenerKind) -> Arc<ConnCtx> {
+        let cancels = Cancels::new(&proxy.opts);
         Arc::new(ConnCtx {
             proxy,
             client,
             listener,
             requests: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            cancels,
             upgrade: Mutex::new(None),
         })
     }
@@ -217,9 +218,14 @@ pub(crate) async fn serve_http1(
     }
 }
 
-/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself. A
-/// stop, shutdown or hand-over alike, ends it gracefully (GOAWAY: streams
-/// in progress finish, the client opens its next connection anew).
+/// h2c: hyper's HTTP/2 connection, which multiplexes requests itself. It
+/// lives as long as it has streams, however long they take. With no stream
+/// in progress for the idle timeout (the header read timeout, which bounds
+/// HTTP/1.1 keep-alive idle too), and on a stop (shutdown or hand-over
+/// alike), it ends gracefully: GOAWAY, streams in progress finish, and the
+/// client opens its next connection anew. A client that has no stream but
+/// does not let the connection end (it never answers the GOAWAY's PING) is
+/// closed one more idle timeout later.
 pub(crate) async fn serve_h2(
     proxy: Arc<Proxy>,
     client: ClientAddr,
@@ -228,16 +234,20 @@ pub(crate) async fn serve_h2(
     stop: Stop<'_>,
 ) {
     let ctx = &ConnCtx::new(proxy, client, listener);
-    let header_timeout = ctx.proxy.opts.header_read_timeout;
+    let idle_timeout = ctx.proxy.opts.header_read_timeout;
     let conn = ctx
         .proxy
         .protocols
         .http2
         .serve_connection(TokioIo::new(io), service(ctx));
     tokio::pin!(conn);
-    let first = tokio::time::sleep(header_timeout);
-    tokio::pin!(first);
-    let mut closing = false;
+    // Idleness is sampled once a `PARK_CHECK`, as on the HTTP/1.1 path: a
+    // stream seen in progress, or started since the last check, is activity.
+    let mut check = tokio::time::interval_at(Instant::now() + PARK_CHECK, PARK_CHECK);
+    let mut seen = 0;
+    let mut last_busy = Instant::now();
+    // Since when the connection has been ending (GOAWAY sent).
+    let mut ending: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -247,38 +257,76 @@ pub(crate) async fn serve_h2(
                 }
                 return;
             }
-            _ = &mut first, if ctx.requests.load(Ordering::Relaxed) == 0 => {
-                tracing::debug!(client = %ctx.client.ip(), "no request within the header timeout: closing");
+            _ = stop.token.cancelled(), if ending.is_none() => {
+                ending = Some(Instant::now());
+                conn.as_mut().graceful_shutdown();
+            }
+            () = ctx.cancels.exceeded() => {
+                tracing::warn!(
+                    client = %ctx.client.ip(),
+                    limit = ctx.cancels.limit(),
+                    "h2 client cancelled more streams in a second than allowed (rapid reset): closing"
+                );
                 return;
             }
-            _ = stop.token.cancelled(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+            _ = check.tick() => {
+                ctx.cancels.new_period();
+                let started = ctx.requests.load(Ordering::Relaxed);
+                let busy = ctx.active.load(Ordering::Relaxed) > 0;
+                if busy || started != seen {
+                    seen = started;
+                    last_busy = Instant::now();
+                    continue;
+                }
+                match ending {
+                    None if last_busy.elapsed() >= idle_timeout => {
+                        tracing::debug!(client = %ctx.client.ip(), "h2 connection idle: GOAWAY");
+                        ending = Some(Instant::now());
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Some(since) if since.elapsed() >= idle_timeout => {
+                        tracing::debug!(client = %ctx.client.ip(), "h2 connection not ending: closing");
+                        return;
+                    }
+                    _ => {}
+                }
             }
         }
     }
 }
 
-/// Counts a response until hyper has written (or dropped) its body.
-struct Active(Arc<ConnCtx>);
+/// Counts a response until hyper has written (or dropped) its body; dropped
+/// before the body's end, it counts a cancellation.
+struct Active {
+    ctx: Arc<ConnCtx>,
+    /// The body reached its end or failed upstream: not a cancellation (set
+    /// from `is_end_stream` too, hence atomic).
+    ended: AtomicBool,
+}
 
 impl Active {
     fn enter(ctx: &Arc<ConnCtx>) -> Active {
         ctx.active.fetch_add(1, Ordering::Relaxed);
-        Active(Arc::clone(ctx))
+        Active {
+            ctx: Arc::clone(ctx),
+            ended: AtomicBool::new(false),
+        }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.ctx.active.fetch_sub(1, Ordering::Relaxed);
+        if !*self.ended.get_mut() {
+            self.ctx.cancels.count();
+        }
     }
 }
 
 /// A response body that keeps its connection counted as active until it ends.
 pub(crate) struct ConnBody {
     body: ProxyBody,
-    _active: Active,
+    active: Active,
 }
 
 impl Body for ConnBody {
@@ -289,11 +337,21 @@ impl Body for ConnBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        // The end, or the upstream's failure (not the client's doing).
+        if matches!(frame, Poll::Ready(None | Some(Err(_)))) || this.body.is_end_stream() {
+            *this.active.ended.get_mut() = true;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        let end = self.body.is_end_stream();
+        if end {
+            self.active.ended.store(true, Ordering::Relaxed);
+        }
+        end
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -5,6 +5,8 @@
 
 mod backends;
 mod client;
+mod drip;
+pub mod h2;
 mod recorder;
 
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use backends::{OneShotBackend, TestBackend};
 pub use client::*;
+pub use drip::{DripBackend, drip_body};
 pub use recorder::{Recorder, Seen};
 
 /// Upper bound for any single client exchange in these tests.
