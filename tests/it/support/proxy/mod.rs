@@ -18,7 +18,7 @@ use teal::slot::Slot;
 use teal::spec::{DrainSpec, HealthSpec, RuntimeSpec, ServiceSpec};
 use teal_proxy::{Proxy, ProxyOptions};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use backends::{OneShotBackend, TestBackend};
@@ -110,8 +110,14 @@ pub const PATHS: [Path; 2] = [Path::Lean, Path::Hyper];
 /// GET stays on the lean path, a chunked POST moves it to hyper's. The app
 /// must answer both 200 (`TestBackend`, `Recorder`).
 pub async fn connection(h: &Harness, path: Path) -> TcpStream {
+    connection_on(h, path, TcpSocket::new_v4().unwrap()).await
+}
+
+/// [`connection`] made from `socket` (set up as the test needs, e.g. a small
+/// receive buffer).
+pub async fn connection_on(h: &Harness, path: Path, socket: TcpSocket) -> TcpStream {
     let handed = h.proxy.connections_handed_to_hyper();
-    let mut stream = TcpStream::connect(h.addr()).await.unwrap();
+    let mut stream = socket.connect(h.addr()).await.unwrap();
     let first: &[u8] = match path {
         Path::Lean => b"GET / HTTP/1.1\r\nHost: app\r\n\r\n",
         Path::Hyper => {
