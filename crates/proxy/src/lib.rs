@@ -65,7 +65,7 @@ pub use error::RouteError;
 #[doc(hidden)]
 pub use lean::fuzzing;
 pub use listener::{HandedConn, Listening};
-pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions};
+pub use options::{DEFAULT_RESPONSE_TIMEOUT, ProxyOptions, UnderscoreHeaders};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
 pub use routes::{Backend, DrainReport, ListenerName, Service};

@@ -23,6 +23,8 @@ pub struct ProxyOptions {
     pub max_idle_per_endpoint: usize,
     /// Worker threads serving connections, each with its own event loop.
     pub workers: usize,
+    /// What happens to request header lines whose name has an underscore.
+    pub underscores_in_headers: UnderscoreHeaders,
 }
 
 impl Default for ProxyOptions {
@@ -35,6 +37,7 @@ impl Default for ProxyOptions {
             upstream_idle_timeout: Duration::from_secs(2),
             max_idle_per_endpoint: 256,
             workers: default_workers(),
+            underscores_in_headers: UnderscoreHeaders::Drop,
         }
     }
 }
@@ -42,6 +45,23 @@ impl Default for ProxyOptions {
 /// `ProxyOptions::response_timeout` unless configured: what the nginx router
 /// uses too (`proxy_read_timeout`).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Request header lines whose name has an underscore (`X_Forwarded_For`).
+/// Many apps (CGI, WSGI, Rack, PHP) turn `-` and `_` into the same variable
+/// name, so such a line can pass for one the proxy sets or checks
+/// (`X-Forwarded-For`). nginx drops them by default
+/// (`underscores_in_headers off`); so does teal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderscoreHeaders {
+    /// Not forwarded; the request goes on without them (nginx's default).
+    #[default]
+    Drop,
+    /// Forwarded as they came (nginx's `underscores_in_headers on`).
+    Pass,
+    /// The request is answered 400 and not forwarded.
+    Refuse,
+}
 
 /// One worker per core.
 fn default_workers() -> usize {

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use super::body::{ProxyBody, Tracked};
 use super::headers;
+use super::screen::screen;
 use super::serve::UpgradeSlot;
 use crate::Proxy;
 use crate::client::{ClientAddr, ClientIo};
@@ -37,14 +38,18 @@ use crate::upstream::idle::IdleStack;
 use crate::upstream::sender::{self, Sender, UpstreamBody};
 
 impl Proxy {
-    /// Routes one request and forwards it, or answers 404/503 itself.
+    /// Screens one request (`screen`), routes it and forwards it, or answers
+    /// 400/404/503 itself.
     pub(crate) async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: &ClientAddr,
         listener: &ListenerKind,
         upgrade: &UpgradeSlot,
     ) -> Response<ProxyBody> {
+        if let Err(error) = screen(&mut req, self.opts.underscores_in_headers) {
+            return self.refuse(&error, req.version());
+        }
         match self.pool_for(listener, || request_host(&req)) {
             Ok(pool) => forward(pool, req, client, upgrade).await,
             Err(error) => local(&error),

@@ -28,9 +28,6 @@ use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::raw::{READ_SIZE, RawConn};
 
-/// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
 /// Read size while relaying a large body.
 const BODY_READ_SIZE: usize = 64 * 1024;
 
@@ -255,9 +252,6 @@ async fn exchange_head(
                     conn.buf.advance(len);
                     continue;
                 }
-                Parsed::Partial if conn.buf.len() > MAX_RESPONSE_HEAD => {
-                    return Err(bad(BadResponse::Head));
-                }
                 Parsed::Partial => {}
             }
         }
@@ -301,17 +295,21 @@ enum RelayError {
 }
 
 /// Writes the client head in `out` and the body after it: the part already
-/// read goes out in the same write as the head, the rest as it arrives.
+/// read goes out in the same write as the head, the rest as it arrives (a
+/// chunked piece that must be normalised goes out as rewritten in `out`).
 async fn relay(
     conn: &mut RawConn,
     mut framing: Framing,
     client: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> Result<(), RelayError> {
-    let (take, mut done) = framing.consume(&conn.buf)?;
-    out.extend_from_slice(&conn.buf[..take]);
-    conn.buf.advance(take);
+    let first = framing.consume(&conn.buf, out)?;
+    if !first.rewritten {
+        out.extend_from_slice(&conn.buf[..first.taken]);
+    }
+    conn.buf.advance(first.taken);
     client.write_all(out).await?;
+    let mut done = first.done;
     while !done {
         if !read_more(conn, framing.left()).await? {
             if matches!(framing, Framing::UntilClose) {
@@ -319,10 +317,16 @@ async fn relay(
             }
             return Err(RelayError::UpstreamClosed);
         }
-        let (take, ended) = framing.consume(&conn.buf)?;
-        client.write_all(&conn.buf[..take]).await?;
-        conn.buf.advance(take);
-        done = ended;
+        out.clear();
+        let piece = framing.consume(&conn.buf, out)?;
+        let bytes = if piece.rewritten {
+            &out[..]
+        } else {
+            &conn.buf[..piece.taken]
+        };
+        client.write_all(bytes).await?;
+        conn.buf.advance(piece.taken);
+        done = piece.done;
     }
     Ok(())
 }
