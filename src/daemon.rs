@@ -551,6 +551,9 @@ async fn bind_router(
             if let Some(timeout) = config.proxy.response_timeout {
                 opts.response_timeout = timeout;
             }
+            if let Some(underscores) = config.proxy.underscores_in_headers {
+                opts.underscores_in_headers = underscores;
+            }
             let token = shutdown.child_token();
             let listen = config.proxy.listen;
             let proxy = match inherited {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use teal_proxy::UnderscoreHeaders;
 
 /// Everything the daemon needs to run one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +183,10 @@ pub struct ProxySpec {
     /// default (5 min, as the nginx router's `proxy_read_timeout`).
     #[serde(default)]
     pub response_timeout: Option<Duration>,
+    /// Builtin proxy: what happens to request header names with an
+    /// underscore; None means the proxy's default (dropped, as nginx does).
+    #[serde(default)]
+    pub underscores_in_headers: Option<UnderscoreHeaders>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,

@@ -35,6 +35,7 @@ pub(super) struct RawProxy {
     pub workers: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,
     pub response_timeout: Option<Spanned<String>>,
+    pub underscores_in_headers: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

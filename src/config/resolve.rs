@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use teal_proxy::UnderscoreHeaders;
 use toml::Spanned;
 
 use super::conflicts::{self, Listener, ServiceSite};
@@ -158,6 +159,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         "nginx's proxy_read_timeout is 300s",
         MAX_RESPONSE_TIMEOUT,
     )?;
+    let underscores_in_headers = underscores(raw.underscores_in_headers.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -167,8 +169,38 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         workers,
         upstream_idle_timeout,
         response_timeout,
+        underscores_in_headers,
         nginx,
     })
+}
+
+/// `proxy.underscores_in_headers`: builtin router only (nginx has its own
+/// directive of that name, off by default: such headers are dropped).
+fn underscores(
+    value: Option<&Spanned<String>>,
+    router: RouterKind,
+) -> Result<Option<UnderscoreHeaders>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if router != RouterKind::Builtin {
+        return Err(Invalid::at(
+            value,
+            "proxy.underscores_in_headers is for the builtin router; with router = \"nginx\" \
+             nginx drops such headers (its underscores_in_headers is off)",
+        ));
+    }
+    match value.get_ref().as_str() {
+        "drop" => Ok(Some(UnderscoreHeaders::Drop)),
+        "pass" => Ok(Some(UnderscoreHeaders::Pass)),
+        "refuse" => Ok(Some(UnderscoreHeaders::Refuse)),
+        other => Err(Invalid::at(
+            value,
+            format!(
+                "unknown proxy.underscores_in_headers {other:?}; expected \"drop\" (the default), \"pass\" or \"refuse\""
+            ),
+        )),
+    }
 }
 
 /// A `[proxy]` duration only the builtin router has: refused with the nginx

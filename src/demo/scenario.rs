@@ -156,6 +156,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             workers: None,
             upstream_idle_timeout: None,
             response_timeout: None,
+            underscores_in_headers: None,
             nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),

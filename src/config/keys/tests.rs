@@ -22,7 +22,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, nginx",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, underscores_in_headers, nginx",
         ],
     );
     assert_err(
@@ -95,6 +95,7 @@ fn unknown_key_lists_match_the_serde_types() {
             "workers",
             "upstream_idle_timeout",
             "response_timeout",
+            "underscores_in_headers",
             "nginx"
         ]
     );

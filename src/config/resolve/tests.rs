@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::fixtures::{FILE, WEB, assert_err, ok};
 use crate::spec::{DrainSpec, HealthSpec, RouterKind, RuntimeSpec};
+use teal_proxy::UnderscoreHeaders;
 
 const DESIGN_EXAMPLE: &str = r#"state_dir = ".teal"                  # daemon state
 
@@ -296,5 +297,33 @@ fn response_timeout_is_a_builtin_setting_with_bounds() {
             "proxy.response_timeout is for the builtin router",
             "proxy_read_timeout is 300s",
         ],
+    );
+}
+
+#[test]
+fn underscores_in_headers_is_a_builtin_setting_with_three_values() {
+    assert_eq!(ok("[proxy]\n").proxy.underscores_in_headers, None);
+    for (text, value) in [
+        ("drop", UnderscoreHeaders::Drop),
+        ("pass", UnderscoreHeaders::Pass),
+        ("refuse", UnderscoreHeaders::Refuse),
+    ] {
+        let config = ok(&format!("[proxy]\nunderscores_in_headers = \"{text}\"\n"));
+        assert_eq!(config.proxy.underscores_in_headers, Some(value));
+    }
+    assert_err(
+        "[proxy]\nunderscores_in_headers = \"on\"\n",
+        2,
+        26,
+        &[
+            "unknown proxy.underscores_in_headers \"on\"",
+            "expected \"drop\" (the default), \"pass\" or \"refuse\"",
+        ],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nunderscores_in_headers = \"pass\"\n",
+        3,
+        26,
+        &["proxy.underscores_in_headers is for the builtin router"],
     );
 }

@@ -101,6 +101,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             workers: None,
             upstream_idle_timeout: None,
             response_timeout: None,
+            underscores_in_headers: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
