@@ -183,13 +183,12 @@ fn underscores(
     let Some(value) = value else {
         return Ok(None);
     };
-    if router != RouterKind::Builtin {
-        return Err(Invalid::at(
-            value,
-            "proxy.underscores_in_headers is for the builtin router; with router = \"nginx\" \
-             nginx drops such headers (its underscores_in_headers is off)",
-        ));
-    }
+    builtin_only(
+        value,
+        router,
+        "proxy.underscores_in_headers",
+        "nginx drops such headers (its underscores_in_headers is off)",
+    )?;
     match value.get_ref().as_str() {
         "drop" => Ok(Some(UnderscoreHeaders::Drop)),
         "pass" => Ok(Some(UnderscoreHeaders::Pass)),
@@ -201,6 +200,23 @@ fn underscores(
             ),
         )),
     }
+}
+
+/// Refuses `key`, a `[proxy]` key only the builtin router has, with the
+/// nginx router (`instead` says what applies there).
+fn builtin_only<T>(
+    value: &Spanned<T>,
+    router: RouterKind,
+    key: &str,
+    instead: &str,
+) -> Result<(), Invalid> {
+    if router == RouterKind::Builtin {
+        return Ok(());
+    }
+    Err(Invalid::at(
+        value,
+        format!("{key} is for the builtin router; with router = \"nginx\" {instead}"),
+    ))
 }
 
 /// A `[proxy]` duration only the builtin router has: refused with the nginx
@@ -215,12 +231,7 @@ fn builtin_timeout(
     let Some(value) = value else {
         return Ok(None);
     };
-    if router != RouterKind::Builtin {
-        return Err(Invalid::at(
-            value,
-            format!("{key} is for the builtin router; with router = \"nginx\" {instead}"),
-        ));
-    }
+    builtin_only(value, router, key, instead)?;
     let timeout = values::duration(value, key, false)?;
     if timeout > max {
         return Err(Invalid::at(
