@@ -50,11 +50,17 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
             Some(colon) => (&host[..colon], Some(&host[colon + 1..])),
             None => (host, None),
         };
-        // RFC 3986 reg-name: unreserved, pct-encoded and sub-delims bytes.
-        let name_byte = |b: &u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b);
+        // RFC 3986 reg-name bytes (unreserved, pct-encoded, sub-delims), and
+        // no empty label inside (`..`), in one pass.
+        let mut after_dot = false;
         let ok = !name.is_empty()
-            && name.iter().all(name_byte)
-            && !name.windows(2).any(|pair| pair == b"..");
+            && name.iter().all(|&b| {
+                let dot = b == b'.';
+                let ok = (b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
+                    && !(dot && after_dot);
+                after_dot = dot;
+                ok
+            });
         (ok, port)
     };
     let port_ok = port
