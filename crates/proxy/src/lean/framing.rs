@@ -38,6 +38,7 @@ impl Framing {
     /// that runs until close never ends here (the caller sees the close).
     /// For a chunked piece that must be normalised, the bytes to send instead
     /// of `data[..taken]` are appended to `rewritten`.
+    #[inline]
     pub(crate) fn consume(
         &mut self,
         data: &[u8],
@@ -133,6 +134,9 @@ impl Chunked {
     /// Scans `data`, the next bytes of the body: how many of them belong to
     /// it (all, unless it ends inside `data`) and whether it has ended; when
     /// they must be normalised, the normalised bytes are appended to `rewritten`.
+    // Out of line: keeps `Framing::consume` small enough to inline where
+    // most bodies have a length.
+    #[inline(never)]
     pub(crate) fn relay(
         &mut self,
         data: &[u8],

@@ -46,27 +46,59 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
             _ => return false,
         }
     } else {
-        let (name, port) = match host.iter().rposition(|&b| b == b':') {
-            Some(colon) => (&host[..colon], Some(&host[colon + 1..])),
-            None => (host, None),
-        };
-        // RFC 3986 reg-name bytes (unreserved, pct-encoded, sub-delims), and
-        // no empty label inside (`..`), in one pass.
+        // A name up to the first `:` (not a name byte), then the port: one
+        // pass, a table look-up per byte.
+        let mut end = host.len();
         let mut after_dot = false;
-        let ok = !name.is_empty()
-            && name.iter().all(|&b| {
-                let dot = b == b'.';
-                let ok = (b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
-                    && !(dot && after_dot);
-                after_dot = dot;
-                ok
-            });
-        (ok, port)
+        for (at, &b) in host.iter().enumerate() {
+            if b == b':' {
+                end = at;
+                break;
+            }
+            let dot = b == b'.';
+            if !NAME_BYTES[usize::from(b)] || (dot && after_dot) {
+                return false;
+            }
+            after_dot = dot;
+        }
+        (end > 0, host.get(end + 1..))
     };
     let port_ok = port
         .is_none_or(|port| (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit));
     name_ok && port_ok
 }
+
+/// The bytes of an RFC 3986 reg-name: unreserved, `%` of pct-encoded, and
+/// sub-delims. Not `:` (the port follows it), `@`, `/`, `?`, `#`, `[`, `]`,
+/// spaces, controls or non-ASCII.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut at = 0;
+    while at < 256 {
+        let b = at as u8;
+        table[at] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        at += 1;
+    }
+    table
+};
 
 pub(crate) fn strip_port(host: &str) -> &str {
     // Byte scans: this runs on every request, and the names are short.
