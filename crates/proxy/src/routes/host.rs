@@ -46,20 +46,20 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
             _ => return false,
         }
     } else {
-        // A name up to the first `:` (not a name byte), then the port: one
-        // pass, a table look-up per byte.
+        // A name up to the first `:`, then the port: one pass, a table
+        // look-up per byte.
         let mut end = host.len();
         let mut after_dot = false;
         for (at, &b) in host.iter().enumerate() {
-            if b == b':' {
-                end = at;
-                break;
+            match HOST_BYTES[usize::from(b)] {
+                Class::Name => after_dot = false,
+                Class::Dot if !after_dot => after_dot = true,
+                Class::Colon => {
+                    end = at;
+                    break;
+                }
+                _ => return false,
             }
-            let dot = b == b'.';
-            if !NAME_BYTES[usize::from(b)] || (dot && after_dot) {
-                return false;
-            }
-            after_dot = dot;
         }
         (end > 0, host.get(end + 1..))
     };
@@ -68,33 +68,31 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
     name_ok && port_ok
 }
 
-/// The bytes of an RFC 3986 reg-name: unreserved, `%` of pct-encoded, and
-/// sub-delims. Not `:` (the port follows it), `@`, `/`, `?`, `#`, `[`, `]`,
-/// spaces, controls or non-ASCII.
-const NAME_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
+/// What a byte of a Host name is: a byte of an RFC 3986 reg-name
+/// (unreserved, `%` of pct-encoded, sub-delims), a dot (no two in a row), the
+/// colon before the port, or anything else (`@`, `/`, `?`, `#`, brackets,
+/// spaces, controls, non-ASCII).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Name,
+    Dot,
+    Colon,
+    Invalid,
+}
+
+const HOST_BYTES: [Class; 256] = {
+    let mut table = [Class::Invalid; 256];
     let mut at = 0;
     while at < 256 {
         let b = at as u8;
-        table[at] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            );
+        table[at] = match b {
+            b'.' => Class::Dot,
+            b':' => Class::Colon,
+            b'-' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' => Class::Name,
+            _ if b.is_ascii_alphanumeric() => Class::Name,
+            _ => Class::Invalid,
+        };
         at += 1;
     }
     table
