@@ -39,11 +39,11 @@ use crate::router::{Router, RouterError};
 use crate::runtime::InstanceRef;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
-use crate::spec::{Config, RouterKind};
+use crate::spec::{Config, RouterKind, Underscores};
 use crate::state::{StateCell, StateError, Store};
 use crate::systemd::{self, Activated};
 use crate::upgrade::{Inheritance, Predecessor, UpgradeError};
-use teal_proxy::{ListenerName, Listening, Proxy, ProxyOptions};
+use teal_proxy::{ListenerName, Listening, Proxy, ProxyOptions, UnderscoreHeaders};
 
 /// How long a stopping daemon waits for open client connections to finish.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -562,6 +562,13 @@ async fn bind_router(
             }
             if let Some(streams) = config.proxy.max_concurrent_streams {
                 opts.max_concurrent_streams = streams;
+            }
+            if let Some(underscores) = config.proxy.underscores_in_headers {
+                opts.underscores_in_headers = match underscores {
+                    Underscores::Drop => UnderscoreHeaders::Drop,
+                    Underscores::Pass => UnderscoreHeaders::Pass,
+                    Underscores::Refuse => UnderscoreHeaders::Refuse,
+                };
             }
             let token = shutdown.child_token();
             let listen = config.proxy.listen;

@@ -201,9 +201,26 @@ pub struct ProxySpec {
     /// proxy's default (128, as nginx's `http2_max_concurrent_streams`).
     #[serde(default)]
     pub max_concurrent_streams: Option<u32>,
+    /// Builtin proxy: what happens to request header names with an
+    /// underscore; None means the proxy's default (dropped, as nginx does).
+    #[serde(default)]
+    pub underscores_in_headers: Option<Underscores>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,
+}
+
+/// `[proxy] underscores_in_headers`: what the builtin proxy does with request
+/// header lines whose name has an underscore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Underscores {
+    /// Not forwarded; the request goes on without them (nginx's default).
+    Drop,
+    /// Forwarded as they came.
+    Pass,
+    /// The request is answered 400.
+    Refuse,
 }
 
 /// `[proxy.nginx]`: how teal runs or reaches nginx when `router = "nginx"`.

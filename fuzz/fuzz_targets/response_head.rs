@@ -74,9 +74,10 @@ fuzz_target!(|data: &[u8]| {
     let mut framing = head.body;
     let mut at = 0;
     let mut ended = false;
+    let mut sent = Vec::new();
     while at < body.len() && !ended {
         let piece = &body[at..(at + cut).min(body.len())];
-        let Ok((used, done)) = framing.consume(piece) else {
+        let Ok((used, done)) = framing.consume(piece, &mut sent) else {
             assert_eq!(kind, BodyKind::Chunked, "only a chunked body is malformed");
             return;
         };
@@ -95,8 +96,12 @@ fuzz_target!(|data: &[u8]| {
         BodyKind::UntilClose => assert!(!ended && at == body.len()),
         BodyKind::Chunked => {
             let mut whole = Body::chunked();
-            let found = whole.consume(body).expect("same bytes, same verdict");
+            let mut whole_sent = Vec::new();
+            let found = whole
+                .consume(body, &mut whole_sent)
+                .expect("same bytes, same verdict");
             assert_eq!(found, (at, ended));
+            assert_eq!(sent, whole_sent, "the client gets the same bytes");
         }
     }
 });

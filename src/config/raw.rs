@@ -40,6 +40,7 @@ pub(super) struct RawProxy {
     pub send_timeout: Option<Spanned<String>>,
     /// Signed so that `0` or `-1` gets teal's message.
     pub max_concurrent_streams: Option<Spanned<i64>>,
+    pub underscores_in_headers: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
 }
 

@@ -15,7 +15,9 @@ use super::hooks;
 use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
 use super::{docker, nginx, values};
-use crate::spec::{Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec};
+use crate::spec::{
+    Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec, Underscores,
+};
 
 /// `state_dir` when the file does not set it, relative to the file's directory.
 pub(super) const DEFAULT_STATE_DIR: &str = ".teal";
@@ -182,6 +184,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         MAX_STALL_TIMEOUT,
     )?;
     let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
+    let underscores_in_headers = underscores(raw.underscores_in_headers.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     Ok(ProxySpec {
         listen,
@@ -195,14 +198,43 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         body_timeout,
         send_timeout,
         max_concurrent_streams,
+        underscores_in_headers,
         nginx,
     })
 }
 
-/// Refuses a `[proxy]` key only the builtin router has when the router is
-/// nginx; `instead` says what applies there.
-fn builtin_only(
-    value: &Spanned<String>,
+/// `proxy.underscores_in_headers`: builtin router only (nginx has its own
+/// directive of that name, off by default: such headers are dropped).
+fn underscores(
+    value: Option<&Spanned<String>>,
+    router: RouterKind,
+) -> Result<Option<Underscores>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    builtin_only(
+        value,
+        router,
+        "proxy.underscores_in_headers",
+        "nginx drops such headers (its underscores_in_headers is off)",
+    )?;
+    match value.get_ref().as_str() {
+        "drop" => Ok(Some(Underscores::Drop)),
+        "pass" => Ok(Some(Underscores::Pass)),
+        "refuse" => Ok(Some(Underscores::Refuse)),
+        other => Err(Invalid::at(
+            value,
+            format!(
+                "unknown proxy.underscores_in_headers {other:?}; expected \"drop\" (the default), \"pass\" or \"refuse\""
+            ),
+        )),
+    }
+}
+
+/// Refuses `key`, a `[proxy]` key only the builtin router has, with the
+/// nginx router (`instead` says what applies there).
+fn builtin_only<T>(
+    value: &Spanned<T>,
     router: RouterKind,
     key: &str,
     instead: &str,

@@ -160,6 +160,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             body_timeout: None,
             send_timeout: None,
             max_concurrent_streams: None,
+            underscores_in_headers: None,
             nginx: NginxSpec::default(),
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),

@@ -7,20 +7,35 @@
 //! ("client sent invalid chunked body", "client prematurely closed
 //! connection", "client sent invalid header line") and does not count them
 //! against the upstream.
+//!
+//! Also what is refused or dropped before routing (`hyper/screen.rs`): a
+//! missing or invalid Host (400, counted as a malformed request, the app sees
+//! nothing), and header names with an underscore (dropped by default, passed
+//! or refused as configured).
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use teal::router::TrafficStats;
 use teal::slot::Slot;
+use teal_proxy::{ProxyOptions, UnderscoreHeaders};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use crate::support::eventually;
 use crate::support::proxy::*;
 
 /// A proxy routing to a test app.
 async fn started() -> (TestBackend, Harness) {
+    started_with(ProxyOptions::default()).await
+}
+
+async fn started_with(opts: ProxyOptions) -> (TestBackend, Harness) {
     let app = TestBackend::start("app").await;
-    let h = Harness::start().await;
+    let h = Harness::with(opts).await;
     h.route_to(app.addr).await;
     (app, h)
 }
@@ -100,4 +115,152 @@ async fn a_malformed_head_is_refused_before_routing_and_counted() {
         assert_client_errors(&h, path, 0);
         assert_eq!(blue(&h).requests, 1, "{path:?}: only the good request");
     }
+}
+
+/// Waits until the proxy has counted `n` malformed requests in all.
+async fn malformed_counted(h: &Harness, n: u64) -> bool {
+    eventually(Duration::from_secs(10), async || {
+        h.proxy.client_connections().malformed_requests == n
+    })
+    .await
+}
+
+/// RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, with several, or
+/// with an invalid one; before routing, so the app sees nothing, and counted
+/// as malformed (never against the slot). A Host with user-info routed to the
+/// host after the `@` before. nginx 1.22 answers 400 ("client sent HTTP/1.1
+/// request without Host header", "client sent duplicate host header",
+/// "client sent invalid host header") to all but the user-info and bad-port
+/// ones: its Host check stops at the first `:`, so it routes
+/// `api.example:80@web.example` to `api.example` and ignores `a:b`'s port.
+/// teal follows the RFC there. HTTP/1.0 needs no Host (nginx serves it too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_invalid_host_is_refused_400_before_routing() {
+    let bad: [&[u8]; 7] = [
+        b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: api.example:80@web.example\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app:http\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app/../x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app\r\nHost: other\r\n\r\n",
+        b"GET http://app/ HTTP/1.1\r\n\r\n",
+    ];
+    for path in PATHS {
+        let (app, h) = started().await;
+        for (i, request) in bad.iter().enumerate() {
+            let hits = app.hits();
+            let reply = broken_request(&h, path, request, false).await;
+            let shown = String::from_utf8_lossy(request);
+            assert!(
+                reply.starts_with("HTTP/1.1 400"),
+                "{path:?} {shown:?}: {reply}"
+            );
+            assert!(reply.contains("Host"), "{path:?} {shown:?}: {reply}");
+            assert!(
+                malformed_counted(&h, i as u64 + 1).await,
+                "{path:?} {shown:?}"
+            );
+            // The good first request of the connection only.
+            assert_eq!(app.hits(), hits + 1, "{path:?} {shown:?}");
+        }
+        assert_client_errors(&h, path, 0);
+        let reply = raw_exchange(h.addr(), b"GET / HTTP/1.0\r\n\r\n").await;
+        assert!(
+            reply.starts_with("HTTP/1.") && reply.contains(" 200 "),
+            "{path:?}: {reply}"
+        );
+    }
+}
+
+/// A request with a header name that has an underscore, on a `path`
+/// connection: what the app saw of the request head (`/headers`), or the
+/// proxy's answer when it is not a 200.
+async fn underscored(h: &Harness, path: Path) -> String {
+    let mut stream = connection(h, path).await;
+    let request = b"GET /headers HTTP/1.1\r\nHost: app\r\nX_Forwarded_For: 6.6.6.6\r\n\
+        X-Kept: 1\r\nConnection: close\r\n\r\n";
+    stream.write_all(request).await.unwrap();
+    read_to_close(&mut stream).await
+}
+
+/// nginx's `underscores_in_headers off` (its default, with
+/// `ignore_invalid_headers on`): a header line whose name has an underscore
+/// is ignored (logged at info level), not forwarded, and the request goes on.
+/// Apps that map `-` and `_` to one name (CGI, WSGI, Rack) would otherwise
+/// read `X_Forwarded_For` as the `X-Forwarded-For` the proxy sets. teal
+/// drops them by default, passes them with `pass` (nginx's
+/// `underscores_in_headers on`) and answers 400 with `refuse`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_names_with_an_underscore_are_dropped_passed_or_refused() {
+    let with = |underscores| ProxyOptions {
+        underscores_in_headers: underscores,
+        ..ProxyOptions::default()
+    };
+    for path in PATHS {
+        let (_app, h) = started().await;
+        let seen = underscored(&h, path).await;
+        assert!(seen.starts_with("HTTP/1.1 200"), "{path:?}: {seen}");
+        assert!(seen.contains("x-kept: 1"), "{path:?}: {seen}");
+        assert!(
+            !seen.to_ascii_lowercase().contains("x_forwarded_for"),
+            "{path:?}: {seen}"
+        );
+        assert!(!seen.contains("6.6.6.6"), "{path:?}: {seen}");
+
+        let (_app, h) = started_with(with(UnderscoreHeaders::Pass)).await;
+        let seen = underscored(&h, path).await;
+        assert!(seen.starts_with("HTTP/1.1 200"), "{path:?}: {seen}");
+        assert!(
+            seen.contains("x_forwarded_for: 6.6.6.6"),
+            "{path:?}: {seen}"
+        );
+
+        let (app, h) = started_with(with(UnderscoreHeaders::Refuse)).await;
+        let reply = underscored(&h, path).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{path:?}: {reply}");
+        assert!(malformed_counted(&h, 1).await, "{path:?}");
+        assert_eq!(app.hits(), 1, "{path:?}: the good first request only");
+    }
+}
+
+/// h2c gets the same screening: an `:authority` with user-info is refused
+/// (nginx's HTTP/2 checks `:authority` as a Host: "client sent invalid host
+/// header", except for user-info as above), and a header name with an
+/// underscore is dropped (nginx's HTTP/2 ignores it too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_requests_are_screened_the_same_way() {
+    let (app, h) = started().await;
+    let stream = TcpStream::connect(h.addr()).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut send = async |req: Request<Full<Bytes>>| {
+        let exchange = async {
+            let response = sender.send_request(req).await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .unwrap()
+    };
+    let user_info = Request::get("http://api.example:80@web.example/headers")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, body) = send(user_info).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(malformed_counted(&h, 1).await);
+    assert_eq!(app.hits(), 0);
+    let underscore = Request::get("http://app/headers")
+        .header("x_forwarded_for", "6.6.6.6")
+        .header("x-kept", "1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, body) = send(underscore).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x-kept: 1"), "{body}");
+    assert!(!body.contains("6.6.6.6"), "{body}");
 }

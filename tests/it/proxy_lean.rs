@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use teal::slot::Slot;
 use teal_proxy::ProxyOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -101,6 +102,18 @@ impl Scripted {
             ),
             "/garbage" => (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), true),
             "/status-020" => fixed("HTTP/1.1 020 nn\r\nContent-Length: 2\r\n\r\nok"),
+            "/status-099" => fixed("HTTP/1.1 099 nn\r\nContent-Length: 2\r\n\r\nok"),
+            "/big-head" => {
+                // 100 KB of head in one write: whole when the proxy reads it.
+                let filler = "x".repeat(100 * 1024);
+                let head =
+                    format!("HTTP/1.1 200 OK\r\nX-Big: {filler}\r\nContent-Length: 2\r\n\r\nok");
+                (head.into_bytes(), false)
+            }
+            "/bare-lf-chunked" => fixed(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 5\nhello\n6;ext=1\n world\n0\nx-trailer: 1\n\n",
+            ),
             "/big" => {
                 let body = pattern(300 * 1024);
                 let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
@@ -403,19 +416,75 @@ async fn an_upstream_that_is_not_http_gets_a_502() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_below_100_is_an_invalid_response_on_both_paths() {
     let (_app, h) = started().await;
-    let reply = get_fresh(h.addr(), "app.test", "/status-020")
-        .await
-        .unwrap();
+    for path in ["/status-020", "/status-099"] {
+        let reply = get_fresh(h.addr(), "app.test", path).await.unwrap();
+        assert_eq!(reply.status, 502, "{path}");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: app.test\r\n\r\n");
+        let reply = raw_exchange(h.addr(), request.as_bytes()).await;
+        assert!(
+            reply.starts_with("HTTP/1.") && reply.contains(" 502 "),
+            "{path}: {reply}"
+        );
+    }
+}
+
+/// A response head over 64 KiB is an upstream failure on both paths: 502,
+/// counted against the slot. Before, a head read whole at once passed on the
+/// lean path, and hyper's path allowed about 400 KiB. nginx: 502, "upstream
+/// sent too big header while reading response header from upstream" (its
+/// limit is `proxy_buffer_size`, 4 or 8 KiB by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_head_over_64_kib_is_an_upstream_failure_on_both_paths() {
+    let (_app, h) = started().await;
+    let reply = get_fresh(h.addr(), "app.test", "/big-head").await.unwrap();
     assert_eq!(reply.status, 502);
+    assert_eq!(h.proxy.stats("web", Slot::Blue).upstream_failures, 1);
+    // HTTP/1.0 is served by hyper's path.
     let reply = raw_exchange(
         h.addr(),
-        b"GET /status-020 HTTP/1.0\r\nHost: app.test\r\n\r\n",
+        b"GET /big-head HTTP/1.0\r\nHost: app.test\r\n\r\n",
     )
     .await;
     assert!(
         reply.starts_with("HTTP/1.") && reply.contains(" 502 "),
         "{reply}"
     );
+    assert_eq!(h.proxy.stats("web", Slot::Blue).upstream_failures, 2);
+}
+
+/// An app's chunked body with bare-LF lines and a chunk extension. The lean
+/// path sends it on normalised (CRLF lines, no extension: `lean/framing.rs`),
+/// so a strict client (hyper's) reads it; nginx reads the same leniencies and
+/// re-chunks the body the same way (dropping the trailer too). hyper's path
+/// decodes upstream bodies strictly: it stops at the first bare LF and cuts
+/// the client's connection inside the body, which a client sees as an
+/// incomplete response, never as a different one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_with_bare_lf_lines_is_normalised_or_cut() {
+    let (_app, h) = started().await;
+    let mut client = Client::open(&h).await;
+    let got = client.get("/bare-lf-chunked").await;
+    assert!(got.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", got.head);
+    assert_eq!(
+        String::from_utf8_lossy(&got.body),
+        "5\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n"
+    );
+    // The connection stays usable.
+    let got = client.get("/after").await;
+    assert!(got.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", got.head);
+    let reply = get_fresh(h.addr(), "app.test", "/bare-lf-chunked")
+        .await
+        .unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "hello world"));
+    // hyper's path (a Connection token the lean path does not handle).
+    let mut conn = Conn::open(h.addr()).await.unwrap();
+    let req = http::Request::get("/bare-lf-chunked")
+        .header("host", "app.test")
+        .header("connection", "x-via-hyper")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let cut = conn.send(req).await;
+    assert!(cut.is_err(), "{cut:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

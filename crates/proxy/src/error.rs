@@ -6,9 +6,9 @@
 //! forwarding code never looks at error strings: no route (404), nothing to
 //! send to (503), connect failed (502), connect timed out (504), upstream broke
 //! (502), no response head in time (504), and the client's own fault: a
-//! malformed or cut-short request body (400) or one that stalls (408), which
-//! is never the upstream's; an app that does not take the request in time
-//! (504) is.
+//! malformed or cut-short request body, a missing or invalid Host, a refused
+//! header name (400) or a body that stalls (408), which is never the
+//! upstream's; an app that does not take the request in time (504) is.
 //!
 //! As everywhere in teal, a message carries its cause and no error also
 //! returns it from `source()`, so a cause is printed once.
@@ -41,6 +41,9 @@ pub(crate) enum BadResponse {
     Head,
     #[error("upstream answered 101 to a request that did not ask to upgrade")]
     Upgrade,
+    /// Longer than `upstream::MAX_RESPONSE_HEAD`.
+    #[error("upstream sent too big a response head")]
+    TooBig,
 }
 
 /// A request the proxy could not forward, or whose upstream failed.
@@ -57,6 +60,12 @@ pub(crate) enum ProxyError {
     Method,
     #[error("bad request")]
     BadRequest,
+    /// No Host where one is required, several, or an invalid one.
+    #[error("missing or invalid Host")]
+    BadHost,
+    /// A header name with an underscore, with `UnderscoreHeaders::Refuse`.
+    #[error("a header name has an underscore")]
+    UnderscoreHeader,
     /// The client's request body was malformed (an invalid chunk) or ended
     /// before its length: the client's error, answered 400 when the client
     /// can still read it.
@@ -101,7 +110,10 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::BadRequest | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest
+            | ProxyError::BadHost
+            | ProxyError::UnderscoreHeader
+            | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Connect { .. }
             | ProxyError::Upstream(_)
@@ -122,6 +134,8 @@ impl ProxyError {
             ProxyError::NoBackend => b"no live backend\n",
             ProxyError::Method => b"method not allowed\n",
             ProxyError::BadRequest => b"bad request\n",
+            ProxyError::BadHost => b"bad request: missing or invalid Host\n",
+            ProxyError::UnderscoreHeader => b"bad request: a header name has an underscore\n",
             ProxyError::ClientBody => b"bad request: malformed or incomplete request body\n",
             ProxyError::Connect { .. } => b"bad gateway: upstream connect failed\n",
             ProxyError::ConnectTimeout { .. } => b"gateway timeout: upstream connect timed out\n",

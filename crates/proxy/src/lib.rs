@@ -68,7 +68,7 @@ pub use lean::fuzzing;
 pub use listener::{HandedConn, Listening};
 pub use options::{
     DEFAULT_BODY_BUFFER, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
-    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ProxyOptions,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ProxyOptions, UnderscoreHeaders,
 };
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};

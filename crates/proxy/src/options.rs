@@ -39,6 +39,8 @@ pub struct ProxyOptions {
     /// advertised in SETTINGS; streams past it are refused (REFUSED_STREAM)
     /// before they reach an instance. At least 1.
     pub max_concurrent_streams: u32,
+    /// What happens to request header lines whose name has an underscore.
+    pub underscores_in_headers: UnderscoreHeaders,
 }
 
 impl Default for ProxyOptions {
@@ -55,6 +57,7 @@ impl Default for ProxyOptions {
             max_idle_per_endpoint: 256,
             workers: default_workers(),
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            underscores_in_headers: UnderscoreHeaders::Drop,
         }
     }
 }
@@ -79,6 +82,22 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `ProxyOptions::max_concurrent_streams` unless configured: nginx's
 /// `http2_max_concurrent_streams`.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Request header lines whose name has an underscore (`X_Forwarded_For`).
+/// Many apps (CGI, WSGI, Rack, PHP) turn `-` and `_` into the same variable
+/// name, so such a line can pass for one the proxy sets or checks
+/// (`X-Forwarded-For`). nginx drops them by default
+/// (`underscores_in_headers off`); so does teal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoreHeaders {
+    /// Not forwarded; the request goes on without them (nginx's default).
+    #[default]
+    Drop,
+    /// Forwarded as they came (nginx's `underscores_in_headers on`).
+    Pass,
+    /// The request is answered 400 and not forwarded.
+    Refuse,
+}
 
 /// One worker per core.
 fn default_workers() -> usize {

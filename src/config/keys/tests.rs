@@ -22,7 +22,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, nginx",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, underscores_in_headers, nginx",
         ],
     );
     assert_err(
@@ -99,6 +99,7 @@ fn unknown_key_lists_match_the_serde_types() {
             "body_timeout",
             "send_timeout",
             "max_concurrent_streams",
+            "underscores_in_headers",
             "nginx"
         ]
     );

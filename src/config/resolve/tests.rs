@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::fixtures::{FILE, WEB, assert_err, ok};
-use crate::spec::{DrainSpec, HealthSpec, RouterKind, RuntimeSpec};
+use crate::spec::{DrainSpec, HealthSpec, RouterKind, RuntimeSpec, Underscores};
 
 const DESIGN_EXAMPLE: &str = r#"state_dir = ".teal"                  # daemon state
 
@@ -399,5 +399,33 @@ fn max_concurrent_streams_is_a_builtin_setting_with_bounds() {
             "proxy.max_concurrent_streams is for the builtin router",
             "does not serve HTTP/2",
         ],
+    );
+}
+
+#[test]
+fn underscores_in_headers_is_a_builtin_setting_with_three_values() {
+    assert_eq!(ok("[proxy]\n").proxy.underscores_in_headers, None);
+    for (text, value) in [
+        ("drop", Underscores::Drop),
+        ("pass", Underscores::Pass),
+        ("refuse", Underscores::Refuse),
+    ] {
+        let config = ok(&format!("[proxy]\nunderscores_in_headers = \"{text}\"\n"));
+        assert_eq!(config.proxy.underscores_in_headers, Some(value));
+    }
+    assert_err(
+        "[proxy]\nunderscores_in_headers = \"on\"\n",
+        2,
+        26,
+        &[
+            "unknown proxy.underscores_in_headers \"on\"",
+            "expected \"drop\" (the default), \"pass\" or \"refuse\"",
+        ],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\nunderscores_in_headers = \"pass\"\n",
+        3,
+        26,
+        &["proxy.underscores_in_headers is for the builtin router"],
     );
 }

@@ -105,6 +105,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             body_timeout: None,
             send_timeout: None,
             max_concurrent_streams: None,
+            underscores_in_headers: None,
             nginx: Default::default(),
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),

@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 
 use super::body::{ProxyBody, Tracked};
 use super::headers;
+use super::screen::screen;
 use super::serve::UpgradeSlot;
 use crate::Proxy;
 use crate::client::{ClientAddr, ClientIo};
@@ -43,16 +44,18 @@ use crate::upstream::idle::IdleStack;
 use crate::upstream::sender::{self, Sender};
 
 impl Proxy {
-    /// Reads the request body up to the body buffer, then routes the
-    /// request and forwards it, or answers 404/503 (or the client's 400/408)
-    /// itself.
+    /// Screens one request (`screen`), reads its body up to the body
+    /// buffer, then routes and forwards it, or answers 400/404/408/503 itself.
     pub(crate) async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: &ClientAddr,
         listener: &ListenerKind,
         upgrade: &UpgradeSlot,
     ) -> Response<ProxyBody> {
+        if let Err(error) = screen(&mut req, self.opts.underscores_in_headers) {
+            return self.refuse_unrouted(&error, req.version());
+        }
         let (head, body) = req.into_parts();
         let read = UpstreamBody::read(body, self.opts.body_buffer, self.opts.body_timeout).await;
         let req = Request::from_parts(head, ());

@@ -9,6 +9,8 @@
 //! - `h2`: h2c's limits (the HTTP/2 settings, the rapid-reset count).
 //! - `forward`: one request upstream through hyper, the proxy's own answers,
 //!   the websocket tunnel.
+//! - `screen`: what is refused (400) or dropped before routing: Host, header
+//!   names with an underscore.
 //! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form).
 //! - `body`: the response body, with the in-flight claim riding on it.
 //!
@@ -19,6 +21,7 @@ mod body;
 mod forward;
 mod h2;
 mod headers;
+mod screen;
 mod serve;
 
 pub(crate) use serve::{Protocols, serve_h2, serve_http1};

@@ -35,9 +35,6 @@ use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::raw::{READ_SIZE, RawConn};
 
-/// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
 /// Read size while relaying a large body.
 const BODY_READ_SIZE: usize = 64 * 1024;
 
@@ -321,9 +318,6 @@ async fn exchange_head(
                     conn.buf.advance(len);
                     continue;
                 }
-                Parsed::Partial if conn.buf.len() > MAX_RESPONSE_HEAD => {
-                    return Err(bad(BadResponse::Head));
-                }
                 Parsed::Partial => {}
             }
         }
@@ -368,18 +362,23 @@ enum RelayError {
 
 /// Writes the client head in the client's `out` and the body after it: the
 /// part already read goes out in the same write as the head, the rest as it
-/// arrives. A client that takes none of a write for `send_timeout` is cut.
+/// arrives (a chunked piece that must be normalised goes out as rewritten in
+/// `out`). A client that takes none of a write for `send_timeout` is cut.
 async fn relay(
     conn: &mut RawConn,
     mut framing: Framing,
     client: &mut Client<'_>,
     send_timeout: Duration,
 ) -> Result<(), RelayError> {
-    let (take, mut done) = framing.consume(&conn.buf)?;
-    client.out.extend_from_slice(&conn.buf[..take]);
-    conn.buf.advance(take);
+    let out = &mut *client.out;
     let stream = &*client.stream;
-    stall::write_all(stream, client.out, send_timeout).await?;
+    let first = framing.consume(&conn.buf, out)?;
+    if !first.rewritten {
+        out.extend_from_slice(&conn.buf[..first.taken]);
+    }
+    conn.buf.advance(first.taken);
+    stall::write_all(stream, out, send_timeout).await?;
+    let mut done = first.done;
     while !done {
         if !read_more(conn, framing.left()).await? {
             if matches!(framing, Framing::UntilClose) {
@@ -387,10 +386,16 @@ async fn relay(
             }
             return Err(RelayError::UpstreamClosed);
         }
-        let (take, ended) = framing.consume(&conn.buf)?;
-        stall::write_all(stream, &conn.buf[..take], send_timeout).await?;
-        conn.buf.advance(take);
-        done = ended;
+        out.clear();
+        let piece = framing.consume(&conn.buf, out)?;
+        let bytes = if piece.rewritten {
+            &out[..]
+        } else {
+            &conn.buf[..piece.taken]
+        };
+        stall::write_all(stream, bytes, send_timeout).await?;
+        conn.buf.advance(piece.taken);
+        done = piece.done;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use super::framing::{self, Chunked};
 use super::{request, response};
+use crate::UnderscoreHeaders;
 use crate::client::ClientAddr;
 
 /// The client address the request wrapper forwards for.
@@ -42,11 +43,12 @@ pub struct RequestHead {
     pub upstream: Vec<u8>,
 }
 
-/// Parses a client buffer as the lean path does.
+/// Parses a client buffer as the lean path does (header names with an
+/// underscore dropped, the default).
 pub fn parse_request(buf: &[u8]) -> Request {
     let client = ClientAddr::new(IpAddr::V4(CLIENT_IP));
     let mut upstream = Vec::new();
-    match request::parse(buf, &client, &mut upstream) {
+    match request::parse(buf, &client, &mut upstream, UnderscoreHeaders::Drop) {
         request::Parsed::Partial => Request::Partial,
         request::Parsed::Fallback => Request::Fallback,
         request::Parsed::Ready(head) => Request::Ready(RequestHead {
@@ -132,9 +134,21 @@ impl Body {
     }
 
     /// The next bytes from upstream: how many belong to the body, and whether
-    /// it ended with them; `Err` for a malformed chunked body.
-    pub fn consume(&mut self, data: &[u8]) -> Result<(usize, bool), String> {
-        self.0.consume(data).map_err(|e| e.to_string())
+    /// it ended with them; `Err` for a malformed chunked body. What the client
+    /// gets for them is appended to `sent`: the bytes themselves, or the
+    /// normalised chunked piece.
+    pub fn consume(&mut self, data: &[u8], sent: &mut Vec<u8>) -> Result<(usize, bool), String> {
+        let mut rewritten = Vec::new();
+        let consumed = self
+            .0
+            .consume(data, &mut rewritten)
+            .map_err(|e| e.to_string())?;
+        if consumed.rewritten {
+            sent.extend_from_slice(&rewritten);
+        } else {
+            sent.extend_from_slice(&data[..consumed.taken]);
+        }
+        Ok((consumed.taken, consumed.done))
     }
 
     /// Bytes still to come, when known.

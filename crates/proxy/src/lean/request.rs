@@ -3,17 +3,26 @@
 //! head by copying the client's header lines, dropping the hop-by-hop ones and
 //! adding the X-Forwarded-* lines. No header map is built.
 //!
+//! Header names with an underscore are dropped here by default (nginx's
+//! `underscores_in_headers off`), or passed (`UnderscoreHeaders::Pass`).
+//!
 //! Anything else (HTTP/1.0, absolute-form or `*` targets, CONNECT, upgrades,
 //! `Expect`, `Transfer-Encoding`, bodies over 64 KiB, Connection tokens other than close and
 //! keep-alive, several Host or Content-Length lines, a head that does not
 //! parse) is [`Parsed::Fallback`]: hyper serves it, and answers the malformed
-//! ones with its own 400/431.
+//! ones with its own 400/431. So do requests hyper's path refuses before
+//! routing (`hyper::screen`): no Host or an invalid one, and with
+//! `UnderscoreHeaders::Refuse` a header name with an underscore. The lean
+//! path only recognises them (a byte scan of the Host value and of each
+//! other header's name); the refusal is written once, on hyper's path.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::names::{self, Name};
+use crate::UnderscoreHeaders;
 use crate::client::ClientAddr;
+use crate::routes::valid_host;
 
 /// Most header lines a lean-path request may have; more go to hyper.
 const MAX_HEADERS: usize = 64;
@@ -50,8 +59,14 @@ pub(crate) struct RequestHead {
 }
 
 /// Parses the head at the start of `buf`; when complete, writes the upstream
-/// head into `upstream` (cleared first).
-pub(crate) fn parse(buf: &[u8], client: &ClientAddr, upstream: &mut Vec<u8>) -> Parsed {
+/// head into `upstream` (cleared first). `underscores` says what to do with
+/// header names that have one.
+pub(crate) fn parse(
+    buf: &[u8],
+    client: &ClientAddr,
+    upstream: &mut Vec<u8>,
+    underscores: UnderscoreHeaders,
+) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut slots) {
@@ -76,7 +91,17 @@ pub(crate) fn parse(buf: &[u8], client: &ClientAddr, upstream: &mut Vec<u8>) -> 
     upstream.extend_from_slice(b" HTTP/1.1\r\n");
     for header in req.headers.iter() {
         match names::classify(header.name) {
-            Name::Other | Name::Date => {}
+            Name::Other => {
+                if underscores != UnderscoreHeaders::Pass && header.name.as_bytes().contains(&b'_')
+                {
+                    if underscores == UnderscoreHeaders::Refuse {
+                        return Parsed::Fallback;
+                    }
+                    // Dropped, as nginx does.
+                    continue;
+                }
+            }
+            Name::Date => {}
             Name::Host => {
                 if host.is_some() {
                     return Parsed::Fallback;
@@ -113,7 +138,8 @@ pub(crate) fn parse(buf: &[u8], client: &ClientAddr, upstream: &mut Vec<u8>) -> 
         }
         write_line(upstream, header.name.as_bytes(), header.value);
     }
-    let Some(host) = host else {
+    // None or invalid: hyper's path answers 400.
+    let Some(host) = host.filter(|host| valid_host(host)) else {
         return Parsed::Fallback;
     };
     upstream.extend_from_slice(b"x-forwarded-for: ");
@@ -173,7 +199,7 @@ mod tests {
 
     fn ready(raw: &[u8]) -> (RequestHead, String) {
         let mut out = Vec::new();
-        match parse(raw, &client(), &mut out) {
+        match parse(raw, &client(), &mut out, UnderscoreHeaders::Drop) {
             Parsed::Ready(head) => (head, String::from_utf8(out).unwrap()),
             Parsed::Partial => panic!("partial"),
             Parsed::Fallback => panic!("fallback"),
@@ -181,7 +207,10 @@ mod tests {
     }
 
     fn falls_back(raw: &[u8]) -> bool {
-        matches!(parse(raw, &client(), &mut Vec::new()), Parsed::Fallback)
+        matches!(
+            parse(raw, &client(), &mut Vec::new(), UnderscoreHeaders::Drop),
+            Parsed::Fallback
+        )
     }
 
     #[test]
@@ -215,7 +244,12 @@ mod tests {
     fn a_partial_head_waits_for_more() {
         let mut out = Vec::new();
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHo", &client(), &mut out),
+            parse(
+                b"GET / HTTP/1.1\r\nHo",
+                &client(),
+                &mut out,
+                UnderscoreHeaders::Drop
+            ),
             Parsed::Partial
         ));
     }
@@ -246,5 +280,25 @@ mod tests {
             b"GET / HTTP/1.1\r\nhost: a\r\nconnection: x-secret\r\n\r\n"
         ));
         assert!(falls_back(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"));
+        // Refused by hyper's path: no Host or an invalid one.
+        assert!(falls_back(b"GET / HTTP/1.1\r\nhost: \r\n\r\n"));
+        assert!(falls_back(
+            b"GET / HTTP/1.1\r\nhost: api.example:80@web.example\r\n\r\n"
+        ));
+        assert!(falls_back(b"GET / HTTP/1.1\r\nhost: a:b\r\n\r\n"));
+    }
+
+    #[test]
+    fn underscore_names_are_dropped_passed_or_handed_over() {
+        let raw = b"GET / HTTP/1.1\r\nhost: a\r\nx_forwarded_for: 6.6.6.6\r\nx-ok: 1\r\n\r\n";
+        let (_, out) = ready(raw);
+        assert!(!out.contains("6.6.6.6") && out.contains("x-ok: 1"), "{out}");
+        let mut out = Vec::new();
+        let passed = parse(raw, &client(), &mut out, UnderscoreHeaders::Pass);
+        assert!(matches!(passed, Parsed::Ready(_)));
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("x_forwarded_for: 6.6.6.6\r\n"), "{out}");
+        let refused = parse(raw, &client(), &mut Vec::new(), UnderscoreHeaders::Refuse);
+        assert!(matches!(refused, Parsed::Fallback));
     }
 }

@@ -1,12 +1,14 @@
-//! The upstream's response head on the lean path: parsed with httparse, its
-//! body framing worked out, and written out for the client by copying its
-//! header lines without the hop-by-hop ones. Also the proxy's own short
+//! The upstream's response head on the lean path: parsed with httparse (at
+//! most `MAX_RESPONSE_HEAD` bytes of it), its body framing worked out, and
+//! written out for the client by copying its header lines without the
+//! hop-by-hop ones. Also the proxy's own short
 //! answers (404, 502, ...) in the same form.
 
 use super::date;
 use super::framing::{Chunked, Framing};
 use super::names::{self, Name};
 use crate::error::{BadResponse, ProxyError};
+use crate::upstream::MAX_RESPONSE_HEAD;
 
 /// Most header lines accepted in an upstream response.
 const MAX_HEADERS: usize = 100;
@@ -45,9 +47,17 @@ pub(crate) fn parse(
     let mut res = httparse::Response::new(&mut slots);
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+            return Err(BadResponse::TooBig);
+        }
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(_) => return Err(BadResponse::Head),
     };
+    // By bytes, however the head arrived: a whole large head read at once
+    // too (nginx: "upstream sent too big header").
+    if len > MAX_RESPONSE_HEAD {
+        return Err(BadResponse::TooBig);
+    }
     let (Some(version), Some(status)) = (res.version, res.code) else {
         return Err(BadResponse::Head);
     };
@@ -292,6 +302,19 @@ mod tests {
         assert!(matches!(
             parse(b"HTTP/1.1 200 OK\r\nContent-", false, false, &mut out),
             Ok(Parsed::Partial)
+        ));
+        // Over 64 KiB, whole or not yet (nginx: "upstream sent too big header").
+        let mut big = b"HTTP/1.1 200 OK\r\nx-filler: ".to_vec();
+        big.resize(MAX_RESPONSE_HEAD + 1, b'x');
+        big.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            parse(&big, false, false, &mut out),
+            Err(BadResponse::TooBig)
+        ));
+        big.extend_from_slice(b"content-length: 0\r\n\r\n");
+        assert!(matches!(
+            parse(&big, false, false, &mut out),
+            Err(BadResponse::TooBig)
         ));
         // fuzz/response_head's first find: status `020` went out as `20`.
         assert!(matches!(

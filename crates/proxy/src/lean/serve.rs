@@ -46,6 +46,7 @@ pub(crate) async fn serve(
     let header_timeout = proxy.opts.header_read_timeout;
     let max_head = proxy.opts.max_header_bytes.max(MIN_HEADER_BYTES);
     let send_timeout = proxy.opts.send_timeout;
+    let underscores = proxy.opts.underscores_in_headers;
     let mut bufs = ConnBuffers::take();
     let timer = tokio::time::sleep(header_timeout);
     tokio::pin!(timer);
@@ -81,7 +82,7 @@ pub(crate) async fn serve(
                 }
             }
             if !first && !buf.is_empty() {
-                match request::parse(buf, client, &mut bufs.head) {
+                match request::parse(buf, client, &mut bufs.head, underscores) {
                     Parsed::Ready(req) => break req,
                     Parsed::Partial if buf.len() < max_head => {}
                     // hyper answers what it must (400, 431) or serves it.

@@ -14,7 +14,7 @@ mod traffic;
 mod watch;
 
 use host::strip_port;
-pub(crate) use host::{normalize_hosts, request_host};
+pub(crate) use host::{normalize_hosts, request_host, valid_host};
 pub use service::{Backend, DrainReport, ListenerName, Service};
 
 use std::collections::HashMap;

@@ -20,6 +20,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::ProxyError;
 
+/// Largest response head (status line and header lines) accepted from an
+/// app, on both paths; a larger one is an upstream failure (502), as nginx's
+/// "upstream sent too big header" (nginx's limit is `proxy_buffer_size`, 4
+/// or 8 KiB by default).
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// What every pool needs to open and keep upstream connections.
 pub(crate) struct UpstreamCtx {
     /// Idle stacks keep one lane per worker thread, plus lane 0 for others.

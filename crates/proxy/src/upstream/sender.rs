@@ -23,6 +23,9 @@ pub(crate) type Sender = SendRequest<UpstreamBody>;
 pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sender, ProxyError> {
     let stream = crate::upstream::connect(addr, ctx.connect_timeout).await?;
     let (sender, conn) = http1::Builder::new()
+        // By bytes, however the head arrives (hyper's read buffer limit alone
+        // lets a larger head through when it comes in few reads).
+        .max_header_size(super::MAX_RESPONSE_HEAD)
         .handshake(TokioIo::new(Timed::new(stream, ctx.send_timeout)))
         .await
         .map_err(|error| ProxyError::Connect {
