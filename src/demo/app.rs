@@ -9,6 +9,7 @@
 //! - any path: the JSON body (`{"app":"uptimer","version":..,"slot":..,"instance":..,"pid":..}`);
 //! - `/slow?ms=N`: the same after sleeping N ms (at most 60 s), for drain tests;
 //! - `/bytes?n=N`: N bytes of payload (at most 1 MiB), for large-response benchmarks;
+//! - `/upload`: reads the request body to its end and answers how many bytes came;
 //! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`
 //!   (the message `pid` gets `"<version>: pid <pid>"`: which instance holds it).
 //!
@@ -27,7 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -221,6 +222,9 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
     if app.flaky_percent > 0 && req.uri().path() != HEALTHZ && app.flaky_fails() {
         return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "Flaky..."));
     }
+    if req.uri().path() == "/upload" {
+        return Ok(upload(req.into_body()).await);
+    }
     match req.uri().path() {
         "/ws" if is_websocket(&req) => Ok(upgrade(app, req)),
         "/slow" => {
@@ -238,6 +242,22 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
         }
         _ => Ok(json(&app)),
     }
+}
+
+/// Reads a request body to its end, as an app that takes uploads does, and
+/// answers how many bytes came (`400` if the body broke off).
+async fn upload(mut body: Incoming) -> Response<Body> {
+    let mut received: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => received += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "the request body broke off"),
+        }
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{received}\n"))));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
 }
 
 /// Largest `/bytes` answer.

@@ -9,6 +9,7 @@ use teal::slot::{Slot, SlotState};
 use teal::wire::Outcome;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,6 +265,7 @@ async fn managed_nginx_workers_do_not_run_as_root_and_can_buffer_bodies() {
 
     // A 1 MiB body is larger than nginx's body buffer: the worker writes it
     // to a temp file first, which fails (500) if it cannot reach its temp dir.
+    // The demo app's /upload reads it all and says how much came.
     let stream = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -276,5 +278,7 @@ async fn managed_nginx_workers_do_not_run_as_root_and_can_buffer_bodies() {
         .unwrap();
     let resp = sender.send_request(req).await.expect("response");
     assert_eq!(resp.status(), 200);
+    let answer = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&answer[..], b"1048576\n", "the app read the whole body");
     d.stop().await;
 }
