@@ -25,6 +25,8 @@ use teal_proxy::ProxyOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::support::eventually;
+use crate::support::proxy::h2::{DATA, H2Raw, RST_STREAM};
 use crate::support::proxy::*;
 
 /// The body timeout the tests set: short, so that stalls end quickly.
@@ -237,6 +239,60 @@ async fn a_client_that_never_reads_is_cut_and_the_app_freed() {
             "{path:?}: the whole body came ({got} bytes)"
         );
     }
+}
+
+/// h2c: a client that keeps its connection (it reads it, it answers PINGs)
+/// but never opens the window of a stream with a large answer has that
+/// stream cut after the send timeout: the instance connection is freed (the
+/// request leaves the slot's in-flight count, the one-at-a-time app serves the
+/// next request) while the connection lives on, and when the client opens the
+/// window at last the stream is reset rather than continued. nginx resets
+/// such a stream after its send_timeout (60 s). Before, the stream held the
+/// app until the app itself gave up (here its 30 s bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_stream_whose_window_stays_shut_is_cut_and_the_app_freed() {
+    let app = Recorder::serial().await;
+    let opts = ProxyOptions {
+        send_timeout: Duration::from_secs(1),
+        ..ProxyOptions::default()
+    };
+    let h = proxy_to(opts, &[app.addr]).await;
+    let mut client = H2Raw::connect(h.addr()).await;
+    let id = client.get("app", "/big?mb=100").await;
+    // The initial window (64 KiB less one byte) comes, then nothing can.
+    let mut data = 0;
+    let first = async {
+        while data < 65_535 {
+            let frame = client.frame().await.expect("the connection stays open");
+            if frame.kind == DATA && frame.stream == id {
+                data += frame.payload.len();
+            }
+        }
+    };
+    tokio::time::timeout(EXCHANGE, first)
+        .await
+        .expect("the first window's data");
+    assert_eq!(blue(&h).in_flight, 1);
+    let freed = eventually(Duration::from_secs(20), async || blue(&h).in_flight == 0).await;
+    assert!(freed, "the stalled stream still holds the instance");
+    let next = raw_exchange(
+        h.addr(),
+        b"GET /next HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(next.ends_with("seen GET /next 0"), "{next}");
+
+    client.open_window(id, 1 << 20).await;
+    let reset = async {
+        while let Some(frame) = client.frame().await {
+            if frame.stream == id && (frame.kind == RST_STREAM || frame.ends_stream()) {
+                return frame.kind == RST_STREAM;
+            }
+        }
+        false
+    };
+    let reset = tokio::time::timeout(EXCHANGE, reset).await.unwrap_or(false);
+    assert!(reset, "the cut stream was not reset");
 }
 
 /// A request body: none, or one that never yields a byte.

@@ -7,13 +7,20 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::watched::Watched;
 use crate::pool::inflight::InFlight;
 use crate::upstream::sender::Sender;
+
+/// What a response body's frame fails with: hyper's error, or a watched
+/// body's cut (`watched::StreamStalled`).
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response body on its way to the client.
 pub(crate) enum ProxyBody {
     /// Streamed from an upstream.
     Upstream(Tracked),
+    /// Streamed from an upstream to an HTTP/2 client, under a stall watch.
+    Watched(Watched),
     /// Written by the proxy itself (errors, upgrades).
     Local(Option<Bytes>),
 }
@@ -30,14 +37,17 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Upstream(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(BodyError::from))),
+            ProxyBody::Watched(body) => Pin::new(body).poll_frame(cx),
             ProxyBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
@@ -45,6 +55,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Upstream(body) => body.inner.is_end_stream(),
+            ProxyBody::Watched(body) => body.is_end_stream(),
             ProxyBody::Local(bytes) => bytes.is_none(),
         }
     }
@@ -52,6 +63,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Upstream(body) => body.inner.size_hint(),
+            ProxyBody::Watched(body) => body.size_hint(),
             ProxyBody::Local(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

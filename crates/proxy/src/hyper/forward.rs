@@ -30,6 +30,7 @@ use super::body::{ProxyBody, Tracked};
 use super::headers;
 use super::screen::screen;
 use super::serve::UpgradeSlot;
+use super::watched::Watched;
 use crate::Proxy;
 use crate::client::{ClientAddr, ClientIo};
 use crate::error::ProxyError;
@@ -94,7 +95,7 @@ async fn forward(
         client_fault,
     };
     match retry::send(&mut guard, &mut attempt).await {
-        Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade),
+        Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade, version),
         Err(error @ (ProxyError::ClientBody | ProxyError::BodyTimeout)) => {
             refuse(guard, &error, version).await
         }
@@ -242,6 +243,7 @@ fn respond(
     mut response: Response<Incoming>,
     sender: Sender,
     client_upgrade: Option<&UpgradeSlot>,
+    version: Version,
 ) -> Response<ProxyBody> {
     let status = response.status();
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -266,12 +268,17 @@ fn respond(
         return Response::from_parts(parts, ProxyBody::empty());
     }
     guard.answered(status.is_server_error());
+    let ctx = &guard.pool().ctx;
+    let watch = (version == Version::HTTP_2).then(|| (ctx.send_timeout, ctx.tasks.clone()));
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
-    Response::from_parts(
-        parts,
-        ProxyBody::Upstream(Tracked::new(body, guard, sender)),
-    )
+    let body = Tracked::new(body, guard, sender);
+    let body = match watch {
+        // hyper's HTTP/2 asks for frames only while the client's window is open.
+        Some((timeout, tasks)) => ProxyBody::Watched(Watched::new(body, timeout, tasks)),
+        None => ProxyBody::Upstream(body),
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections

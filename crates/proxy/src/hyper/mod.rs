@@ -12,7 +12,8 @@
 //! - `screen`: what is refused (400) or dropped before routing: Host, header
 //!   names with an underscore.
 //! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form).
-//! - `body`: the response body, with the in-flight claim riding on it.
+//! - `body`: the response body, with the in-flight claim riding on it;
+//!   `watched`: an HTTP/2 one cut when the client's window stays shut.
 //!
 //! Endpoint picking and the retry rules are shared with the lean path
 //! (`crate::retry`); the upstream connections are `crate::upstream::sender`.
@@ -23,5 +24,6 @@ mod h2;
 mod headers;
 mod screen;
 mod serve;
+mod watched;
 
 pub(crate) use serve::{Protocols, serve_h2, serve_http1};

@@ -23,6 +23,7 @@ pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
+pub const WINDOW_UPDATE: u8 = 0x8;
 
 pub const END_STREAM: u8 = 0x1;
 pub const ACK: u8 = 0x1;
@@ -177,6 +178,17 @@ impl H2Raw {
             }
         }
         n
+    }
+
+    /// Opens the flow-control window of stream `id`, and the connection's,
+    /// by `n` bytes (this client sends no WINDOW_UPDATE on its own).
+    pub async fn open_window(&mut self, id: u32, n: u32) {
+        let mut out = frame(WINDOW_UPDATE, 0, 0, &n.to_be_bytes());
+        out.extend(frame(WINDOW_UPDATE, 0, id, &n.to_be_bytes()));
+        self.stream
+            .write_all(&out)
+            .await
+            .expect("send WINDOW_UPDATE");
     }
 
     /// Appends a GET's HEADERS frame on a new stream to `out`; its id.
