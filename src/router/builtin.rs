@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use teal_proxy::{Probe, ProbeFuture, Proxy, RouteError, Service};
+use teal_proxy::{Probe, ProbeFuture, Proxy, RouteError, Service, ServiceCert};
 
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
@@ -25,11 +25,23 @@ impl Router for Proxy {
         live: Option<Backend>,
         preview: Option<Backend>,
     ) -> Result<(), RouterError> {
+        // Read again at every change of routes: certificate files renewed
+        // on disk are served from the service's next deploy, promote or
+        // rollback (the config check read them already; this one can only
+        // fail if they changed since).
+        let tls = match &spec.tls {
+            Some(files) => Some(
+                ServiceCert::from_pem_files(&files.cert, &files.key)
+                    .map_err(|error| RouterError::Invalid(format!("service {:?}: {error}", spec.name)))?,
+            ),
+            None => None,
+        };
         let service = Service {
             name: spec.name.clone(),
             hosts: spec.hosts.clone(),
             preview: spec.preview,
             probe: Arc::new(HealthProbe(spec.health.clone())),
+            tls,
         };
         Ok(self.install(&service, live, preview).await?)
     }
@@ -88,6 +100,7 @@ impl From<RouteError> for RouterError {
             RouteError::Bind { addr, cause } => RouterError::Bind { addr, cause },
             RouteError::Conflict(message) => RouterError::Conflict(message),
             RouteError::Closed => RouterError::Other(error.to_string()),
+            RouteError::Tls(message) => RouterError::Invalid(message),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! it hands the socket over, with the bytes already read put back in front,
 //! and hyper's path (`crate::hyper`) serves it for the rest of its life.
 //! A connection belongs to a [`ListenerKind`]: the production listener
-//! routes by Host, a preview listener serves one service's preview pool.
+//! routes by Host, a preview listener serves one service's preview pool. The
+//! TLS listener's connections go to `crate::tls` (handshake, then hyper's
+//! path) instead.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -220,6 +222,17 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
                 }
             }
         };
+        if let (ListenerKind::Tls, Some((_, acceptor))) = (&kind, &proxy.tls) {
+            let task = crate::tls::serve(
+                Arc::clone(&proxy),
+                acceptor.clone(),
+                stream,
+                peer.ip(),
+                stop.clone(),
+            );
+            proxy.connections.spawn(task);
+            continue;
+        }
         let task = serve(
             Arc::clone(&proxy),
             stream,

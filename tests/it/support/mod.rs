@@ -85,6 +85,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         },
         hooks: Default::default(),
         verify: None,
+        tls: None,
     }
 }
 
@@ -107,6 +108,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             max_concurrent_streams: None,
             underscores_in_headers: None,
             nginx: Default::default(),
+            tls: None,
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
     }

@@ -31,7 +31,9 @@ use tokio::time::Instant;
 
 use super::body::ProxyBody;
 use super::h2::{self, Cancels};
-use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
+use crate::client::{
+    ClientAddr, ClientIo, ClientStream, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop,
+};
 use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
 
@@ -121,6 +123,9 @@ impl ConnCtx {
 /// between while the client is idle. During a hand-over the connection parks
 /// as soon as no response is in progress, and its socket goes to the
 /// successor (`Handoff::Successor`) unless a request had begun to arrive.
+/// A TLS connection cannot move (its session lives in this process): during
+/// a hand-over it is treated as on shutdown, its response in progress says
+/// `Connection: close` and it closes.
 pub(crate) async fn serve_http1(
     proxy: Arc<Proxy>,
     client: ClientAddr,
@@ -132,6 +137,7 @@ pub(crate) async fn serve_http1(
     let header_timeout = ctx.proxy.opts.header_read_timeout;
     // When the client was last seen starting a request (to within a check).
     let mut last_request = Instant::now();
+    let tls = matches!(io.stream, ClientStream::Tls(_));
     loop {
         let mut conn = Box::new(
             ctx.proxy
@@ -143,7 +149,7 @@ pub(crate) async fn serve_http1(
         let mut check = tokio::time::interval_at(Instant::now() + PARK_CHECK, PARK_CHECK);
         let mut parking = false;
         let mut closing = false;
-        let mut handing = stop.handing_over();
+        let mut handing = !tls && stop.handing_over();
         let ended = loop {
             tokio::select! {
                 biased;
@@ -163,7 +169,7 @@ pub(crate) async fn serve_http1(
                     }
                 }
                 _ = stop.token.cancelled(), if !closing && !handing => {
-                    if stop.handing_over() {
+                    if !tls && stop.handing_over() {
                         handing = true;
                         if ctx.active.load(Ordering::Relaxed) == 0 {
                             parking = true;
@@ -197,24 +203,33 @@ pub(crate) async fn serve_http1(
             // The client closed, asked to close, or the proxy is stopping.
             return Handoff::Closed;
         }
-        if io.has_prefix() {
+        if io.has_prefix() || io.stream.has_buffered() {
             // A request had begun to arrive: serve it at once, no parking.
             continue;
         }
         if stop.handing_over() {
-            return Handoff::Successor(io.stream);
+            return to_successor(io.stream);
         }
         let _parked = Gauge::enter(&ctx.proxy.conns.parked);
         tokio::select! {
-            ready = io.stream.readable() => if ready.is_err() { return Handoff::Closed },
+            ready = io.stream.tcp().readable() => if ready.is_err() { return Handoff::Closed },
             _ = tokio::time::sleep_until(last_request + header_timeout) => return Handoff::Closed,
             _ = stop.token.cancelled() => {
                 if !stop.handing_over() {
                     return Handoff::Closed;
                 }
-                return Handoff::Successor(io.stream);
+                return to_successor(io.stream);
             }
         }
+    }
+}
+
+/// An idle connection during a hand-over: a plain one goes to the successor,
+/// a TLS one closes.
+fn to_successor(stream: ClientStream) -> Handoff {
+    match stream {
+        ClientStream::Plain(stream) => Handoff::Successor(stream),
+        ClientStream::Tls(_) => Handoff::Closed,
     }
 }
 
