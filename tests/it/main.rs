@@ -36,6 +36,7 @@ mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;
 mod proxy_stalls;
+mod proxy_tls;
 mod smuggling;
 mod verify_proxy;
 
