@@ -14,7 +14,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use teal::router::Router;
 use teal::slot::Slot;
-use teal_proxy::ProxyOptions;
+use teal::spec::ServiceSpec;
+use teal_proxy::{HandedConn, ListenerName, Proxy, ProxyOptions};
+use tokio_util::sync::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,6 +31,8 @@ struct Tls {
     a: Leaf,
     b: Leaf,
     backends: Vec<TestBackend>,
+    /// Each service as installed, with its app's address.
+    services: Vec<(ServiceSpec, std::net::SocketAddr)>,
     _dir: tempfile::TempDir,
 }
 
@@ -41,6 +45,7 @@ impl Tls {
         let a = ca.leaf(dir.path(), "a", &["a.test"]);
         let b = ca.leaf(dir.path(), "b", &["b.test", "www.b.test"]);
         let mut backends = Vec::new();
+        let mut services = Vec::new();
         for (name, tls) in [("a", Some(&a)), ("b", Some(&b)), ("plain", None)] {
             let backend_app = TestBackend::start(name).await;
             let host = format!("{name}.test");
@@ -49,19 +54,29 @@ impl Tls {
                 service.hosts.push("www.b.test".into());
             }
             service.tls = tls.map(|leaf| leaf.files.clone());
-            h.proxy
-                .set_routes(&service, backend(Slot::Blue, &[backend_app.addr]), None)
-                .await
-                .expect("routes install");
+            services.push((service, backend_app.addr));
             backends.push(backend_app);
         }
-        Tls {
+        let t = Tls {
             h,
             ca,
             a,
             b,
             backends,
+            services,
             _dir: dir,
+        };
+        t.install(&t.h).await;
+        t
+    }
+
+    /// Installs every service on `h`'s proxy.
+    async fn install(&self, h: &Harness) {
+        for (service, addr) in &self.services {
+            h.proxy
+                .set_routes(service, backend(Slot::Blue, &[*addr]), None)
+                .await
+                .expect("routes install");
         }
     }
 
@@ -238,4 +253,78 @@ async fn a_silent_tls_client_is_closed_at_the_header_timeout() {
     }
     let open = t.h.proxy.client_connections().open;
     assert_eq!(open, 0, "both connections were closed");
+}
+
+/// A hand-over (`teal serve --upgrade`): the TLS listening socket goes to
+/// the successor with the others, and a TLS connection, which cannot move
+/// (its session keys live in the old process), finishes its request in
+/// progress with `Connection: close` and closes; the client's next
+/// connection is the successor's. nginx's binary upgrade hands over the
+/// listening sockets only, and its old workers close keep-alive connections
+/// the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_moves_the_tls_listener_and_closes_tls_connections_after_their_request() {
+    let old = Tls::start(ProxyOptions::default()).await;
+    let tls = old
+        .ca
+        .connect(old.tls_addr(), "a.test", &[b"http/1.1"])
+        .await
+        .unwrap();
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("a.test", "/").await.unwrap().status, 200);
+    let slow = tokio::spawn(async move {
+        let reply = conn.get("a.test", "/slow?ms=1500").await;
+        (reply, conn)
+    });
+    let started = crate::support::eventually(Duration::from_secs(10), async || {
+        old.h.proxy.stats("a", Slot::Blue).in_flight > 0
+    })
+    .await;
+    assert!(started, "the slow request reached the app");
+
+    let sockets = old.h.proxy.listening_sockets().expect("duplicates");
+    let names: Vec<ListenerName> = sockets.iter().map(|l| l.name.clone()).collect();
+    assert!(names.contains(&ListenerName::Tls), "{names:?}");
+    let opts = ProxyOptions {
+        tls_listen: Some(old.tls_addr()),
+        ..ProxyOptions::default()
+    };
+    let shutdown = CancellationToken::new();
+    let proxy = Proxy::bind_inherited(old.h.addr(), opts, shutdown.clone(), sockets)
+        .await
+        .expect("bind on the inherited sockets");
+    let new = Harness { proxy, shutdown };
+    assert_eq!(new.proxy.tls_addr(), Some(old.tls_addr()), "the same TLS listener");
+    old.install(&new).await;
+    new.proxy.start_accepting();
+    let (give, mut take) = tokio::sync::mpsc::unbounded_channel::<HandedConn>();
+    let serving = std::sync::Arc::clone(&new.proxy);
+    tokio::spawn(async move {
+        while let Some(conn) = take.recv().await {
+            serving.serve_handed(conn);
+        }
+    });
+    old.h.proxy.hand_over(give);
+
+    let (reply, conn) = slow.await.unwrap();
+    let reply = reply.expect("the request in progress finishes");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "a"));
+    let close = reply.headers.get("connection").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(close.as_deref(), Some("close"), "{:?}", reply.headers);
+    let closed = crate::support::eventually(Duration::from_secs(10), async || conn.is_closed()).await;
+    assert!(closed, "the TLS connection closed after its response");
+
+    // A new TLS connection: the successor's, with the same certificate.
+    let tls = old
+        .ca
+        .connect(old.tls_addr(), "a.test", &[b"http/1.1"])
+        .await
+        .expect("the successor's handshake");
+    assert!(served_cert(&tls) == old.a.der);
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("a.test", "/").await.unwrap().status, 200);
+    assert_eq!(new.proxy.stats("a", Slot::Blue).requests, 1);
+    assert_eq!(old.h.proxy.connections_handed_over(), 0);
+    old.h.shutdown.cancel();
+    old.h.proxy.wait_closed(Duration::from_secs(10)).await;
 }
