@@ -25,6 +25,7 @@ mod metrics;
 mod migrations;
 mod process_adopt;
 mod process_runtime;
+mod tls_daemon;
 mod verify;
 mod zero_downtime;
 
