@@ -56,10 +56,7 @@ pub(super) fn service(
 ) -> Result<TlsFiles, Invalid> {
     let files = match raw.get_ref() {
         RawTls::Word(word) if word == "acme" => {
-            return Err(Invalid::at(
-                raw,
-                format!("{section}.tls: {NO_ACME}"),
-            ));
+            return Err(Invalid::at(raw, format!("{section}.tls: {NO_ACME}")));
         }
         RawTls::Word(word) => {
             return Err(Invalid::at(
@@ -74,7 +71,9 @@ pub(super) fn service(
     let (Some(cert), Some(key)) = (&files.cert, &files.key) else {
         return Err(Invalid::at(
             raw,
-            format!("{section}.tls needs both cert and key, e.g. tls = {{ cert = \"fullchain.pem\", key = \"key.pem\" }}"),
+            format!(
+                "{section}.tls needs both cert and key, e.g. tls = {{ cert = \"fullchain.pem\", key = \"key.pem\" }}"
+            ),
         ));
     };
     if hosts.is_empty() {
@@ -85,7 +84,10 @@ pub(super) fn service(
             ),
         ));
     }
-    if let Some(ip) = hosts.iter().find(|host| host.parse::<std::net::IpAddr>().is_ok()) {
+    if let Some(ip) = hosts
+        .iter()
+        .find(|host| host.parse::<std::net::IpAddr>().is_ok())
+    {
         return Err(Invalid::at(
             raw,
             format!(
@@ -98,9 +100,7 @@ pub(super) fn service(
     let loaded = ServiceCert::from_pem_files(&cert_path, &key_path).map_err(|error| {
         let at_key = match &error {
             CertError::Read { path, .. } => *path == key_path,
-            CertError::NoKey { .. } | CertError::BadKey { .. } | CertError::Mismatch { .. } => {
-                true
-            }
+            CertError::NoKey { .. } | CertError::BadKey { .. } | CertError::Mismatch { .. } => true,
             _ => false,
         };
         let message = format!("{section}.tls: {error}");

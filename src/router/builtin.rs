@@ -31,8 +31,9 @@ impl Router for Proxy {
         // fail if they changed since).
         let tls = match &spec.tls {
             Some(files) => Some(
-                ServiceCert::from_pem_files(&files.cert, &files.key)
-                    .map_err(|error| RouterError::Invalid(format!("service {:?}: {error}", spec.name)))?,
+                ServiceCert::from_pem_files(&files.cert, &files.key).map_err(|error| {
+                    RouterError::Invalid(format!("service {:?}: {error}", spec.name))
+                })?,
             ),
             None => None,
         };

@@ -16,9 +16,9 @@ use teal::router::Router;
 use teal::slot::Slot;
 use teal::spec::ServiceSpec;
 use teal_proxy::{HandedConn, ListenerName, Proxy, ProxyOptions};
-use tokio_util::sync::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::support::proxy::*;
 use crate::support::tls::{Leaf, TestCa, served_cert};
@@ -94,12 +94,14 @@ async fn sni_picks_each_services_certificate_and_it_chains_to_the_test_ca() {
         ("www.b.test", &t.b, "b"),
     ] {
         // The client verifies the chain to the test CA and the name.
-        let tls = t
-            .ca
-            .connect(t.tls_addr(), name, &[b"http/1.1"])
-            .await
-            .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
-        assert!(served_cert(&tls) == leaf.der, "{name} got another certificate");
+        let tls =
+            t.ca.connect(t.tls_addr(), name, &[b"http/1.1"])
+                .await
+                .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
+        assert!(
+            served_cert(&tls) == leaf.der,
+            "{name} got another certificate"
+        );
         let mut conn = Conn::over(tls).await.unwrap();
         let reply = conn.get(name, "/").await.unwrap();
         assert_eq!(reply.status, 200, "{name}");
@@ -127,15 +129,15 @@ async fn an_sni_no_service_names_fails_the_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alpn_h2_gets_http2_and_the_app_sees_https() {
     let t = Tls::start(ProxyOptions::default()).await;
-    let tls = t
-        .ca
-        .connect(t.tls_addr(), "a.test", &[b"h2", b"http/1.1"])
-        .await
-        .unwrap();
+    let tls =
+        t.ca.connect(t.tls_addr(), "a.test", &[b"h2", b"http/1.1"])
+            .await
+            .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .expect("an HTTP/2 connection");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("an HTTP/2 connection");
     tokio::spawn(conn);
     for _ in 0..3 {
         let req = Request::get("https://a.test/headers")
@@ -156,11 +158,10 @@ async fn alpn_h2_gets_http2_and_the_app_sees_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_over_tls_keeps_alive_and_the_app_sees_https() {
     let t = Tls::start(ProxyOptions::default()).await;
-    let tls = t
-        .ca
-        .connect(t.tls_addr(), "b.test", &[b"http/1.1"])
-        .await
-        .unwrap();
+    let tls =
+        t.ca.connect(t.tls_addr(), "b.test", &[b"http/1.1"])
+            .await
+            .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let mut conn = Conn::over(tls).await.unwrap();
     // Several requests on one connection, with a pause long enough for the
@@ -175,7 +176,11 @@ async fn http1_over_tls_keeps_alive_and_the_app_sees_https() {
             tokio::time::sleep(Duration::from_millis(2500)).await;
         }
     }
-    assert_eq!(t.h.proxy.client_connections().open, 1, "one connection did it all");
+    assert_eq!(
+        t.h.proxy.client_connections().open,
+        1,
+        "one connection did it all"
+    );
 }
 
 /// nginx does the same with `return 308 https://$host$request_uri;` in a
@@ -200,12 +205,15 @@ async fn plain_http_to_a_tls_service_gets_308_to_https_but_acme_challenges() {
         assert!(reply.starts_with("HTTP/1.1 308"), "{path}: {reply}");
         let location = format!("https://a.test:{port}/a/b?c=d");
         assert!(
-            reply.to_ascii_lowercase().contains(&format!("location: {location}\r\n")),
+            reply
+                .to_ascii_lowercase()
+                .contains(&format!("location: {location}\r\n")),
             "{path}: {reply}"
         );
     }
     // ACME challenges are served as before, on both paths.
-    let challenge = "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    let challenge =
+        "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
     let reply = raw_exchange(t.h.addr(), challenge.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "lean: {reply}");
     let challenge = "POST /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\
@@ -213,7 +221,11 @@ async fn plain_http_to_a_tls_service_gets_308_to_https_but_acme_challenges() {
     let reply = raw_exchange(t.h.addr(), challenge.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "hyper: {reply}");
     // A service without TLS is served over plain HTTP.
-    let reply = raw_exchange(t.h.addr(), b"GET / HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n").await;
+    let reply = raw_exchange(
+        t.h.addr(),
+        b"GET / HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "plain: {reply}");
 }
 
@@ -224,7 +236,11 @@ async fn with_redirect_off_plain_http_is_served() {
         ..ProxyOptions::default()
     };
     let t = Tls::start(opts).await;
-    let reply = raw_exchange(t.h.addr(), b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
+    let reply = raw_exchange(
+        t.h.addr(),
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
 
@@ -294,7 +310,11 @@ async fn a_hand_over_moves_the_tls_listener_and_closes_tls_connections_after_the
         .await
         .expect("bind on the inherited sockets");
     let new = Harness { proxy, shutdown };
-    assert_eq!(new.proxy.tls_addr(), Some(old.tls_addr()), "the same TLS listener");
+    assert_eq!(
+        new.proxy.tls_addr(),
+        Some(old.tls_addr()),
+        "the same TLS listener"
+    );
     old.install(&new).await;
     new.proxy.start_accepting();
     let (give, mut take) = tokio::sync::mpsc::unbounded_channel::<HandedConn>();
@@ -309,9 +329,13 @@ async fn a_hand_over_moves_the_tls_listener_and_closes_tls_connections_after_the
     let (reply, conn) = slow.await.unwrap();
     let reply = reply.expect("the request in progress finishes");
     assert_eq!((reply.status, reply.body.as_str()), (200, "a"));
-    let close = reply.headers.get("connection").map(|v| v.to_str().unwrap().to_string());
+    let close = reply
+        .headers
+        .get("connection")
+        .map(|v| v.to_str().unwrap().to_string());
     assert_eq!(close.as_deref(), Some("close"), "{:?}", reply.headers);
-    let closed = crate::support::eventually(Duration::from_secs(10), async || conn.is_closed()).await;
+    let closed =
+        crate::support::eventually(Duration::from_secs(10), async || conn.is_closed()).await;
     assert!(closed, "the TLS connection closed after its response");
 
     // A new TLS connection: the successor's, with the same certificate.

@@ -97,7 +97,10 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
         }));
     }
 
-    for (i, version) in ["2.0.0", "1.0.0", "2.0.0", "1.0.0", "2.0.0"].iter().enumerate() {
+    for (i, version) in ["2.0.0", "1.0.0", "2.0.0", "1.0.0", "2.0.0"]
+        .iter()
+        .enumerate()
+    {
         let result = d.deploy(&spec, version).await;
         result.assert_live();
         eprintln!("deploy {i}: {version} live");
@@ -119,9 +122,17 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     assert!(ok > 100, "the load ran: {ok}");
 
     // The version the rollback made live answers over TLS.
-    let tls = ca.connect(tls_addr, "web.test", &[b"http/1.1"]).await.unwrap();
+    let tls = ca
+        .connect(tls_addr, "web.test", &[b"http/1.1"])
+        .await
+        .unwrap();
     let mut conn = Conn::over(tls).await.unwrap();
     let reply = conn.get("web.test", "/").await.unwrap();
-    assert_eq!(version_of(&reply.body).as_deref(), Some("1.0.0"), "{}", reply.body);
+    assert_eq!(
+        version_of(&reply.body).as_deref(),
+        Some("1.0.0"),
+        "{}",
+        reply.body
+    );
     d.stop().await;
 }

@@ -193,7 +193,8 @@ impl Proxy {
         let acceptor = match &tls_bound {
             Some(bound) => Some((
                 bound.addr,
-                tls::acceptor(Arc::clone(&resolver)).map_err(|error| RouteError::Tls(error.to_string()))?,
+                tls::acceptor(Arc::clone(&resolver))
+                    .map_err(|error| RouteError::Tls(error.to_string()))?,
             )),
             None => None,
         };
@@ -322,7 +323,11 @@ impl Proxy {
         match (&spec.tls, &self.tls) {
             (Some(cert), Some((addr, _))) => {
                 service.cert.store(Some(Arc::clone(&cert.key)));
-                let port = if self.opts.tls_redirect { addr.port() } else { 0 };
+                let port = if self.opts.tls_redirect {
+                    addr.port()
+                } else {
+                    0
+                };
                 service.redirect_port.store(port, Ordering::Relaxed);
             }
             (None, _) | (Some(_), None) => {

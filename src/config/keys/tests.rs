@@ -130,6 +130,9 @@ fn acme_keys_say_acme_is_not_available_yet() {
         &format!("{WEB}tls = {{ cert = \"c.pem\", kye = \"k.pem\" }}\n"),
         3,
         25,
-        &["unknown key \"kye\" in services.web.tls", "did you mean \"key\""],
+        &[
+            "unknown key \"kye\" in services.web.tls",
+            "did you mean \"key\"",
+        ],
     );
 }

@@ -52,7 +52,9 @@ fn a_tls_service_with_its_own_files_loads() {
 #[test]
 fn acme_is_refused_with_a_clear_word() {
     assert_err(
-        &format!("{TLS_PROXY}[services.web]\ncommand = [\"x\"]\nhosts = [\"a.example\"]\ntls = \"acme\"\n"),
+        &format!(
+            "{TLS_PROXY}[services.web]\ncommand = [\"x\"]\nhosts = [\"a.example\"]\ntls = \"acme\"\n"
+        ),
         6,
         7,
         &[
@@ -80,7 +82,10 @@ fn tls_needs_hosts_the_listener_and_the_builtin_router() {
         &["services.web.tls needs the TLS listener", "[proxy.tls]"],
     );
     assert_err(
-        &format!("[proxy]\nrouter = \"nginx\"\n{}", service("[\"example.com\"]", &cert, &key)),
+        &format!(
+            "[proxy]\nrouter = \"nginx\"\n{}",
+            service("[\"example.com\"]", &cert, &key)
+        ),
         6,
         7,
         &["the nginx router does not serve TLS yet"],
@@ -118,13 +123,19 @@ fn unreadable_mismatched_or_foreign_certificates_are_refused() {
     // line 6: tls = { cert = "...", key = "..." }; cert's value at column 16.
     let key_col = 16 + cert.len() + 2 + 8;
     assert_err(
-        &format!("{TLS_PROXY}{}", service("[\"example.com\"]", &missing, &key)),
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"example.com\"]", &missing, &key)
+        ),
         6,
         16,
         &["cannot read", "missing.pem"],
     );
     assert_err(
-        &format!("{TLS_PROXY}{}", service("[\"example.com\"]", &cert, &other_key)),
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"example.com\"]", &cert, &other_key)
+        ),
         6,
         key_col,
         &["does not match the certificate"],
@@ -157,7 +168,10 @@ fn hosts_of_a_tls_service_are_names() {
         &["host \"10.0.0.1\" is an IP address"],
     );
     assert_err(
-        &format!("{TLS_PROXY}{}", service("[\"bad_host.example\"]", &cert, &key)),
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"bad_host.example\"]", &cert, &key)
+        ),
         5,
         10,
         &["invalid host \"bad_host.example\""],

@@ -25,8 +25,8 @@ use crate::Proxy;
 use crate::client::{
     ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop, Stopping,
 };
-use crate::pool::inflight::InFlight;
 use crate::error::ProxyError;
+use crate::pool::inflight::InFlight;
 use crate::routes::{ListenerKind, https};
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).

@@ -41,7 +41,10 @@ mod tests {
         let at = |host: &str, port, target: &str| {
             String::from_utf8(location(host.as_bytes(), port, target.as_bytes())).unwrap()
         };
-        assert_eq!(at("example.com", 443, "/a?b=c"), "https://example.com/a?b=c");
+        assert_eq!(
+            at("example.com", 443, "/a?b=c"),
+            "https://example.com/a?b=c"
+        );
         assert_eq!(at("example.com:80", 8443, "/"), "https://example.com:8443/");
         assert_eq!(at("example.com", 443, "*"), "https://example.com/");
     }

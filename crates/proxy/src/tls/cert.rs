@@ -34,10 +34,7 @@ pub enum CertError {
     #[error("the key in {key} does not match the certificate in {cert}")]
     Mismatch { cert: PathBuf, key: PathBuf },
     #[error("the certificate in {path} cannot be parsed: {cause}")]
-    Parse {
-        path: PathBuf,
-        cause: webpki::Error,
-    },
+    Parse { path: PathBuf, cause: webpki::Error },
     #[error("the certificate in {path} does not cover host {host:?}")]
     NotCovered { path: PathBuf, host: String },
 }
@@ -80,14 +77,13 @@ impl ServiceCert {
             cause,
         })?;
         let provider = super::provider();
-        let signing =
-            provider
-                .key_provider
-                .load_private_key(der)
-                .map_err(|cause| CertError::BadKey {
-                    path: key.to_path_buf(),
-                    cause,
-                })?;
+        let signing = provider
+            .key_provider
+            .load_private_key(der)
+            .map_err(|cause| CertError::BadKey {
+                path: key.to_path_buf(),
+                cause,
+            })?;
         let certified = CertifiedKey::new(chain, signing);
         match certified.keys_match() {
             Ok(()) => {}
