@@ -9,27 +9,23 @@
 //! the handshake: there is no default certificate, so one service's names
 //! never leak to a client asking for another.
 //!
-//! A TLS connection is served by hyper's path (`crate::hyper`): HTTP/2 when
-//! ALPN picked `h2`, HTTP/1.1 otherwise. The lean path reads plain sockets
-//! only. `cert` reads and checks the user's PEM files.
+//! A TLS connection is served by hyper's path (`crate::hyper`, from
+//! `listener::serve_tls`): HTTP/2 when ALPN picked `h2`, HTTP/1.1 otherwise.
+//! The lean path reads plain sockets only. `cert` reads and checks the
+//! user's PEM files.
 
 mod cert;
 
 pub use cert::{CertError, ServiceCert};
 
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, Weak};
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, crypto::CryptoProvider};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 use crate::Proxy;
-use crate::client::{ClientAddr, ClientIo, ClientStream, Gauge, Stop};
-use crate::routes::ListenerKind;
 
 /// The one crypto provider teal uses: ring, which builds without aws-lc's
 /// C and CMake toolchain. rustls 0.23.48 deprecated it for lacking the
@@ -79,51 +75,4 @@ pub(crate) fn acceptor(resolver: Arc<BySni>) -> Result<TlsAcceptor, rustls::Erro
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves one connection accepted on the TLS listener: the handshake, within
-/// the header read timeout (a client that sends nothing, or too slowly, is
-/// closed then), then hyper's HTTP/2 or HTTP/1.1 until it closes. A TLS
-/// connection never moves to a successor: during a hand-over it finishes its
-/// requests and closes.
-pub(crate) async fn serve(
-    proxy: Arc<Proxy>,
-    acceptor: TlsAcceptor,
-    stream: TcpStream,
-    client: IpAddr,
-    stop: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let _open = Gauge::enter(&proxy.conns.open);
-    let handshake = tokio::select! {
-        done = tokio::time::timeout(proxy.opts.header_read_timeout, acceptor.accept(stream)) => done,
-        _ = stop.cancelled() => return,
-    };
-    let tls = match handshake {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, %client, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%client, "TLS handshake timed out");
-            return;
-        }
-    };
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let io = ClientIo::over(
-        bytes::Bytes::new(),
-        ClientStream::Tls(Box::new(tls)),
-        proxy.opts.send_timeout,
-    );
-    let addr = ClientAddr::over_tls(client);
-    let stop = Stop {
-        token: &stop,
-        handing_over: &proxy.handing_over,
-    };
-    if h2 {
-        crate::hyper::serve_h2(Arc::clone(&proxy), addr, ListenerKind::Tls, io, stop).await;
-    } else {
-        crate::hyper::serve_http1(Arc::clone(&proxy), addr, ListenerKind::Tls, io, stop).await;
-    }
 }
