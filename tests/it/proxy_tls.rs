@@ -165,7 +165,7 @@ async fn http1_over_tls_keeps_alive_and_the_app_sees_https() {
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let mut conn = Conn::over(tls).await.unwrap();
     // Several requests on one connection, with a pause long enough for the
-    // connection to park between them (PARK_CHECK is 1 s).
+    // connection to park between them.
     for round in 0..3 {
         let reply = conn.get("b.test", "/headers").await.unwrap();
         assert_eq!(reply.status, 200, "round {round}");
@@ -173,7 +173,12 @@ async fn http1_over_tls_keeps_alive_and_the_app_sees_https() {
         assert!(body.contains("x-forwarded-proto: https"), "{body}");
         assert!(!conn.is_closed(), "round {round}: kept alive");
         if round == 1 {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            // Idle: the connection parks (hyper's buffers dropped), TLS and all.
+            let parked = crate::support::eventually(Duration::from_secs(10), async || {
+                t.h.proxy.client_connections().parked == 1
+            })
+            .await;
+            assert!(parked, "the idle TLS connection parked");
         }
     }
     assert_eq!(
