@@ -283,8 +283,9 @@ async fn a_silent_tls_client_is_closed_at_the_header_timeout() {
 /// A hand-over (`teal serve --upgrade`): the TLS listening socket goes to
 /// the successor with the others, and a TLS connection, which cannot move
 /// (its session keys live in the old process), finishes its request in
-/// progress with `Connection: close` and closes; the client's next
-/// connection is the successor's. nginx's binary upgrade hands over the
+/// progress with `Connection: close` and closes; an idle one serves its next
+/// request the same way (closing it at the hand-over would lose a request
+/// sent at that instant); the client's next connection is the successor's. nginx's binary upgrade hands over the
 /// listening sockets only, and its old workers close keep-alive connections
 /// the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,6 +302,14 @@ async fn a_hand_over_moves_the_tls_listener_and_closes_tls_connections_after_the
         let reply = conn.get("a.test", "/slow?ms=1500").await;
         (reply, conn)
     });
+    // And an idle keep-alive one.
+    let tls = old
+        .ca
+        .connect(old.tls_addr(), "b.test", &[b"http/1.1"])
+        .await
+        .unwrap();
+    let mut idle = Conn::over(tls).await.unwrap();
+    assert_eq!(idle.get("b.test", "/").await.unwrap().status, 200);
     let started = crate::support::eventually(Duration::from_secs(10), async || {
         old.h.proxy.stats("a", Slot::Blue).in_flight > 0
     })
@@ -346,6 +355,20 @@ async fn a_hand_over_moves_the_tls_listener_and_closes_tls_connections_after_the
     let closed =
         crate::support::eventually(Duration::from_secs(10), async || conn.is_closed()).await;
     assert!(closed, "the TLS connection closed after its response");
+    // The idle one serves its next request here, then closes.
+    let reply = idle
+        .get("b.test", "/")
+        .await
+        .expect("the idle connection's next request");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "b"));
+    let close = reply
+        .headers
+        .get("connection")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(close.as_deref(), Some("close"), "{:?}", reply.headers);
+    let closed =
+        crate::support::eventually(Duration::from_secs(10), async || idle.is_closed()).await;
+    assert!(closed, "the idle TLS connection closed after its response");
 
     // A new TLS connection: the successor's, with the same certificate.
     let tls = old
