@@ -15,10 +15,11 @@
 //!   (nothing is said to the client; no `Connection: close`). A request head
 //!   half read is read and served here first. h2c connections end gracefully
 //!   (GOAWAY) and websockets stay until they close or the owner's deadline.
-//!   TLS connections cannot move (their session keys live here): they end as
-//!   on shutdown (HTTP/1.1 `Connection: close` on the response in progress,
-//!   idle ones closed; h2 GOAWAY). The TLS listening socket moves like the
-//!   others (`ListenerName::Tls`).
+//!   TLS connections cannot move (their session keys live here): an HTTP/1.1
+//!   one is served here for one more response, which says `Connection:
+//!   close` (the one in progress, or an idle connection's next; an idle one
+//!   that gets none closes at the idle timeout), and h2 gets GOAWAY. The TLS
+//!   listening socket moves like the others (`ListenerName::Tls`).
 //! - [`Proxy::serve_handed`] serves a connection handed over, as if accepted.
 //!
 //! How sockets travel between processes (SCM_RIGHTS) is the owner's business.

@@ -7,7 +7,7 @@
 //! and hyper's path (`crate::hyper`) serves it for the rest of its life.
 //! A connection belongs to a [`ListenerKind`]: the production listener
 //! routes by Host, a preview listener serves one service's preview pool. The
-//! TLS listener's connections are served by [`serve_tls`] instead: the
+//! TLS listener's connections are served by `serve_tls` instead: the
 //! handshake (settings and certificates from `crate::tls`), then hyper's path.
 
 use std::io;
@@ -306,8 +306,8 @@ impl Proxy {
 /// Serves one connection accepted on the TLS listener: the handshake, within
 /// the header read timeout (a client that sends nothing, or too slowly, is
 /// closed then), then hyper's HTTP/2 or HTTP/1.1 until it closes. A TLS
-/// connection never moves to a successor: during a hand-over it finishes its
-/// requests and closes.
+/// connection never moves to a successor: during a hand-over it serves one
+/// more response and closes (`hyper::serve_http1`, GOAWAY for h2).
 async fn serve_tls(
     proxy: Arc<Proxy>,
     acceptor: TlsAcceptor,
@@ -317,9 +317,18 @@ async fn serve_tls(
 ) {
     let _ = stream.set_nodelay(true);
     let _open = Gauge::enter(&proxy.conns.open);
+    let handshake = tokio::time::timeout(proxy.opts.header_read_timeout, acceptor.accept(stream));
+    tokio::pin!(handshake);
     let handshake = tokio::select! {
-        done = tokio::time::timeout(proxy.opts.header_read_timeout, acceptor.accept(stream)) => done,
-        _ = stop.cancelled() => return,
+        done = &mut handshake => done,
+        _ = stop.cancelled() => {
+            if !proxy.handing_over.load(Ordering::Acquire) {
+                return;
+            }
+            // A hand-over: the client is finishing its handshake to send a
+            // request; serve that one here (it cannot move).
+            handshake.await
+        }
     };
     let tls = match handshake {
         Ok(Ok(tls)) => tls,
