@@ -2,7 +2,8 @@
 //! with its own certificate files is served on the TLS listener, plain HTTP
 //! for it is redirected, and keep-alive and new-connection TLS clients see
 //! no failed request and no closed connection across deploys and a rollback
-//! (the certificate stays installed with every change of routes).
+//! (the certificate stays installed with every change of routes); across
+//! `teal serve --upgrade` the TLS listener moves to the new daemon.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -135,4 +136,93 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
         reply.body
     );
     d.stop().await;
+}
+
+/// `teal serve --upgrade` with the real binary and a TLS service: the new
+/// daemon takes the TLS listening socket too and serves the same
+/// certificate on the same address, and a TLS client opening a connection
+/// per request across the upgrade sees no failure (a handshake in progress
+/// at the hand-over is completed and served by the old daemon).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_hands_the_tls_listener_over() {
+    use crate::support::served::{Served, demo_web_toml, logs, teal_ok, terminated, upgraded};
+    use crate::support::tls::served_cert;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Arc::new(TestCa::new());
+    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
+    let tls_addr = unused_addr();
+    let service = demo_web_toml("127.0.0.1:0").replace(
+        "version = \"1.0.0\"\n",
+        &format!(
+            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+            leaf.files.cert, leaf.files.key
+        ),
+    );
+    let text = format!(
+        "state_dir = \"state\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n{service}"
+    );
+    std::fs::write(dir.path().join("teal.toml"), text).unwrap();
+    let daemon = Served::start(dir.path()).await;
+    teal_ok(dir.path(), &["deploy", "web"]).await;
+
+    let tls = ca
+        .connect(tls_addr, "web.test", &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert!(served_cert(&tls) == leaf.der);
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    drop(conn);
+
+    let counts = Arc::new(Counts::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let client = {
+        let (ca, counts, stop) = (Arc::clone(&ca), Arc::clone(&counts), Arc::clone(&stop));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let reply = async {
+                    let tls = ca
+                        .connect(tls_addr, "web.test", &[b"http/1.1"])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Conn::over(tls).await?.get("web.test", "/").await
+                }
+                .await;
+                match reply {
+                    Ok(reply) if reply.status == 200 => {
+                        counts.ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        eprintln!("request failed: {:?}", other.map(|r| (r.status, r.body)));
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let daemon = upgraded(dir.path(), daemon).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    client.await.unwrap();
+    let (ok, failed) = (
+        counts.ok.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+    );
+    eprintln!("TLS across the upgrade: {ok} ok, {failed} failed");
+    assert_eq!(failed, 0, "no failed request\n{}", logs(dir.path()));
+    assert!(ok > 10, "the client ran: {ok}");
+
+    // The new daemon serves TLS on the same address, same certificate.
+    let tls = ca
+        .connect(tls_addr, "web.test", &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert!(served_cert(&tls) == leaf.der);
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    drop(conn);
+    terminated(daemon).await;
 }
