@@ -570,6 +570,10 @@ async fn bind_router(
                     Underscores::Refuse => UnderscoreHeaders::Refuse,
                 };
             }
+            if let Some(tls) = &config.proxy.tls {
+                opts.tls_listen = Some(tls.listen);
+                opts.tls_redirect = tls.redirect;
+            }
             let token = shutdown.child_token();
             let listen = config.proxy.listen;
             let proxy = match inherited {

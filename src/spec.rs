@@ -37,6 +37,27 @@ pub struct ServiceSpec {
     /// Post-switch verification (`[services.NAME.verify]`); None: no window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifySpec>,
+    /// Its certificate on the TLS listener (`tls = { cert, key }`); None:
+    /// plain HTTP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+}
+
+/// A service's own certificate files (absolute once resolved): a PEM chain,
+/// the leaf first, and its PEM private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[proxy.tls]`: the builtin proxy's TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsListenSpec {
+    pub listen: SocketAddr,
+    /// Plain-HTTP requests for a TLS service get 308 to https (but ACME
+    /// challenges).
+    pub redirect: bool,
 }
 
 /// How instances are run. Each variant is served by one `runtime::Runtime`.
@@ -208,6 +229,9 @@ pub struct ProxySpec {
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,
+    /// `[proxy.tls]`: the TLS listener (builtin router only); None: no TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsListenSpec>,
 }
 
 /// `[proxy] underscores_in_headers`: what the builtin proxy does with request

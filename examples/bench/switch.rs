@@ -138,6 +138,7 @@ fn spec() -> ServiceSpec {
         drain: DrainSpec::default(),
         hooks: Default::default(),
         verify: None,
+        tls: None,
     }
 }
 

@@ -17,6 +17,8 @@ pub(super) struct ServiceSite {
     /// Lowercased hosts with the spans of their values.
     pub hosts: Vec<(String, Range<usize>)>,
     pub preview: Option<(SocketAddr, Range<usize>)>,
+    /// Where its `tls` is, when it has one.
+    pub tls: Option<Range<usize>>,
 }
 
 /// A listener the daemon will bind, named as in the file (e.g. "proxy.listen").
@@ -31,9 +33,10 @@ pub(super) struct Listener {
     pub span: Option<Range<usize>>,
 }
 
-pub(super) fn check(
+/// `others` are the optional listeners besides production (admin, TLS).
+pub(super) fn check<const N: usize>(
     listen: &Listener,
-    admin: Option<&Listener>,
+    others: [&Option<Listener>; N],
     sites: &[ServiceSite],
 ) -> Result<(), Invalid> {
     default_service(sites)?;
@@ -51,7 +54,8 @@ pub(super) fn check(
             })
         })
         .collect();
-    for listener in admin.into_iter().chain(&previews) {
+    let others = others.into_iter().filter_map(Option::as_ref);
+    for listener in others.chain(&previews) {
         for other in &bound {
             if let Some(message) = clash(listener, other) {
                 return Err(Invalid {

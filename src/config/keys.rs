@@ -12,9 +12,12 @@ use toml::de::DeTable;
 
 use super::raw::{
     RawConfig, RawDrain, RawHealth, RawHookTable, RawHooks, RawHost, RawLimits, RawNginx, RawProxy,
-    RawService, RawSsh, RawVerify,
+    RawProxyTls, RawService, RawSsh, RawTlsFiles, RawVerify,
 };
 use crate::spec::HookPoint;
+
+/// What a config asking for ACME is told.
+pub(super) const NO_ACME: &str = "automatic certificates (ACME) are not available yet; give each TLS service its own files: tls = { cert = \"fullchain.pem\", key = \"key.pem\" }";
 
 /// One key that no section accepts.
 #[derive(Debug)]
@@ -31,6 +34,9 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
         check(proxy, fields_of::<RawProxy>(), "[proxy]", &mut found);
         if let Some(nginx) = sub_table(proxy, "nginx") {
             check(nginx, fields_of::<RawNginx>(), "[proxy.nginx]", &mut found);
+        }
+        if let Some(tls) = sub_table(proxy, "tls") {
+            check(tls, fields_of::<RawProxyTls>(), "[proxy.tls]", &mut found);
         }
     }
     for (name, service) in sub_table(root, "services").into_iter().flatten() {
@@ -66,6 +72,10 @@ pub(super) fn first_unknown_key(root: &DeTable<'_>) -> Option<UnknownKey> {
         if let Some(verify) = sub_table(service, "verify") {
             let fields = fields_of::<RawVerify>();
             check(verify, fields, &format!("[{section}.verify]"), &mut found);
+        }
+        if let Some(tls) = sub_table(service, "tls") {
+            let fields = fields_of::<RawTlsFiles>();
+            check(tls, fields, &format!("{section}.tls"), &mut found);
         }
         if let Some(limits) = sub_table(service, "limits") {
             let fields = fields_of::<RawLimits>();
@@ -105,6 +115,17 @@ fn check(table: &DeTable<'_>, known: &[&str], section: &str, found: &mut Vec<Unk
             continue;
         }
         let mut message = format!("unknown key {name:?} in {section}");
+        if name.starts_with("acme") {
+            message.push_str(&format!(
+                "; {NO_ACME}; expected one of: {}",
+                known.join(", ")
+            ));
+            found.push(UnknownKey {
+                span: key.span(),
+                message,
+            });
+            continue;
+        }
         if let Some(close) = closest(name, known) {
             message.push_str(&format!("; did you mean {close:?}?"));
         }

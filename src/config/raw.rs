@@ -42,6 +42,55 @@ pub(super) struct RawProxy {
     pub max_concurrent_streams: Option<Spanned<i64>>,
     pub underscores_in_headers: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
+    /// `[proxy.tls]` (`tls.rs`).
+    pub tls: Option<Spanned<RawProxyTls>>,
+}
+
+/// `[proxy.tls]`: the TLS listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxyTls {
+    pub listen: Option<Spanned<String>>,
+    pub redirect: Option<Spanned<bool>>,
+}
+
+/// A service's `tls`: a word (`"acme"`, not available yet), or a table of
+/// the user's own files.
+#[derive(Debug)]
+pub(super) enum RawTls {
+    Word(String),
+    Files(RawTlsFiles),
+}
+
+/// `tls = { cert = "fullchain.pem", key = "key.pem" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTlsFiles {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawTls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TlsVisitor;
+        impl<'de> serde::de::Visitor<'de> for TlsVisitor {
+            type Value = RawTls;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table such as { cert = \"fullchain.pem\", key = \"key.pem\" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, word: &str) -> Result<RawTls, E> {
+                Ok(RawTls::Word(word.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawTls, A::Error> {
+                RawTlsFiles::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawTls::Files)
+            }
+        }
+        d.deserialize_any(TlsVisitor)
+    }
 }
 
 /// `[proxy.nginx]`.
@@ -86,6 +135,8 @@ pub(super) struct RawService {
     pub version: Option<Spanned<String>>,
     pub hosts: Option<Vec<Spanned<String>>>,
     pub preview: Option<Spanned<String>>,
+    /// Its certificate on the TLS listener (`tls.rs`).
+    pub tls: Option<Spanned<RawTls>>,
     pub env: Option<BTreeMap<Spanned<String>, String>>,
     pub health: Option<RawHealth>,
     pub drain: Option<RawDrain>,

@@ -14,7 +14,7 @@ use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::{docker, nginx, values};
+use super::{docker, nginx, tls, values};
 use crate::spec::{
     Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec, Underscores,
 };
@@ -91,7 +91,38 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
         addr,
         span: raw_proxy.admin.as_ref().map(Spanned::span),
     });
-    conflicts::check(&listen, admin.as_ref(), &sites)?;
+    let tls_listen = proxy.tls.as_ref().map(|tls| Listener {
+        name: "proxy.tls.listen",
+        what: "proxy.tls.listen".into(),
+        addr: tls.listen,
+        span: raw_proxy
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.get_ref().listen.as_ref())
+            .map(Spanned::span),
+    });
+    conflicts::check(&listen, [&admin, &tls_listen], &sites)?;
+    if let Some(site) = sites.iter().find(|site| site.tls.is_some()) {
+        let span = site.tls.clone();
+        if proxy.router == RouterKind::Nginx {
+            return Err(Invalid {
+                span,
+                message: format!(
+                    "services.{}.tls: the nginx router does not serve TLS yet; use the builtin router (the default)",
+                    site.name
+                ),
+            });
+        }
+        if proxy.tls.is_none() {
+            return Err(Invalid {
+                span,
+                message: format!(
+                    "services.{}.tls needs the TLS listener: add [proxy.tls] with listen = \"0.0.0.0:443\"",
+                    site.name
+                ),
+            });
+        }
+    }
     if proxy.router == RouterKind::Nginx {
         nginx::check_ports(proxy.listen, listen.span.clone(), &sites)?;
         if let Err(reason) = crate::router::nginx::check_path(&state_dir) {
@@ -186,6 +217,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
     let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
     let underscores_in_headers = underscores(raw.underscores_in_headers.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
+    let tls = tls::listener(raw.tls.as_ref(), router)?;
     Ok(ProxySpec {
         listen,
         router,
@@ -200,6 +232,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         max_concurrent_streams,
         underscores_in_headers,
         nginx,
+        tls,
     })
 }
 
@@ -374,6 +407,13 @@ fn service(
         }
         None => None,
     };
+    let tls = match &raw.tls {
+        Some(tls) => {
+            let names: Vec<String> = hosts.iter().map(|(host, _)| host.clone()).collect();
+            Some((tls::service(tls, &names, &section, base)?, tls.span()))
+        }
+        None => None,
+    };
     let mut env = BTreeMap::new();
     for (key, value) in raw.env.unwrap_or_default() {
         values::env_key(&key)?;
@@ -396,12 +436,14 @@ fn service(
             Some(verify) => Some(hooks::verify(verify, &section)?),
             None => None,
         },
+        tls: tls.as_ref().map(|(files, _)| files.clone()),
     };
     let site = ServiceSite {
         name: name.get_ref().clone(),
         name_span: name.span(),
         hosts,
         preview,
+        tls: tls.map(|(_, span)| span),
     };
     Ok((spec, site))
 }

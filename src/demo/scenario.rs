@@ -144,6 +144,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
         hooks: Default::default(),
         // The nginx router cannot watch traffic (see README): no window there.
         verify: (router == RouterKind::Builtin).then_some(VERIFY),
+        tls: None,
     };
     Config {
         path: dir.join("teal.toml"),
@@ -162,6 +163,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             max_concurrent_streams: None,
             underscores_in_headers: None,
             nginx: NginxSpec::default(),
+            tls: None,
         },
         services: BTreeMap::from([(SERVICE.to_string(), service)]),
     }

@@ -9,13 +9,51 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use teal_proxy::{Probe, ProbeFuture, Proxy, RouteError, Service};
+use std::path::Path;
+
+use teal_proxy::{CertError, Probe, ProbeFuture, Proxy, RouteError, Service, ServiceCert};
 
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
 };
 use crate::slot::Slot;
 use crate::spec::{HealthSpec, ServiceSpec};
+
+/// What is wrong with a service's certificate files, as the builtin proxy
+/// would load them: `message` says it, `about_key` tells whether it is the
+/// key file's fault (else the certificate file's).
+#[derive(Debug)]
+pub struct CertProblem {
+    pub message: String,
+    pub about_key: bool,
+}
+
+/// Loads `cert` and `key` as the builtin proxy will serve them and checks
+/// that the certificate covers every one of `hosts`. The config loader asks
+/// here, so that it needs none of the proxy's types.
+pub fn check_cert_files(cert: &Path, key: &Path, hosts: &[String]) -> Result<(), CertProblem> {
+    let loaded = ServiceCert::from_pem_files(cert, key).map_err(|error| {
+        let about_key = match &error {
+            CertError::Read { path, .. } => path == key,
+            CertError::NoKey { .. } | CertError::BadKey { .. } | CertError::Mismatch { .. } => true,
+            _ => false,
+        };
+        CertProblem {
+            message: error.to_string(),
+            about_key,
+        }
+    })?;
+    match loaded.uncovered(hosts) {
+        Some(host) => Err(CertProblem {
+            message: format!(
+                "the certificate in {} does not cover host {host:?}; clients asking for it would refuse the connection",
+                cert.display()
+            ),
+            about_key: false,
+        }),
+        None => Ok(()),
+    }
+}
 
 #[async_trait]
 impl Router for Proxy {
@@ -25,11 +63,24 @@ impl Router for Proxy {
         live: Option<Backend>,
         preview: Option<Backend>,
     ) -> Result<(), RouterError> {
+        // Read again at every change of routes: certificate files renewed
+        // on disk are served from the service's next deploy, promote or
+        // rollback (the config check read them already; this one can only
+        // fail if they changed since).
+        let tls = match &spec.tls {
+            Some(files) => Some(
+                ServiceCert::from_pem_files(&files.cert, &files.key).map_err(|error| {
+                    RouterError::Invalid(format!("service {:?}: {error}", spec.name))
+                })?,
+            ),
+            None => None,
+        };
         let service = Service {
             name: spec.name.clone(),
             hosts: spec.hosts.clone(),
             preview: spec.preview,
             probe: Arc::new(HealthProbe(spec.health.clone())),
+            tls,
         };
         Ok(self.install(&service, live, preview).await?)
     }
@@ -88,6 +139,7 @@ impl From<RouteError> for RouterError {
             RouteError::Bind { addr, cause } => RouterError::Bind { addr, cause },
             RouteError::Conflict(message) => RouterError::Conflict(message),
             RouteError::Closed => RouterError::Other(error.to_string()),
+            RouteError::Tls(message) => RouterError::Invalid(message),
         }
     }
 }

@@ -25,6 +25,7 @@ mod metrics;
 mod migrations;
 mod process_adopt;
 mod process_runtime;
+mod tls_daemon;
 mod verify;
 mod zero_downtime;
 
@@ -36,6 +37,7 @@ mod proxy_handover;
 mod proxy_lean;
 mod proxy_parking;
 mod proxy_stalls;
+mod proxy_tls;
 mod smuggling;
 mod verify_proxy;
 

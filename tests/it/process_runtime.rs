@@ -55,6 +55,7 @@ fn service(name: &str, command: Vec<String>, instances: usize, workdir: &Path) -
         drain: DrainSpec::default(),
         hooks: Default::default(),
         verify: None,
+        tls: None,
     }
 }
 

@@ -32,6 +32,10 @@ pub enum RouteError {
     /// The proxy is shutting down.
     #[error("the proxy is shutting down")]
     Closed,
+    /// The TLS listener cannot be set up, or a service's certificate cannot
+    /// be served.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// An upstream response head the lean path cannot pass on.
@@ -102,12 +106,16 @@ pub(crate) enum ProxyError {
     /// The upstream's response head is not valid HTTP/1.1 (lean path).
     #[error("{0}")]
     BadResponse(BadResponse),
+    /// A plain-HTTP request for a TLS service: 308 to https on this port.
+    #[error("redirected to https")]
+    HttpsRedirect(u16),
 }
 
 impl ProxyError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::HttpsRedirect(_) => StatusCode::PERMANENT_REDIRECT,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest
@@ -131,6 +139,7 @@ impl ProxyError {
     pub(crate) fn body(&self) -> Bytes {
         Bytes::from_static(match self {
             ProxyError::NoRoute => b"no route for this host\n",
+            ProxyError::HttpsRedirect(_) => b"",
             ProxyError::NoBackend => b"no live backend\n",
             ProxyError::Method => b"method not allowed\n",
             ProxyError::BadRequest => b"bad request\n",

@@ -15,6 +15,11 @@
 //!   (nothing is said to the client; no `Connection: close`). A request head
 //!   half read is read and served here first. h2c connections end gracefully
 //!   (GOAWAY) and websockets stay until they close or the owner's deadline.
+//!   TLS connections cannot move (their session keys live here): an HTTP/1.1
+//!   one is served here for one more response, which says `Connection:
+//!   close` (the one in progress, or an idle connection's next; an idle one
+//!   that gets none closes at the idle timeout), and h2 gets GOAWAY. The TLS
+//!   listening socket moves like the others (`ListenerName::Tls`).
 //! - [`Proxy::serve_handed`] serves a connection handed over, as if accepted.
 //!
 //! How sockets travel between processes (SCM_RIGHTS) is the owner's business.
@@ -103,6 +108,11 @@ impl Proxy {
     pub fn serve_handed(self: &Arc<Self>, conn: HandedConn) {
         let kind = match &conn.listener {
             ListenerName::Production => ListenerKind::Production,
+            ListenerName::Tls => {
+                // Never sent: a TLS session cannot move between processes.
+                tracing::warn!("a handed-over connection for the TLS listener: closed");
+                return;
+            }
             ListenerName::Preview(service) => match self.table.load().service(service) {
                 Some(routes) => ListenerKind::Preview(Arc::clone(routes)),
                 None => {

@@ -29,6 +29,8 @@
 //!   pointers that are the atomic switch), what the owner gives
 //!   (`Service`, `Backend`), drain and counters. Installing routes is
 //!   [`Proxy::install`], here: it binds preview listeners too.
+//! - `tls/`: the TLS listener's handshake, certificates chosen by SNI from
+//!   the route table, and the user's certificate files.
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
@@ -47,6 +49,7 @@ mod retry;
 mod routes;
 mod slot;
 mod stall;
+mod tls;
 mod upstream;
 mod workers;
 
@@ -75,6 +78,7 @@ pub use pool::{Probe, ProbeFuture, TrafficStats};
 pub use routes::{Backend, DrainReport, ListenerName, Service};
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
+pub use tls::{CertError, ServiceCert};
 
 use pool::Pool;
 use routes::{ListenerKind, RouteTable, ServiceRoutes, normalize_hosts};
@@ -94,6 +98,8 @@ pub struct EndpointStatus {
 pub struct Proxy {
     /// The production listener's real address.
     listen: SocketAddr,
+    /// The TLS listener's real address, and its handshake settings.
+    tls: Option<(SocketAddr, tokio_rustls::TlsAcceptor)>,
     opts: ProxyOptions,
     /// Host → service. Replaced whole by `set_routes`; requests read it lock-free.
     table: ArcSwap<RouteTable>,
@@ -174,6 +180,24 @@ impl Proxy {
             None => listener::bind(listen, workers.len()).await?,
         };
         let addr = bound.addr;
+        let tls_bound = match opts.tls_listen {
+            Some(tls_listen) => Some(
+                match take_inherited(&mut inherited, &ListenerName::Tls, tls_listen) {
+                    Some(sockets) => listener::Bound::inherited(sockets)?,
+                    None => listener::bind(tls_listen, workers.len()).await?,
+                },
+            ),
+            None => None,
+        };
+        let resolver = tls::BySni::new();
+        let acceptor = match &tls_bound {
+            Some(bound) => Some((
+                bound.addr,
+                tls::acceptor(Arc::clone(&resolver))
+                    .map_err(|error| RouteError::Tls(error.to_string()))?,
+            )),
+            None => None,
+        };
         let upstream = Arc::new(UpstreamCtx {
             lanes: workers.len() + 1,
             connect_timeout: opts.connect_timeout,
@@ -188,6 +212,7 @@ impl Proxy {
         });
         let proxy = Arc::new_cyclic(|me| Proxy {
             listen: addr,
+            tls: acceptor,
             protocols: hyper::Protocols::new(&opts),
             conns: client::ConnCounts::default(),
             opts,
@@ -207,6 +232,11 @@ impl Proxy {
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
+        resolver.serve(&proxy);
+        if let Some(bound) = tls_bound {
+            tracing::info!(addr = %bound.addr, "TLS listening");
+            listener::spawn_accept(&proxy, bound, ListenerKind::Tls);
+        }
         let upstream = Arc::clone(&proxy.upstream);
         proxy.connections.spawn(async move {
             upstream.shutdown.cancelled().await;
@@ -246,6 +276,12 @@ impl Proxy {
         live: Option<Backend>,
         preview: Option<Backend>,
     ) -> Result<(), RouteError> {
+        if spec.tls.is_some() && self.tls.is_none() {
+            return Err(RouteError::Tls(format!(
+                "service {:?} has a certificate but the proxy has no TLS listener",
+                spec.name
+            )));
+        }
         let _writer = self.writer.lock().await;
         let current = self.table.load_full();
         let service = match current.service(&spec.name) {
@@ -281,6 +317,23 @@ impl Proxy {
         let preview = pool(preview);
         for new in live.iter().chain(preview.iter()) {
             new.set_routed(true);
+        }
+        // The certificate and the redirect go with the routes: the table
+        // stored below makes a new service's visible at once.
+        match (&spec.tls, &self.tls) {
+            (Some(cert), Some((addr, _))) => {
+                service.cert.store(Some(Arc::clone(&cert.key)));
+                let port = if self.opts.tls_redirect {
+                    addr.port()
+                } else {
+                    0
+                };
+                service.redirect_port.store(port, Ordering::Relaxed);
+            }
+            (None, _) | (Some(_), None) => {
+                service.cert.store(None);
+                service.redirect_port.store(0, Ordering::Relaxed);
+            }
         }
         let old_live = service.production.swap(live.clone());
         let old_preview = service.preview.swap(preview.clone());
@@ -366,6 +419,11 @@ impl Proxy {
             .service(service)
             .and_then(|service| service.slot_pool(slot));
         pool.map(|pool| pool.endpoint_status()).unwrap_or_default()
+    }
+
+    /// The TLS listener's address, when the proxy has one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The address of `service`'s preview listener, once bound.

@@ -6,7 +6,9 @@
 //! it hands the socket over, with the bytes already read put back in front,
 //! and hyper's path (`crate::hyper`) serves it for the rest of its life.
 //! A connection belongs to a [`ListenerKind`]: the production listener
-//! routes by Host, a preview listener serves one service's preview pool.
+//! routes by Host, a preview listener serves one service's preview pool. The
+//! TLS listener's connections are served by `serve_tls` instead: the
+//! handshake (settings and certificates from `crate::tls`), then hyper's path.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -15,11 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::Proxy;
 use crate::accept::AcceptPause;
-use crate::client::{ClientAddr, Gauge, Handoff, Stop};
+use crate::client::{ClientAddr, ClientIo, ClientStream, Gauge, Handoff, Stop};
 use crate::error::RouteError;
 use crate::routes::{ListenerKind, ListenerName};
 
@@ -220,6 +223,17 @@ async fn accept_loop(proxy: Arc<Proxy>, socket: std::net::TcpListener, kind: Lis
                 }
             }
         };
+        if let (ListenerKind::Tls, Some((_, acceptor))) = (&kind, &proxy.tls) {
+            let task = serve_tls(
+                Arc::clone(&proxy),
+                acceptor.clone(),
+                stream,
+                peer.ip(),
+                stop.clone(),
+            );
+            proxy.connections.spawn(task);
+            continue;
+        }
         let task = serve(
             Arc::clone(&proxy),
             stream,
@@ -286,5 +300,61 @@ impl Proxy {
         if successor.send(conn).is_ok() {
             self.conns.handed_over.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Serves one connection accepted on the TLS listener: the handshake, within
+/// the header read timeout (a client that sends nothing, or too slowly, is
+/// closed then), then hyper's HTTP/2 or HTTP/1.1 until it closes. A TLS
+/// connection never moves to a successor: during a hand-over it serves one
+/// more response and closes (`hyper::serve_http1`, GOAWAY for h2).
+async fn serve_tls(
+    proxy: Arc<Proxy>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    client: IpAddr,
+    stop: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let _open = Gauge::enter(&proxy.conns.open);
+    let handshake = tokio::time::timeout(proxy.opts.header_read_timeout, acceptor.accept(stream));
+    tokio::pin!(handshake);
+    let handshake = tokio::select! {
+        done = &mut handshake => done,
+        _ = stop.cancelled() => {
+            if !proxy.handing_over.load(Ordering::Acquire) {
+                return;
+            }
+            // A hand-over: the client is finishing its handshake to send a
+            // request; serve that one here (it cannot move).
+            handshake.await
+        }
+    };
+    let tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %client, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%client, "TLS handshake timed out");
+            return;
+        }
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = ClientIo::over(
+        bytes::Bytes::new(),
+        ClientStream::Tls(Box::new(tls)),
+        proxy.opts.send_timeout,
+    );
+    let addr = ClientAddr::over_tls(client);
+    let stop = Stop {
+        token: &stop,
+        handing_over: &proxy.handing_over,
+    };
+    if h2 {
+        crate::hyper::serve_h2(Arc::clone(&proxy), addr, ListenerKind::Tls, io, stop).await;
+    } else {
+        crate::hyper::serve_http1(Arc::clone(&proxy), addr, ListenerKind::Tls, io, stop).await;
     }
 }

@@ -41,6 +41,12 @@ pub struct ProxyOptions {
     pub max_concurrent_streams: u32,
     /// What happens to request header lines whose name has an underscore.
     pub underscores_in_headers: UnderscoreHeaders,
+    /// Where the TLS listener binds (none: no TLS). Services give their
+    /// certificates with their routes (`Service::tls`).
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// Plain-HTTP requests for a service with a certificate get 308 to https
+    /// (but ACME challenges, `/.well-known/acme-challenge/`).
+    pub tls_redirect: bool,
 }
 
 impl Default for ProxyOptions {
@@ -58,6 +64,8 @@ impl Default for ProxyOptions {
             workers: default_workers(),
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             underscores_in_headers: UnderscoreHeaders::Drop,
+            tls_listen: None,
+            tls_redirect: true,
         }
     }
 }

@@ -17,12 +17,12 @@ fn unknown_keys_name_the_key_and_section() {
         ],
     );
     assert_err(
-        "[proxy]\nlisten = \"127.0.0.1:1\"\n  tls = true\n",
+        "[proxy]\nlisten = \"127.0.0.1:1\"\n  ssl = true\n",
         3,
         3,
         &[
-            "unknown key \"tls\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, underscores_in_headers, nginx",
+            "unknown key \"ssl\" in [proxy]",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, underscores_in_headers, nginx, tls",
         ],
     );
     assert_err(
@@ -100,13 +100,39 @@ fn unknown_key_lists_match_the_serde_types() {
             "send_timeout",
             "max_concurrent_streams",
             "underscores_in_headers",
-            "nginx"
+            "nginx",
+            "tls"
         ]
     );
+    assert_eq!(fields_of::<RawProxyTls>(), ["listen", "redirect"]);
+    assert_eq!(fields_of::<RawTlsFiles>(), ["cert", "key"]);
     assert_eq!(
         fields_of::<RawHealth>(),
         ["path", "interval", "timeout", "deadline"]
     );
     assert_eq!(fields_of::<RawDrain>(), ["timeout", "keep_previous"]);
-    assert_eq!(fields_of::<RawService>().len(), 20);
+    assert_eq!(fields_of::<RawService>().len(), 21);
+}
+
+#[test]
+fn acme_keys_say_acme_is_not_available_yet() {
+    assert_err(
+        "[proxy.tls]\nlisten = \"127.0.0.1:0\"\nacme_email = \"ops@example.com\"\n",
+        3,
+        1,
+        &[
+            "unknown key \"acme_email\" in [proxy.tls]",
+            "automatic certificates (ACME) are not available yet",
+            "expected one of: listen, redirect",
+        ],
+    );
+    assert_err(
+        &format!("{WEB}tls = {{ cert = \"c.pem\", kye = \"k.pem\" }}\n"),
+        3,
+        25,
+        &[
+            "unknown key \"kye\" in services.web.tls",
+            "did you mean \"key\"",
+        ],
+    );
 }

@@ -10,6 +10,7 @@
 //! - `docker`: the shared test images on the real engine, container helpers;
 //! - `proxy`: the builtin proxy on its own, with real backends and clients;
 //! - `served`: `teal serve` as a real child process, to kill and restart;
+//! - `tls`: a test certificate authority, its leaf files, TLS clients;
 //! - `systemd`: a real `systemd --user` to run teal's units under;
 //! - `ssh_lab`: real sshd "hosts" on loopback for the remote tests;
 //! - `workstation`: a second dockerd playing the deploying workstation;
@@ -27,6 +28,7 @@ pub mod proxy;
 pub mod served;
 pub mod ssh_lab;
 pub mod systemd;
+pub mod tls;
 pub mod workstation;
 pub mod zero_downtime;
 
@@ -85,6 +87,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         },
         hooks: Default::default(),
         verify: None,
+        tls: None,
     }
 }
 
@@ -107,6 +110,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             max_concurrent_streams: None,
             underscores_in_headers: None,
             nginx: Default::default(),
+            tls: None,
         },
         services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
     }

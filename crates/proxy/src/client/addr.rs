@@ -1,5 +1,6 @@
 //! The client's address, with its X-Forwarded-For text formatted once per
-//! connection (both HTTP paths add it to every request they send upstream).
+//! connection (both HTTP paths add it to every request they send upstream),
+//! and whether the connection is TLS (X-Forwarded-Proto).
 
 use std::net::IpAddr;
 
@@ -14,6 +15,8 @@ pub(crate) struct ClientAddr {
     ip: IpAddr,
     text: [u8; MAX_IP_TEXT],
     len: usize,
+    /// The client came over TLS: `X-Forwarded-Proto: https`.
+    tls: bool,
 }
 
 impl ClientAddr {
@@ -41,7 +44,25 @@ impl ClientAddr {
                 usize::try_from(cursor.position()).unwrap_or(0)
             }
         };
-        ClientAddr { ip, text, len }
+        ClientAddr {
+            ip,
+            text,
+            len,
+            tls: false,
+        }
+    }
+
+    /// A client on the TLS listener.
+    pub(crate) fn over_tls(ip: IpAddr) -> ClientAddr {
+        ClientAddr {
+            tls: true,
+            ..ClientAddr::new(ip)
+        }
+    }
+
+    /// The X-Forwarded-Proto value for this client's requests.
+    pub(crate) fn proto(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 
     pub(crate) fn ip(&self) -> IpAddr {

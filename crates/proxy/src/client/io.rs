@@ -4,6 +4,8 @@
 //! reordering a byte. Its writes fail after the send timeout
 //! (`crate::stall`): hyper writes responses through it, so a client
 //! that stops reading is cut, and its upstream connection freed with it.
+//! The socket is plain TCP or TLS over TCP ([`ClientStream`]): hyper's path
+//! serves both the same way, the lean path only plain ones.
 
 use std::io;
 use std::pin::Pin;
@@ -13,20 +15,104 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use crate::stall::StallTimer;
+
+/// A client's socket: plain TCP, or TLS over TCP (the TLS listener's).
+pub(crate) enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// The TCP socket under it.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(stream) => stream,
+            ClientStream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Decrypted bytes already read from the socket and not yet taken: a
+    /// TLS connection with some must not wait for the socket to be readable.
+    pub(crate) fn has_buffered(&mut self) -> bool {
+        match self {
+            ClientStream::Plain(_) => false,
+            ClientStream::Tls(tls) => tls
+                .get_mut()
+                .1
+                .process_new_packets()
+                .map_or(true, |state| state.plaintext_bytes_to_read() > 0),
+        }
+    }
+}
+
+macro_rules! each {
+    ($stream:expr, $s:ident => $body:expr) => {
+        match $stream {
+            ClientStream::Plain($s) => $body,
+            ClientStream::Tls($s) => $body,
+        }
+    };
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        each!(self, s => s.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
 
 /// A client socket, with bytes already read from it (by hyper, before a park or
 /// an upgrade) put back in front.
 pub(crate) struct ClientIo {
     prefix: Bytes,
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: ClientStream,
     /// A client that takes none of a write for the send timeout is cut.
     timer: StallTimer,
 }
 
 impl ClientIo {
     pub(crate) fn new(prefix: Bytes, stream: TcpStream, send_timeout: Duration) -> ClientIo {
+        ClientIo::over(prefix, ClientStream::Plain(stream), send_timeout)
+    }
+
+    /// A TLS connection, or any [`ClientStream`].
+    pub(crate) fn over(prefix: Bytes, stream: ClientStream, send_timeout: Duration) -> ClientIo {
         ClientIo {
             prefix,
             stream,

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use addr::ClientAddr;
-pub(crate) use io::ClientIo;
+pub(crate) use io::{ClientIo, ClientStream};
 
 /// How often an idle connection checks whether it should park: on either path
 /// it drops its buffers after one to two periods without a request.

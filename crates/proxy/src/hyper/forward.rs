@@ -37,7 +37,7 @@ use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
 use crate::retry::{self, Attempt, Failure};
-use crate::routes::{ListenerKind, request_host};
+use crate::routes::{ListenerKind, https, request_host};
 use crate::stall;
 use crate::upstream::UpstreamCtx;
 use crate::upstream::body::{ClientFault, UpstreamBody};
@@ -60,7 +60,17 @@ impl Proxy {
         let (head, body) = req.into_parts();
         let read = UpstreamBody::read(body, self.opts.body_buffer, self.opts.body_timeout).await;
         let req = Request::from_parts(head, ());
-        let pool = self.pool_for(listener, || request_host(&req));
+        let mut pool = self.pool_for(listener, || request_host(&req));
+        if let Err(ProxyError::HttpsRedirect(port)) = pool {
+            // A TLS service's: to https, but for ACME challenges.
+            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            if https::is_acme_challenge(target.as_bytes()) {
+                pool = self.pool_for(&ListenerKind::Tls, || request_host(&req));
+            } else {
+                let host = request_host(&req).unwrap_or_default();
+                return redirect(&https::location(host.as_bytes(), port, target.as_bytes()));
+            }
+        }
         match (pool, read) {
             (Ok(pool), Ok((body, fault))) => {
                 forward(pool, req.map(|()| body), fault, client, upgrade).await
@@ -127,6 +137,19 @@ async fn refuse(guard: InFlight, error: &ProxyError, version: Version) -> Respon
     // this response instead of waiting for the stalled body.
     tokio::task::yield_now().await;
     response
+}
+
+/// A 308 to `location` (a TLS service's plain request).
+fn redirect(location: &[u8]) -> Response<ProxyBody> {
+    let mut response = local(&ProxyError::HttpsRedirect(0));
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    match HeaderValue::from_bytes(location) {
+        Ok(location) => {
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        Err(_) => local(&ProxyError::BadRequest),
+    }
 }
 
 /// A response written by the proxy itself.

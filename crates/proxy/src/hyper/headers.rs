@@ -140,7 +140,7 @@ pub(crate) fn to_upstream(
     append_forwarded_for(&mut parts.headers, client, forwarded);
     parts
         .headers
-        .insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        .insert(&X_FORWARDED_PROTO, HeaderValue::from_static(client.proto()));
     if let Some(host) = host {
         parts.headers.insert(&X_FORWARDED_HOST, host.clone());
         // A single Host header that already says it (and that no Connection

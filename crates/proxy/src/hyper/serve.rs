@@ -31,7 +31,9 @@ use tokio::time::Instant;
 
 use super::body::{BodyError, ProxyBody};
 use super::h2::{self, Cancels};
-use crate::client::{ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop};
+use crate::client::{
+    ClientAddr, ClientIo, ClientStream, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop,
+};
 use crate::routes::ListenerKind;
 use crate::{Proxy, ProxyOptions};
 
@@ -73,6 +75,9 @@ struct ConnCtx {
     /// RST_STREAM), for the rapid-reset limit.
     cancels: Cancels,
     upgrade: UpgradeSlot,
+    /// An HTTP/1.1 connection over TLS: it cannot move to a successor, so
+    /// during a hand-over each response says `Connection: close`.
+    close_on_handover: bool,
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ConnBody>, Infallible>> + Send>>;
@@ -93,17 +98,32 @@ fn service(
         let active = Active::enter(&ctx);
         Box::pin(async move {
             let ctx = &active.ctx;
-            let response = ctx
+            let mut response = ctx
                 .proxy
                 .handle(req, &ctx.client, &ctx.listener, &ctx.upgrade)
                 .await;
+            if ctx.close_on_handover
+                && ctx.proxy.handing_over.load(Ordering::Acquire)
+                && response.status() != http::StatusCode::SWITCHING_PROTOCOLS
+            {
+                // hyper closes the connection once this response is written.
+                let close = http::HeaderValue::from_static("close");
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, close);
+            }
             Ok(response.map(|body| ConnBody { body, active }))
         })
     })
 }
 
 impl ConnCtx {
-    fn new(proxy: Arc<Proxy>, client: ClientAddr, listener: ListenerKind) -> Arc<ConnCtx> {
+    fn new(
+        proxy: Arc<Proxy>,
+        client: ClientAddr,
+        listener: ListenerKind,
+        close_on_handover: bool,
+    ) -> Arc<ConnCtx> {
         let cancels = Cancels::new(&proxy.opts);
         Arc::new(ConnCtx {
             proxy,
@@ -113,6 +133,7 @@ impl ConnCtx {
             active: AtomicUsize::new(0),
             cancels,
             upgrade: Mutex::new(None),
+            close_on_handover,
         })
     }
 }
@@ -121,6 +142,10 @@ impl ConnCtx {
 /// between while the client is idle. During a hand-over the connection parks
 /// as soon as no response is in progress, and its socket goes to the
 /// successor (`Handoff::Successor`) unless a request had begun to arrive.
+/// A TLS connection cannot move (its session keys live in this process):
+/// during a hand-over it is served here as before, parked when idle, and
+/// each response says `Connection: close`, so it ends after its next
+/// response, or at the idle timeout.
 pub(crate) async fn serve_http1(
     proxy: Arc<Proxy>,
     client: ClientAddr,
@@ -128,10 +153,14 @@ pub(crate) async fn serve_http1(
     mut io: ClientIo,
     stop: Stop<'_>,
 ) -> Handoff {
-    let ctx = &ConnCtx::new(proxy, client, listener);
+    let tls = matches!(io.stream, ClientStream::Tls(_));
+    let ctx = &ConnCtx::new(proxy, client, listener, tls);
     let header_timeout = ctx.proxy.opts.header_read_timeout;
     // When the client was last seen starting a request (to within a check).
     let mut last_request = Instant::now();
+    // A TLS connection during a hand-over: it stays, and pays the stop no
+    // more attention (`close_on_handover` ends it).
+    let stays = |stop: &Stop<'_>| tls && stop.handing_over();
     loop {
         let mut conn = Box::new(
             ctx.proxy
@@ -143,7 +172,7 @@ pub(crate) async fn serve_http1(
         let mut check = tokio::time::interval_at(Instant::now() + PARK_CHECK, PARK_CHECK);
         let mut parking = false;
         let mut closing = false;
-        let mut handing = stop.handing_over();
+        let mut handing = !tls && stop.handing_over();
         let ended = loop {
             tokio::select! {
                 biased;
@@ -162,12 +191,15 @@ pub(crate) async fn serve_http1(
                         Pin::new(&mut *conn).graceful_shutdown();
                     }
                 }
-                _ = stop.token.cancelled(), if !closing && !handing => {
+                _ = stop.token.cancelled(), if !closing && !handing && !stays(&stop) => {
                     if stop.handing_over() {
-                        handing = true;
-                        if ctx.active.load(Ordering::Relaxed) == 0 {
-                            parking = true;
-                            Pin::new(&mut *conn).graceful_shutdown();
+                        // A TLS connection stays (`stays`); a plain one moves.
+                        if !tls {
+                            handing = true;
+                            if ctx.active.load(Ordering::Relaxed) == 0 {
+                                parking = true;
+                                Pin::new(&mut *conn).graceful_shutdown();
+                            }
                         }
                     } else {
                         closing = true;
@@ -197,24 +229,37 @@ pub(crate) async fn serve_http1(
             // The client closed, asked to close, or the proxy is stopping.
             return Handoff::Closed;
         }
-        if io.has_prefix() {
+        if io.has_prefix() || io.stream.has_buffered() {
             // A request had begun to arrive: serve it at once, no parking.
             continue;
         }
-        if stop.handing_over() {
-            return Handoff::Successor(io.stream);
+        if stop.handing_over() && !tls {
+            return to_successor(io.stream);
         }
         let _parked = Gauge::enter(&ctx.proxy.conns.parked);
         tokio::select! {
-            ready = io.stream.readable() => if ready.is_err() { return Handoff::Closed },
+            ready = io.stream.tcp().readable() => if ready.is_err() { return Handoff::Closed },
             _ = tokio::time::sleep_until(last_request + header_timeout) => return Handoff::Closed,
-            _ = stop.token.cancelled() => {
+            _ = stop.token.cancelled(), if !stays(&stop) => {
                 if !stop.handing_over() {
                     return Handoff::Closed;
                 }
-                return Handoff::Successor(io.stream);
+                if tls {
+                    // It stays: wait for its next request as before.
+                    continue;
+                }
+                return to_successor(io.stream);
             }
         }
+    }
+}
+
+/// An idle connection during a hand-over: a plain one goes to the successor
+/// (a TLS one never gets here, but would close).
+fn to_successor(stream: ClientStream) -> Handoff {
+    match stream {
+        ClientStream::Plain(stream) => Handoff::Successor(stream),
+        ClientStream::Tls(_) => Handoff::Closed,
     }
 }
 
@@ -233,7 +278,7 @@ pub(crate) async fn serve_h2(
     io: ClientIo,
     stop: Stop<'_>,
 ) {
-    let ctx = &ConnCtx::new(proxy, client, listener);
+    let ctx = &ConnCtx::new(proxy, client, listener, false);
     let idle_timeout = ctx.proxy.opts.header_read_timeout;
     let conn = ctx
         .proxy

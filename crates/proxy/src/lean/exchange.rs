@@ -190,6 +190,16 @@ pub(crate) async fn answer_locally(
     }
 }
 
+/// Answers `req` with a 308 to `location` (a TLS service's plain request).
+pub(crate) async fn redirect(location: &[u8], req: &RequestHead, client: &mut Client<'_>) -> After {
+    let close = req.close || req.content_length > 0 || client.stop.closing();
+    response::redirect(location, close, client.out);
+    match client.stream.write_all(client.out).await {
+        Ok(()) if !close => After::KeepAlive,
+        _ => After::Close,
+    }
+}
+
 /// Why an exchange ended without a response head.
 enum Exchange {
     Failed(Failed),

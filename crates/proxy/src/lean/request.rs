@@ -58,6 +58,18 @@ pub(crate) struct RequestHead {
     pub(crate) close: bool,
 }
 
+/// The request target of an upstream head `parse` wrote (`METHOD SP
+/// target SP HTTP/1.1`).
+pub(crate) fn target(upstream: &[u8]) -> &[u8] {
+    let start = upstream
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(upstream.len(), |at| at + 1);
+    let rest = &upstream[start..];
+    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// Parses the head at the start of `buf`; when complete, writes the upstream
 /// head into `upstream` (cleared first). `underscores` says what to do with
 /// header names that have one.

@@ -197,6 +197,19 @@ pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &m
     }
 }
 
+/// A 308 to `location`, with no body.
+pub(crate) fn redirect(location: &[u8], close: bool, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: ");
+    out.extend_from_slice(location);
+    out.extend_from_slice(b"\r\ncontent-length: 0\r\n");
+    date::write_line(out);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,9 @@ use crate::Proxy;
 use crate::client::{
     ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop, Stopping,
 };
+use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
-use crate::routes::ListenerKind;
+use crate::routes::{ListenerKind, https};
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -212,7 +213,18 @@ async fn answer(
         exchange::read_body(req, opts.body_buffer, opts.body_timeout, client).await
     };
     let host = &client.buf[req.host.clone()];
-    let pool = proxy.pool_for(listener, || std::str::from_utf8(host).ok());
+    let mut pool = proxy.pool_for(listener, || std::str::from_utf8(host).ok());
+    if let Err(ProxyError::HttpsRedirect(port)) = pool {
+        // A TLS service's: to https, but for ACME challenges.
+        let target = request::target(upstream_head);
+        if https::is_acme_challenge(target) {
+            pool = proxy.pool_for(&ListenerKind::Tls, || std::str::from_utf8(host).ok());
+        } else {
+            let location = https::location(host, port, target);
+            client.buf.advance(req.len);
+            return exchange::redirect(&location, req, client).await;
+        }
+    }
     client.buf.advance(req.len);
     match (pool, body) {
         (Ok(pool), Ok(())) => exchange::forward(pool, req, upstream_head, client).await,

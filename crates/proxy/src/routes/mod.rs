@@ -9,6 +9,7 @@
 //! `host` normalises names. Installing routes is `Proxy::install`.
 
 mod host;
+pub(crate) mod https;
 mod service;
 mod traffic;
 mod watch;
@@ -19,9 +20,11 @@ pub use service::{Backend, DrainReport, ListenerName, Service};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwapOption;
+use rustls::sign::CertifiedKey;
 
 use crate::Proxy;
 use crate::error::{ProxyError, RouteError};
@@ -38,6 +41,8 @@ pub(crate) enum ListenerKind {
     Production,
     /// Serves one service's preview pool, whatever the Host.
     Preview(Arc<ServiceRoutes>),
+    /// The TLS listener: routes by Host like production, never redirects.
+    Tls,
 }
 
 impl ListenerKind {
@@ -46,6 +51,7 @@ impl ListenerKind {
         match self {
             ListenerKind::Production => ListenerName::Production,
             ListenerKind::Preview(routes) => ListenerName::Preview(routes.name.clone()),
+            ListenerKind::Tls => ListenerName::Tls,
         }
     }
 }
@@ -63,6 +69,12 @@ pub(crate) struct ServiceRoutes {
     slots: [SlotEntry; 2],
     /// The preview listener's real address, once bound (bound at most once).
     pub(crate) preview_addr: OnceLock<SocketAddr>,
+    /// Its certificate on the TLS listener, chosen by SNI among its hosts.
+    /// Swapped at install; a handshake loads it once and keeps it.
+    pub(crate) cert: ArcSwapOption<CertifiedKey>,
+    /// The TLS listener's port when plain-HTTP requests go to https (308);
+    /// 0 when they are served.
+    pub(crate) redirect_port: AtomicU16,
 }
 
 struct SlotEntry {
@@ -98,6 +110,8 @@ impl ServiceRoutes {
             preview: ArcSwapOption::empty(),
             slots: [entry(), entry()],
             preview_addr: OnceLock::new(),
+            cert: ArcSwapOption::empty(),
+            redirect_port: AtomicU16::new(0),
         }
     }
 
@@ -217,6 +231,12 @@ impl RouteTable {
         self.lookup(host().map(strip_port))
     }
 
+    /// The service that names `host` (no default): the TLS listener's
+    /// certificate choice by SNI.
+    pub(crate) fn named(&self, host: &str) -> Option<&Arc<ServiceRoutes>> {
+        self.by_host.get(host.to_ascii_lowercase().as_str())
+    }
+
     pub(crate) fn lookup(&self, host: Option<&str>) -> Option<&Arc<ServiceRoutes>> {
         if let Some(host) = host.filter(|h| !h.is_empty()) {
             let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -284,10 +304,18 @@ impl Proxy {
         host: impl FnOnce() -> Option<&'a str>,
     ) -> Result<Arc<Pool>, ProxyError> {
         let pool = match listener {
-            ListenerKind::Production => {
+            ListenerKind::Production | ListenerKind::Tls => {
                 let table = self.table.load();
                 match table.route_host(host) {
-                    Some(service) => service.production.load_full(),
+                    Some(service) => {
+                        if let ListenerKind::Production = listener {
+                            let port = service.redirect_port.load(Ordering::Relaxed);
+                            if port != 0 {
+                                return Err(ProxyError::HttpsRedirect(port));
+                            }
+                        }
+                        service.production.load_full()
+                    }
                     // Nothing installed yet (daemon starting): unavailable, not unknown.
                     None if table.is_empty() => None,
                     None => return Err(ProxyError::NoRoute),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::pool::Probe;
 use crate::slot::Slot;
+use crate::tls::ServiceCert;
 
 /// A service as routing sees it.
 #[derive(Clone)]
@@ -22,6 +23,10 @@ pub struct Service {
     /// How an instance that failed a connect is checked before it takes
     /// requests again.
     pub probe: Arc<dyn Probe>,
+    /// Its certificate on the TLS listener (for its hosts, chosen by SNI);
+    /// none: plain HTTP only. With one, its plain-HTTP requests get 308 to
+    /// https when `ProxyOptions::tls_redirect` says so.
+    pub tls: Option<ServiceCert>,
 }
 
 impl std::fmt::Debug for Service {
@@ -30,6 +35,7 @@ impl std::fmt::Debug for Service {
             .field("name", &self.name)
             .field("hosts", &self.hosts)
             .field("preview", &self.preview)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -59,4 +65,6 @@ pub enum ListenerName {
     Production,
     /// The preview listener of this service.
     Preview(String),
+    /// The TLS listener (routes by SNI and Host, like production).
+    Tls,
 }

@@ -31,6 +31,14 @@ pub struct Conn {
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Result<Conn, String> {
         let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        Conn::over(stream).await
+    }
+
+    /// A client connection over `stream` (a TLS one, say).
+    pub async fn over<S>(stream: S) -> Result<Conn, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;

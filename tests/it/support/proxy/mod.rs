@@ -52,6 +52,7 @@ pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceS
         drain: DrainSpec::default(),
         hooks: Default::default(),
         verify: None,
+        tls: None,
     }
 }
 

@@ -1,0 +1,179 @@
+//! `[proxy.tls]` and services' `tls` (`tls.rs`): real PEM files made with
+//! rcgen in a temporary directory, each refusal checked for its message and
+//! its line:column.
+
+use std::path::Path;
+
+use crate::config::fixtures::{assert_err, ok};
+
+/// A self-signed certificate for `names` and its key, written to
+/// `dir/NAME.pem` and `dir/NAME.key`; returns both paths as config text.
+fn make_cert(dir: &Path, name: &str, names: &[&str]) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let made = rcgen::generate_simple_self_signed(names).unwrap();
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+const TLS_PROXY: &str = "[proxy.tls]\nlisten = \"127.0.0.1:8443\"\n";
+
+fn service(hosts: &str, cert: &str, key: &str) -> String {
+    format!(
+        "[services.web]\ncommand = [\"./app\"]\nhosts = {hosts}\ntls = {{ cert = \"{cert}\", key = \"{key}\" }}\n"
+    )
+}
+
+#[test]
+fn a_tls_service_with_its_own_files_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "web", &["example.com", "*.example.org"]);
+    let text = format!(
+        "{TLS_PROXY}{}",
+        service("[\"example.com\", \"www.example.org\"]", &cert, &key)
+    );
+    let config = ok(&text);
+    let tls = config.proxy.tls.expect("[proxy.tls]");
+    assert_eq!(tls.listen, "127.0.0.1:8443".parse().unwrap());
+    assert!(tls.redirect, "redirect is on by default");
+    let files = config.services["web"].tls.clone().expect("tls files");
+    assert_eq!(files.cert, Path::new(&cert));
+    assert_eq!(files.key, Path::new(&key));
+
+    let text = format!(
+        "[proxy.tls]\nlisten = \"127.0.0.1:8443\"\nredirect = false\n{}",
+        service("[\"example.com\"]", &cert, &key)
+    );
+    assert!(!ok(&text).proxy.tls.unwrap().redirect);
+}
+
+#[test]
+fn acme_is_refused_with_a_clear_word() {
+    assert_err(
+        &format!(
+            "{TLS_PROXY}[services.web]\ncommand = [\"x\"]\nhosts = [\"a.example\"]\ntls = \"acme\"\n"
+        ),
+        6,
+        7,
+        &[
+            "services.web.tls",
+            "automatic certificates (ACME) are not available yet",
+            "cert = \"fullchain.pem\"",
+        ],
+    );
+}
+
+#[test]
+fn tls_needs_hosts_the_listener_and_the_builtin_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "web", &["example.com"]);
+    assert_err(
+        &format!("{TLS_PROXY}{}", service("[]", &cert, &key)),
+        6,
+        7,
+        &["services.web.tls needs hosts"],
+    );
+    assert_err(
+        &service("[\"example.com\"]", &cert, &key),
+        4,
+        7,
+        &["services.web.tls needs the TLS listener", "[proxy.tls]"],
+    );
+    assert_err(
+        &format!(
+            "[proxy]\nrouter = \"nginx\"\n{}",
+            service("[\"example.com\"]", &cert, &key)
+        ),
+        6,
+        7,
+        &["the nginx router does not serve TLS yet"],
+    );
+    assert_err(
+        &format!("[proxy]\nrouter = \"nginx\"\n{TLS_PROXY}"),
+        3,
+        1,
+        &["[proxy.tls] is for the builtin router"],
+    );
+    assert_err(
+        "[proxy.tls]\nredirect = true\n",
+        1,
+        1,
+        &["[proxy.tls] needs listen"],
+    );
+}
+
+#[test]
+fn the_tls_listener_needs_its_own_address() {
+    assert_err(
+        "[proxy]\nlisten = \"127.0.0.1:8443\"\n[proxy.tls]\nlisten = \"127.0.0.1:8443\"\n",
+        4,
+        10,
+        &["proxy.tls.listen 127.0.0.1:8443 is already used by proxy.listen"],
+    );
+}
+
+#[test]
+fn unreadable_mismatched_or_foreign_certificates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "web", &["example.com"]);
+    let (_, other_key) = make_cert(dir.path(), "other", &["example.com"]);
+    let missing = dir.path().join("missing.pem").display().to_string();
+    // line 6: tls = { cert = "...", key = "..." }; cert's value at column 16.
+    let key_col = 16 + cert.len() + 2 + 8;
+    assert_err(
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"example.com\"]", &missing, &key)
+        ),
+        6,
+        16,
+        &["cannot read", "missing.pem"],
+    );
+    assert_err(
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"example.com\"]", &cert, &other_key)
+        ),
+        6,
+        key_col,
+        &["does not match the certificate"],
+    );
+    assert_err(
+        &format!("{TLS_PROXY}{}", service("[\"example.com\"]", &key, &key)),
+        6,
+        16,
+        &["holds no PEM certificate"],
+    );
+    assert_err(
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"example.com\", \"api.example.com\"]", &cert, &key)
+        ),
+        6,
+        16,
+        &["does not cover host \"api.example.com\""],
+    );
+}
+
+#[test]
+fn hosts_of_a_tls_service_are_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "web", &["example.com"]);
+    assert_err(
+        &format!("{TLS_PROXY}{}", service("[\"10.0.0.1\"]", &cert, &key)),
+        6,
+        7,
+        &["host \"10.0.0.1\" is an IP address"],
+    );
+    assert_err(
+        &format!(
+            "{TLS_PROXY}{}",
+            service("[\"bad_host.example\"]", &cert, &key)
+        ),
+        5,
+        10,
+        &["invalid host \"bad_host.example\""],
+    );
+}
