@@ -115,7 +115,8 @@ impl StallTimer {
 }
 
 /// A socket whose writes fail after the send timeout (hyper's upstream
-/// connections: an app that does not take a request body).
+/// connections: an app that does not take a request body; a client socket,
+/// `client::ClientIo`: a client that does not read its response).
 pub(crate) struct Timed<S> {
     inner: S,
     timer: StallTimer,
@@ -127,6 +128,18 @@ impl<S> Timed<S> {
             inner,
             timer: StallTimer::new(timeout),
         }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use crate::stall::StallTimer;
+use crate::stall::Timed;
 
 /// A client's socket: plain TCP, or TLS over TCP (the TLS listener's).
 pub(crate) enum ClientStream {
@@ -98,12 +98,11 @@ impl AsyncWrite for ClientStream {
 }
 
 /// A client socket, with bytes already read from it (by hyper, before a park or
-/// an upgrade) put back in front.
+/// an upgrade) put back in front. A client that takes none of a write for the
+/// send timeout is cut.
 pub(crate) struct ClientIo {
     prefix: Bytes,
-    pub(crate) stream: ClientStream,
-    /// A client that takes none of a write for the send timeout is cut.
-    timer: StallTimer,
+    stream: Timed<ClientStream>,
 }
 
 impl ClientIo {
@@ -115,9 +114,22 @@ impl ClientIo {
     pub(crate) fn over(prefix: Bytes, stream: ClientStream, send_timeout: Duration) -> ClientIo {
         ClientIo {
             prefix,
-            stream,
-            timer: StallTimer::new(send_timeout),
+            stream: Timed::new(stream, send_timeout),
         }
+    }
+
+    /// The socket under it.
+    pub(crate) fn stream(&self) -> &ClientStream {
+        self.stream.get_ref()
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut ClientStream {
+        self.stream.get_mut()
+    }
+
+    /// The socket, for a successor (with no bytes put back: see `has_prefix`).
+    pub(crate) fn into_stream(self) -> ClientStream {
+        self.stream.into_inner()
     }
 
     pub(crate) fn has_prefix(&self) -> bool {
@@ -164,9 +176,7 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.timer.poll_write(cx, polled)
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -174,9 +184,7 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.timer.poll_write(cx, polled)
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -153,7 +153,7 @@ pub(crate) async fn serve_http1(
     mut io: ClientIo,
     stop: Stop<'_>,
 ) -> Handoff {
-    let tls = matches!(io.stream, ClientStream::Tls(_));
+    let tls = matches!(io.stream(), ClientStream::Tls(_));
     let ctx = &ConnCtx::new(proxy, client, listener, tls);
     let header_timeout = ctx.proxy.opts.header_read_timeout;
     // When the client was last seen starting a request (to within a check).
@@ -229,16 +229,16 @@ pub(crate) async fn serve_http1(
             // The client closed, asked to close, or the proxy is stopping.
             return Handoff::Closed;
         }
-        if io.has_prefix() || io.stream.has_buffered() {
+        if io.has_prefix() || io.stream_mut().has_buffered() {
             // A request had begun to arrive: serve it at once, no parking.
             continue;
         }
         if stop.handing_over() && !tls {
-            return to_successor(io.stream);
+            return to_successor(io.into_stream());
         }
         let _parked = Gauge::enter(&ctx.proxy.conns.parked);
         tokio::select! {
-            ready = io.stream.tcp().readable() => if ready.is_err() { return Handoff::Closed },
+            ready = io.stream().tcp().readable() => if ready.is_err() { return Handoff::Closed },
             _ = tokio::time::sleep_until(last_request + header_timeout) => return Handoff::Closed,
             _ = stop.token.cancelled(), if !stays(&stop) => {
                 if !stop.handing_over() {
@@ -248,7 +248,7 @@ pub(crate) async fn serve_http1(
                     // It stays: wait for its next request as before.
                     continue;
                 }
-                return to_successor(io.stream);
+                return to_successor(io.into_stream());
             }
         }
     }
