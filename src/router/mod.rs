@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
+use crate::wire::CertificateStatus;
 
 // The router's vocabulary is the builtin proxy's (a crate of its own that
 // knows nothing of deploys): the instances of a slot, a drain's outcome,
@@ -113,6 +114,26 @@ pub trait Router: Send + Sync {
     /// holding no buffers). None: this router does not serve them itself (nginx).
     fn client_connections(&self) -> Option<ClientConnections> {
         None
+    }
+
+    /// ACME HTTP-01: from now on answer `GET /.well-known/acme-challenge/{token}`
+    /// on the plain listener, whatever the Host, with `key_authorization`
+    /// (`Some`), or stop answering it (`None`).
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), RouterError>;
+
+    /// The certificate files of `spec.tls` changed (a renewal, or the first
+    /// certificate of an ACME service): serve them to new TLS connections,
+    /// routes unchanged; open connections keep the certificate they began with.
+    async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError>;
+
+    /// The certificates teal orders itself (ACME), for `teal status`. None
+    /// but the ACME layer (`crate::acme`) has any.
+    fn certificates(&self) -> Vec<CertificateStatus> {
+        Vec::new()
     }
 
     /// Stops serving at daemon shutdown, after the shutdown token fired: open

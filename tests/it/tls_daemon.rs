@@ -38,6 +38,7 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     config.proxy.tls = Some(TlsListenSpec {
         listen: tls_addr,
         redirect: true,
+        acme: None,
     });
     let d = TestDaemon::start(&config).await;
     d.deploy(&spec, "1.0.0").await.assert_live();

@@ -285,6 +285,24 @@ impl Router for NginxRouter {
         self.snapshot.load().services.get(service)?.preview
     }
 
+    // Placeholder until the nginx router serves TLS (another branch
+    // implements both): the config refuses TLS with the nginx router.
+    async fn set_challenge(
+        &self,
+        _token: &str,
+        _key_authorization: Option<&str>,
+    ) -> Result<(), RouterError> {
+        Err(RouterError::Invalid(
+            "the nginx router does not serve TLS yet".into(),
+        ))
+    }
+
+    async fn reload_certificate(&self, _spec: &ServiceSpec) -> Result<(), RouterError> {
+        Err(RouterError::Invalid(
+            "the nginx router does not serve TLS yet".into(),
+        ))
+    }
+
     /// Managed: stops the master gracefully (in-flight requests finish within
     /// `grace`). System: empties `teal.conf` and reloads (confirmed), so the
     /// system nginx stops serving teal's listeners before teal stops the instances.

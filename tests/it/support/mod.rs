@@ -88,6 +88,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         hooks: Default::default(),
         verify: None,
         tls: None,
+        acme: false,
     }
 }
 

@@ -8,12 +8,14 @@
 //! (`Service`, `Backend`, `DrainReport`), `traffic` drains and counts a slot,
 //! `host` normalises names. Installing routes is `Proxy::install`.
 
+mod challenge;
 mod host;
 pub(crate) mod https;
 mod service;
 mod traffic;
 mod watch;
 
+pub(crate) use challenge::{CHALLENGE_GET, Challenges};
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host, valid_host};
 pub use service::{Backend, DrainReport, ListenerName, Service};

@@ -15,6 +15,7 @@
 //! user's PEM files.
 
 mod cert;
+mod swap;
 
 pub use cert::{CertError, ServiceCert};
 
