@@ -8,9 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
@@ -19,7 +17,7 @@ use tokio_rustls::client::TlsStream;
 use crate::support::pebble::{self, Pebble, PebbleSpec};
 use crate::support::proxy::{Conn, raw_exchange};
 use crate::support::served::{Served, demo_web_toml, logs, run, teal_ok, terminated, upgraded};
-use crate::support::tls::{connect_trusting, served_cert};
+use crate::support::tls::{TlsLoad, connect_trusting, served_cert};
 use crate::support::{eventually, free_addr};
 
 /// A teal (plain and TLS listeners on fixed loopback ports) and the pebble
@@ -129,18 +127,26 @@ fn seconds(stamp: &serde_json::Value) -> SystemTime {
     humantime::parse_rfc3339(stamp.as_str().expect("a time")).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_order_serves_pebbles_certificate_with_h2_and_the_redirect() {
+/// A lab whose teal serves `web` with its first certificate (returned);
+/// None when pebble is missing outside CI.
+async fn serving_web(pebble_spec: PebbleSpec) -> Option<(Lab, Served, CertificateDer<'static>)> {
     if !pebble::required() {
-        return;
+        return None;
     }
-    let lab = Lab::start(PebbleSpec::default()).await;
+    let lab = Lab::start(pebble_spec).await;
     lab.write_config("2s", "");
     let daemon = Served::start(lab.path()).await;
     teal_ok(lab.path(), &["deploy", "web"]).await;
-
-    // Verified against pebble's root only: the chain is pebble's.
     let cert = lab.cert_for("web.test", None).await;
+    Some((lab, daemon, cert))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_order_serves_pebbles_certificate_with_h2_and_the_redirect() {
+    // Verified against pebble's root only: the chain is pebble's.
+    let Some((lab, daemon, cert)) = serving_web(PebbleSpec::default()).await else {
+        return;
+    };
     let h2 = lab
         .connect("web.test", &[b"h2", b"http/1.1"])
         .await
@@ -197,14 +203,9 @@ async fn a_full_order_serves_pebbles_certificate_with_h2_and_the_redirect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_and_an_upgrade_serve_the_stored_certificate_without_a_new_order() {
-    if !pebble::required() {
+    let Some((lab, daemon, first)) = serving_web(PebbleSpec::default()).await else {
         return;
-    }
-    let lab = Lab::start(PebbleSpec::default()).await;
-    lab.write_config("2s", "");
-    let daemon = Served::start(lab.path()).await;
-    teal_ok(lab.path(), &["deploy", "web"]).await;
-    let first = lab.cert_for("web.test", None).await;
+    };
     assert_eq!(lab.pebble.orders(), 1);
 
     terminated(daemon).await;
@@ -295,84 +296,29 @@ async fn a_refused_name_backs_off_and_leaves_the_other_service_alone() {
     terminated(daemon).await;
 }
 
-/// What the TLS clients counted.
-#[derive(Default)]
-struct Counts {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_under_tls_load_fails_no_request() {
-    if !pebble::required() {
+    let spec = PebbleSpec {
+        validity_secs: Some(30),
+        ..PebbleSpec::default()
+    };
+    let Some((lab, daemon, first)) = serving_web(spec).await else {
         return;
-    }
-    let lab = Arc::new(
-        Lab::start(PebbleSpec {
-            validity_secs: Some(30),
-            ..PebbleSpec::default()
-        })
-        .await,
-    );
-    lab.write_config("2s", "");
-    let daemon = Served::start(lab.path()).await;
-    teal_ok(lab.path(), &["deploy", "web"]).await;
-    let first = lab.cert_for("web.test", None).await;
-
-    // Keep-alive clients and a client with a new connection per request,
-    // every request counted, none retried.
-    let counts = Arc::new(Counts::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut clients = Vec::new();
-    for keepalive in [true, true, true, false, false] {
-        let (lab, counts, stop) = (Arc::clone(&lab), Arc::clone(&counts), Arc::clone(&stop));
-        clients.push(tokio::spawn(async move {
-            let mut conn: Option<Conn> = None;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let reply = async {
-                    if conn.is_none() {
-                        let tls = lab
-                            .connect("web.test", &[b"http/1.1"])
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        conn = Some(Conn::over(tls).await?);
-                    }
-                    conn.as_mut().unwrap().get("web.test", "/").await
-                }
-                .await;
-                match reply {
-                    Ok(reply) if reply.status == 200 => {
-                        counts.ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => {
-                        eprintln!("request failed: {:?}", other.map(|r| (r.status, r.body)));
-                        counts.failed.fetch_add(1, Ordering::Relaxed);
-                        conn = None;
-                    }
-                }
-                if !keepalive {
-                    conn = None;
-                }
-            }
-        }));
-    }
+    };
+    // Keep-alive clients and clients with a new connection per request.
+    let load = TlsLoad::start(&lab.pebble.root, lab.tls, "web.test", 3, 2);
 
     // A third of 30 s left: renewed around 20 s after issuance.
     let renewed = lab.cert_for("web.test", Some(&first)).await;
     assert_ne!(serial(&renewed), serial(&first));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.unwrap();
-    }
-    let (ok, failed) = (
-        counts.ok.load(Ordering::Relaxed),
-        counts.failed.load(Ordering::Relaxed),
+    let counts = load.stop().await;
+    assert_eq!(counts.failed, 0, "no failed request\n{}", logs(lab.path()));
+    assert_eq!(
+        counts.reconnects, 0,
+        "every keep-alive client kept its connection"
     );
-    eprintln!("TLS load across the renewal: {ok} ok, {failed} failed");
-    assert_eq!(failed, 0, "no failed request\n{}", logs(lab.path()));
-    assert!(ok > 100, "the load ran: {ok}");
+    assert!(counts.ok > 100, "the load ran: {counts:?}");
     assert_eq!(
         lab.cert_status("web")["serial"].as_str(),
         Some(serial(&renewed).as_str())

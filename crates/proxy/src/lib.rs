@@ -30,9 +30,9 @@
 //!   (`Service`, `Backend`), drain and counters. Installing routes is
 //!   [`Proxy::install`], here: it binds preview listeners too.
 //! - `tls/`: the TLS listener's handshake, certificates chosen by SNI from
-//!   the route table, the user's certificate files, and swapping a
-//!   service's certificate alone ([`Proxy::set_certificate`]). ACME
-//!   HTTP-01 answers ([`Proxy::set_challenge`]) are in `routes/challenge`.
+//!   the route table, and the user's certificate files. Swapping a
+//!   service's certificate alone ([`Proxy::set_certificate`]) and ACME
+//!   HTTP-01 answers ([`Proxy::set_challenge`]) are in `routes/`.
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.

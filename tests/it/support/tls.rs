@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::proxy::Conn;
+
 /// A certificate authority of the test's own.
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
@@ -115,4 +117,98 @@ pub async fn connect_trusting(
 pub fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
     certs[0].clone().into_owned()
+}
+
+/// What a [`TlsLoad`] counted.
+#[derive(Debug, Default)]
+pub struct TlsCounts {
+    pub ok: u64,
+    /// Handshakes, connections or requests that failed, and non-200 answers.
+    pub failed: u64,
+    /// Keep-alive connections that had to be opened again.
+    pub reconnects: u64,
+}
+
+/// HTTP/1.1 clients over TLS: some keep their connection, some open one
+/// per request; every request is counted and none is retried. Bounded to
+/// two minutes.
+pub struct TlsLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<TlsCounts>>,
+}
+
+impl TlsLoad {
+    /// `keepalive` and `fresh` clients of `addr` asking for `name` (a host
+    /// of the app they GET `/` from), trusting `root` only.
+    pub fn start(
+        root: &CertificateDer<'static>,
+        addr: SocketAddr,
+        name: &str,
+        keepalive: usize,
+        fresh: usize,
+    ) -> TlsLoad {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let kinds = std::iter::repeat_n(true, keepalive).chain(std::iter::repeat_n(false, fresh));
+        let clients = kinds
+            .map(|keep| {
+                let (root, stop, name) = (root.clone(), Arc::clone(&stop), name.to_string());
+                tokio::spawn(async move {
+                    let mut counts = TlsCounts::default();
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                        if conn.as_ref().is_none_or(Conn::is_closed) {
+                            if keep && conn.is_some() {
+                                counts.reconnects += 1;
+                            }
+                            let opened =
+                                match connect_trusting(&root, addr, &name, &[b"http/1.1"]).await {
+                                    Ok(tls) => Conn::over(tls).await,
+                                    Err(error) => Err(error.to_string()),
+                                };
+                            match opened {
+                                Ok(opened) => conn = Some(opened),
+                                Err(error) => {
+                                    eprintln!("connection failed: {error}");
+                                    counts.failed += 1;
+                                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                    continue;
+                                }
+                            }
+                        }
+                        match conn.as_mut().expect("connected").get(&name, "/").await {
+                            Ok(reply) if reply.status == 200 => counts.ok += 1,
+                            other => {
+                                eprintln!(
+                                    "request failed: {:?}",
+                                    other.map(|r| (r.status, r.body))
+                                );
+                                counts.failed += 1;
+                            }
+                        }
+                        if !keep {
+                            conn = None;
+                        }
+                    }
+                    counts
+                })
+            })
+            .collect();
+        TlsLoad { stop, clients }
+    }
+
+    /// Stops the clients and sums what they counted.
+    pub async fn stop(self) -> TlsCounts {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = TlsCounts::default();
+        for client in self.clients {
+            let counts = client.await.unwrap();
+            total.ok += counts.ok;
+            total.failed += counts.failed;
+            total.reconnects += counts.reconnects;
+        }
+        eprintln!("TLS load: {total:?}");
+        total
+    }
 }

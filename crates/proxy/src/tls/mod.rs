@@ -15,7 +15,6 @@
 //! user's PEM files.
 
 mod cert;
-mod swap;
 
 pub use cert::{CertError, ServiceCert};
 

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::ServiceCert;
+use super::ServiceRoutes;
 use crate::Proxy;
 use crate::error::RouteError;
-use crate::routes::ServiceRoutes;
+use crate::tls::ServiceCert;
 
 impl Proxy {
     /// Serves `cert` to new TLS connections for `service`'s hosts (None: no
