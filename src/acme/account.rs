@@ -21,7 +21,7 @@ pub(super) async fn open(settings: &AcmeSpec, store: &Store) -> Result<Account, 
     if let Some(stored) = store.account(&settings.directory)? {
         let credentials: AccountCredentials =
             serde_json::from_value(stored).map_err(|error| AcmeError::Store {
-                path: "account.json".into(),
+                path: store.account_path(),
                 message: format!("corrupt account credentials: {error}"),
             })?;
         return Ok(builder(settings)?.from_credentials(credentials).await?);
@@ -39,7 +39,7 @@ pub(super) async fn open(settings: &AcmeSpec, store: &Store) -> Result<Account, 
         )
         .await?;
     let value = serde_json::to_value(&credentials).map_err(|error| AcmeError::Store {
-        path: "account.json".into(),
+        path: store.account_path(),
         message: error.to_string(),
     })?;
     store.save_account(&settings.directory, value)?;

@@ -73,7 +73,7 @@ impl Store {
         Ok(())
     }
 
-    fn account_path(&self) -> PathBuf {
+    pub(super) fn account_path(&self) -> PathBuf {
         self.root.join("account.json")
     }
 
