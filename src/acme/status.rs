@@ -112,3 +112,6 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

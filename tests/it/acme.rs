@@ -327,6 +327,46 @@ async fn a_renewal_under_tls_load_fails_no_request() {
     terminated(daemon).await;
 }
 
+/// kamal-proxy dropped every app's routes on restart for one unreadable
+/// certificate (basecamp/kamal-proxy#233): here only its own service is
+/// served without one (plain HTTP) until it is ordered again; the other is
+/// served its stored certificate at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stored_certificate_affects_only_its_own_service() {
+    if !pebble::required() {
+        return;
+    }
+    let lab = Lab::start(PebbleSpec::default()).await;
+    let api = acme_service(
+        &demo_web_toml("127.0.0.1:0").replace("[services.web", "[services.api"),
+        "api.test",
+    );
+    lab.write_config("2s", &api);
+    let daemon = Served::start(lab.path()).await;
+    teal_ok(lab.path(), &["deploy", "web"]).await;
+    teal_ok(lab.path(), &["deploy", "api"]).await;
+    let web = lab.cert_for("web.test", None).await;
+    let api = lab.cert_for("api.test", None).await;
+    terminated(daemon).await;
+    assert_eq!(lab.pebble.orders(), 2);
+
+    std::fs::write(lab.path().join("state/acme/certs/api/key.pem"), "garbage").unwrap();
+    let daemon = Served::start(lab.path()).await;
+    let tls = lab.connect("web.test", &[b"http/1.1"]).await.unwrap();
+    assert!(
+        served_cert(&tls) == web,
+        "web: its stored certificate at once"
+    );
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    // api gets a new certificate, and web's routes never moved.
+    let renewed = lab.cert_for("api.test", Some(&api)).await;
+    assert_ne!(serial(&renewed), serial(&api));
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    assert_eq!(lab.pebble.orders(), 3, "{}", lab.pebble.log_text());
+    terminated(daemon).await;
+}
+
 #[test]
 fn acme_without_an_email_is_a_config_error_that_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

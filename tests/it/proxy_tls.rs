@@ -3,8 +3,10 @@
 //! the services' hosts, an SNI no service names fails the handshake, ALPN
 //! gives HTTP/2 or HTTP/1.1 (keep-alive), the app sees
 //! `X-Forwarded-Proto: https`, plain HTTP to a TLS service gets 308 to https
-//! (but ACME challenges), and a silent TLS client is closed at the header
-//! timeout.
+//! (but ACME challenges), ACME challenges being validated are answered by
+//! the proxy itself on both HTTP paths, a certificate can be swapped alone
+//! (`Router::reload_certificate`), and a silent TLS client is closed at the
+//! header timeout.
 
 use std::time::Duration;
 
