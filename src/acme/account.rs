@@ -56,7 +56,7 @@ fn builder(settings: &AcmeSpec) -> Result<instant_acme::AccountBuilder, AcmeErro
             .map_err(|error| AcmeError::Client(format!("acme_ca {}: {error}", path.display())))?,
         None => Vec::new(),
     };
-    #[allow(deprecated)] // ring: see teal_proxy's tls::provider
+    #[allow(deprecated)] // ring, as the builtin proxy's TLS listener
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier =
         rustls_platform_verifier::Verifier::new_with_extra_roots(extra, Arc::clone(&provider))

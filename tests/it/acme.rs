@@ -141,6 +141,30 @@ async fn serving_web(pebble_spec: PebbleSpec) -> Option<(Lab, Served, Certificat
     Some((lab, daemon, cert))
 }
 
+/// A lab whose teal serves `web` (web.test) with its certificate and `api`
+/// for `api_host`, both ACME, retries after `retry`; and web's certificate.
+/// None when pebble is missing outside CI.
+async fn serving_web_and_api(
+    pebble_spec: PebbleSpec,
+    api_host: &str,
+    retry: &str,
+) -> Option<(Lab, Served, CertificateDer<'static>)> {
+    if !pebble::required() {
+        return None;
+    }
+    let lab = Lab::start(pebble_spec).await;
+    let api = acme_service(
+        &demo_web_toml("127.0.0.1:0").replace("[services.web", "[services.api"),
+        api_host,
+    );
+    lab.write_config(retry, &api);
+    let daemon = Served::start(lab.path()).await;
+    teal_ok(lab.path(), &["deploy", "api"]).await;
+    teal_ok(lab.path(), &["deploy", "web"]).await;
+    let cert = lab.cert_for("web.test", None).await;
+    Some((lab, daemon, cert))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_order_serves_pebbles_certificate_with_h2_and_the_redirect() {
     // Verified against pebble's root only: the chain is pebble's.
@@ -234,23 +258,13 @@ async fn a_restart_and_an_upgrade_serve_the_stored_certificate_without_a_new_ord
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_name_backs_off_and_leaves_the_other_service_alone() {
-    if !pebble::required() {
-        return;
-    }
-    let lab = Lab::start(PebbleSpec {
+    let spec = PebbleSpec {
         blocked: vec!["blocked.test".into()],
         ..PebbleSpec::default()
-    })
-    .await;
-    let api = acme_service(
-        &demo_web_toml("127.0.0.1:0").replace("[services.web", "[services.api"),
-        "blocked.test",
-    );
-    lab.write_config("3s", &api);
-    let daemon = Served::start(lab.path()).await;
-    teal_ok(lab.path(), &["deploy", "api"]).await;
-    teal_ok(lab.path(), &["deploy", "web"]).await;
-    lab.cert_for("web.test", None).await;
+    };
+    let Some((lab, daemon, _)) = serving_web_and_api(spec, "blocked.test", "3s").await else {
+        return;
+    };
 
     // api: the error in status, no certificate, plain HTTP served (no
     // redirect to a certificate it does not have).
@@ -333,19 +347,11 @@ async fn a_renewal_under_tls_load_fails_no_request() {
 /// served its stored certificate at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_stored_certificate_affects_only_its_own_service() {
-    if !pebble::required() {
+    let Some((lab, daemon, web)) =
+        serving_web_and_api(PebbleSpec::default(), "api.test", "2s").await
+    else {
         return;
-    }
-    let lab = Lab::start(PebbleSpec::default()).await;
-    let api = acme_service(
-        &demo_web_toml("127.0.0.1:0").replace("[services.web", "[services.api"),
-        "api.test",
-    );
-    lab.write_config("2s", &api);
-    let daemon = Served::start(lab.path()).await;
-    teal_ok(lab.path(), &["deploy", "web"]).await;
-    teal_ok(lab.path(), &["deploy", "api"]).await;
-    let web = lab.cert_for("web.test", None).await;
+    };
     let api = lab.cert_for("api.test", None).await;
     terminated(daemon).await;
     assert_eq!(lab.pebble.orders(), 2);
