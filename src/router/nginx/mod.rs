@@ -6,7 +6,8 @@
 //! standby or staged slot. Map of the files:
 //!
 //! - `routes`: the route table and the checks on every name that reaches the config;
-//! - `render`: route table → config text (pure);
+//! - `render`: route table → config text (pure), `render/tls.rs` its HTTPS side;
+//! - `challenge`: ACME HTTP-01 challenge files nginx serves on the plain listener;
 //! - `apply`: the safe switch (write beside, `nginx -t`, rename, reload, confirm);
 //! - `target`: managed or system nginx behind one enum; `managed`, `system`: each mode;
 //! - `binary`: the nginx executable (finding it, its version, running it);
@@ -19,6 +20,7 @@
 
 mod apply;
 mod binary;
+mod challenge;
 mod log_tail;
 mod managed;
 mod procs;
@@ -43,9 +45,10 @@ use crate::slot::Slot;
 use crate::spec::{NginxSpec, ProxySpec, ServiceSpec};
 use binary::Binary;
 pub use binary::find_binary;
+use challenge::Challenges;
 use managed::Managed;
 use procs::Pid;
-use render::Settings;
+use render::{Settings, TlsSettings};
 use routes::RouteSet;
 use system::System;
 use target::Target;
@@ -64,6 +67,9 @@ pub struct NginxRouter {
     snapshot: ArcSwap<RouteSet>,
     /// Fired when the daemon stops: the supervisor gives up restarting nginx.
     shutdown: CancellationToken,
+    /// ACME HTTP-01 challenge files: written without the state lock (no
+    /// reload: nginx reads them per request).
+    challenges: Challenges,
 }
 
 struct State {
@@ -109,6 +115,20 @@ impl NginxRouter {
                 .map_err(|reason| RouterError::Invalid(format!("{}: {reason}", path.display())))?;
         }
         let binary = Binary::locate(&spec.binary).await?;
+        if let Some(tls) = &proxy.tls
+            && !binary.rejects_handshakes()
+        {
+            return Err(RouterError::Invalid(format!(
+                "[proxy.tls] listen {} with the nginx router needs nginx 1.19.4 or later (ssl_reject_handshake, so that a name no service claims gets no certificate); {} is {}",
+                tls.listen,
+                binary.path.display(),
+                binary
+                    .version
+                    .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+                    .unwrap_or_else(|| "of an unknown version".into())
+            )));
+        }
+        let http2_directive = binary.has_http2_directive();
         let mut target = match spec.conf_dir {
             None => Target::Managed(Managed::new(binary, &dir, spec.workers)?),
             Some(_) => Target::System(System::new(binary, spec, &dir)?),
@@ -119,10 +139,22 @@ impl NginxRouter {
                 Target::Managed(managed) => managed.running().is_some(),
                 Target::System(system) => inherited && system.master().is_some(),
             };
+        // Workers of another user: a system nginx's, or a root teal's managed ones.
+        let others = spec.is_system() || nix::unistd::geteuid().is_root();
+        let challenges = Challenges::prepare(&dir, others)?;
+        check_path(challenges.webroot()).map_err(|reason| {
+            RouterError::Invalid(format!("{}: {reason}", challenges.webroot().display()))
+        })?;
         let settings = Settings {
             listen: proxy.listen,
             keepalive_timeout: spec.keepalive_timeout,
             include: spec.include.clone(),
+            tls: proxy.tls.as_ref().map(|tls| TlsSettings {
+                listen: tls.listen,
+                redirect: tls.redirect,
+                http2_directive,
+            }),
+            webroot: challenges.webroot().to_owned(),
         };
         let router = Arc::new(NginxRouter {
             settings,
@@ -135,6 +167,7 @@ impl NginxRouter {
             }),
             snapshot: ArcSwap::from_pointee(RouteSet::default()),
             shutdown,
+            challenges,
         });
         if taken_over {
             tracing::info!("nginx already serves teal's routes: kept running as it is");
@@ -201,9 +234,7 @@ impl Router for NginxRouter {
         preview: Option<Backend>,
     ) -> Result<(), RouterError> {
         let mut state = self.state.lock().await;
-        let routes = state
-            .routes
-            .with(spec, live, preview, self.settings.listen)?;
+        let routes = state.routes.with(spec, live, preview, &self.settings)?;
         if state.routes == routes {
             return Ok(());
         }
@@ -221,7 +252,7 @@ impl Router for NginxRouter {
         let mut state = self.state.lock().await;
         let mut routes = state.routes.clone();
         for (spec, live) in services {
-            routes = routes.with(spec, live.clone(), None, self.settings.listen)?;
+            routes = routes.with(spec, live.clone(), None, &self.settings)?;
         }
         self.install(&mut state, routes, false).await?;
         tracing::info!(services = services.len(), "nginx routes restored");
@@ -263,6 +294,39 @@ impl Router for NginxRouter {
             timed_out: !remaining.is_empty(),
             waited: started.elapsed(),
         }
+    }
+
+    /// A file nginx serves from the challenge webroot: no reload.
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), RouterError> {
+        self.challenges.set(token, key_authorization)?;
+        tracing::debug!(
+            token,
+            set = key_authorization.is_some(),
+            "ACME challenge file changed"
+        );
+        Ok(())
+    }
+
+    /// nginx reads certificate files when it loads its config: the config is
+    /// rendered again (the paths may be new: a first certificate), checked
+    /// with `nginx -t` (which loads the files: a bad one changes nothing) and
+    /// reloaded even when its text is the same. New workers serve the new
+    /// certificate; the old ones finish their connections with the old one.
+    /// A service with no routes yet: nothing to do (its next `set_routes`
+    /// brings the files).
+    async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError> {
+        let mut state = self.state.lock().await;
+        let Some(routes) = state.routes.with_certificate(spec, &self.settings)? else {
+            tracing::debug!(service = %spec.name, "no routes yet: its certificate comes with them");
+            return Ok(());
+        };
+        self.install(&mut state, routes, true).await?;
+        tracing::info!(service = %spec.name, "nginx reloaded for a new certificate");
+        Ok(())
     }
 
     fn stats(&self, _service: &str, _slot: Slot) -> TrafficStats {
