@@ -24,6 +24,9 @@ const UPSTREAM_KEEPALIVE: usize = 32;
 /// Idle upstream connections are closed after this; below the apps' own
 /// keep-alive timeout (often 5 s), like the builtin proxy's upstream pool.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(2);
+/// How long a client may take to send a request head (and, over TLS with
+/// keep-alive off, its first HTTP/2 request).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The old generation's shortest grace when no service asks for one.
 const MIN_SHUTDOWN: Duration = Duration::from_secs(1);
 
@@ -163,7 +166,7 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
             )
             .ok();
         }
-        server_settings(&mut out, settings);
+        server_settings(&mut out, settings, false);
         tls::challenge_location(&mut out, settings, CHALLENGE_FALLBACK);
         match tls::redirect_port(service, settings) {
             Some(port) => tls::redirect_location(&mut out, port),
@@ -186,7 +189,7 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
                 "    listen {preview} default_server;\n    server_name _;"
             )
             .ok();
-            server_settings(&mut out, settings);
+            server_settings(&mut out, settings, false);
             proxy_location(&mut out, "/", service, service.staged.as_ref());
             out.push_str("}\n");
         }
@@ -258,16 +261,21 @@ fn upstream(out: &mut String, service: &ServiceRoute, backend: &Backend) {
 /// it: the app (which may answer its own challenges), or whatever `/` does.
 const CHALLENGE_FALLBACK: &str = "@teal_app";
 
-/// The client-side settings every server teal generates shares.
-fn server_settings(out: &mut String, settings: &Settings) {
-    let keepalive = if settings.keepalive_timeout.is_zero() {
-        "0".to_string()
-    } else {
-        nginx_time(settings.keepalive_timeout)
+/// The client-side settings every server teal generates shares. With client
+/// keep-alive off, a TLS server (HTTP/2 too) serves one request per connection
+/// with `keepalive_requests 1` instead of `keepalive_timeout 0`: nginx uses
+/// `keepalive_timeout` as HTTP/2's idle timeout, and 0 would end an h2
+/// connection (GOAWAY) before its first request arrives.
+fn server_settings(out: &mut String, settings: &Settings, over_tls: bool) {
+    let keepalive = match (settings.keepalive_timeout.is_zero(), over_tls) {
+        (false, _) => nginx_time(settings.keepalive_timeout),
+        (true, false) => "0".to_string(),
+        (true, true) => format!("{};\n    keepalive_requests 1", nginx_time(HEADER_TIMEOUT)),
     };
     writeln!(
         out,
-        "    keepalive_timeout {keepalive};\n    client_header_timeout 10s;\n    large_client_header_buffers 4 16k;\n    client_max_body_size 0;"
+        "    keepalive_timeout {keepalive};\n    client_header_timeout {};\n    large_client_header_buffers 4 16k;\n    client_max_body_size 0;",
+        nginx_time(HEADER_TIMEOUT)
     )
     .ok();
     if let Some(include) = &settings.include {

@@ -102,7 +102,7 @@ pub(super) fn https_server(out: &mut String, service: &ServiceRoute, settings: &
         quote(&files.key),
     )
     .ok();
-    server_settings(out, settings);
+    server_settings(out, settings, true);
     proxy_location(out, "/", service, service.live.as_ref());
     out.push_str("}\n");
 }
