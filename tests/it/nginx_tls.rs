@@ -11,18 +11,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use teal::router::nginx::NginxRouter;
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
 use teal::spec::{Config, ProxySpec, ServiceSpec, TlsListenSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::proxy::{Conn, EXCHANGE, TestBackend, backend, raw_exchange, spec};
-use crate::support::tls::{Leaf, TestCa, served_cert};
+use crate::support::proxy::{Conn, TestBackend, backend, raw_exchange, spec};
+use crate::support::tls::{Leaf, TestCa, assert_redirected, h2_client, h2_headers, served_cert};
 use crate::support::tls_load::TlsLoad;
 use crate::support::*;
 
@@ -50,7 +46,10 @@ fn with_tls(mut config: Config) -> Config {
 
 impl Tls {
     async fn start() -> Tls {
-        let dir = tempfile::tempdir().unwrap();
+        Tls::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> Tls {
         let proxy = with_tls(nginx::config(dir.path(), vec![])).proxy;
         let router = NginxRouter::start(
             &proxy,
@@ -125,12 +124,7 @@ async fn sni_alpn_unknown_names_and_the_redirect() {
         ("b.test", &t.b, "b"),
         ("www.b.test", &t.b, "b"),
     ] {
-        let tls =
-            t.ca.connect(t.tls_addr(), name, &[b"http/1.1"])
-                .await
-                .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
-        assert!(served_cert(&tls) == leaf.der, "{name}: another certificate");
-        let mut conn = Conn::over(tls).await.unwrap();
+        let mut conn = t.ca.conn_presenting(t.tls_addr(), name, leaf).await;
         let reply = conn.get(name, "/headers").await.unwrap();
         assert_eq!(reply.status, 200, "{name}: {reply:?}");
         let body = reply.body.to_ascii_lowercase();
@@ -157,23 +151,7 @@ async fn sni_alpn_unknown_names_and_the_redirect() {
         t.ca.connect(t.tls_addr(), "a.test", &[b"h2", b"http/1.1"])
             .await
             .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("an HTTP/2 connection");
-    tokio::spawn(conn);
-    let req = Request::get("https://a.test/headers")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = tokio::time::timeout(EXCHANGE, sender.send_request(req))
-        .await
-        .expect("a response in time")
-        .expect("a response");
-    assert_eq!(response.version(), http::Version::HTTP_2);
-    assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let body = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    let body = h2_headers(&mut h2_client(tls).await, "a.test").await;
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
 
     // Plain HTTP to a TLS service: 308 to the same host (lowercased, its
@@ -209,7 +187,13 @@ async fn challenges_are_answered_over_plain_http_while_redirects_are_on() {
     if !nginx::required() {
         return;
     }
-    let t = Tls::start().await;
+    // The state dir sits in a 0700 dir, as one under /root would: a root
+    // teal's workers (`nobody`) then read the files from a directory of
+    // their own under /var/cache/teal-nginx.
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+    std::fs::set_permissions(dir.path(), closed).unwrap();
+    let t = Tls::start_in(dir).await;
     let token = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
     let key_authorization = format!("{token}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI");
     let path = format!("/.well-known/acme-challenge/{token}");
@@ -393,24 +377,15 @@ async fn deploys_over_tls_lose_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
-    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let mut web = nginx::service("web", dir.path(), 2);
-    web.hosts = vec!["web.test".into()];
-    web.tls = Some(leaf.files.clone());
+    ca.serve(&mut web, dir.path(), "web.test");
     web.drain.timeout = Duration::from_secs(3);
     let config = with_tls(nginx::config(dir.path(), vec![]));
     let tls_addr = config.proxy.tls.as_ref().unwrap().listen;
     let d = TestDaemon::start(&config).await;
     d.deploy(&web, "1.0.0").await.assert_live();
 
-    let reply = raw_exchange(
-        d.addr,
-        b"GET /x?y=1 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
-    let location = format!("location: https://web.test:{}/x?y=1\r\n", tls_addr.port());
-    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
+    assert_redirected(d.addr, "web.test", tls_addr.port()).await;
 
     let load = TlsLoad::start(&ca, tls_addr, "web.test", 4);
     assert!(load.answered_more(20, Duration::from_secs(30)).await);

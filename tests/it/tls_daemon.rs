@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use teal::spec::TlsListenSpec;
 
-use crate::support::proxy::{Conn, raw_exchange, unused_addr};
-use crate::support::tls::TestCa;
+use crate::support::proxy::{Conn, unused_addr};
+use crate::support::tls::{TestCa, assert_redirected};
 use crate::support::*;
 
 /// What the TLS clients counted.
@@ -28,10 +28,8 @@ struct Counts {
 async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
-    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let mut spec = demo_service("web", dir.path(), 2);
-    spec.hosts = vec!["web.test".into()];
-    spec.tls = Some(leaf.files.clone());
+    ca.serve(&mut spec, dir.path(), "web.test");
     spec.drain.timeout = Duration::from_secs(3);
     let mut config = config(dir.path(), vec![]);
     let tls_addr = unused_addr();
@@ -43,14 +41,7 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     d.deploy(&spec, "1.0.0").await.assert_live();
 
     // Plain HTTP for the TLS service: 308 to https on the TLS port.
-    let reply = raw_exchange(
-        d.addr,
-        b"GET /x?y=1 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
-    let location = format!("location: https://web.test:{}/x?y=1\r\n", tls_addr.port());
-    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
+    assert_redirected(d.addr, "web.test", tls_addr.port()).await;
 
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));

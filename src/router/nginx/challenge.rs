@@ -58,6 +58,12 @@ impl Challenges {
         })
     }
 
+    /// Removes the webroot when it is outside the state dir (nginx no longer
+    /// serves it); the state dir's own stays.
+    pub fn forget(&self) {
+        workers::forget_served(&self.webroot);
+    }
+
     /// The `root` of the challenge location.
     pub fn webroot(&self) -> &Path {
         &self.webroot

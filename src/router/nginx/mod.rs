@@ -368,6 +368,7 @@ impl Router for NginxRouter {
                 }
             }
         }
+        self.challenges.forget();
     }
 
     /// A successor daemon took over: nginx and its config stay exactly as they

@@ -112,6 +112,14 @@ pub fn served_dir(dir: &Path, name: &str, others: bool) -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Removes a [`served_dir`] kept outside the state dir once its nginx no
+/// longer serves it (the next start makes it again).
+pub fn forget_served(path: &Path) {
+    if path.starts_with(SHARED_TEMP_ROOT) {
+        let _ = fs::remove_dir_all(path);
+    }
+}
+
 /// Removes temp dirs kept outside the state dir once their nginx has stopped
 /// (the next start makes them again); the state dir's own stay.
 pub fn forget(account: &WorkerAccount) {
