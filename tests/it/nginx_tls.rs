@@ -311,13 +311,13 @@ async fn a_new_certificate_reaches_new_connections_and_no_request_fails() {
     let reply = slow.await.unwrap().expect("the slow request finishes");
     assert_eq!((reply.status, reply.body.as_str()), (200, "a"));
 
-    // A key that does not match: nginx -t refuses, nginx keeps serving the last
-    // good certificate and the previous config is back on disk.
+    // A key that does not match: refused, nginx keeps serving the last good
+    // certificate.
     let current = served.last().unwrap().clone();
     std::fs::copy(&t.b.files.key, &t.a.files.key).unwrap();
     let refused = t.router.reload_certificate(&a).await;
     assert!(
-        matches!(&refused, Err(RouterError::Nginx { .. })),
+        matches!(&refused, Err(RouterError::Invalid(m)) if m.contains("does not match")),
         "{refused:?}"
     );
     let tls =
@@ -328,6 +328,50 @@ async fn a_new_certificate_reaches_new_connections_and_no_request_fails() {
 
     let report = load.finish().await;
     assert_eq!(report.failed, 0, "no failed TLS request: {report:?}");
+    t.close().await;
+}
+
+/// One service's certificate files going bad (deleted, say) affects that
+/// service only: another service's change still reaches nginx (which would
+/// refuse the whole config with a file it cannot load), rendered without the
+/// bad service's TLS server; its own deploy fails and changes nothing; good
+/// files and `reload_certificate` bring its TLS server back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_certificate_affects_only_its_own_service() {
+    if !nginx::required() {
+        return;
+    }
+    let t = Tls::start().await;
+    let (a, b) = (t.services[0].clone(), t.services[1].clone());
+    std::fs::remove_file(&t.a.files.key).unwrap();
+
+    let own = t
+        .router
+        .set_routes(&a, backend(Slot::Green, &[t.apps[1].addr]), None)
+        .await;
+    assert!(
+        matches!(&own, Err(RouterError::Invalid(m)) if m.contains("cannot be served")),
+        "{own:?}"
+    );
+    // b moves to another app: installed, without a's TLS server.
+    let moved = TestBackend::start("b2").await;
+    t.router
+        .set_routes(&b, backend(Slot::Green, &[moved.addr]), None)
+        .await
+        .expect("another service's change is not held up by a's files");
+    let mut conn = t.ca.conn_presenting(t.tls_addr(), "b.test", &t.b).await;
+    assert_eq!(conn.get("b.test", "/").await.unwrap().body, "b2");
+    assert!(t.ca.connect(t.tls_addr(), "a.test", &[]).await.is_err());
+    // a's plain requests go to a's app (its production is unchanged), not to https.
+    let reply = t.plain_get("a.test", "/").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("\r\n\r\na"), "{reply}");
+
+    let renewed = t.ca.leaf(t.dir.path(), "a", &["a.test"]);
+    t.router.reload_certificate(&a).await.unwrap();
+    let mut conn = t.ca.conn_presenting(t.tls_addr(), "a.test", &renewed).await;
+    assert_eq!(conn.get("a.test", "/").await.unwrap().body, "a");
+    assert!(t.plain_get("a.test", "/").await.starts_with("HTTP/1.1 308"));
     t.close().await;
 }
 

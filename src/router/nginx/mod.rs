@@ -8,6 +8,7 @@
 //! - `routes`: the route table and the checks on every name that reaches the config;
 //! - `render`: route table → config text (pure), `render/tls.rs` its HTTPS side;
 //! - `challenge`: ACME HTTP-01 challenge files nginx serves on the plain listener;
+//!   `certs`: which services' certificate files nginx can load now;
 //! - `apply`: the safe switch (write beside, `nginx -t`, rename, reload, confirm);
 //! - `target`: managed or system nginx behind one enum; `managed`, `system`: each mode;
 //! - `binary`: the nginx executable (finding it, its version, running it);
@@ -20,6 +21,7 @@
 
 mod apply;
 mod binary;
+mod certs;
 mod challenge;
 mod log_tail;
 mod managed;
@@ -199,7 +201,11 @@ impl NginxRouter {
         if state.closed {
             return Err(RouterError::Other("the nginx router is stopping".into()));
         }
-        let text = state.target.render(&routes, &self.settings);
+        // A service whose certificate files went bad must not make nginx
+        // refuse everyone's config: it is rendered without its TLS server.
+        let text = state
+            .target
+            .render(&certs::servable(&routes), &self.settings);
         if force || state.applied.as_deref() != Some(text.as_str()) {
             let previous = state.applied.take();
             let result = apply::apply(&mut state.target, &text, previous.as_deref()).await;
@@ -233,6 +239,8 @@ impl Router for NginxRouter {
         live: Option<Backend>,
         preview: Option<Backend>,
     ) -> Result<(), RouterError> {
+        // Its own certificate must load: the deploy fails otherwise.
+        certs::check(spec)?;
         let mut state = self.state.lock().await;
         let routes = state.routes.with(spec, live, preview, &self.settings)?;
         if state.routes == routes {
@@ -313,12 +321,14 @@ impl Router for NginxRouter {
 
     /// nginx reads certificate files when it loads its config: the config is
     /// rendered again (the paths may be new: a first certificate), checked
-    /// with `nginx -t` (which loads the files: a bad one changes nothing) and
+    /// with `nginx -t` (files that do not load are refused before, and change
+    /// nothing) and
     /// reloaded even when its text is the same. New workers serve the new
     /// certificate; the old ones finish their connections with the old one.
     /// A service with no routes yet: nothing to do (its next `set_routes`
     /// brings the files).
     async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError> {
+        certs::check(spec)?;
         let mut state = self.state.lock().await;
         let Some(routes) = state.routes.with_certificate(spec, &self.settings)? else {
             tracing::debug!(service = %spec.name, "no routes yet: its certificate comes with them");
