@@ -276,6 +276,24 @@ fn system_mode_file_fits_a_distribution_nginx_conf() {
         !text.contains("worker_"),
         "system mode leaves the main context alone"
     );
+
+    // With a TLS service and the TLS listener, beside the distribution's servers.
+    let ca = crate::support::tls::TestCa::new();
+    let mut api = service("api", &[], None);
+    ca.serve(&mut api, dir.path(), "api.example.com");
+    let with_tls = tls_settings(true, false);
+    let routes = routes
+        .with(
+            &api,
+            Some(backend(Slot::Blue, "1", &["127.0.0.1:40002"])),
+            None,
+            &with_tls,
+        )
+        .unwrap();
+    let text = render_http(&routes, &with_tls);
+    assert!(text.contains("ssl_reject_handshake on;"), "{text}");
+    std::fs::write(conf_d.join("teal.conf"), &text).unwrap();
+    nginx_t(&main, dir.path());
 }
 
 #[test]

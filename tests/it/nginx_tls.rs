@@ -457,3 +457,50 @@ async fn serving_tls(ca: &TestCa, addr: SocketAddr) -> Option<String> {
         .then(|| version_of(&reply.body))
         .flatten()
 }
+
+/// `teal serve --upgrade` (the real binary) with a TLS service through the
+/// managed nginx: the new daemon adopts the same master and renders the same
+/// config (TLS servers, challenge webroot and all), so nginx is not reloaded;
+/// the same certificate is served, and no TLS request fails across it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_keeps_nginx_serving_tls_without_a_reload() {
+    use crate::support::served::{Served, demo_web_toml, logs, teal_ok, terminated, upgraded};
+
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Arc::new(TestCa::new());
+    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
+    let (listen, tls_addr) = (free_addr(), free_addr());
+    let service = demo_web_toml(&free_addr().to_string()).replace(
+        "version = \"1.0.0\"\n",
+        &format!(
+            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+            leaf.files.cert, leaf.files.key
+        ),
+    );
+    let text = format!(
+        "state_dir = \"state\"\n\n[proxy]\nlisten = \"{listen}\"\nrouter = \"nginx\"\n\n[proxy.nginx]\nworkers = 2\n\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n{service}"
+    );
+    std::fs::write(dir.path().join("teal.toml"), text).unwrap();
+    let daemon = Served::start(dir.path()).await;
+    teal_ok(dir.path(), &["deploy", "web"]).await;
+    let state = dir.path().join("state");
+    let master = nginx::master_pid(&state).expect("the managed master");
+    let workers = nginx::serving_workers(master);
+    assert_redirected(listen, "web.test", tls_addr.port()).await;
+
+    let load = TlsLoad::start(&ca, tls_addr, "web.test", 3);
+    assert!(load.answered_more(20, Duration::from_secs(30)).await);
+    let daemon = upgraded(dir.path(), daemon).await;
+    assert!(load.answered_more(20, Duration::from_secs(30)).await);
+    let report = load.finish().await;
+    assert_eq!(report.failed, 0, "{report:?}\n{}", logs(dir.path()));
+    assert_eq!(nginx::master_pid(&state), Some(master), "the same master");
+    assert_eq!(nginx::serving_workers(master), workers, "no reload");
+    let mut conn = ca.conn_presenting(tls_addr, "web.test", &leaf).await;
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    drop(conn);
+    terminated(daemon).await;
+}
