@@ -464,7 +464,8 @@ async fn serving_tls(ca: &TestCa, addr: SocketAddr) -> Option<String> {
 /// the same certificate is served, and no TLS request fails across it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_keeps_nginx_serving_tls_without_a_reload() {
-    use crate::support::served::{Served, demo_web_toml, logs, teal_ok, terminated, upgraded};
+    use crate::support::served::{Served, logs, teal_ok, terminated, upgraded};
+    use crate::support::tls::tls_web_toml;
 
     if !nginx::required() {
         return;
@@ -473,13 +474,7 @@ async fn an_upgrade_keeps_nginx_serving_tls_without_a_reload() {
     let ca = Arc::new(TestCa::new());
     let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let (listen, tls_addr) = (free_addr(), free_addr());
-    let service = demo_web_toml(&free_addr().to_string()).replace(
-        "version = \"1.0.0\"\n",
-        &format!(
-            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
-            leaf.files.cert, leaf.files.key
-        ),
-    );
+    let service = tls_web_toml(&free_addr().to_string(), &leaf);
     let text = format!(
         "state_dir = \"state\"\n\n[proxy]\nlisten = \"{listen}\"\nrouter = \"nginx\"\n\n[proxy.nginx]\nworkers = 2\n\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n{service}"
     );

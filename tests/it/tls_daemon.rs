@@ -136,20 +136,15 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
 /// at the hand-over is completed and served by the old daemon).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_hands_the_tls_listener_over() {
-    use crate::support::served::{Served, demo_web_toml, logs, teal_ok, terminated, upgraded};
+    use crate::support::served::{Served, logs, teal_ok, terminated, upgraded};
     use crate::support::tls::served_cert;
+    use crate::support::tls::tls_web_toml;
 
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
     let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let tls_addr = unused_addr();
-    let service = demo_web_toml("127.0.0.1:0").replace(
-        "version = \"1.0.0\"\n",
-        &format!(
-            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
-            leaf.files.cert, leaf.files.key
-        ),
-    );
+    let service = tls_web_toml("127.0.0.1:0", &leaf);
     let text = format!(
         "state_dir = \"state\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n{service}"
     );

@@ -128,6 +128,18 @@ impl TestCa {
     }
 }
 
+/// [`super::served::demo_web_toml`] as a TLS service for `web.test` with
+/// `leaf`'s files.
+pub fn tls_web_toml(preview: &str, leaf: &Leaf) -> String {
+    super::served::demo_web_toml(preview).replace(
+        "version = \"1.0.0\"\n",
+        &format!(
+            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+            leaf.files.cert, leaf.files.key
+        ),
+    )
+}
+
 /// The certificate the server presented on `tls`.
 pub fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
