@@ -108,6 +108,12 @@ impl NginxRouter {
                 proxy.listen
             )));
         }
+        if let Some(tls) = proxy.tls.as_ref().filter(|tls| tls.listen.port() == 0) {
+            return Err(RouterError::Invalid(format!(
+                "proxy.tls.listen {} uses port 0, which router = \"nginx\" does not support: nginx cannot tell teal which port it picked",
+                tls.listen
+            )));
+        }
         let dir = state_dir.join("nginx");
         for path in [Some(&dir), spec.include.as_ref(), spec.conf_dir.as_ref()]
             .into_iter()
