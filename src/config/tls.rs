@@ -14,22 +14,15 @@ use super::keys::NO_ACME;
 use super::raw::{RawProxyTls, RawTls};
 use super::values;
 use crate::router::builtin::check_cert_files;
-use crate::spec::{RouterKind, TlsFiles, TlsListenSpec};
+use crate::spec::{TlsFiles, TlsListenSpec};
 
-/// `[proxy.tls]`, builtin router only.
+/// `[proxy.tls]`, for either router (with nginx, `nginx.rs` checks its port).
 pub(super) fn listener(
     raw: Option<&Spanned<RawProxyTls>>,
-    router: RouterKind,
 ) -> Result<Option<TlsListenSpec>, Invalid> {
     let Some(raw) = raw else {
         return Ok(None);
     };
-    if router != RouterKind::Builtin {
-        return Err(Invalid::at(
-            raw,
-            "[proxy.tls] is for the builtin router; the nginx router does not serve TLS yet",
-        ));
-    }
     let Some(listen) = &raw.get_ref().listen else {
         return Err(Invalid::at(
             raw,

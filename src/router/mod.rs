@@ -115,6 +115,20 @@ pub trait Router: Send + Sync {
         None
     }
 
+    /// ACME HTTP-01: from now on answer `GET /.well-known/acme-challenge/{token}`
+    /// on the plain listener, whatever the Host, with `key_authorization`
+    /// (`Some`), or stop answering it (`None`).
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), RouterError>;
+
+    /// The certificate files of `spec.tls` changed (a renewal, or the first
+    /// certificate of an ACME service): serve them to new TLS connections,
+    /// routes unchanged; open connections keep the certificate they began with.
+    async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError>;
+
     /// Stops serving at daemon shutdown, after the shutdown token fired: open
     /// client connections get up to `grace` to finish. Routes are not changed
     /// after this.

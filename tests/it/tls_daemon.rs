@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use teal::spec::TlsListenSpec;
 
-use crate::support::proxy::{Conn, raw_exchange, unused_addr};
-use crate::support::tls::TestCa;
+use crate::support::proxy::{Conn, unused_addr};
+use crate::support::tls::{TestCa, assert_redirected};
 use crate::support::*;
 
 /// What the TLS clients counted.
@@ -28,10 +28,8 @@ struct Counts {
 async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
-    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let mut spec = demo_service("web", dir.path(), 2);
-    spec.hosts = vec!["web.test".into()];
-    spec.tls = Some(leaf.files.clone());
+    ca.serve(&mut spec, dir.path(), "web.test");
     spec.drain.timeout = Duration::from_secs(3);
     let mut config = config(dir.path(), vec![]);
     let tls_addr = unused_addr();
@@ -43,14 +41,7 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     d.deploy(&spec, "1.0.0").await.assert_live();
 
     // Plain HTTP for the TLS service: 308 to https on the TLS port.
-    let reply = raw_exchange(
-        d.addr,
-        b"GET /x?y=1 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
-    let location = format!("location: https://web.test:{}/x?y=1\r\n", tls_addr.port());
-    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
+    assert_redirected(d.addr, "web.test", tls_addr.port()).await;
 
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -145,20 +136,15 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
 /// at the hand-over is completed and served by the old daemon).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_hands_the_tls_listener_over() {
-    use crate::support::served::{Served, demo_web_toml, logs, teal_ok, terminated, upgraded};
+    use crate::support::served::{Served, logs, teal_ok, terminated, upgraded};
     use crate::support::tls::served_cert;
+    use crate::support::tls::tls_web_toml;
 
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
     let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let tls_addr = unused_addr();
-    let service = demo_web_toml("127.0.0.1:0").replace(
-        "version = \"1.0.0\"\n",
-        &format!(
-            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
-            leaf.files.cert, leaf.files.key
-        ),
-    );
+    let service = tls_web_toml("127.0.0.1:0", &leaf);
     let text = format!(
         "state_dir = \"state\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n{service}"
     );

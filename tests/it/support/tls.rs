@@ -1,15 +1,23 @@
 //! TLS for the tests: a certificate authority made for the test (rcgen),
 //! leaf certificates it signs written as PEM files a service's `tls` names,
 //! and a client (tokio-rustls, ring) that trusts only that authority, with
-//! the ALPN protocols and SNI the test asks for.
+//! the ALPN protocols and SNI the test asks for; HTTP/2 over such a client,
+//! and the plain listener's redirect checked.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use teal::spec::TlsFiles;
+use teal::spec::{ServiceSpec, TlsFiles};
+
+use super::proxy::Conn;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -66,6 +74,15 @@ impl TestCa {
         }
     }
 
+    /// Makes `spec` a TLS service for `name` alone, with a leaf this authority
+    /// signed (files in `dir`).
+    pub fn serve(&self, spec: &mut ServiceSpec, dir: &Path, name: &str) -> Leaf {
+        let leaf = self.leaf(dir, &spec.name, &[name]);
+        spec.hosts = vec![name.into()];
+        spec.tls = Some(leaf.files.clone());
+        leaf
+    }
+
     /// A client that trusts this authority only and offers `alpn`.
     pub fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
@@ -95,8 +112,73 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// An HTTP/1.1 connection over TLS to `addr` for `name`, whose handshake
+    /// must present `leaf` (verified up to this authority and for `name`).
+    pub async fn conn_presenting(&self, addr: SocketAddr, name: &str, leaf: &Leaf) -> Conn {
+        let tls = self
+            .connect(addr, name, &[b"http/1.1"])
+            .await
+            .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
+        assert!(
+            served_cert(&tls) == leaf.der,
+            "{name} got another certificate"
+        );
+        Conn::over(tls).await.unwrap()
+    }
+}
+
+/// [`super::served::demo_web_toml`] as a TLS service for `web.test` with
+/// `leaf`'s files.
+pub fn tls_web_toml(preview: &str, leaf: &Leaf) -> String {
+    super::served::demo_web_toml(preview).replace(
+        "version = \"1.0.0\"\n",
+        &format!(
+            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+            leaf.files.cert, leaf.files.key
+        ),
+    )
+}
+
 /// The certificate the server presented on `tls`.
 pub fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
     certs[0].clone().into_owned()
+}
+
+/// An HTTP/2 client on `tls`, which must have negotiated `h2` by ALPN.
+pub async fn h2_client(tls: TlsStream<TcpStream>) -> SendRequest<Empty<Bytes>> {
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("an HTTP/2 connection");
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET https://HOST/headers` over HTTP/2, answered 200: the request head the
+/// app saw (`TestBackend`), lowercased.
+pub async fn h2_headers(sender: &mut SendRequest<Empty<Bytes>>, host: &str) -> String {
+    let req = Request::get(format!("https://{host}/headers"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(super::proxy::EXCHANGE, sender.send_request(req))
+        .await
+        .expect("a response in time")
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).to_ascii_lowercase()
+}
+
+/// Plain HTTP to `plain` for `host` (a TLS service's) gets 308 to
+/// `https://HOST:TLS_PORT` with the path and query.
+pub async fn assert_redirected(plain: SocketAddr, host: &str, tls_port: u16) {
+    let request = format!("GET /x?y=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let reply = super::proxy::raw_exchange(plain, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
+    let location = format!("location: https://{host}:{tls_port}/x?y=1\r\n");
+    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
 }
