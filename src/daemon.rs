@@ -165,9 +165,9 @@ impl Daemon {
             }
         };
         // ACME services get their certificates through a layer over the
-        // router (builtin only: the config refuses TLS with nginx).
+        // router (either: both answer challenges and reload certificates).
         let (router, acme) = match &config.proxy.tls {
-            Some(tls) if config.proxy.router == RouterKind::Builtin => {
+            Some(tls) => {
                 let acme = Arc::new(AcmeRouter::new(
                     router,
                     tls.acme.clone(),
@@ -176,7 +176,7 @@ impl Daemon {
                 ));
                 (acme.clone() as Arc<dyn Router>, Some(acme))
             }
-            _ => (router, None),
+            None => (router, None),
         };
         let inheriting = inheritance.is_some();
         let parts = Parts {

@@ -13,7 +13,7 @@ use super::conflicts::ServiceSite;
 use super::invalid::Invalid;
 use super::raw::RawNginx;
 use super::values;
-use crate::spec::{NginxSpec, RouterKind};
+use crate::spec::{NginxSpec, RouterKind, ServiceSpec};
 
 #[cfg(test)]
 mod tests;
@@ -148,6 +148,44 @@ pub(super) fn check_ports(
                     site.name
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `[proxy.tls] listen` with nginx: a real port too.
+pub(super) fn check_tls_port(
+    listen: std::net::SocketAddr,
+    span: Option<Range<usize>>,
+) -> Result<(), Invalid> {
+    if listen.port() == 0 {
+        return Err(at_or_nowhere(
+            span,
+            format!(
+                "proxy.tls.listen {listen} uses port 0, which router = \"nginx\" does not support: nginx cannot tell teal which port it picked; give a port"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Certificate files with nginx: their paths are written into its config
+/// (`ssl_certificate`), so they must be quotable there.
+pub(super) fn check_cert_paths(
+    services: &std::collections::BTreeMap<String, ServiceSpec>,
+    sites: &[ServiceSite],
+) -> Result<(), Invalid> {
+    for site in sites {
+        let Some(files) = services.get(&site.name).and_then(|s| s.tls.as_ref()) else {
+            continue;
+        };
+        for path in [&files.cert, &files.key] {
+            if let Err(reason) = crate::router::nginx::check_path(path) {
+                return Err(at_or_nowhere(
+                    site.tls.clone(),
+                    format!("services.{}.tls: {reason}", site.name),
+                ));
+            }
         }
     }
     Ok(())

@@ -104,15 +104,6 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
     conflicts::check(&listen, [&admin, &tls_listen], &sites)?;
     if let Some(site) = sites.iter().find(|site| site.tls.is_some()) {
         let span = site.tls.clone();
-        if proxy.router == RouterKind::Nginx {
-            return Err(Invalid {
-                span,
-                message: format!(
-                    "services.{}.tls: the nginx router does not serve TLS yet; use the builtin router (the default)",
-                    site.name
-                ),
-            });
-        }
         if proxy.tls.is_none() {
             return Err(Invalid {
                 span,
@@ -138,6 +129,10 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
     }
     if proxy.router == RouterKind::Nginx {
         nginx::check_ports(proxy.listen, listen.span.clone(), &sites)?;
+        if let Some(tls) = &tls_listen {
+            nginx::check_tls_port(tls.addr, tls.span.clone())?;
+        }
+        nginx::check_cert_paths(&services, &sites)?;
         if let Err(reason) = crate::router::nginx::check_path(&state_dir) {
             let message = format!("state_dir (used in the nginx config teal writes): {reason}");
             return Err(match &raw.state_dir {
@@ -230,7 +225,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
     let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
     let underscores_in_headers = underscores(raw.underscores_in_headers.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
-    let tls = tls::listener(raw.tls.as_ref(), router, base)?;
+    let tls = tls::listener(raw.tls.as_ref(), base)?;
     Ok(ProxySpec {
         listen,
         router,

@@ -14,9 +14,7 @@ use super::invalid::Invalid;
 use super::raw::{RawProxyTls, RawTls};
 use super::values;
 use crate::router::builtin::check_cert_files;
-use crate::spec::{
-    AcmeSpec, DEFAULT_ACME_RETRY, LETS_ENCRYPT, RouterKind, TlsFiles, TlsListenSpec,
-};
+use crate::spec::{AcmeSpec, DEFAULT_ACME_RETRY, LETS_ENCRYPT, TlsFiles, TlsListenSpec};
 
 /// The longest `acme_retry`: the backoff never waits longer than a day.
 const MAX_ACME_RETRY: Duration = Duration::from_secs(24 * 3600);
@@ -30,21 +28,14 @@ pub(super) enum ServiceTls {
     Acme,
 }
 
-/// `[proxy.tls]`, builtin router only.
+/// `[proxy.tls]`, for either router (with nginx, `nginx.rs` checks its port).
 pub(super) fn listener(
     raw: Option<&Spanned<RawProxyTls>>,
-    router: RouterKind,
     base: &Path,
 ) -> Result<Option<TlsListenSpec>, Invalid> {
     let Some(raw) = raw else {
         return Ok(None);
     };
-    if router != RouterKind::Builtin {
-        return Err(Invalid::at(
-            raw,
-            "[proxy.tls] is for the builtin router; the nginx router does not serve TLS yet",
-        ));
-    }
     let Some(listen) = &raw.get_ref().listen else {
         return Err(Invalid::at(
             raw,

@@ -17,7 +17,8 @@ use tokio_rustls::client::TlsStream;
 use crate::support::pebble::{self, Pebble, PebbleSpec};
 use crate::support::proxy::{Conn, raw_exchange};
 use crate::support::served::{Served, demo_web_toml, logs, run, teal_ok, terminated, upgraded};
-use crate::support::tls::{TlsLoad, connect_trusting, served_cert};
+use crate::support::tls::{connect_trusting, served_cert};
+use crate::support::tls_load::TlsLoad;
 use crate::support::{eventually, free_addr};
 
 /// A teal (plain and TLS listeners on fixed loopback ports) and the pebble
@@ -326,7 +327,7 @@ async fn a_renewal_under_tls_load_fails_no_request() {
     let renewed = lab.cert_for("web.test", Some(&first)).await;
     assert_ne!(serial(&renewed), serial(&first));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let counts = load.stop().await;
+    let counts = load.finish().await;
     assert_eq!(counts.failed, 0, "no failed request\n{}", logs(lab.path()));
     assert_eq!(
         counts.reconnects, 0,

@@ -57,6 +57,7 @@ mod nginx_config;
 mod nginx_proxy;
 mod nginx_router;
 mod nginx_system;
+mod nginx_tls;
 mod nginx_zero_downtime;
 mod upgrade_nginx;
 

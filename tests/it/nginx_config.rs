@@ -1,7 +1,9 @@
 //! The configs the nginx router generates pass the real `nginx -t`: no services,
 //! one service, several services with hosts, previews (staged and empty), process
 //! and docker instances, system-mode `teal.conf` inside a distribution-style
-//! `nginx.conf`, and an `include`. Names that could inject a directive are refused.
+//! `nginx.conf`, and an `include`; TLS services with their certificates, the
+//! redirect, the default server that refuses unknown names and the ACME
+//! challenge location. Names that could inject a directive are refused.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
-use teal::router::nginx::render::{MainSettings, Settings, render_http, render_main};
+use teal::router::nginx::render::{MainSettings, Settings, TlsSettings, render_http, render_main};
 use teal::router::nginx::routes::RouteSet;
 use teal::router::{Backend, RouterError};
 use teal::slot::Slot;
@@ -22,6 +24,8 @@ fn settings(include: Option<&Path>) -> Settings {
         listen: LISTEN.parse().unwrap(),
         keepalive_timeout: Duration::ZERO,
         include: include.map(Path::to_path_buf),
+        tls: None,
+        webroot: "/srv/app/.teal/nginx/acme".into(),
     }
 }
 
@@ -76,10 +80,6 @@ fn nginx_t(file: &Path, prefix: &Path) {
     );
 }
 
-fn listen() -> SocketAddr {
-    LISTEN.parse().unwrap()
-}
-
 #[test]
 fn no_services_answer_503() {
     if !nginx::required() {
@@ -100,7 +100,7 @@ fn one_service_with_process_instances() {
     let web = service("web", &[], None);
     let live = backend(Slot::Blue, "1.0.0", &["127.0.0.1:40001", "127.0.0.1:40002"]);
     let routes = RouteSet::default()
-        .with(&web, Some(live), None, listen())
+        .with(&web, Some(live), None, &settings(None))
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
     assert!(text.contains("upstream teal_web_blue {"), "{text}");
@@ -143,17 +143,17 @@ fn several_services_with_hosts_and_previews() {
                 "1",
                 &["127.0.0.1:40012", "127.0.0.1:40013"],
             )),
-            listen(),
+            &settings(None),
         )
         .and_then(|r| {
             r.with(
                 &admin,
                 Some(backend(Slot::Blue, "1", &["127.0.0.1:40021"])),
                 None,
-                listen(),
+                &settings(None),
             )
         })
-        .and_then(|r| r.with(&web, None, None, listen()))
+        .and_then(|r| r.with(&web, None, None, &settings(None)))
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
     assert!(
@@ -164,8 +164,9 @@ fn several_services_with_hosts_and_previews() {
     assert!(text.contains("upstream teal_api_green {"));
     assert!(text.contains("upstream teal_api_blue {"));
     assert!(text.contains("upstream teal_admin-ui_blue {"));
-    // web has nothing live (production and preview answer 503), nor has admin-ui's preview.
-    assert_eq!(text.matches("return 503;").count(), 3, "{text}");
+    // web has nothing live (production, its challenge fallback and preview
+    // answer 503), nor has admin-ui's preview.
+    assert_eq!(text.matches("return 503;").count(), 4, "{text}");
 }
 
 #[test]
@@ -180,7 +181,7 @@ fn no_default_service_means_404_for_unknown_hosts() {
             &api,
             Some(backend(Slot::Blue, "1", &["127.0.0.1:40011"])),
             None,
-            listen(),
+            &settings(None),
         )
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
@@ -205,7 +206,7 @@ fn docker_instances_and_ipv6_addresses() {
                 &["127.0.0.1:49153", "127.0.0.1:49154"],
             )),
             Some(backend(Slot::Green, "2", &["[::1]:49155"])),
-            listen(),
+            &settings(None),
         )
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(None));
@@ -230,7 +231,7 @@ fn an_include_is_placed_in_every_server() {
             &web,
             Some(backend(Slot::Blue, "1", &["127.0.0.1:40001"])),
             None,
-            listen(),
+            &settings(None),
         )
         .unwrap();
     let text = check_managed(dir.path(), &routes, &settings(Some(&extra)));
@@ -265,7 +266,7 @@ fn system_mode_file_fits_a_distribution_nginx_conf() {
             &web,
             Some(backend(Slot::Blue, "1", &["127.0.0.1:40001"])),
             None,
-            listen(),
+            &settings(None),
         )
         .unwrap();
     let text = render_http(&routes, &settings(None));
@@ -275,6 +276,24 @@ fn system_mode_file_fits_a_distribution_nginx_conf() {
         !text.contains("worker_"),
         "system mode leaves the main context alone"
     );
+
+    // With a TLS service and the TLS listener, beside the distribution's servers.
+    let ca = crate::support::tls::TestCa::new();
+    let mut api = service("api", &[], None);
+    ca.serve(&mut api, dir.path(), "api.example.com");
+    let with_tls = tls_settings(true, false);
+    let routes = routes
+        .with(
+            &api,
+            Some(backend(Slot::Blue, "1", &["127.0.0.1:40002"])),
+            None,
+            &with_tls,
+        )
+        .unwrap();
+    let text = render_http(&routes, &with_tls);
+    assert!(text.contains("ssl_reject_handshake on;"), "{text}");
+    std::fs::write(conf_d.join("teal.conf"), &text).unwrap();
+    nginx_t(&main, dir.path());
 }
 
 #[test]
@@ -291,7 +310,7 @@ fn names_that_could_inject_directives_are_refused() {
     ];
     for host in bad_hosts {
         let spec = service("web", &[host], None);
-        let result = RouteSet::default().with(&spec, None, None, listen());
+        let result = RouteSet::default().with(&spec, None, None, &settings(None));
         assert!(
             matches!(result, Err(RouterError::Invalid(_))),
             "{host:?}: {result:?}"
@@ -299,7 +318,7 @@ fn names_that_could_inject_directives_are_refused() {
     }
     for name in ["web;", "Web", "web app", "web{", "", "-web"] {
         let spec = service(name, &[], None);
-        let result = RouteSet::default().with(&spec, None, None, listen());
+        let result = RouteSet::default().with(&spec, None, None, &settings(None));
         assert!(
             matches!(result, Err(RouterError::Invalid(_))),
             "{name:?}: {result:?}"
@@ -311,26 +330,105 @@ fn names_that_could_inject_directives_are_refused() {
 fn clashes_change_nothing() {
     let web = service("web", &[], Some("127.0.0.1:18081"));
     let routes = RouteSet::default()
-        .with(&web, None, None, listen())
+        .with(&web, None, None, &settings(None))
         .unwrap();
     let other_default = service("other", &[], None);
     assert!(matches!(
-        routes.with(&other_default, None, None, listen()),
+        routes.with(&other_default, None, None, &settings(None)),
         Err(RouterError::Conflict(_))
     ));
     let same_preview = service("other", &["x.example.com"], Some("127.0.0.1:18081"));
     assert!(matches!(
-        routes.with(&same_preview, None, None, listen()),
+        routes.with(&same_preview, None, None, &settings(None)),
         Err(RouterError::Conflict(_))
     ));
     let on_listen = service("other", &["x.example.com"], Some(LISTEN));
     assert!(matches!(
-        routes.with(&on_listen, None, None, listen()),
+        routes.with(&on_listen, None, None, &settings(None)),
         Err(RouterError::Conflict(_))
     ));
     let port_zero = service("other", &["x.example.com"], Some("127.0.0.1:0"));
     assert!(matches!(
-        routes.with(&port_zero, None, None, listen()),
+        routes.with(&port_zero, None, None, &settings(None)),
+        Err(RouterError::Invalid(_))
+    ));
+}
+
+fn tls_settings(redirect: bool, http2_directive: bool) -> Settings {
+    Settings {
+        tls: Some(TlsSettings {
+            listen: "127.0.0.1:18443".parse().unwrap(),
+            redirect,
+            http2_directive,
+        }),
+        ..settings(None)
+    }
+}
+
+#[test]
+fn tls_services_pass_nginx_t() {
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::support::tls::TestCa::new();
+    let leaf = ca.leaf(dir.path(), "api", &["api.example.com", "www.example.com"]);
+    let mut api = service("api", &["api.example.com", "www.example.com"], None);
+    api.tls = Some(leaf.files.clone());
+    let plain = service("plain", &["plain.example.com"], None);
+    let live = |port: u16| Some(backend(Slot::Blue, "1", &[&format!("127.0.0.1:{port}")]));
+    let with_tls = tls_settings(true, false);
+    let routes = RouteSet::default()
+        .with(&api, live(40001), None, &with_tls)
+        .and_then(|r| r.with(&plain, live(40002), None, &with_tls))
+        .unwrap();
+    let text = check_managed(dir.path(), &routes, &with_tls);
+    for line in [
+        "listen 127.0.0.1:18443 ssl http2;",
+        "listen 127.0.0.1:18443 ssl http2 default_server;",
+        "server_name api.example.com www.example.com;",
+        &format!("ssl_certificate \"{}\";", leaf.files.cert.display()),
+        &format!("ssl_certificate_key \"{}\";", leaf.files.key.display()),
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_reject_handshake on;",
+        "return 308 https://$host:18443$request_uri;",
+        "location ^~ /.well-known/acme-challenge/ {",
+        "root \"/srv/app/.teal/nginx/acme\";",
+        "try_files $uri @teal_app;",
+        "try_files $uri =404;",
+        "X-Forwarded-Proto $scheme;",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    // One redirect: only the TLS service's plain server; one certificate.
+    assert_eq!(text.matches("return 308").count(), 1, "{text}");
+    assert_eq!(text.matches("ssl_certificate ").count(), 1, "{text}");
+
+    // Redirect off: the plain server proxies; 443 is not written in the URL;
+    // nginx 1.25.1+ gets `http2 on;`.
+    let text = render_http(&routes, &tls_settings(false, true));
+    assert!(!text.contains("return 308"), "{text}");
+    assert!(
+        text.contains("listen 127.0.0.1:18443 ssl;\n    http2 on;"),
+        "{text}"
+    );
+    let mut on_443 = tls_settings(true, false);
+    on_443.tls.as_mut().unwrap().listen = "127.0.0.1:443".parse().unwrap();
+    let text = render_http(&routes, &on_443);
+    assert!(
+        text.contains("return 308 https://$host$request_uri;"),
+        "{text}"
+    );
+
+    // A certificate without a TLS listener, or with a path nginx cannot quote.
+    assert!(matches!(
+        RouteSet::default().with(&api, None, None, &settings(None)),
+        Err(RouterError::Invalid(_))
+    ));
+    let mut bad = api.clone();
+    bad.tls.as_mut().unwrap().cert = "/srv/a\";b.pem".into();
+    assert!(matches!(
+        RouteSet::default().with(&bad, None, None, &tls_settings(true, false)),
         Err(RouterError::Invalid(_))
     ));
 }

@@ -10,10 +10,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use teal::router::Router;
 use teal::slot::Slot;
 use teal::spec::ServiceSpec;
@@ -23,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::proxy::*;
-use crate::support::tls::{Leaf, TestCa, served_cert};
+use crate::support::tls::{Leaf, TestCa, h2_client, h2_headers, served_cert};
 
 /// A proxy with a TLS listener, services "a" (a.test) and "b" (b.test) with
 /// their own certificates and backends, and "plain" (plain.test) without.
@@ -96,15 +92,7 @@ async fn sni_picks_each_services_certificate_and_it_chains_to_the_test_ca() {
         ("www.b.test", &t.b, "b"),
     ] {
         // The client verifies the chain to the test CA and the name.
-        let tls =
-            t.ca.connect(t.tls_addr(), name, &[b"http/1.1"])
-                .await
-                .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
-        assert!(
-            served_cert(&tls) == leaf.der,
-            "{name} got another certificate"
-        );
-        let mut conn = Conn::over(tls).await.unwrap();
+        let mut conn = t.ca.conn_presenting(t.tls_addr(), name, leaf).await;
         let reply = conn.get(name, "/").await.unwrap();
         assert_eq!(reply.status, 200, "{name}");
         assert!(reply.body.contains(backend_name), "{name}: {}", reply.body);
@@ -135,24 +123,9 @@ async fn alpn_h2_gets_http2_and_the_app_sees_https() {
         t.ca.connect(t.tls_addr(), "a.test", &[b"h2", b"http/1.1"])
             .await
             .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("an HTTP/2 connection");
-    tokio::spawn(conn);
+    let mut sender = h2_client(tls).await;
     for _ in 0..3 {
-        let req = Request::get("https://a.test/headers")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let response = tokio::time::timeout(EXCHANGE, sender.send_request(req))
-            .await
-            .expect("a response in time")
-            .expect("a response");
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.version(), http::Version::HTTP_2);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body = String::from_utf8_lossy(&body).to_ascii_lowercase();
+        let body = h2_headers(&mut sender, "a.test").await;
         assert!(body.contains("x-forwarded-proto: https"), "{body}");
     }
 }

@@ -10,18 +10,17 @@ use std::time::Duration;
 
 use teal::spec::TlsListenSpec;
 
-use crate::support::proxy::{Conn, raw_exchange, unused_addr};
-use crate::support::tls::{TestCa, TlsLoad};
+use crate::support::proxy::{Conn, unused_addr};
+use crate::support::tls::{TestCa, assert_redirected};
+use crate::support::tls_load::TlsLoad;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
-    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let mut spec = demo_service("web", dir.path(), 2);
-    spec.hosts = vec!["web.test".into()];
-    spec.tls = Some(leaf.files.clone());
+    ca.serve(&mut spec, dir.path(), "web.test");
     spec.drain.timeout = Duration::from_secs(3);
     let mut config = config(dir.path(), vec![]);
     let tls_addr = unused_addr();
@@ -34,14 +33,7 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     d.deploy(&spec, "1.0.0").await.assert_live();
 
     // Plain HTTP for the TLS service: 308 to https on the TLS port.
-    let reply = raw_exchange(
-        d.addr,
-        b"GET /x?y=1 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
-    let location = format!("location: https://web.test:{}/x?y=1\r\n", tls_addr.port());
-    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
+    assert_redirected(d.addr, "web.test", tls_addr.port()).await;
 
     // Four keep-alive clients and one opening a connection per request.
     let load = TlsLoad::start(&ca.root, tls_addr, "web.test", 4, 1);
@@ -57,7 +49,7 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     }
     d.rollback("web").await.assert_live();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let counts = load.stop().await;
+    let counts = load.finish().await;
     assert_eq!(counts.failed, 0, "no failed request");
     assert_eq!(
         counts.reconnects, 0,
@@ -88,20 +80,15 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
 /// at the hand-over is completed and served by the old daemon).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_hands_the_tls_listener_over() {
-    use crate::support::served::{Served, demo_web_toml, logs, teal_ok, terminated, upgraded};
+    use crate::support::served::{Served, logs, teal_ok, terminated, upgraded};
     use crate::support::tls::served_cert;
+    use crate::support::tls::tls_web_toml;
 
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
     let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
     let tls_addr = unused_addr();
-    let service = demo_web_toml("127.0.0.1:0").replace(
-        "version = \"1.0.0\"\n",
-        &format!(
-            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
-            leaf.files.cert, leaf.files.key
-        ),
-    );
+    let service = tls_web_toml("127.0.0.1:0", &leaf);
     let text = format!(
         "state_dir = \"state\"\n\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n{service}"
     );
@@ -122,7 +109,7 @@ async fn an_upgrade_hands_the_tls_listener_over() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let daemon = upgraded(dir.path(), daemon).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let counts = load.stop().await;
+    let counts = load.finish().await;
     assert_eq!(counts.failed, 0, "no failed request\n{}", logs(dir.path()));
     assert!(counts.ok > 10, "the client ran: {counts:?}");
 

@@ -159,7 +159,7 @@ fn bad_acme_settings_are_refused() {
 }
 
 #[test]
-fn acme_needs_hosts_that_are_names_and_the_builtin_router() {
+fn acme_needs_hosts_that_are_names_with_either_router() {
     assert_err(
         &format!("{ACME_PROXY}{}", acme_service("[]")),
         7,
@@ -172,14 +172,15 @@ fn acme_needs_hosts_that_are_names_and_the_builtin_router() {
         7,
         &["host \"127.0.0.1\" is an IP address"],
     );
-    assert_err(
-        &format!(
-            "[proxy]\nrouter = \"nginx\"\n{}",
+    // Either router: the nginx router serves the files teal orders too.
+    let nginx = "[proxy]\nlisten = \"127.0.0.1:8080\"\nrouter = \"nginx\"\n";
+    assert!(
+        ok(&format!(
+            "{nginx}{ACME_PROXY}{}",
             acme_service("[\"a.example\"]")
-        ),
-        6,
-        7,
-        &["the nginx router does not serve TLS yet"],
+        ))
+        .services["web"]
+            .acme
     );
     assert_err(
         &format!(
@@ -192,7 +193,7 @@ fn acme_needs_hosts_that_are_names_and_the_builtin_router() {
 }
 
 #[test]
-fn tls_needs_hosts_the_listener_and_the_builtin_router() {
+fn tls_needs_hosts_and_the_listener() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = make_cert(dir.path(), "web", &["example.com"]);
     assert_err(
@@ -206,21 +207,6 @@ fn tls_needs_hosts_the_listener_and_the_builtin_router() {
         4,
         7,
         &["services.web.tls needs the TLS listener", "[proxy.tls]"],
-    );
-    assert_err(
-        &format!(
-            "[proxy]\nrouter = \"nginx\"\n{}",
-            service("[\"example.com\"]", &cert, &key)
-        ),
-        6,
-        7,
-        &["the nginx router does not serve TLS yet"],
-    );
-    assert_err(
-        &format!("[proxy]\nrouter = \"nginx\"\n{TLS_PROXY}"),
-        3,
-        1,
-        &["[proxy.tls] is for the builtin router"],
     );
     assert_err(
         "[proxy.tls]\nredirect = true\n",
@@ -302,4 +288,47 @@ fn hosts_of_a_tls_service_are_names() {
         10,
         &["invalid host \"bad_host.example\""],
     );
+}
+
+/// The nginx router serves TLS too: `[proxy.tls]` and a service's files load
+/// as with the builtin router; nginx needs a real TLS port and certificate
+/// paths it can quote.
+#[test]
+fn the_nginx_router_takes_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "web", &["example.com"]);
+    let nginx = "[proxy]\nlisten = \"127.0.0.1:8080\"\nrouter = \"nginx\"\n";
+    let config = ok(&format!(
+        "{nginx}{TLS_PROXY}{}",
+        service("[\"example.com\"]", &cert, &key)
+    ));
+    assert_eq!(config.proxy.router, crate::spec::RouterKind::Nginx);
+    let tls = config.proxy.tls.expect("[proxy.tls]");
+    assert_eq!(tls.listen, "127.0.0.1:8443".parse().unwrap());
+    assert!(tls.redirect);
+    assert!(config.services["web"].tls.is_some());
+    // [proxy.tls] alone, for services to come.
+    assert!(ok(&format!("{nginx}{TLS_PROXY}")).proxy.tls.is_some());
+
+    assert_err(
+        &format!("{nginx}[proxy.tls]\nlisten = \"127.0.0.1:0\"\n"),
+        5,
+        10,
+        &[
+            "proxy.tls.listen 127.0.0.1:0 uses port 0",
+            "router = \"nginx\"",
+        ],
+    );
+    let quoted = dir.path().join("we\"b");
+    std::fs::create_dir(&quoted).unwrap();
+    let (cert, key) = make_cert(&quoted, "web", &["example.com"]);
+    let text = format!(
+        "{nginx}{TLS_PROXY}[services.web]\ncommand = [\"./app\"]\nhosts = [\"example.com\"]\ntls = {{ cert = {cert:?}, key = {key:?} }}\n"
+    );
+    assert_err(&text, 9, 7, &["services.web.tls", "contains a quote"]);
+    // The builtin router has no such limit on paths.
+    let text = format!(
+        "{TLS_PROXY}[services.web]\ncommand = [\"./app\"]\nhosts = [\"example.com\"]\ntls = {{ cert = {cert:?}, key = {key:?} }}\n"
+    );
+    assert!(ok(&text).services["web"].tls.is_some());
 }

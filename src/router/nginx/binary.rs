@@ -16,6 +16,9 @@ pub(crate) struct Binary {
     pub path: PathBuf,
     /// `-e FILE` (nginx 1.19.5+): the error log used before the config is read.
     pub has_error_flag: bool,
+    /// What `nginx -v` said (None: it did not say, e.g. a fork naming itself
+    /// otherwise).
+    pub version: Option<(u32, u32, u32)>,
 }
 
 impl Binary {
@@ -39,8 +42,21 @@ impl Binary {
         tracing::debug!(binary = %path.display(), ?version, "nginx found");
         Ok(Binary {
             has_error_flag: version.is_some_and(|v| v >= (1, 19, 5)),
+            version,
             path,
         })
+    }
+
+    /// `ssl_reject_handshake` (nginx 1.19.4+): a TLS server with no
+    /// certificate that refuses the handshake, so an unknown SNI gets none.
+    pub fn rejects_handshakes(&self) -> bool {
+        self.version.is_some_and(|v| v >= (1, 19, 4))
+    }
+
+    /// The `http2 on;` directive (nginx 1.25.1+), which replaces `listen ...
+    /// http2` (deprecated there, and warned about by `nginx -t`).
+    pub fn has_http2_directive(&self) -> bool {
+        self.version.is_some_and(|v| v >= (1, 25, 1))
     }
 
     /// A command running this nginx with `prefix` (and the early error log there).

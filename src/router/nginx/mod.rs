@@ -6,7 +6,9 @@
 //! standby or staged slot. Map of the files:
 //!
 //! - `routes`: the route table and the checks on every name that reaches the config;
-//! - `render`: route table → config text (pure);
+//! - `render`: route table → config text (pure), `render/tls.rs` its HTTPS side;
+//! - `challenge`: ACME HTTP-01 challenge files nginx serves on the plain listener;
+//!   `certs`: which services' certificate files nginx can load now;
 //! - `apply`: the safe switch (write beside, `nginx -t`, rename, reload, confirm);
 //! - `target`: managed or system nginx behind one enum; `managed`, `system`: each mode;
 //! - `binary`: the nginx executable (finding it, its version, running it);
@@ -19,6 +21,8 @@
 
 mod apply;
 mod binary;
+mod certs;
+mod challenge;
 mod log_tail;
 mod managed;
 mod procs;
@@ -43,9 +47,10 @@ use crate::slot::Slot;
 use crate::spec::{NginxSpec, ProxySpec, ServiceSpec};
 use binary::Binary;
 pub use binary::find_binary;
+use challenge::Challenges;
 use managed::Managed;
 use procs::Pid;
-use render::Settings;
+use render::{Settings, TlsSettings};
 use routes::RouteSet;
 use system::System;
 use target::Target;
@@ -64,6 +69,9 @@ pub struct NginxRouter {
     snapshot: ArcSwap<RouteSet>,
     /// Fired when the daemon stops: the supervisor gives up restarting nginx.
     shutdown: CancellationToken,
+    /// ACME HTTP-01 challenge files: written without the state lock (no
+    /// reload: nginx reads them per request).
+    challenges: Challenges,
 }
 
 struct State {
@@ -100,6 +108,12 @@ impl NginxRouter {
                 proxy.listen
             )));
         }
+        if let Some(tls) = proxy.tls.as_ref().filter(|tls| tls.listen.port() == 0) {
+            return Err(RouterError::Invalid(format!(
+                "proxy.tls.listen {} uses port 0, which router = \"nginx\" does not support: nginx cannot tell teal which port it picked",
+                tls.listen
+            )));
+        }
         let dir = state_dir.join("nginx");
         for path in [Some(&dir), spec.include.as_ref(), spec.conf_dir.as_ref()]
             .into_iter()
@@ -109,6 +123,20 @@ impl NginxRouter {
                 .map_err(|reason| RouterError::Invalid(format!("{}: {reason}", path.display())))?;
         }
         let binary = Binary::locate(&spec.binary).await?;
+        if let Some(tls) = &proxy.tls
+            && !binary.rejects_handshakes()
+        {
+            return Err(RouterError::Invalid(format!(
+                "[proxy.tls] listen {} with the nginx router needs nginx 1.19.4 or later (ssl_reject_handshake, so that a name no service claims gets no certificate); {} is {}",
+                tls.listen,
+                binary.path.display(),
+                binary
+                    .version
+                    .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+                    .unwrap_or_else(|| "of an unknown version".into())
+            )));
+        }
+        let http2_directive = binary.has_http2_directive();
         let mut target = match spec.conf_dir {
             None => Target::Managed(Managed::new(binary, &dir, spec.workers)?),
             Some(_) => Target::System(System::new(binary, spec, &dir)?),
@@ -119,10 +147,22 @@ impl NginxRouter {
                 Target::Managed(managed) => managed.running().is_some(),
                 Target::System(system) => inherited && system.master().is_some(),
             };
+        // Workers of another user: a system nginx's, or a root teal's managed ones.
+        let others = spec.is_system() || nix::unistd::geteuid().is_root();
+        let challenges = Challenges::prepare(&dir, others)?;
+        check_path(challenges.webroot()).map_err(|reason| {
+            RouterError::Invalid(format!("{}: {reason}", challenges.webroot().display()))
+        })?;
         let settings = Settings {
             listen: proxy.listen,
             keepalive_timeout: spec.keepalive_timeout,
             include: spec.include.clone(),
+            tls: proxy.tls.as_ref().map(|tls| TlsSettings {
+                listen: tls.listen,
+                redirect: tls.redirect,
+                http2_directive,
+            }),
+            webroot: challenges.webroot().to_owned(),
         };
         let router = Arc::new(NginxRouter {
             settings,
@@ -135,6 +175,7 @@ impl NginxRouter {
             }),
             snapshot: ArcSwap::from_pointee(RouteSet::default()),
             shutdown,
+            challenges,
         });
         if taken_over {
             tracing::info!("nginx already serves teal's routes: kept running as it is");
@@ -166,7 +207,11 @@ impl NginxRouter {
         if state.closed {
             return Err(RouterError::Other("the nginx router is stopping".into()));
         }
-        let text = state.target.render(&routes, &self.settings);
+        // A service whose certificate files went bad must not make nginx
+        // refuse everyone's config: it is rendered without its TLS server.
+        let text = state
+            .target
+            .render(&certs::servable(&routes), &self.settings);
         if force || state.applied.as_deref() != Some(text.as_str()) {
             let previous = state.applied.take();
             let result = apply::apply(&mut state.target, &text, previous.as_deref()).await;
@@ -200,10 +245,10 @@ impl Router for NginxRouter {
         live: Option<Backend>,
         preview: Option<Backend>,
     ) -> Result<(), RouterError> {
+        // Its own certificate must load: the deploy fails otherwise.
+        certs::check(spec)?;
         let mut state = self.state.lock().await;
-        let routes = state
-            .routes
-            .with(spec, live, preview, self.settings.listen)?;
+        let routes = state.routes.with(spec, live, preview, &self.settings)?;
         if state.routes == routes {
             return Ok(());
         }
@@ -221,7 +266,7 @@ impl Router for NginxRouter {
         let mut state = self.state.lock().await;
         let mut routes = state.routes.clone();
         for (spec, live) in services {
-            routes = routes.with(spec, live.clone(), None, self.settings.listen)?;
+            routes = routes.with(spec, live.clone(), None, &self.settings)?;
         }
         self.install(&mut state, routes, false).await?;
         tracing::info!(services = services.len(), "nginx routes restored");
@@ -265,6 +310,41 @@ impl Router for NginxRouter {
         }
     }
 
+    /// A file nginx serves from the challenge webroot: no reload.
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), RouterError> {
+        self.challenges.set(token, key_authorization)?;
+        tracing::debug!(
+            token,
+            set = key_authorization.is_some(),
+            "ACME challenge file changed"
+        );
+        Ok(())
+    }
+
+    /// nginx reads certificate files when it loads its config: the config is
+    /// rendered again (the paths may be new: a first certificate), checked
+    /// with `nginx -t` (files that do not load are refused before, and change
+    /// nothing) and
+    /// reloaded even when its text is the same. New workers serve the new
+    /// certificate; the old ones finish their connections with the old one.
+    /// A service with no routes yet: nothing to do (its next `set_routes`
+    /// brings the files).
+    async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError> {
+        certs::check(spec)?;
+        let mut state = self.state.lock().await;
+        let Some(routes) = state.routes.with_certificate(spec, &self.settings)? else {
+            tracing::debug!(service = %spec.name, "no routes yet: its certificate comes with them");
+            return Ok(());
+        };
+        self.install(&mut state, routes, true).await?;
+        tracing::info!(service = %spec.name, "nginx reloaded for a new certificate");
+        Ok(())
+    }
+
     fn stats(&self, _service: &str, _slot: Slot) -> TrafficStats {
         TrafficStats::default()
     }
@@ -283,24 +363,6 @@ impl Router for NginxRouter {
 
     fn preview_addr(&self, service: &str) -> Option<SocketAddr> {
         self.snapshot.load().services.get(service)?.preview
-    }
-
-    // Placeholder until the nginx router serves TLS (another branch
-    // implements both): the config refuses TLS with the nginx router.
-    async fn set_challenge(
-        &self,
-        _token: &str,
-        _key_authorization: Option<&str>,
-    ) -> Result<(), RouterError> {
-        Err(RouterError::Invalid(
-            "the nginx router does not serve TLS yet".into(),
-        ))
-    }
-
-    async fn reload_certificate(&self, _spec: &ServiceSpec) -> Result<(), RouterError> {
-        Err(RouterError::Invalid(
-            "the nginx router does not serve TLS yet".into(),
-        ))
     }
 
     /// Managed: stops the master gracefully (in-flight requests finish within
@@ -322,6 +384,7 @@ impl Router for NginxRouter {
                 }
             }
         }
+        self.challenges.forget();
     }
 
     /// A successor daemon took over: nginx and its config stay exactly as they

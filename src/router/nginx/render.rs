@@ -4,7 +4,9 @@
 //! `teal.conf` in system mode, and the body of the `http` block of the managed
 //! `nginx.conf` (`render_main`). Every name teal defines starts with `teal_`, and
 //! the proxy settings live inside teal's own `location` blocks, so an include in
-//! a system nginx never changes anyone else's servers.
+//! a system nginx never changes anyone else's servers. The HTTPS side (TLS
+//! servers, the default server that refuses unknown names, the redirect and
+//! the ACME challenge location of the plain listener) is in `render/tls.rs`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -15,11 +17,16 @@ use super::quote;
 use super::routes::{RouteSet, ServiceRoute};
 use crate::router::Backend;
 
+mod tls;
+
 /// Idle upstream connections each worker keeps per upstream.
 const UPSTREAM_KEEPALIVE: usize = 32;
 /// Idle upstream connections are closed after this; below the apps' own
 /// keep-alive timeout (often 5 s), like the builtin proxy's upstream pool.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(2);
+/// How long a client may take to send a request head (and, over TLS with
+/// keep-alive off, its first HTTP/2 request).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The old generation's shortest grace when no service asks for one.
 const MIN_SHUTDOWN: Duration = Duration::from_secs(1);
 
@@ -32,6 +39,21 @@ pub struct Settings {
     pub keepalive_timeout: Duration,
     /// Included in every server block teal generates.
     pub include: Option<PathBuf>,
+    /// `[proxy.tls]`: the TLS listener; None: plain HTTP only.
+    pub tls: Option<TlsSettings>,
+    /// The directory ACME HTTP-01 challenge files are served from, on the
+    /// plain listener, for every Host: `WEBROOT/.well-known/acme-challenge/TOKEN`.
+    pub webroot: PathBuf,
+}
+
+/// The TLS listener, as nginx is told to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    /// Plain-HTTP requests for a TLS service get 308 to https (but ACME challenges).
+    pub redirect: bool,
+    /// `http2 on;` (nginx 1.25.1+) instead of `listen ... ssl http2`.
+    pub http2_directive: bool,
 }
 
 /// The managed master's own settings: the main config around the http part.
@@ -144,7 +166,13 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
             )
             .ok();
         }
-        server_body(&mut out, service, service.live.as_ref(), settings);
+        server_settings(&mut out, settings, false);
+        tls::challenge_location(&mut out, settings, CHALLENGE_FALLBACK);
+        match tls::redirect_port(service, settings) {
+            Some(port) => tls::redirect_location(&mut out, port),
+            None => proxy_location(&mut out, "/", service, service.live.as_ref()),
+        }
+        proxy_location(&mut out, CHALLENGE_FALLBACK, service, service.live.as_ref());
         out.push_str("}\n");
 
         if let Some(preview) = service.preview {
@@ -161,20 +189,29 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
                 "    listen {preview} default_server;\n    server_name _;"
             )
             .ok();
-            server_body(&mut out, service, service.staged.as_ref(), settings);
+            server_settings(&mut out, settings, false);
+            proxy_location(&mut out, "/", service, service.staged.as_ref());
             out.push_str("}\n");
         }
+        tls::https_server(&mut out, service, settings);
     }
     if routes.default_service().is_none() {
         // Nothing installed yet: unavailable. Otherwise an unknown Host: not found,
-        // so teal is never an open proxy.
+        // so teal is never an open proxy. ACME challenges are answered whatever the Host.
         let status = if routes.services.is_empty() { 503 } else { 404 };
         writeln!(
             out,
-            "\n# no default service: a Host no service claims gets {status}\nserver {{\n    listen {listen} default_server;\n    server_name _;\n    location / {{\n        return {status};\n    }}\n}}"
+            "\n# no default service: a Host no service claims gets {status}\nserver {{\n    listen {listen} default_server;\n    server_name _;"
+        )
+        .ok();
+        tls::challenge_location(&mut out, settings, &format!("={status}"));
+        writeln!(
+            out,
+            "    location / {{\n        return {status};\n    }}\n}}"
         )
         .ok();
     }
+    tls::unknown_names_server(&mut out, settings);
     out
 }
 
@@ -220,26 +257,36 @@ fn upstream(out: &mut String, service: &ServiceRoute, backend: &Backend) {
     .ok();
 }
 
-fn server_body(
-    out: &mut String,
-    service: &ServiceRoute,
-    backend: Option<&Backend>,
-    settings: &Settings,
-) {
-    let keepalive = if settings.keepalive_timeout.is_zero() {
-        "0".to_string()
-    } else {
-        nginx_time(settings.keepalive_timeout)
+/// Where a plain-listener challenge request goes when teal has no file for
+/// it: the app (which may answer its own challenges), or whatever `/` does.
+const CHALLENGE_FALLBACK: &str = "@teal_app";
+
+/// The client-side settings every server teal generates shares. With client
+/// keep-alive off, a TLS server (HTTP/2 too) serves one request per connection
+/// with `keepalive_requests 1` instead of `keepalive_timeout 0`: nginx uses
+/// `keepalive_timeout` as HTTP/2's idle timeout, and 0 would end an h2
+/// connection (GOAWAY) before its first request arrives.
+fn server_settings(out: &mut String, settings: &Settings, over_tls: bool) {
+    let keepalive = match (settings.keepalive_timeout.is_zero(), over_tls) {
+        (false, _) => nginx_time(settings.keepalive_timeout),
+        (true, false) => "0".to_string(),
+        (true, true) => format!("{};\n    keepalive_requests 1", nginx_time(HEADER_TIMEOUT)),
     };
     writeln!(
         out,
-        "    keepalive_timeout {keepalive};\n    client_header_timeout 10s;\n    large_client_header_buffers 4 16k;\n    client_max_body_size 0;"
+        "    keepalive_timeout {keepalive};\n    client_header_timeout {};\n    large_client_header_buffers 4 16k;\n    client_max_body_size 0;",
+        nginx_time(HEADER_TIMEOUT)
     )
     .ok();
     if let Some(include) = &settings.include {
         writeln!(out, "    include {};", quote(include)).ok();
     }
-    out.push_str("    location / {\n");
+}
+
+/// `location WHERE` (a prefix, or a named location) proxying to `backend`,
+/// or answering 503 when there is none.
+fn proxy_location(out: &mut String, at: &str, service: &ServiceRoute, backend: Option<&Backend>) {
+    writeln!(out, "    location {at} {{").ok();
     match backend {
         None => out.push_str("        return 503;\n"),
         Some(backend) => {
@@ -256,8 +303,9 @@ fn server_body(
 }
 
 /// The builtin proxy's behaviour in nginx terms: HTTP/1.1 with keep-alive to the
-/// instances, websocket upgrades, X-Forwarded-*, the client's Host, one retry on
-/// another instance when connecting fails (never for non-idempotent requests).
+/// instances, websocket upgrades, X-Forwarded-* (`$scheme`: `https` on the TLS
+/// listener), the client's Host, one retry on another instance when connecting
+/// fails (never for non-idempotent requests).
 const PROXY_SETTINGS: &str = "        proxy_http_version 1.1;
         proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;

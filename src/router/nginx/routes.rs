@@ -4,14 +4,17 @@
 //! Everything that reaches the generated config is checked here, whether it came
 //! from `teal.toml` or over the control API: service names and hosts by a strict
 //! character set, so no value can close a directive and inject another. Addresses
-//! are typed (`SocketAddr`) and versions never reach the config.
+//! are typed (`SocketAddr`) and versions never reach the config; certificate
+//! paths are checked as every path teal writes into the config is (`check_path`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::check_path;
+use super::render::Settings;
 use crate::router::{Backend, RouterError};
-use crate::spec::ServiceSpec;
+use crate::spec::{ServiceSpec, TlsFiles};
 
 /// What nginx needs to know about one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,8 @@ pub struct ServiceRoute {
     pub staged: Option<Backend>,
     /// The service's `drain.timeout`: old workers get at least this long.
     pub drain_timeout: Duration,
+    /// Its certificate files (`spec.tls`): a TLS server on the TLS listener.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Every service the router knows, by name.
@@ -36,14 +41,16 @@ pub struct RouteSet {
 
 impl RouteSet {
     /// A copy where `spec`'s routes are replaced, or why that is impossible (bad
-    /// names, a second default service, a host claimed twice, a listener clash).
+    /// names, a second default service, a host claimed twice, a listener clash,
+    /// a certificate without a TLS listener or with an unquotable path).
     pub fn with(
         &self,
         spec: &ServiceSpec,
         live: Option<Backend>,
         staged: Option<Backend>,
-        listen: SocketAddr,
+        settings: &Settings,
     ) -> Result<RouteSet, RouterError> {
+        let listen = settings.listen;
         check_service_name(&spec.name)?;
         let mut hosts = Vec::new();
         for host in &spec.hosts {
@@ -64,7 +71,18 @@ impl RouteSet {
                     spec.name
                 )));
             }
+            if settings
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.listen == preview)
+            {
+                return Err(RouterError::Conflict(format!(
+                    "service {:?}: preview {preview} is the TLS listener",
+                    spec.name
+                )));
+            }
         }
+        let tls = check_tls(spec, settings)?;
         let empty = |b: Option<Backend>| b.filter(|b| !b.addrs.is_empty());
         let (live, staged) = (empty(live), empty(staged));
         if let (Some(live), Some(staged)) = (&live, &staged)
@@ -108,15 +126,65 @@ impl RouteSet {
                 live,
                 staged,
                 drain_timeout: spec.drain.timeout,
+                tls,
             },
         );
         Ok(next)
+    }
+
+    /// A copy where the certificate files of `spec`'s service are `spec.tls`,
+    /// its routes otherwise unchanged; None when the service has no routes yet
+    /// (its first `set_routes` brings the files).
+    pub fn with_certificate(
+        &self,
+        spec: &ServiceSpec,
+        settings: &Settings,
+    ) -> Result<Option<RouteSet>, RouterError> {
+        if !self.services.contains_key(&spec.name) {
+            return Ok(None);
+        }
+        let tls = check_tls(spec, settings)?;
+        let mut next = self.clone();
+        if let Some(service) = next.services.get_mut(&spec.name) {
+            service.tls = tls;
+        }
+        Ok(Some(next))
     }
 
     /// The service every Host no other service claims goes to.
     pub fn default_service(&self) -> Option<&ServiceRoute> {
         self.services.values().find(|s| s.hosts.is_empty())
     }
+}
+
+/// `spec.tls`, when nginx can serve it: a TLS listener exists, the service
+/// has hosts (the names SNI picks it by), and both paths can be quoted.
+fn check_tls(spec: &ServiceSpec, settings: &Settings) -> Result<Option<TlsFiles>, RouterError> {
+    let Some(files) = &spec.tls else {
+        return Ok(None);
+    };
+    if settings.tls.is_none() {
+        return Err(RouterError::Invalid(format!(
+            "service {:?} has a certificate but nginx has no TLS listener ([proxy.tls])",
+            spec.name
+        )));
+    }
+    if spec.hosts.is_empty() {
+        return Err(RouterError::Invalid(format!(
+            "service {:?} has a certificate but no hosts: TLS clients are sent to it by name",
+            spec.name
+        )));
+    }
+    for path in [&files.cert, &files.key] {
+        check_path(path).map_err(|reason| {
+            RouterError::Invalid(format!(
+                "service {:?}: certificate file {}: {reason}",
+                spec.name,
+                path.display()
+            ))
+        })?;
+    }
+    Ok(Some(files.clone()))
 }
 
 /// Service names: `[a-z0-9][a-z0-9_-]{0,62}`, as `teal.toml` requires. They are

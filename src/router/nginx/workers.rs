@@ -77,6 +77,49 @@ pub fn prepare(dir: &Path) -> io::Result<WorkerAccount> {
     })
 }
 
+/// A directory of teal's own whose files nginx's workers serve (ACME
+/// challenges): `dir/NAME`, unless `others` (the workers run as another user:
+/// a root teal's managed workers, or a system nginx's) cannot pass through
+/// the directories above `dir`; then, for a root teal, a directory of its own
+/// under `/var/cache/teal-nginx/` named after the state dir. Made readable by
+/// all when `others` (what it holds is served to anyone anyway).
+pub fn served_dir(dir: &Path, name: &str, others: bool) -> io::Result<PathBuf> {
+    let own = dir.join(name);
+    let path = if !others {
+        own
+    } else if ancestors_passable(dir)? {
+        let mode = fs::metadata(dir)?.mode() & 0o7777;
+        if mode & 0o011 != 0o011 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o011))?;
+        }
+        own
+    } else if geteuid().is_root() {
+        let root = Path::new(SHARED_TEMP_ROOT);
+        fs::create_dir_all(root)?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
+        root.join(format!("{}.{name}", temp_name(dir)))
+    } else {
+        tracing::warn!(
+            dir = %dir.display(),
+            "nginx's workers may not reach {name} files here: a directory above the state dir is closed to other users"
+        );
+        own
+    };
+    fs::create_dir_all(&path)?;
+    if others {
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(path)
+}
+
+/// Removes a [`served_dir`] kept outside the state dir once its nginx no
+/// longer serves it (the next start makes it again).
+pub fn forget_served(path: &Path) {
+    if path.starts_with(SHARED_TEMP_ROOT) {
+        let _ = fs::remove_dir_all(path);
+    }
+}
+
 /// Removes temp dirs kept outside the state dir once their nginx has stopped
 /// (the next start makes them again); the state dir's own stay.
 pub fn forget(account: &WorkerAccount) {

@@ -31,6 +31,7 @@ pub mod served;
 pub mod ssh_lab;
 pub mod systemd;
 pub mod tls;
+pub mod tls_load;
 pub mod workstation;
 pub mod zero_downtime;
 

@@ -1,15 +1,22 @@
 //! TLS for the tests: a certificate authority made for the test (rcgen),
 //! leaf certificates it signs written as PEM files a service's `tls` names,
 //! and a client (tokio-rustls, ring) that trusts only that authority, with
-//! the ALPN protocols and SNI the test asks for.
+//! the ALPN protocols and SNI the test asks for; HTTP/2 over such a client,
+//! and the plain listener's redirect checked.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use teal::spec::TlsFiles;
+use teal::spec::{ServiceSpec, TlsFiles};
+
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -73,6 +80,15 @@ impl TestCa {
         &self.root_pem
     }
 
+    /// Makes `spec` a TLS service for `name` alone, with a leaf this authority
+    /// signed (files in `dir`).
+    pub fn serve(&self, spec: &mut ServiceSpec, dir: &Path, name: &str) -> Leaf {
+        let leaf = self.leaf(dir, &spec.name, &[name]);
+        spec.hosts = vec![name.into()];
+        spec.tls = Some(leaf.files.clone());
+        leaf
+    }
+
     /// A TLS connection to `addr` asking for `name` (an IP address: no SNI),
     /// verified against this authority; the handshake's error otherwise.
     pub async fn connect(
@@ -113,102 +129,73 @@ pub async fn connect_trusting(
     connector_trusting(root, alpn).connect(name, tcp).await
 }
 
+impl TestCa {
+    /// An HTTP/1.1 connection over TLS to `addr` for `name`, whose handshake
+    /// must present `leaf` (verified up to this authority and for `name`).
+    pub async fn conn_presenting(&self, addr: SocketAddr, name: &str, leaf: &Leaf) -> Conn {
+        let tls = self
+            .connect(addr, name, &[b"http/1.1"])
+            .await
+            .unwrap_or_else(|e| panic!("handshake for {name}: {e}"));
+        assert!(
+            served_cert(&tls) == leaf.der,
+            "{name} got another certificate"
+        );
+        Conn::over(tls).await.unwrap()
+    }
+}
+
+/// [`super::served::demo_web_toml`] as a TLS service for `web.test` with
+/// `leaf`'s files.
+pub fn tls_web_toml(preview: &str, leaf: &Leaf) -> String {
+    super::served::demo_web_toml(preview).replace(
+        "version = \"1.0.0\"\n",
+        &format!(
+            "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+            leaf.files.cert, leaf.files.key
+        ),
+    )
+}
+
 /// The certificate the server presented on `tls`.
 pub fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
     certs[0].clone().into_owned()
 }
 
-/// What a [`TlsLoad`] counted.
-#[derive(Debug, Default)]
-pub struct TlsCounts {
-    pub ok: u64,
-    /// Handshakes, connections or requests that failed, and non-200 answers.
-    pub failed: u64,
-    /// Keep-alive connections that had to be opened again.
-    pub reconnects: u64,
+/// An HTTP/2 client on `tls`, which must have negotiated `h2` by ALPN.
+pub async fn h2_client(tls: TlsStream<TcpStream>) -> SendRequest<Empty<Bytes>> {
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("an HTTP/2 connection");
+    tokio::spawn(conn);
+    sender
 }
 
-/// HTTP/1.1 clients over TLS: some keep their connection, some open one
-/// per request; every request is counted and none is retried. Bounded to
-/// two minutes.
-pub struct TlsLoad {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    clients: Vec<tokio::task::JoinHandle<TlsCounts>>,
+/// `GET https://HOST/headers` over HTTP/2, answered 200: the request head the
+/// app saw (`TestBackend`), lowercased.
+pub async fn h2_headers(sender: &mut SendRequest<Empty<Bytes>>, host: &str) -> String {
+    let req = Request::get(format!("https://{host}/headers"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(super::proxy::EXCHANGE, sender.send_request(req))
+        .await
+        .expect("a response in time")
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).to_ascii_lowercase()
 }
 
-impl TlsLoad {
-    /// `keepalive` and `fresh` clients of `addr` asking for `name` (a host
-    /// of the app they GET `/` from), trusting `root` only.
-    pub fn start(
-        root: &CertificateDer<'static>,
-        addr: SocketAddr,
-        name: &str,
-        keepalive: usize,
-        fresh: usize,
-    ) -> TlsLoad {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = Arc::new(AtomicBool::new(false));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        let kinds = std::iter::repeat_n(true, keepalive).chain(std::iter::repeat_n(false, fresh));
-        let clients = kinds
-            .map(|keep| {
-                let (root, stop, name) = (root.clone(), Arc::clone(&stop), name.to_string());
-                tokio::spawn(async move {
-                    let mut counts = TlsCounts::default();
-                    let mut conn: Option<Conn> = None;
-                    while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                        if conn.as_ref().is_none_or(Conn::is_closed) {
-                            if keep && conn.is_some() {
-                                counts.reconnects += 1;
-                            }
-                            let opened =
-                                match connect_trusting(&root, addr, &name, &[b"http/1.1"]).await {
-                                    Ok(tls) => Conn::over(tls).await,
-                                    Err(error) => Err(error.to_string()),
-                                };
-                            match opened {
-                                Ok(opened) => conn = Some(opened),
-                                Err(error) => {
-                                    eprintln!("connection failed: {error}");
-                                    counts.failed += 1;
-                                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                                    continue;
-                                }
-                            }
-                        }
-                        match conn.as_mut().expect("connected").get(&name, "/").await {
-                            Ok(reply) if reply.status == 200 => counts.ok += 1,
-                            other => {
-                                eprintln!(
-                                    "request failed: {:?}",
-                                    other.map(|r| (r.status, r.body))
-                                );
-                                counts.failed += 1;
-                            }
-                        }
-                        if !keep {
-                            conn = None;
-                        }
-                    }
-                    counts
-                })
-            })
-            .collect();
-        TlsLoad { stop, clients }
-    }
-
-    /// Stops the clients and sums what they counted.
-    pub async fn stop(self) -> TlsCounts {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut total = TlsCounts::default();
-        for client in self.clients {
-            let counts = client.await.unwrap();
-            total.ok += counts.ok;
-            total.failed += counts.failed;
-            total.reconnects += counts.reconnects;
-        }
-        eprintln!("TLS load: {total:?}");
-        total
-    }
+/// Plain HTTP to `plain` for `host` (a TLS service's) gets 308 to
+/// `https://HOST:TLS_PORT` with the path and query.
+pub async fn assert_redirected(plain: SocketAddr, host: &str, tls_port: u16) {
+    let request = format!("GET /x?y=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let reply = super::proxy::raw_exchange(plain, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
+    let location = format!("location: https://{host}:{tls_port}/x?y=1\r\n");
+    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
 }
