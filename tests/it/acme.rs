@@ -52,11 +52,17 @@ impl Lab {
     }
 
     /// Writes `teal.toml`: the demo app as `web` for `web.test`, plus
-    /// `extra` services, every one with `tls = "acme"`.
+    /// `extra` services, every one with `tls = "acme"`, builtin router.
     fn write_config(&self, retry: &str, extra: &str) {
-        let web = acme_service(&demo_web_toml("127.0.0.1:0"), "web.test");
+        self.write_config_with("", "127.0.0.1:0", retry, extra);
+    }
+
+    /// [`Lab::write_config`] with `proxy` lines added to `[proxy]` and web's
+    /// preview on `preview`.
+    fn write_config_with(&self, proxy: &str, preview: &str, retry: &str, extra: &str) {
+        let web = acme_service(&demo_web_toml(preview), "web.test");
         let text = format!(
-            "state_dir = \"state\"\n\n[proxy]\nlisten = \"{}\"\n\n[proxy.tls]\nlisten = \"{}\"\n{}\n{web}\n{extra}",
+            "state_dir = \"state\"\n\n[proxy]\nlisten = \"{}\"\n{proxy}\n[proxy.tls]\nlisten = \"{}\"\n{}\n{web}\n{extra}",
             self.plain,
             self.tls,
             self.pebble.acme_toml(retry),
@@ -371,6 +377,37 @@ async fn an_unreadable_stored_certificate_affects_only_its_own_service() {
     assert_ne!(serial(&renewed), serial(&api));
     assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
     assert_eq!(lab.pebble.orders(), 3, "{}", lab.pebble.log_text());
+    terminated(daemon).await;
+}
+
+/// The same layer over the nginx router: nginx serves the challenge from
+/// the file teal writes, then the certificate teal stored, and a renewal is
+/// a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_nginx_router_a_certificate_is_ordered_served_and_renewed() {
+    if !pebble::required() || !crate::support::nginx::required() {
+        return;
+    }
+    let lab = Lab::start(PebbleSpec {
+        validity_secs: Some(30),
+        ..PebbleSpec::default()
+    })
+    .await;
+    let preview = free_addr().to_string();
+    lab.write_config_with("router = \"nginx\"\n", &preview, "2s", "");
+    let daemon = Served::start(lab.path()).await;
+    teal_ok(lab.path(), &["deploy", "web"]).await;
+    let first = lab.cert_for("web.test", None).await;
+    let tls = lab.connect("web.test", &[b"http/1.1"]).await.unwrap();
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    let renewed = lab.cert_for("web.test", Some(&first)).await;
+    assert_ne!(serial(&renewed), serial(&first));
+    assert_eq!(
+        lab.cert_status("web")["serial"].as_str(),
+        Some(serial(&renewed).as_str())
+    );
+    assert_eq!(lab.pebble.orders(), 2, "{}", lab.pebble.log_text());
     terminated(daemon).await;
 }
 
