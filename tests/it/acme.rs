@@ -348,6 +348,43 @@ async fn a_renewal_under_tls_load_fails_no_request() {
     terminated(daemon).await;
 }
 
+/// The ACME server gone at renewal time: the service keeps serving the
+/// certificate it has, status says why, and the retry waits `acme_retry`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_renewal_keeps_the_current_certificate() {
+    let spec = PebbleSpec {
+        validity_secs: Some(30),
+        ..PebbleSpec::default()
+    };
+    let Some((mut lab, daemon, first)) = serving_web(spec).await else {
+        return;
+    };
+    lab.pebble.stop();
+    let mut status = serde_json::Value::Null;
+    let failed = eventually(Duration::from_secs(60), async || {
+        status = lab.cert_status("web");
+        status["last_error"].is_string()
+    })
+    .await;
+    assert!(failed, "{status}");
+    assert_eq!(status["serial"].as_str(), Some(serial(&first).as_str()));
+    let wait = seconds(&status["next_attempt"])
+        .duration_since(seconds(&status["last_attempt"]))
+        .unwrap();
+    assert!(
+        wait >= Duration::from_secs(1),
+        "the retry backs off: {status}"
+    );
+    let tls = lab.connect("web.test", &[b"http/1.1"]).await.unwrap();
+    assert!(
+        served_cert(&tls) == first,
+        "the current certificate, still served"
+    );
+    let mut conn = Conn::over(tls).await.unwrap();
+    assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
+    terminated(daemon).await;
+}
+
 /// kamal-proxy dropped every app's routes on restart for one unreadable
 /// certificate (basecamp/kamal-proxy#233): here only its own service is
 /// served without one (plain HTTP) until it is ordered again; the other is

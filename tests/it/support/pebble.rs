@@ -153,12 +153,19 @@ impl Pebble {
 /// What pebble logs once per new order it stored.
 const ORDER_LINE: &str = "Added order";
 
-impl Drop for Pebble {
-    fn drop(&mut self) {
+impl Pebble {
+    /// Kills both processes (an ACME server that went away).
+    pub fn stop(&mut self) {
         for child in [&mut self.pebble, &mut self.challtestsrv] {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
