@@ -101,6 +101,23 @@ impl Lab {
         got.unwrap()
     }
 
+    /// Waits (bounded, 60 s) until `service`'s certificate status satisfies
+    /// `check`; returns it.
+    async fn status_when(
+        &self,
+        service: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut status = serde_json::Value::Null;
+        let seen = eventually(Duration::from_secs(60), async || {
+            status = self.cert_status(service);
+            check(&status)
+        })
+        .await;
+        assert!(seen, "{service}: {status}");
+        status
+    }
+
     /// `teal status --json`'s certificate entry of `service`.
     fn cert_status(&self, service: &str) -> serde_json::Value {
         let out = run(self.path(), &["status", "--json"]);
@@ -275,13 +292,9 @@ async fn a_refused_name_backs_off_and_leaves_the_other_service_alone() {
 
     // api: the error in status, no certificate, plain HTTP served (no
     // redirect to a certificate it does not have).
-    let mut first = serde_json::Value::Null;
-    let failed = eventually(Duration::from_secs(30), async || {
-        first = lab.cert_status("api");
-        first["last_error"].is_string()
-    })
-    .await;
-    assert!(failed, "{first}");
+    let first = lab
+        .status_when("api", |s| s["last_error"].is_string())
+        .await;
     assert!(first["serial"].is_null(), "{first}");
     assert!(lab.connect("blocked.test", &[b"http/1.1"]).await.is_err());
     let reply = raw_exchange(
@@ -296,12 +309,9 @@ async fn a_refused_name_backs_off_and_leaves_the_other_service_alone() {
     let mut latest = first.clone();
     for _ in 0..2 {
         let before = latest["last_attempt"].clone();
-        let again = eventually(Duration::from_secs(30), async || {
-            latest = lab.cert_status("api");
-            latest["last_attempt"] != before
-        })
-        .await;
-        assert!(again, "{latest}");
+        latest = lab
+            .status_when("api", |s| s["last_attempt"] != before)
+            .await;
         attempts.push(seconds(&latest["last_attempt"]));
     }
     let gap = |i: usize| attempts[i + 1].duration_since(attempts[i]).unwrap();
@@ -360,13 +370,9 @@ async fn a_failed_renewal_keeps_the_current_certificate() {
         return;
     };
     lab.pebble.stop();
-    let mut status = serde_json::Value::Null;
-    let failed = eventually(Duration::from_secs(60), async || {
-        status = lab.cert_status("web");
-        status["last_error"].is_string()
-    })
-    .await;
-    assert!(failed, "{status}");
+    let status = lab
+        .status_when("web", |s| s["last_error"].is_string())
+        .await;
     assert_eq!(status["serial"].as_str(), Some(serial(&first).as_str()));
     let wait = seconds(&status["next_attempt"])
         .duration_since(seconds(&status["last_attempt"]))
