@@ -1,10 +1,11 @@
 //! One ACME service's task: order when it has no usable certificate, renew
 //! when a third of its lifetime is left, back off after a failure
 //! (`acme_retry`, doubling with each failure in a row, at most a day), and
-//! install what it got. It never orders in a loop: every attempt is
-//! followed by a wait, and a certificate that is valid and not due is never
-//! ordered again. It ends with the daemon's shutdown or when the service
-//! stops being an ACME service.
+//! install what it got (when that install failed, the stored certificate is
+//! installed again later, without a new order). It never orders in a loop:
+//! every attempt is followed by a wait, and a certificate that is valid and
+//! not due is never ordered again. It ends with the daemon's shutdown or
+//! when the service stops being an ACME service.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -35,9 +36,12 @@ pub(super) async fn run(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
             return;
         };
         let files = shared.store.files(&name);
-        let due = match status::usable(&files, &spec.hosts) {
-            Ok(info) => info.renew_at(),
-            Err(_) => SystemTime::now(),
+        // A usable stored certificate the router does not serve yet (its
+        // install failed) is installed again, not ordered again.
+        let (due, step) = match status::usable(&files, &spec.hosts) {
+            Ok(info) if !served(&shared, &name, &info) => (SystemTime::now(), Step::Install),
+            Ok(info) => (info.renew_at(), Step::Order),
+            Err(_) => (SystemTime::now(), Step::Order),
         };
         let at = due.max(not_before);
         set_next(&shared, &name, Some(at));
@@ -49,7 +53,7 @@ pub(super) async fn run(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
         }
         let started = SystemTime::now();
         let result = tokio::select! {
-            result = attempt(&shared, &spec) => result,
+            result = attempt(&shared, &spec, step) => result,
             _ = shared.shutdown.cancelled() => return,
         };
         let mut services = shared.lock();
@@ -76,6 +80,24 @@ pub(super) async fn run(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
     }
 }
 
+/// What an attempt does.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Order a certificate, store it, install it.
+    Order,
+    /// Install the stored one (a previous install failed).
+    Install,
+}
+
+/// Whether the router serves `info` (the stored certificate) for `name`.
+fn served(shared: &Shared, name: &str, info: &CertInfo) -> bool {
+    shared
+        .lock()
+        .get(name)
+        .and_then(|entry| entry.progress.served.as_ref())
+        .is_some_and(|served| served.serial == info.serial)
+}
+
 /// The service's spec while it is an ACME service.
 fn current(shared: &Shared, name: &str) -> Option<ServiceSpec> {
     shared
@@ -91,8 +113,13 @@ fn set_next(shared: &Shared, name: &str, at: Option<SystemTime>) {
     }
 }
 
-/// One order for `spec`'s hosts, stored and installed.
-async fn attempt(shared: &Shared, spec: &ServiceSpec) -> Result<CertInfo, AcmeError> {
+/// One order for `spec`'s hosts, stored and installed; or only the
+/// install of the stored certificate.
+async fn attempt(shared: &Shared, spec: &ServiceSpec, step: Step) -> Result<CertInfo, AcmeError> {
+    if let Step::Install = step {
+        let _install = shared.install.lock().await;
+        return install(shared, spec).await;
+    }
     let settings = shared.settings.as_ref().ok_or(AcmeError::NoAccount)?;
     let account = {
         let mut held = shared.account.lock().await;
@@ -108,12 +135,19 @@ async fn attempt(shared: &Shared, spec: &ServiceSpec) -> Result<CertInfo, AcmeEr
     tracing::info!(service = %spec.name, hosts = ?spec.hosts, "ordering a certificate");
     let issued = order::order(&account, shared.inner.as_ref(), &spec.hosts).await?;
     let _install = shared.install.lock().await;
-    let files = shared
+    shared
         .store
         .save_cert(&spec.name, &issued.chain, &issued.key)?;
+    install(shared, spec).await
+}
+
+/// Installs the stored certificate of `spec`'s service through the router
+/// (called with the install lock held).
+async fn install(shared: &Shared, spec: &ServiceSpec) -> Result<CertInfo, AcmeError> {
+    let files = shared.store.files(&spec.name);
     let info = status::usable(&files, &spec.hosts).map_err(AcmeError::Refused)?;
     // The latest spec (a deploy may have changed it meanwhile), with the
-    // new files.
+    // stored files.
     let mut latest = current(shared, &spec.name).unwrap_or_else(|| spec.clone());
     latest.tls = Some(files);
     shared
