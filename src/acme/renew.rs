@@ -134,10 +134,12 @@ async fn attempt(shared: &Shared, spec: &ServiceSpec, step: Step) -> Result<Cert
     };
     tracing::info!(service = %spec.name, hosts = ?spec.hosts, "ordering a certificate");
     let issued = order::order(&account, shared.inner.as_ref(), &spec.hosts).await?;
+    // Checked before it replaces the stored one, which stays otherwise.
+    let staged = shared.store.stage(&spec.name, &issued.chain, &issued.key)?;
+    status::usable(&staged, &spec.hosts)
+        .map_err(|why| AcmeError::Refused(format!("the issued certificate: {why}")))?;
     let _install = shared.install.lock().await;
-    shared
-        .store
-        .save_cert(&spec.name, &issued.chain, &issued.key)?;
+    shared.store.commit(&spec.name, &staged)?;
     install(shared, spec).await
 }
 

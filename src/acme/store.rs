@@ -33,9 +33,10 @@ impl Store {
         }
     }
 
-    /// Stores a new certificate of `service`: the key first, then the chain,
-    /// so a chain on disk never names a key that is not there yet.
-    pub(super) fn save_cert(
+    /// Writes a new certificate of `service` beside the stored one
+    /// (`fullchain.pem.new`, `key.pem.new`), to be checked before
+    /// [`Store::commit`] puts it in place: a bad one never replaces a good one.
+    pub(super) fn stage(
         &self,
         service: &str,
         chain: &str,
@@ -45,9 +46,34 @@ impl Store {
         if let Some(dir) = files.cert.parent() {
             make_private_dir(dir)?;
         }
-        write_atomic(&files.key, key.as_bytes())?;
-        write_atomic(&files.cert, chain.as_bytes())?;
-        Ok(files)
+        let staged = TlsFiles {
+            cert: files.cert.with_extension("pem.new"),
+            key: files.key.with_extension("pem.new"),
+        };
+        write_atomic(&staged.key, key.as_bytes())?;
+        write_atomic(&staged.cert, chain.as_bytes())?;
+        Ok(staged)
+    }
+
+    /// Puts a staged certificate of `service` in place: the key first, then
+    /// the chain, then the directory is synced.
+    pub(super) fn commit(&self, service: &str, staged: &TlsFiles) -> Result<(), AcmeError> {
+        let files = self.files(service);
+        for (from, to) in [(&staged.key, &files.key), (&staged.cert, &files.cert)] {
+            std::fs::rename(from, to).map_err(|error| StateError::Io {
+                path: to.clone(),
+                error,
+            })?;
+        }
+        if let Some(dir) = files.cert.parent() {
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|error| StateError::Io {
+                    path: dir.to_path_buf(),
+                    error,
+                })?;
+        }
+        Ok(())
     }
 
     /// The stored credentials for `directory`, if any (`account.json` maps
@@ -105,3 +131,6 @@ fn make_private_dir(dir: &Path) -> Result<(), AcmeError> {
             .into()
         })
 }
+
+#[cfg(test)]
+mod tests;
