@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acme::AcmeRouter;
 use crate::api;
 use crate::deploy::{self, DeployError, Deployer, LiveInstances, Runtimes};
 use crate::router::nginx::NginxRouter;
@@ -163,9 +164,24 @@ impl Daemon {
                 return Err(e);
             }
         };
+        // ACME services get their certificates through a layer over the
+        // router (either: both answer challenges and reload certificates).
+        let (router, acme) = match &config.proxy.tls {
+            Some(tls) => {
+                let acme = Arc::new(AcmeRouter::new(
+                    router,
+                    tls.acme.clone(),
+                    &config.state_dir,
+                    shutdown.child_token(),
+                ));
+                (acme.clone() as Arc<dyn Router>, Some(acme))
+            }
+            None => (router, None),
+        };
         let inheriting = inheritance.is_some();
         let parts = Parts {
             router: router.clone(),
+            acme,
             proxy,
             runtimes,
             state,
@@ -199,6 +215,7 @@ impl Daemon {
     async fn serve(config: &Config, parts: Parts) -> Result<Daemon, DaemonError> {
         let Parts {
             router,
+            acme,
             proxy,
             runtimes,
             state,
@@ -314,6 +331,10 @@ impl Daemon {
                 None
             }
         };
+        // Certificates may be ordered now that the plain listener accepts.
+        if let Some(acme) = &acme {
+            acme.start();
+        }
         tracing::info!(
             listen = ?router.listen_addrs(),
             control = %control.display(),
@@ -476,6 +497,8 @@ async fn release(instances: &[InstanceRef]) {
 /// What [`Daemon::start`] built before the router bound, handed to [`Daemon::serve`].
 struct Parts {
     router: Arc<dyn Router>,
+    /// The ACME layer of `router`, when the daemon has a TLS listener.
+    acme: Option<Arc<AcmeRouter>>,
     /// The same router when it is the builtin proxy (a successor takes it over).
     proxy: Option<Arc<Proxy>>,
     runtimes: Runtimes,

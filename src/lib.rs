@@ -6,6 +6,7 @@
 //! ([`config`] → [`spec`]) and talks to the daemon over its control socket ([`api`]),
 //! in the types of [`wire`]. The blue-green state machine lives in [`deploy`].
 
+pub mod acme;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -38,9 +38,13 @@ pub struct ServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifySpec>,
     /// Its certificate on the TLS listener (`tls = { cert, key }`); None:
-    /// plain HTTP only.
+    /// plain HTTP only. Routers only ever read this (never `acme`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFiles>,
+    /// `tls = "acme"`: its certificate comes from the ACME server; the daemon
+    /// fills `tls` with the stored files once it has them (`crate::acme`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acme: bool,
 }
 
 /// A service's own certificate files (absolute once resolved): a PEM chain,
@@ -58,6 +62,33 @@ pub struct TlsListenSpec {
     /// Plain-HTTP requests for a TLS service get 308 to https (but ACME
     /// challenges).
     pub redirect: bool,
+    /// The ACME account settings (`acme_*`); None: no `acme_email`, so no
+    /// service can use `tls = "acme"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeSpec>,
+}
+
+/// Let's Encrypt's production directory, the default `acme_directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The default `acme_retry`: the first wait after a failed order.
+pub const DEFAULT_ACME_RETRY: Duration = Duration::from_secs(60);
+
+/// `[proxy.tls]`'s `acme_*` keys: where and as whom certificates are ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeSpec {
+    /// The account's contact (`mailto:` is added).
+    pub email: String,
+    /// The ACME server's directory URL.
+    pub directory: String,
+    /// An extra root (PEM file, absolute once resolved) trusted for the ACME
+    /// server's own HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// The first wait after a failed order; it doubles with each failure in a
+    /// row, up to a day.
+    #[serde(with = "humantime_serde")]
+    pub retry: Duration,
 }
 
 /// How instances are run. Each variant is served by one `runtime::Runtime`.

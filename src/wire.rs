@@ -139,6 +139,27 @@ pub struct Status {
     pub listen: Vec<SocketAddr>,
     /// teal version of the daemon.
     pub daemon_version: String,
+    /// The certificates the daemon orders itself (`tls = "acme"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One ACME service's certificate and its last order (times are RFC 3339).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    pub service: String,
+    /// The names the certificate covers (the service's hosts before it has one).
+    pub names: Vec<String>,
+    /// The certificate served now, if any.
+    pub issuer: Option<String>,
+    pub not_after: Option<String>,
+    /// Hexadecimal.
+    pub serial: Option<String>,
+    /// When an order was last tried, and why it failed (None: it worked).
+    pub last_attempt: Option<String>,
+    pub last_error: Option<String>,
+    /// When the next order is due (a renewal or a retry).
+    pub next_attempt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -139,6 +139,7 @@ fn spec() -> ServiceSpec {
         hooks: Default::default(),
         verify: None,
         tls: None,
+        acme: false,
     }
 }
 

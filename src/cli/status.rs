@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::context::{Global, block_on};
 use super::hosts::{self, HostArgs};
 use crate::slot::Slot;
-use crate::wire::{ServiceStatus, SlotStatus, Status};
+use crate::wire::{CertificateStatus, ServiceStatus, SlotStatus, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,6 +69,35 @@ pub fn render(status: &Status) -> String {
     for service in &status.services {
         out.push_str(&render_service(service));
     }
+    if !status.certificates.is_empty() {
+        out.push_str("\ncertificates (ACME)\n");
+    }
+    for cert in &status.certificates {
+        out.push_str(&render_certificate(cert));
+    }
+    out
+}
+
+fn render_certificate(c: &CertificateStatus) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut out = format!("  {}  {}\n", c.service, c.names.join(" "));
+    match &c.serial {
+        Some(serial) => out.push_str(&format!(
+            "      serial {serial}, issuer {}, not after {}\n",
+            dash(&c.issuer),
+            dash(&c.not_after)
+        )),
+        None => out.push_str("      no certificate yet: served over plain HTTP\n"),
+    }
+    out.push_str(&format!(
+        "      last attempt {}{}, next attempt {}\n",
+        dash(&c.last_attempt),
+        c.last_error
+            .as_ref()
+            .map(|e| format!(" failed: {e}"))
+            .unwrap_or_default(),
+        dash(&c.next_attempt)
+    ));
     out
 }
 

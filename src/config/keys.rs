@@ -16,9 +16,6 @@ use super::raw::{
 };
 use crate::spec::HookPoint;
 
-/// What a config asking for ACME is told.
-pub(super) const NO_ACME: &str = "automatic certificates (ACME) are not available yet; give each TLS service its own files: tls = { cert = \"fullchain.pem\", key = \"key.pem\" }";
-
 /// One key that no section accepts.
 #[derive(Debug)]
 pub(super) struct UnknownKey {
@@ -115,17 +112,6 @@ fn check(table: &DeTable<'_>, known: &[&str], section: &str, found: &mut Vec<Unk
             continue;
         }
         let mut message = format!("unknown key {name:?} in {section}");
-        if name.starts_with("acme") {
-            message.push_str(&format!(
-                "; {NO_ACME}; expected one of: {}",
-                known.join(", ")
-            ));
-            found.push(UnknownKey {
-                span: key.span(),
-                message,
-            });
-            continue;
-        }
         if let Some(close) = closest(name, known) {
             message.push_str(&format!("; did you mean {close:?}?"));
         }

@@ -52,10 +52,13 @@ pub(super) struct RawProxy {
 pub(super) struct RawProxyTls {
     pub listen: Option<Spanned<String>>,
     pub redirect: Option<Spanned<bool>>,
+    pub acme_email: Option<Spanned<String>>,
+    pub acme_directory: Option<Spanned<String>>,
+    pub acme_ca: Option<Spanned<String>>,
+    pub acme_retry: Option<Spanned<String>>,
 }
 
-/// A service's `tls`: a word (`"acme"`, not available yet), or a table of
-/// the user's own files.
+/// A service's `tls`: a word (`"acme"`), or a table of the user's own files.
 #[derive(Debug)]
 pub(super) enum RawTls {
     Word(String),

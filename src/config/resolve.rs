@@ -114,6 +114,19 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
             });
         }
     }
+    let no_account = proxy.tls.as_ref().is_some_and(|tls| tls.acme.is_none());
+    if let Some(acme) = services.values().find(|spec| spec.acme)
+        && no_account
+    {
+        let at = raw_proxy.tls.as_ref().map(Spanned::span);
+        return Err(Invalid {
+            span: at,
+            message: format!(
+                "services.{}.tls = \"acme\" needs acme_email in [proxy.tls]: the ACME account's contact, e.g. acme_email = \"ops@example.com\"",
+                acme.name
+            ),
+        });
+    }
     if proxy.router == RouterKind::Nginx {
         nginx::check_ports(proxy.listen, listen.span.clone(), &sites)?;
         if let Some(tls) = &tls_listen {
@@ -212,7 +225,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
     let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
     let underscores_in_headers = underscores(raw.underscores_in_headers.as_ref(), router)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
-    let tls = tls::listener(raw.tls.as_ref())?;
+    let tls = tls::listener(raw.tls.as_ref(), base)?;
     Ok(ProxySpec {
         listen,
         router,
@@ -431,7 +444,11 @@ fn service(
             Some(verify) => Some(hooks::verify(verify, &section)?),
             None => None,
         },
-        tls: tls.as_ref().map(|(files, _)| files.clone()),
+        tls: match &tls {
+            Some((tls::ServiceTls::Files(files), _)) => Some(files.clone()),
+            _ => None,
+        },
+        acme: matches!(tls, Some((tls::ServiceTls::Acme, _))),
     };
     let site = ServiceSite {
         name: name.get_ref().clone(),

@@ -145,6 +145,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
         // The nginx router cannot watch traffic (see README): no window there.
         verify: (router == RouterKind::Builtin).then_some(VERIFY),
         tls: None,
+        acme: false,
     };
     Config {
         path: dir.join("teal.toml"),

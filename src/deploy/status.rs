@@ -34,6 +34,12 @@ impl Deployer {
             services,
             listen: self.router.listen_addrs(),
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            certificates: self
+                .router
+                .certificates()
+                .into_iter()
+                .filter(|cert| only.is_none_or(|name| cert.service == name))
+                .collect(),
         })
     }
 

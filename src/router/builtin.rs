@@ -67,14 +67,7 @@ impl Router for Proxy {
         // on disk are served from the service's next deploy, promote or
         // rollback (the config check read them already; this one can only
         // fail if they changed since).
-        let tls = match &spec.tls {
-            Some(files) => Some(
-                ServiceCert::from_pem_files(&files.cert, &files.key).map_err(|error| {
-                    RouterError::Invalid(format!("service {:?}: {error}", spec.name))
-                })?,
-            ),
-            None => None,
-        };
+        let tls = load_cert(spec)?;
         let service = Service {
             name: spec.name.clone(),
             hosts: spec.hosts.clone(),
@@ -83,6 +76,20 @@ impl Router for Proxy {
             tls,
         };
         Ok(self.install(&service, live, preview).await?)
+    }
+
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), RouterError> {
+        Proxy::set_challenge(self, token, key_authorization);
+        Ok(())
+    }
+
+    async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError> {
+        let cert = load_cert(spec)?;
+        Ok(self.set_certificate(&spec.name, cert).await?)
     }
 
     async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport {
@@ -118,24 +125,16 @@ impl Router for Proxy {
     async fn close(&self, grace: Duration) {
         self.wait_closed(grace).await;
     }
+}
 
-    // Placeholders so that this branch (issue16-nginx-tls) builds: the
-    // builtin proxy's implementation comes from the ACME branch at merge.
-    async fn set_challenge(
-        &self,
-        _token: &str,
-        _key_authorization: Option<&str>,
-    ) -> Result<(), RouterError> {
-        Err(RouterError::Other(
-            "ACME challenges are not served by the builtin proxy on this build".into(),
-        ))
-    }
-
-    async fn reload_certificate(&self, _spec: &ServiceSpec) -> Result<(), RouterError> {
-        Err(RouterError::Other(
-            "the builtin proxy reloads certificates with its routes on this build".into(),
-        ))
-    }
+/// `spec.tls`'s files, read now, as the proxy serves them.
+fn load_cert(spec: &ServiceSpec) -> Result<Option<ServiceCert>, RouterError> {
+    let Some(files) = &spec.tls else {
+        return Ok(None);
+    };
+    ServiceCert::from_pem_files(&files.cert, &files.key)
+        .map(Some)
+        .map_err(|error| RouterError::Invalid(format!("service {:?}: {error}", spec.name)))
 }
 
 /// A service's health check, as the proxy's re-admission probe.

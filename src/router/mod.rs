@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
+use crate::wire::CertificateStatus;
 
 // The router's vocabulary is the builtin proxy's (a crate of its own that
 // knows nothing of deploys): the instances of a slot, a drain's outcome,
@@ -128,6 +129,12 @@ pub trait Router: Send + Sync {
     /// certificate of an ACME service): serve them to new TLS connections,
     /// routes unchanged; open connections keep the certificate they began with.
     async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError>;
+
+    /// The certificates teal orders itself (ACME), for `teal status`. None
+    /// but the ACME layer (`crate::acme`) has any.
+    fn certificates(&self) -> Vec<CertificateStatus> {
+        Vec::new()
+    }
 
     /// Stops serving at daemon shutdown, after the shutdown token fired: open
     /// client connections get up to `grace` to finish. Routes are not changed

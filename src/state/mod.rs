@@ -20,4 +20,4 @@ pub use record::{
     Action, HistoryEntry, HistoryResult, ServiceRecord, SlotRecord, SlotRecords, StateFile,
     TimelineStep, Verdict, VerifyRecord,
 };
-pub use store::{StateError, Store, read};
+pub use store::{StateError, Store, read, write_atomic};

@@ -18,6 +18,9 @@ mod load_client;
 mod under_systemd;
 mod upgrade;
 
+// The real binary and a real ACME server (Pebble).
+mod acme;
+
 // The daemon in-process with the process runtime and the builtin proxy.
 mod deploy_flow;
 mod hooks;

@@ -40,6 +40,7 @@ fn with_tls(mut config: Config) -> Config {
     config.proxy.tls = Some(TlsListenSpec {
         listen: free_addr(),
         redirect: true,
+        acme: None,
     });
     config
 }
@@ -268,7 +269,7 @@ async fn a_new_certificate_reaches_new_connections_and_no_request_fails() {
     }
     let t = Tls::start().await;
     let a = t.services[0].clone();
-    let load = TlsLoad::start(&t.ca, t.tls_addr(), "a.test", 3);
+    let load = TlsLoad::start(&t.ca.root, t.tls_addr(), "a.test", 0, 3);
     assert!(load.answered_more(20, Duration::from_secs(30)).await);
 
     let slow = {
@@ -431,7 +432,7 @@ async fn deploys_over_tls_lose_nothing() {
 
     assert_redirected(d.addr, "web.test", tls_addr.port()).await;
 
-    let load = TlsLoad::start(&ca, tls_addr, "web.test", 4);
+    let load = TlsLoad::start(&ca.root, tls_addr, "web.test", 0, 4);
     assert!(load.answered_more(20, Duration::from_secs(30)).await);
     for version in ["2.0.0", "1.0.0"] {
         d.deploy(&web, version).await.assert_live();
@@ -486,7 +487,7 @@ async fn an_upgrade_keeps_nginx_serving_tls_without_a_reload() {
     let workers = nginx::serving_workers(master);
     assert_redirected(listen, "web.test", tls_addr.port()).await;
 
-    let load = TlsLoad::start(&ca, tls_addr, "web.test", 3);
+    let load = TlsLoad::start(&ca.root, tls_addr, "web.test", 0, 3);
     assert!(load.answered_more(20, Duration::from_secs(30)).await);
     let daemon = upgraded(dir.path(), daemon).await;
     assert!(load.answered_more(20, Duration::from_secs(30)).await);

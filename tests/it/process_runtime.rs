@@ -56,6 +56,7 @@ fn service(name: &str, command: Vec<String>, instances: usize, workdir: &Path) -
         hooks: Default::default(),
         verify: None,
         tls: None,
+        acme: false,
     }
 }
 

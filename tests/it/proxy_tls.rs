@@ -3,8 +3,10 @@
 //! the services' hosts, an SNI no service names fails the handshake, ALPN
 //! gives HTTP/2 or HTTP/1.1 (keep-alive), the app sees
 //! `X-Forwarded-Proto: https`, plain HTTP to a TLS service gets 308 to https
-//! (but ACME challenges), and a silent TLS client is closed at the header
-//! timeout.
+//! (but ACME challenges), ACME challenges being validated are answered by
+//! the proxy itself on both HTTP paths, a certificate can be swapped alone
+//! (`Router::reload_certificate`), and a silent TLS client is closed at the
+//! header timeout.
 
 use std::time::Duration;
 
@@ -205,6 +207,134 @@ async fn plain_http_to_a_tls_service_gets_308_to_https_but_acme_challenges() {
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "plain: {reply}");
+}
+
+/// `Router::set_challenge`: the production listener answers a token being
+/// validated itself, whatever the Host (a TLS service's, none's), on the
+/// lean path and on hyper's (HTTP/1.0), and stops once it is withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_challenges_being_validated_are_answered_on_both_paths_whatever_the_host() {
+    let t = Tls::start(ProxyOptions::default()).await;
+    let router: &dyn Router = &*t.h.proxy;
+    router
+        .set_challenge("tok", Some("tok.thumbprint"))
+        .await
+        .unwrap();
+    for (path, request) in [
+        (
+            "lean, a TLS service",
+            "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "lean, no service",
+            "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: nobody.test\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "hyper, no service",
+            "GET /.well-known/acme-challenge/tok HTTP/1.0\r\nHost: nobody.test\r\n\r\n",
+        ),
+    ] {
+        let reply = raw_exchange(t.h.addr(), request.as_bytes()).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+            "{path}: {reply}"
+        );
+        assert!(
+            reply
+                .to_ascii_lowercase()
+                .contains("content-type: text/plain"),
+            "{path}: {reply}"
+        );
+        assert!(reply.ends_with("\r\n\r\ntok.thumbprint"), "{path}: {reply}");
+    }
+    assert_eq!(
+        t.backends[0].hits(),
+        0,
+        "answered by the proxy, not a's app"
+    );
+    // A HEAD gets the head only.
+    let reply = raw_exchange(
+        t.h.addr(),
+        b"HEAD /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("\r\n\r\n"),
+        "{reply}"
+    );
+
+    router.set_challenge("tok", None).await.unwrap();
+    let reply = raw_exchange(
+        t.h.addr(),
+        b"GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: nobody.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "withdrawn: {reply}");
+}
+
+/// `Router::reload_certificate`: new connections get the new certificate,
+/// one opened before keeps its own and is served, routes stay; without
+/// a certificate the names fail the handshake and plain HTTP is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_reloaded_alone_serves_new_connections_and_keeps_routes() {
+    let t = Tls::start(ProxyOptions::default()).await;
+    let router: &dyn Router = &*t.h.proxy;
+    let before =
+        t.ca.connect(t.tls_addr(), "a.test", &[b"http/1.1"])
+            .await
+            .unwrap();
+    assert!(served_cert(&before) == t.a.der);
+    let mut open = Conn::over(before).await.unwrap();
+
+    let renewed = t.ca.leaf(t._dir.path(), "a2", &["a.test"]);
+    let mut spec = t.services[0].0.clone();
+    spec.tls = Some(renewed.files.clone());
+    router.reload_certificate(&spec).await.unwrap();
+    let after =
+        t.ca.connect(t.tls_addr(), "a.test", &[b"http/1.1"])
+            .await
+            .unwrap();
+    assert!(served_cert(&after) == renewed.der, "the new certificate");
+    assert_eq!(
+        Conn::over(after)
+            .await
+            .unwrap()
+            .get("a.test", "/")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        open.get("a.test", "/").await.unwrap().status,
+        200,
+        "the open connection"
+    );
+
+    spec.tls = None;
+    router.reload_certificate(&spec).await.unwrap();
+    assert!(
+        t.ca.connect(t.tls_addr(), "a.test", &[b"http/1.1"])
+            .await
+            .is_err()
+    );
+    let reply = raw_exchange(
+        t.h.addr(),
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "no redirect without a certificate: {reply}"
+    );
+
+    let mut unknown = spec.clone();
+    unknown.name = "unknown".into();
+    unknown.tls = Some(renewed.files.clone());
+    assert!(
+        router.reload_certificate(&unknown).await.is_err(),
+        "a service without routes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,23 +6,14 @@
 //! `teal serve --upgrade` the TLS listener moves to the new daemon.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use teal::spec::TlsListenSpec;
 
 use crate::support::proxy::{Conn, unused_addr};
 use crate::support::tls::{TestCa, assert_redirected};
+use crate::support::tls_load::TlsLoad;
 use crate::support::*;
-
-/// What the TLS clients counted.
-#[derive(Default)]
-struct Counts {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    /// Keep-alive connections that had to be opened again.
-    reconnects: AtomicU64,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
@@ -36,6 +27,7 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     config.proxy.tls = Some(TlsListenSpec {
         listen: tls_addr,
         redirect: true,
+        acme: None,
     });
     let d = TestDaemon::start(&config).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
@@ -43,51 +35,9 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     // Plain HTTP for the TLS service: 308 to https on the TLS port.
     assert_redirected(d.addr, "web.test", tls_addr.port()).await;
 
-    let counts = Arc::new(Counts::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut clients = Vec::new();
     // Four keep-alive clients and one opening a connection per request.
-    for keepalive in [true, true, true, true, false] {
-        let (ca, counts, stop) = (Arc::clone(&ca), Arc::clone(&counts), Arc::clone(&stop));
-        clients.push(tokio::spawn(async move {
-            let mut conn: Option<Conn> = None;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if conn.as_ref().is_none_or(Conn::is_closed) {
-                    if conn.is_some() {
-                        counts.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let tls = match ca.connect(tls_addr, "web.test", &[b"http/1.1"]).await {
-                        Ok(tls) => tls,
-                        Err(error) => {
-                            eprintln!("handshake failed: {error}");
-                            counts.failed.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    conn = Conn::over(tls).await.ok();
-                    if conn.is_none() {
-                        counts.failed.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                let reply = conn.as_mut().expect("connected").get("web.test", "/").await;
-                match reply {
-                    Ok(reply) if reply.status == 200 => {
-                        counts.ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => {
-                        eprintln!("request failed: {:?}", other.map(|r| (r.status, r.body)));
-                        counts.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if !keepalive {
-                    conn = None;
-                }
-            }
-        }));
-    }
+    let load = TlsLoad::start(&ca.root, tls_addr, "web.test", 4, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     for (i, version) in ["2.0.0", "1.0.0", "2.0.0", "1.0.0", "2.0.0"]
         .iter()
@@ -99,19 +49,13 @@ async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     }
     d.rollback("web").await.assert_live();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.unwrap();
-    }
-    let (ok, failed, reconnects) = (
-        counts.ok.load(Ordering::Relaxed),
-        counts.failed.load(Ordering::Relaxed),
-        counts.reconnects.load(Ordering::Relaxed),
+    let counts = load.finish().await;
+    assert_eq!(counts.failed, 0, "no failed request");
+    assert_eq!(
+        counts.reconnects, 0,
+        "every keep-alive client kept its connection"
     );
-    eprintln!("TLS load: {ok} ok, {failed} failed, {reconnects} keep-alive reconnects");
-    assert_eq!(failed, 0, "no failed request");
-    assert_eq!(reconnects, 0, "every keep-alive client kept its connection");
-    assert!(ok > 100, "the load ran: {ok}");
+    assert!(counts.ok > 100, "the load ran: {counts:?}");
 
     // The version the rollback made live answers over TLS.
     let tls = ca
@@ -161,45 +105,13 @@ async fn an_upgrade_hands_the_tls_listener_over() {
     assert_eq!(conn.get("web.test", "/").await.unwrap().status, 200);
     drop(conn);
 
-    let counts = Arc::new(Counts::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let client = {
-        let (ca, counts, stop) = (Arc::clone(&ca), Arc::clone(&counts), Arc::clone(&stop));
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let reply = async {
-                    let tls = ca
-                        .connect(tls_addr, "web.test", &[b"http/1.1"])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Conn::over(tls).await?.get("web.test", "/").await
-                }
-                .await;
-                match reply {
-                    Ok(reply) if reply.status == 200 => {
-                        counts.ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => {
-                        eprintln!("request failed: {:?}", other.map(|r| (r.status, r.body)));
-                        counts.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        })
-    };
+    let load = TlsLoad::start(&ca.root, tls_addr, "web.test", 0, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let daemon = upgraded(dir.path(), daemon).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    client.await.unwrap();
-    let (ok, failed) = (
-        counts.ok.load(Ordering::Relaxed),
-        counts.failed.load(Ordering::Relaxed),
-    );
-    eprintln!("TLS across the upgrade: {ok} ok, {failed} failed");
-    assert_eq!(failed, 0, "no failed request\n{}", logs(dir.path()));
-    assert!(ok > 10, "the client ran: {ok}");
+    let counts = load.finish().await;
+    assert_eq!(counts.failed, 0, "no failed request\n{}", logs(dir.path()));
+    assert!(counts.ok > 10, "the client ran: {counts:?}");
 
     // The new daemon serves TLS on the same address, same certificate.
     let tls = ca

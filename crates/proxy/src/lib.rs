@@ -30,7 +30,9 @@
 //!   (`Service`, `Backend`), drain and counters. Installing routes is
 //!   [`Proxy::install`], here: it binds preview listeners too.
 //! - `tls/`: the TLS listener's handshake, certificates chosen by SNI from
-//!   the route table, and the user's certificate files.
+//!   the route table, and the user's certificate files. Swapping a
+//!   service's certificate alone ([`Proxy::set_certificate`]) and ACME
+//!   HTTP-01 answers ([`Proxy::set_challenge`]) are in `routes/`.
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
@@ -136,6 +138,8 @@ pub struct Proxy {
     /// (`start_accepting`), so a successor that fails before never took a
     /// connection from the predecessor's queues.
     accepting: CancellationToken,
+    /// ACME HTTP-01 tokens being validated and their answers.
+    challenges: routes::Challenges,
     /// Ourselves, to start preview accept loops from `&self`.
     me: Weak<Proxy>,
 }
@@ -229,6 +233,7 @@ impl Proxy {
             inherited: Mutex::new(inherited),
             handed_next: AtomicUsize::new(0),
             accepting,
+            challenges: routes::Challenges::default(),
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
@@ -320,21 +325,7 @@ impl Proxy {
         }
         // The certificate and the redirect go with the routes: the table
         // stored below makes a new service's visible at once.
-        match (&spec.tls, &self.tls) {
-            (Some(cert), Some((addr, _))) => {
-                service.cert.store(Some(Arc::clone(&cert.key)));
-                let port = if self.opts.tls_redirect {
-                    addr.port()
-                } else {
-                    0
-                };
-                service.redirect_port.store(port, Ordering::Relaxed);
-            }
-            (None, _) | (Some(_), None) => {
-                service.cert.store(None);
-                service.redirect_port.store(0, Ordering::Relaxed);
-            }
-        }
+        self.store_cert(&service, spec.tls.as_ref());
         let old_live = service.production.swap(live.clone());
         let old_preview = service.preview.swap(preview.clone());
         for old in old_live.iter().chain(old_preview.iter()) {

@@ -104,7 +104,17 @@ fn unknown_key_lists_match_the_serde_types() {
             "tls"
         ]
     );
-    assert_eq!(fields_of::<RawProxyTls>(), ["listen", "redirect"]);
+    assert_eq!(
+        fields_of::<RawProxyTls>(),
+        [
+            "listen",
+            "redirect",
+            "acme_email",
+            "acme_directory",
+            "acme_ca",
+            "acme_retry"
+        ]
+    );
     assert_eq!(fields_of::<RawTlsFiles>(), ["cert", "key"]);
     assert_eq!(
         fields_of::<RawHealth>(),
@@ -115,15 +125,15 @@ fn unknown_key_lists_match_the_serde_types() {
 }
 
 #[test]
-fn acme_keys_say_acme_is_not_available_yet() {
+fn misspelt_tls_keys_get_a_suggestion() {
     assert_err(
-        "[proxy.tls]\nlisten = \"127.0.0.1:0\"\nacme_email = \"ops@example.com\"\n",
+        "[proxy.tls]\nlisten = \"127.0.0.1:0\"\nacme_mail = \"ops@example.com\"\n",
         3,
         1,
         &[
-            "unknown key \"acme_email\" in [proxy.tls]",
-            "automatic certificates (ACME) are not available yet",
-            "expected one of: listen, redirect",
+            "unknown key \"acme_mail\" in [proxy.tls]",
+            "did you mean \"acme_email\"",
+            "expected one of: listen, redirect, acme_email, acme_directory, acme_ca, acme_retry",
         ],
     );
     assert_err(

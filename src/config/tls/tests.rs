@@ -49,19 +49,146 @@ fn a_tls_service_with_its_own_files_loads() {
     assert!(!ok(&text).proxy.tls.unwrap().redirect);
 }
 
+const ACME_PROXY: &str =
+    "[proxy.tls]\nlisten = \"127.0.0.1:8443\"\nacme_email = \"ops@example.com\"\n";
+
+fn acme_service(hosts: &str) -> String {
+    format!("[services.web]\ncommand = [\"x\"]\nhosts = {hosts}\ntls = \"acme\"\n")
+}
+
 #[test]
-fn acme_is_refused_with_a_clear_word() {
+fn an_acme_service_loads_with_the_defaults() {
+    let config = ok(&format!("{ACME_PROXY}{}", acme_service("[\"a.example\"]")));
+    let web = &config.services["web"];
+    assert!(web.acme);
+    assert_eq!(
+        web.tls, None,
+        "tls is filled by the daemon once it has a certificate"
+    );
+    let acme = config.proxy.tls.unwrap().acme.expect("acme settings");
+    assert_eq!(acme.email, "ops@example.com");
+    assert_eq!(acme.directory, crate::spec::LETS_ENCRYPT);
+    assert_eq!(acme.ca, None);
+    assert_eq!(acme.retry, crate::spec::DEFAULT_ACME_RETRY);
+}
+
+#[test]
+fn acme_settings_are_read_and_acme_ca_is_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), made.cert.pem()).unwrap();
+    let text = format!(
+        "[proxy.tls]\nlisten = \"127.0.0.1:8443\"\nacme_email = \"ops@example.com\"\nacme_directory = \"https://127.0.0.1:14000/dir\"\nacme_ca = \"ca.pem\"\nacme_retry = \"5s\"\n{}",
+        acme_service("[\"a.example\"]")
+    );
+    let path = dir.path().join("teal.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = crate::config::load(&path).unwrap();
+    let acme = config.proxy.tls.unwrap().acme.unwrap();
+    assert_eq!(acme.directory, "https://127.0.0.1:14000/dir");
+    assert_eq!(acme.ca, Some(dir.path().join("ca.pem")));
+    assert_eq!(acme.retry, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn acme_needs_an_email() {
+    assert_err(
+        &format!("{TLS_PROXY}{}", acme_service("[\"a.example\"]")),
+        1,
+        1,
+        &["services.web.tls = \"acme\" needs acme_email in [proxy.tls]"],
+    );
+    assert_err(
+        &acme_service("[\"a.example\"]"),
+        4,
+        7,
+        &["services.web.tls needs the TLS listener"],
+    );
+    assert_err(
+        "[proxy.tls]\nlisten = \"127.0.0.1:8443\"\nacme_retry = \"5s\"\n",
+        3,
+        14,
+        &["the acme_* keys of [proxy.tls] need acme_email"],
+    );
+    assert_err(
+        "[proxy.tls]\nlisten = \"127.0.0.1:8443\"\nacme_email = \"ops\"\n",
+        3,
+        14,
+        &["proxy.tls.acme_email \"ops\" is not an email address"],
+    );
+}
+
+#[test]
+fn bad_acme_settings_are_refused() {
+    let bad = |key_value: &str, col: usize, words: &[&str]| {
+        assert_err(&format!("{ACME_PROXY}{key_value}\n"), 4, col, words);
+    };
+    bad(
+        "acme_directory = \"http://acme.test/dir\"",
+        18,
+        &["proxy.tls.acme_directory \"http://acme.test/dir\" is not an https URL"],
+    );
+    bad(
+        "acme_ca = \"/nonexistent/ca.pem\"",
+        11,
+        &["proxy.tls.acme_ca: cannot read /nonexistent/ca.pem"],
+    );
+    bad(
+        "acme_retry = \"soon\"",
+        14,
+        &["invalid duration \"soon\" for proxy.tls.acme_retry"],
+    );
+    bad(
+        "acme_retry = \"0s\"",
+        14,
+        &["proxy.tls.acme_retry must be greater than zero"],
+    );
+    bad(
+        "acme_retry = \"2days\"",
+        14,
+        &["proxy.tls.acme_retry is at most 1day"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    bad(
+        &format!("acme_ca = \"{}\"", not_pem.display()),
+        11,
+        &["holds no PEM certificate"],
+    );
+}
+
+#[test]
+fn acme_needs_hosts_that_are_names_with_either_router() {
+    assert_err(
+        &format!("{ACME_PROXY}{}", acme_service("[]")),
+        7,
+        7,
+        &["services.web.tls needs hosts"],
+    );
+    assert_err(
+        &format!("{ACME_PROXY}{}", acme_service("[\"127.0.0.1\"]")),
+        7,
+        7,
+        &["host \"127.0.0.1\" is an IP address"],
+    );
+    // Either router: the nginx router serves the files teal orders too.
+    let nginx = "[proxy]\nlisten = \"127.0.0.1:8080\"\nrouter = \"nginx\"\n";
+    assert!(
+        ok(&format!(
+            "{nginx}{ACME_PROXY}{}",
+            acme_service("[\"a.example\"]")
+        ))
+        .services["web"]
+            .acme
+    );
     assert_err(
         &format!(
-            "{TLS_PROXY}[services.web]\ncommand = [\"x\"]\nhosts = [\"a.example\"]\ntls = \"acme\"\n"
+            "{TLS_PROXY}[services.web]\ncommand = [\"x\"]\nhosts = [\"a.example\"]\ntls = \"auto\"\n"
         ),
         6,
         7,
-        &[
-            "services.web.tls",
-            "automatic certificates (ACME) are not available yet",
-            "cert = \"fullchain.pem\"",
-        ],
+        &["unknown services.web.tls \"auto\"; expected \"acme\""],
     );
 }
 

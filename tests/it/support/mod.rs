@@ -7,6 +7,7 @@
 //!   retries) and waiting on it;
 //! - `hooks`: hook specs from shell snippets, a hook's output, history steps;
 //! - `nginx`: configs for `router = "nginx"` against the real nginx;
+//! - `pebble`: Let's Encrypt's test ACME server and its DNS, on loopback;
 //! - `docker`: the shared test images on the real engine, container helpers;
 //! - `proxy`: the builtin proxy on its own, with real backends and clients;
 //! - `served`: `teal serve` as a real child process, to kill and restart;
@@ -24,6 +25,7 @@ pub mod docker;
 pub mod hooks;
 pub mod load;
 pub mod nginx;
+pub mod pebble;
 pub mod proxy;
 pub mod served;
 pub mod ssh_lab;
@@ -89,6 +91,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         hooks: Default::default(),
         verify: None,
         tls: None,
+        acme: false,
     }
 }
 

@@ -115,11 +115,7 @@ impl Served {
             self.client.status(None).await.is_ok()
         })
         .await;
-        assert!(
-            up,
-            "teal serve came up (see {})",
-            dir.join("serve.log").display()
-        );
+        assert!(up, "teal serve came up:\n{}", logs(dir));
         self
     }
 

@@ -17,10 +17,11 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use teal::spec::{ServiceSpec, TlsFiles};
 
-use super::proxy::Conn;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use super::proxy::Conn;
 
 /// A certificate authority of the test's own.
 pub struct TestCa {
@@ -74,6 +75,11 @@ impl TestCa {
         }
     }
 
+    /// Its self-signed certificate as PEM (a file a config can name).
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
     /// Makes `spec` a TLS service for `name` alone, with a leaf this authority
     /// signed (files in `dir`).
     pub fn serve(&self, spec: &mut ServiceSpec, dir: &Path, name: &str) -> Leaf {
@@ -81,21 +87,6 @@ impl TestCa {
         spec.hosts = vec![name.into()];
         spec.tls = Some(leaf.files.clone());
         leaf
-    }
-
-    /// A client that trusts this authority only and offers `alpn`.
-    pub fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.root.clone()).unwrap();
-        #[allow(deprecated)] // ring, as the proxy: see teal_proxy's tls module
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        TlsConnector::from(Arc::new(config))
     }
 
     /// A TLS connection to `addr` asking for `name` (an IP address: no SNI),
@@ -106,10 +97,36 @@ impl TestCa {
         name: &str,
         alpn: &[&[u8]],
     ) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect(addr).await?;
-        let name = ServerName::try_from(name.to_string()).unwrap();
-        self.connector(alpn).connect(name, tcp).await
+        connect_trusting(&self.root, addr, name, alpn).await
     }
+}
+
+/// A client that trusts `root` only and offers `alpn`.
+pub fn connector_trusting(root: &CertificateDer<'static>, alpn: &[&[u8]]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    #[allow(deprecated)] // ring, as the proxy: see teal_proxy's tls module
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// A TLS connection to `addr` asking for `name`, verified against `root`
+/// only; the handshake's error otherwise.
+pub async fn connect_trusting(
+    root: &CertificateDer<'static>,
+    addr: SocketAddr,
+    name: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    connector_trusting(root, alpn).connect(name, tcp).await
 }
 
 impl TestCa {

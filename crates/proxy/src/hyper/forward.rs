@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
@@ -56,6 +57,13 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         if let Err(error) = screen(&mut req, self.opts.underscores_in_headers) {
             return self.refuse_unrouted(&error, req.version());
+        }
+        // An ACME challenge being validated is answered here, whatever the Host.
+        let path = req.uri().path().as_bytes();
+        if https::is_acme_challenge(path)
+            && let Some(answer) = self.challenge_answer(listener, path)
+        {
+            return challenge(answer);
         }
         let (head, body) = req.into_parts();
         let read = UpstreamBody::read(body, self.opts.body_buffer, self.opts.body_timeout).await;
@@ -150,6 +158,15 @@ fn redirect(location: &[u8]) -> Response<ProxyBody> {
         }
         Err(_) => local(&ProxyError::BadRequest),
     }
+}
+
+/// 200 with an ACME key authorization as text/plain.
+fn challenge(answer: Bytes) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::text(answer));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
 }
 
 /// A response written by the proxy itself.

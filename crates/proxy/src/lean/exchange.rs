@@ -194,6 +194,24 @@ pub(crate) async fn answer_locally(
 pub(crate) async fn redirect(location: &[u8], req: &RequestHead, client: &mut Client<'_>) -> After {
     let close = req.close || req.content_length > 0 || client.stop.closing();
     response::redirect(location, close, client.out);
+    send_own(close, client).await
+}
+
+/// 200 with `answer` (an ACME key authorization) as text/plain.
+pub(crate) async fn challenge(answer: &[u8], req: &RequestHead, client: &mut Client<'_>) -> After {
+    let close = req.close || req.content_length > 0 || client.stop.closing();
+    response::plain(
+        http::StatusCode::OK,
+        answer,
+        req.head_method,
+        close,
+        client.out,
+    );
+    send_own(close, client).await
+}
+
+/// Writes a response the proxy made itself (in `client.out`).
+async fn send_own(close: bool, client: &mut Client<'_>) -> After {
     match client.stream.write_all(client.out).await {
         Ok(()) if !close => After::KeepAlive,
         _ => After::Close,

@@ -177,8 +177,17 @@ fn names_header(values: &[&[u8]], name: &str) -> bool {
 
 /// The proxy's own answer to a request it could not forward.
 pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &mut Vec<u8>) {
-    let status = error.status();
-    let body = error.body();
+    plain(error.status(), &error.body(), head_request, close, out);
+}
+
+/// A response of the proxy's own with a text/plain `body`.
+pub(crate) fn plain(
+    status: http::StatusCode,
+    body: &[u8],
+    head_request: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -193,7 +202,7 @@ pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &m
     }
     out.extend_from_slice(b"\r\n");
     if !head_request {
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
     }
 }
 

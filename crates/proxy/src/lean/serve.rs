@@ -27,7 +27,7 @@ use crate::client::{
 };
 use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
-use crate::routes::{ListenerKind, https};
+use crate::routes::{CHALLENGE_GET, ListenerKind, https};
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -212,6 +212,13 @@ async fn answer(
     } else {
         exchange::read_body(req, opts.body_buffer, opts.body_timeout, client).await
     };
+    // An ACME challenge being validated is answered here, whatever the Host.
+    if upstream_head.starts_with(CHALLENGE_GET)
+        && let Some(answer) = proxy.challenge_answer(listener, request::target(upstream_head))
+    {
+        client.buf.advance(req.len);
+        return exchange::challenge(&answer, req, client).await;
+    }
     let host = &client.buf[req.host.clone()];
     let mut pool = proxy.pool_for(listener, || std::str::from_utf8(host).ok());
     if let Err(ProxyError::HttpsRedirect(port)) = pool {

@@ -5,7 +5,7 @@
 use super::host::strip_port;
 
 /// The path prefix of ACME HTTP-01 challenges (RFC 8555 8.3).
-const ACME_CHALLENGE: &[u8] = b"/.well-known/acme-challenge/";
+pub(super) const ACME_CHALLENGE: &[u8] = b"/.well-known/acme-challenge/";
 
 /// Whether `target` (a request's origin-form target) is an ACME challenge.
 pub(crate) fn is_acme_challenge(target: &[u8]) -> bool {

@@ -6,14 +6,19 @@
 //! without locks (`Proxy::pool_for`). This module does not listen and does
 //! not forward. `service` holds what the owner gives and gets back
 //! (`Service`, `Backend`, `DrainReport`), `traffic` drains and counts a slot,
-//! `host` normalises names. Installing routes is `Proxy::install`.
+//! `host` normalises names, `certificate` swaps a service's certificate
+//! alone (`Proxy::set_certificate`), `challenge` answers ACME HTTP-01
+//! (`Proxy::set_challenge`). Installing routes is `Proxy::install`.
 
+mod certificate;
+mod challenge;
 mod host;
 pub(crate) mod https;
 mod service;
 mod traffic;
 mod watch;
 
+pub(crate) use challenge::{CHALLENGE_GET, Challenges};
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host, valid_host};
 pub use service::{Backend, DrainReport, ListenerName, Service};

@@ -53,6 +53,7 @@ pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceS
         hooks: Default::default(),
         verify: None,
         tls: None,
+        acme: false,
     }
 }
 
