@@ -325,6 +325,7 @@ fn load_spec(target: SocketAddr, capacity: f64) -> LoadSpec {
     LoadSpec {
         target,
         host: Some("bench".into()),
+        tls: None,
         path: "/".into(),
         keepalive_connections: 8,
         fresh_connection_workers: 2,

@@ -19,7 +19,8 @@ pub struct LoadReport {
     /// Non-2xx answers by status.
     pub statuses: BTreeMap<u16, u64>,
     /// Transport errors by kind: "refused", "reset", "incomplete", "timeout",
-    /// "closed" (the connection closed before the request went out), "other: ...".
+    /// "closed" (the connection closed before the request went out), "tls handshake: ...",
+    /// "other: ...".
     pub errors: BTreeMap<String, u64>,
     /// The `"version"` field of 2xx JSON answers; "(none)" when there was none.
     pub versions: BTreeMap<String, u64>,
@@ -122,6 +123,8 @@ pub(super) enum ErrorKind {
     Timeout,
     /// The connection was already closed when the request was handed to it.
     Closed,
+    /// TLS refused the connection (the certificate, the name, the protocols).
+    Handshake(String),
     Other(String),
 }
 
@@ -133,6 +136,7 @@ impl ErrorKind {
             ErrorKind::Incomplete => "incomplete".into(),
             ErrorKind::Timeout => "timeout".into(),
             ErrorKind::Closed => "closed".into(),
+            ErrorKind::Handshake(what) => format!("tls handshake: {what}"),
             ErrorKind::Other(what) => format!("other: {what}"),
         }
     }

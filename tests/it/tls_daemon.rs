@@ -9,10 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use teal::spec::TlsListenSpec;
-
 use crate::support::proxy::{Conn, raw_exchange, unused_addr};
-use crate::support::tls::TestCa;
+use crate::support::tls::{TestCa, TlsWeb};
 use crate::support::*;
 
 /// What the TLS clients counted.
@@ -28,17 +26,12 @@ struct Counts {
 async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
-    let leaf = ca.leaf(dir.path(), "web", &["web.test"]);
-    let mut spec = demo_service("web", dir.path(), 2);
-    spec.hosts = vec!["web.test".into()];
-    spec.tls = Some(leaf.files.clone());
-    spec.drain.timeout = Duration::from_secs(3);
-    let mut config = config(dir.path(), vec![]);
-    let tls_addr = unused_addr();
-    config.proxy.tls = Some(TlsListenSpec {
-        listen: tls_addr,
-        redirect: true,
-    });
+    let TlsWeb {
+        spec,
+        config,
+        tls_addr,
+        ..
+    } = TlsWeb::new(dir.path(), &ca, "web.test");
     let d = TestDaemon::start(&config).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
 

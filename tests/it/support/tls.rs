@@ -1,15 +1,18 @@
 //! TLS for the tests: a certificate authority made for the test (rcgen),
 //! leaf certificates it signs written as PEM files a service's `tls` names,
 //! and a client (tokio-rustls, ring) that trusts only that authority, with
-//! the ALPN protocols and SNI the test asks for.
+//! the ALPN protocols and SNI the test asks for, alone or as the load
+//! client's TLS.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use teal::spec::TlsFiles;
+use teal::load::LoadTls;
+use teal::spec::{Config, ServiceSpec, TlsFiles, TlsListenSpec};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -68,6 +71,21 @@ impl TestCa {
 
     /// A client that trusts this authority only and offers `alpn`.
     pub fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
+        TlsConnector::from(self.client_config(alpn))
+    }
+
+    /// TLS for the load client: this authority's clients, offering `alpn`
+    /// (`h2` first: HTTP/2), asking for `name` by SNI.
+    pub fn load_tls(&self, name: &str, alpn: &[&[u8]]) -> LoadTls {
+        LoadTls {
+            config: self.client_config(alpn),
+            server_name: ServerName::try_from(name.to_string()).unwrap(),
+        }
+    }
+
+    /// Client settings that trust this authority only and offer `alpn`
+    /// (rustls's defaults otherwise: session resumption on).
+    fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.root.clone()).unwrap();
         #[allow(deprecated)] // ring, as the proxy: see teal_proxy's tls module
@@ -78,7 +96,7 @@ impl TestCa {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        TlsConnector::from(Arc::new(config))
+        Arc::new(config)
     }
 
     /// A TLS connection to `addr` asking for `name` (an IP address: no SNI),
@@ -99,4 +117,36 @@ impl TestCa {
 pub fn served_cert(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
     certs[0].clone().into_owned()
+}
+
+/// A daemon's setup with one TLS service: `web` (two demo-app instances,
+/// drain timeout 3 s) for `host` with a leaf of `ca` written to `dir`, and a
+/// TLS listener (redirect on) at a free loopback port.
+pub struct TlsWeb {
+    pub spec: ServiceSpec,
+    pub config: Config,
+    pub tls_addr: SocketAddr,
+    pub leaf: Leaf,
+}
+
+impl TlsWeb {
+    pub fn new(dir: &Path, ca: &TestCa, host: &str) -> TlsWeb {
+        let leaf = ca.leaf(dir, "web", &[host]);
+        let mut spec = super::demo_service("web", dir, 2);
+        spec.hosts = vec![host.into()];
+        spec.tls = Some(leaf.files.clone());
+        spec.drain.timeout = Duration::from_secs(3);
+        let mut config = super::config(dir, vec![]);
+        let tls_addr = super::proxy::unused_addr();
+        config.proxy.tls = Some(TlsListenSpec {
+            listen: tls_addr,
+            redirect: true,
+        });
+        TlsWeb {
+            spec,
+            config,
+            tls_addr,
+            leaf,
+        }
+    }
 }
