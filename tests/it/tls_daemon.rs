@@ -3,7 +3,8 @@
 //! for it is redirected, and keep-alive and new-connection TLS clients see
 //! no failed request and no closed connection across deploys and a rollback
 //! (the certificate stays installed with every change of routes); across
-//! `teal serve --upgrade` the TLS listener moves to the new daemon.
+//! `teal serve --upgrade` the TLS listener moves to the new daemon; `teal
+//! status` says where it is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -158,6 +159,14 @@ async fn an_upgrade_hands_the_tls_listener_over() {
     std::fs::write(dir.path().join("teal.toml"), text).unwrap();
     let daemon = Served::start(dir.path()).await;
     teal_ok(dir.path(), &["deploy", "web"]).await;
+
+    // `teal status` says where the TLS listener is, beside the plain one.
+    let human = teal_ok(dir.path(), &["status"]).await;
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.contains(&format!(", TLS on {tls_addr}\n")), "{human}");
+    let json = teal_ok(dir.path(), &["status", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["tls_listen"], tls_addr.to_string(), "{json}");
 
     let tls = ca
         .connect(tls_addr, "web.test", &[b"http/1.1"])
