@@ -173,9 +173,9 @@ pub async fn run(
         "{CLIENTS} clients, each: connect, handshake, `GET /` with `Connection: close`, read the answer, close; no retries.\n"
     );
     println!(
-        "| resumption | target | resumes? | handshakes/s | p50 | p99 | failed | proxy CPU / handshake | vs nginx | per round |"
+        "| resumption | target | resumes? | resumed | handshakes/s | p50 | p99 | failed | proxy CPU / handshake | vs nginx | per round |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut resumed = Vec::new();
     for proxy in &proxies {
         resumed.push(resumes(&cert, proxy.addr).await?);
@@ -185,10 +185,11 @@ pub async fn run(
         let nginx_rps = runs[1].rps;
         for ((proxy, run), resumes) in proxies.iter().zip(&runs).zip(&resumed) {
             println!(
-                "| {} | {} | {} | {:.0} | {} | {} | {} | {:.0} µs | {:.2}× | {} |",
+                "| {} | {} | {} | {:.0} % | {:.0} | {} | {} | {} | {:.0} µs | {:.2}× | {} |",
                 if resume { "on" } else { "off" },
                 proxy.name,
                 if *resumes { "yes" } else { "**no**" },
+                run.resumed * 100.0,
                 run.rps,
                 micros(run.p50),
                 micros(run.p99),
@@ -200,7 +201,7 @@ pub async fn run(
         }
     }
     println!(
-        "\nresumes?: a second connection of one client, after a first that read its answer, is a resumed handshake (rustls's `HandshakeKind::Resumed`). Resumption on: rustls's client default (TLS 1.3 tickets, kept in memory per server name); off: `Resumption::disabled()`. The client runs in this process on the same 2 cores."
+        "\nresumes?: a second connection of one client, after a first that read its answer, is a resumed handshake (rustls's `HandshakeKind::Resumed`); resumed: the share of the row's handshakes that were. Resumption on: rustls's client default (TLS 1.3 tickets, kept in memory per server name); off: `Resumption::disabled()`. The client runs in this process on the same 2 cores."
     );
 
     println!("\n## HTTP/2 over TLS (h2load)\n");
@@ -259,6 +260,8 @@ struct HandshakeRun {
     p50: Duration,
     p99: Duration,
     failed: u64,
+    /// Handshakes that resumed a session, over all connections (all rounds).
+    resumed: f64,
     cpu_us: f64,
     per_round: Vec<String>,
 }
@@ -310,6 +313,8 @@ async fn handshake_rows(
                 p50: of(|r| r.latency_p50),
                 p99: of(|r| r.latency_p99),
                 failed: runs.iter().map(|(r, _)| r.failed()).sum(),
+                resumed: runs.iter().map(|(r, _)| r.tls_resumed).sum::<u64>() as f64
+                    / runs.iter().map(|(r, _)| r.sent).sum::<u64>().max(1) as f64,
                 cpu_us: median(runs.iter().map(|(_, cpu)| *cpu).collect()),
                 per_round: runs
                     .iter()

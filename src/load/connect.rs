@@ -14,6 +14,7 @@ use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::HandshakeKind;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -84,34 +85,37 @@ impl Sender {
     }
 }
 
-/// A new connection to `target`, over TLS when `tls` is set.
+/// A new connection to `target`, over TLS when `tls` is set; true when its
+/// TLS handshake resumed a session.
 pub(super) async fn connect(
     target: SocketAddr,
     tls: Option<&LoadTls>,
-) -> Result<Sender, ErrorKind> {
+) -> Result<(Sender, bool), ErrorKind> {
     let stream = TcpStream::connect(target)
         .await
         .map_err(|e| classify_io(&e))?;
     // Small requests must not wait for Nagle.
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        return http1_over(stream).await;
+        return Ok((http1_over(stream).await?, false));
     };
     let stream = TlsConnector::from(Arc::clone(&tls.config))
         .connect(tls.server_name.clone(), stream)
         .await
         .map_err(|e| classify_handshake(&e))?;
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+    let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+    let sender = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|e| classify_hyper(&e))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Sender::Http2(sender))
+        Sender::Http2(sender)
     } else {
-        http1_over(stream).await
-    }
+        http1_over(stream).await?
+    };
+    Ok((sender, resumed))
 }
 
 async fn http1_over<S>(stream: S) -> Result<Sender, ErrorKind>

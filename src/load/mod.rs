@@ -85,6 +85,7 @@ impl Load {
             spec,
             sent: AtomicU64::new(0),
             keepalive_connects: AtomicU64::new(0),
+            tls_resumed: AtomicU64::new(0),
             tally: Mutex::default(),
             stop: CancellationToken::new(),
             started,
@@ -127,6 +128,7 @@ impl Load {
         let sent = self.shared.sent.load(Ordering::SeqCst);
         let mut report = tally.report(sent, elapsed);
         report.keepalive_connects = self.shared.keepalive_connects.load(Ordering::Relaxed);
+        report.tls_resumed = self.shared.tls_resumed.load(Ordering::Relaxed);
         report
     }
 }

@@ -36,6 +36,9 @@ pub struct LoadReport {
     /// connection the server closed or broke under them (a reconnection).
     #[serde(default)]
     pub keepalive_connects: u64,
+    /// TLS connections whose handshake resumed an earlier session.
+    #[serde(default)]
+    pub tls_resumed: u64,
     /// Time since the load started (until it stopped, in a final report).
     #[serde(with = "crate::spec::humantime_serde")]
     pub elapsed: Duration,
@@ -180,6 +183,7 @@ impl Tally {
             latency_p99: self.latency.quantile(0.99).unwrap_or_default(),
             latency_max: self.latency.max(),
             keepalive_connects: 0,
+            tls_resumed: 0,
             elapsed,
         }
     }

@@ -33,6 +33,8 @@ pub(super) struct Shared {
     /// Connections the keep-alive workers opened: one each, plus one per
     /// connection the server closed (or broke) under them.
     pub keepalive_connects: AtomicU64,
+    /// TLS connections that resumed a session (a shorter handshake).
+    pub tls_resumed: AtomicU64,
     /// Set by `Load::stop`: no new request starts, in-flight ones finish.
     pub stop: CancellationToken,
     pub started: Instant,
@@ -101,7 +103,10 @@ async fn request(shared: &Shared, conn: &mut Option<Sender>, keepalive: bool) ->
     let sender = match conn {
         Some(sender) => sender,
         None => match connect(spec.target, spec.tls.as_ref()).await {
-            Ok(sender) => {
+            Ok((sender, resumed)) => {
+                if resumed {
+                    shared.tls_resumed.fetch_add(1, Ordering::Relaxed);
+                }
                 if keepalive {
                     shared.keepalive_connects.fetch_add(1, Ordering::Relaxed);
                 }

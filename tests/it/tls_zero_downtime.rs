@@ -6,7 +6,8 @@
 //! deploys and a rollback. Halfway, the certificate files are replaced by a
 //! new certificate (a new key and serial): the routes in place keep serving
 //! the old one until the next deploy reads the files again, from which on new
-//! connections get the new one, and no request fails across the swap.
+//! connections get the new one, and no request fails across the swap. The
+//! new-connection clients resume their sessions (rustls's client default).
 //!
 //! The plain-HTTP probes of `support::zero_downtime`'s story (the slow request,
 //! the websocket, `serving`) do not reach a TLS service, whose plain requests
@@ -107,6 +108,15 @@ async fn zero_failed_tls_requests_across_deploys_a_rollback_and_a_new_certificat
         ),
     ];
     d.stop().await;
+    // New connections resume their session (stateless tickets), across
+    // deploys and the new certificate too.
+    let fresh = &reports[1].1;
+    assert!(
+        fresh.tls_resumed * 2 > fresh.sent,
+        "new-connection clients resumed {} of {}",
+        fresh.tls_resumed,
+        fresh.sent
+    );
     for (kind, report, keepalive_workers) in &reports {
         assert_clean_tls(kind, report, &expected);
         assert_eq!(
