@@ -119,6 +119,7 @@ impl Haproxy {
 
 defaults
   mode http
+  maxconn 8000
   timeout connect 5s
   timeout client 75s
   timeout server 75s
