@@ -170,7 +170,7 @@ pub async fn run(
 
     println!("\n## A new TLS connection per request (teal's load client, rustls)\n");
     println!(
-        "{CLIENTS} clients, each: connect, handshake, `GET /` with `Connection: close`, read the answer, close; no retries.\n"
+        "{CLIENTS} clients, each: connect, handshake (key share X25519, as browsers and wrk), `GET /` with `Connection: close`, read the answer, close; no retries.\n"
     );
     println!(
         "| resumption | target | resumes? | resumed | handshakes/s | p50 | p99 | failed | proxy CPU / handshake | vs nginx | per round |"

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::client::Resumption;
+use rustls::crypto::ring::kx_group;
 use rustls::pki_types::{CertificateDer, ServerName};
 use teal::load::LoadTls;
 use tokio::net::TcpStream;
@@ -73,7 +74,12 @@ impl Cert {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.root.clone())?;
         #[allow(deprecated)] // ring, as teal's proxy (no post-quantum key exchange)
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        // ring's default order puts P-384 first, and a client sends its key
+        // share for the first group only: every handshake would pay P-384
+        // (about 1 ms in ring and OpenSSL alike). Browsers and wrk send X25519.
+        provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1];
+        let provider = Arc::new(provider);
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::crypto::ring::kx_group;
 use rustls::pki_types::{CertificateDer, ServerName};
 use teal::load::LoadTls;
 use teal::spec::{Config, ServiceSpec, TlsFiles, TlsListenSpec};
@@ -89,7 +90,10 @@ impl TestCa {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.root.clone()).unwrap();
         #[allow(deprecated)] // ring, as the proxy: see teal_proxy's tls module
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        // X25519 first, as browsers: ring's default sends a P-384 key share.
+        provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1];
+        let provider = Arc::new(provider);
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
