@@ -163,6 +163,17 @@ mod tests {
     }
 
     #[test]
+    fn the_socket_unit_holds_production_tls_and_admin() {
+        let text = "[proxy]\nlisten = \"0.0.0.0:80\"\nadmin = \"127.0.0.1:9100\"\n\n[proxy.tls]\nlisten = \"0.0.0.0:443\"\n";
+        let config = crate::config::parse(text, std::path::Path::new("/srv/teal.toml")).unwrap();
+        let held: Vec<String> = held_sockets(&config)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(held, ["0.0.0.0:80", "0.0.0.0:443", "127.0.0.1:9100"]);
+    }
+
+    #[test]
     fn the_service_is_followed_across_upgrades_and_restarted_always() {
         let service = units().service();
         for line in [
