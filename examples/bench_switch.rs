@@ -145,6 +145,7 @@ async fn run(name: &'static str, clock: &StepClock, config: Config, spec: Servic
     let load = Load::start(LoadSpec {
         target: d.addr,
         host: None,
+        tls: None,
         path: "/".into(),
         keepalive_connections: 8,
         fresh_connection_workers: 2,

@@ -512,8 +512,8 @@ struct Parts {
     activated: Activated,
 }
 
-/// systemd's sockets for the production listener and the previews of the
-/// services in state, as the proxy takes over a predecessor's: one copy per
+/// systemd's sockets for the production listener, the TLS listener and the
+/// previews of the services in state, as the proxy takes over a predecessor's: one copy per
 /// worker, so every worker accepts from the same queue.
 fn activated_listeners(
     config: &Config,
@@ -526,6 +526,9 @@ fn activated_listeners(
         .unwrap_or_else(|| ProxyOptions::default().workers)
         .max(1);
     let mut wanted = vec![(ListenerName::Production, config.proxy.listen)];
+    if let Some(tls) = &config.proxy.tls {
+        wanted.push((ListenerName::Tls, tls.listen));
+    }
     for (name, record) in &state.snapshot().services {
         if let Some(addr) = record.spec.preview {
             wanted.push((ListenerName::Preview(name.clone()), addr));

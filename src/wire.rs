@@ -135,8 +135,11 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub services: Vec<ServiceStatus>,
-    /// Where the production listener is bound.
+    /// Where the production listener is bound (then the preview listeners).
     pub listen: Vec<SocketAddr>,
+    /// Where the TLS listener (`[proxy.tls]`) is bound, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<SocketAddr>,
     /// teal version of the daemon.
     pub daemon_version: String,
     /// The certificates the daemon orders itself (`tls = "acme"`).

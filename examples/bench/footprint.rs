@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long the connections stay idle before RSS is read, for both proxies:
@@ -30,17 +30,21 @@ pub async fn open_idle(target: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) 
 }
 
 async fn one(target: SocketAddr) -> Option<TcpStream> {
-    let work = async {
-        let mut s = TcpStream::connect(target).await.ok()?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
-            .await
-            .ok()?;
-        let mut buf = [0u8; 1024];
-        let n = s.read(&mut buf).await.ok()?;
-        (n > 0 && buf.starts_with(b"HTTP/1.1 200")).then_some(s)
-    };
+    let work = async { first_answer(TcpStream::connect(target).await.ok()?).await };
     tokio::time::timeout(Duration::from_secs(10), work)
         .await
         .ok()
         .flatten()
+}
+
+/// `stream` once a `GET /` on it was answered 200 (the start of the answer
+/// read; a ~100 B answer is read whole); None otherwise.
+pub async fn first_answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Option<S> {
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.ok()?;
+    (n > 0 && buf.starts_with(b"HTTP/1.1 200")).then_some(stream)
 }

@@ -2,13 +2,17 @@
 //! directly and through a tuned nginx, in one run on one machine, with ratios.
 //! Run it with `bench/run` (which installs wrk and nginx and builds release);
 //! BENCHMARKS.md records its output. `bench/run --quick` is the under-two-minutes
-//! version (never run by the test suite: speed is not asserted in tests).
+//! version (never run by the test suite: speed is not asserted in tests);
+//! `bench/run --tls` runs the TLS rows instead (teal vs nginx vs HAProxy).
 
 mod footprint;
+mod h2load;
 mod report;
 mod setup;
 mod switch;
 mod throughput;
+mod tls;
+mod tls_setup;
 mod wrk;
 
 use std::net::SocketAddr;
@@ -60,6 +64,11 @@ struct Args {
     /// (for looking into one row with many rounds).
     #[arg(long)]
     throughput_only: bool,
+    /// Only the TLS rows: teal, nginx and HAProxy with one certificate
+    /// (keep-alive, a handshake per request with resumption off and on,
+    /// HTTP/2 with h2load, memory per idle TLS connection).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,6 +110,9 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let bin = teal_bin()?;
     let work = tempfile::Builder::new().prefix("teal-bench-").tempdir()?;
+    if args.tls {
+        return tls::run(&bin, work.path(), args.seconds, args.rounds, args.threads).await;
+    }
     std::fs::create_dir_all(work.path().join("teal"))?;
     std::fs::create_dir_all(work.path().join("nginx"))?;
     let teal = Teal::start(&bin, &work.path().join("teal"), args.threads)?;
@@ -113,16 +125,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             name: "direct",
             addr: backend,
             pids: Vec::new(),
+            https: false,
         },
         Target {
             name: "teal",
             addr: teal.listen,
             pids: vec![teal.pid()],
+            https: false,
         },
         Target {
             name: "nginx",
             addr: nginx.listen,
             pids: nginx.worker_pids(),
+            https: false,
         },
     ];
 
@@ -325,6 +340,7 @@ fn load_spec(target: SocketAddr, capacity: f64) -> LoadSpec {
     LoadSpec {
         target,
         host: Some("bench".into()),
+        tls: None,
         path: "/".into(),
         keepalive_connections: 8,
         fresh_connection_workers: 2,

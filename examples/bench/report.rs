@@ -103,6 +103,8 @@ impl RowResult {
                     .paired_rps()
                     .map_or(String::new(), |p| format!(" (paired {:.2}×)", p.median));
                 format!("**{:.2}×**{paired}", self.ratio())
+            } else if s.name != "nginx" && s.name != "direct" {
+                format!("{:.2}×", s.rps / self.rps("nginx").max(1.0))
             } else {
                 String::new()
             };
@@ -135,8 +137,14 @@ impl RowResult {
 }
 
 pub fn row_header() {
+    row_header_with("teal / nginx");
+}
+
+/// The header with `vs_nginx` naming the ratio column (the TLS rows show
+/// HAProxy's ratio too).
+pub fn row_header_with(vs_nginx: &str) {
     println!(
-        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | proxy CPU / req (user part) | vs direct | teal / nginx | req/s per round | p99 per round |"
+        "| body | conns | target | req/s | p50 | p99 | p99.9 | errors | proxy CPU / req (user part) | vs direct | {vs_nginx} | req/s per round | p99 per round |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }

@@ -13,6 +13,19 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Waits (up to 10 s) until `what` accepts connections on `addr`; the error
+/// points at its `log`.
+pub fn wait_listening(addr: SocketAddr, what: &str, log: &Path) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("{what} did not come up; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// A child process stopped when dropped: SIGTERM first, so `teal serve` stops
 /// gracefully and nginx its workers (SIGKILL would orphan them), SIGKILL after 10 s.
 pub struct Owned(pub Child);
@@ -54,19 +67,46 @@ impl Drop for Teal {
     }
 }
 
+/// The TLS side of a benchmark teal: its TLS listener, and the certificate
+/// files of service `web`, which then answers for `localhost` only.
+pub struct TealTls<'a> {
+    pub listen: SocketAddr,
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
 impl Teal {
     pub fn start(bin: &Path, dir: &Path, threads: usize) -> anyhow::Result<Teal> {
+        Teal::start_with(bin, dir, threads, None)
+    }
+
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        threads: usize,
+        tls: Option<TealTls<'_>>,
+    ) -> anyhow::Result<Teal> {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let (tls_listen, tls_service) = match tls {
+            Some(tls) => (
+                format!("\n[proxy.tls]\nlisten = \"{}\"\n", tls.listen),
+                format!(
+                    "hosts = [\"localhost\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+                    tls.cert, tls.key
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         let config = format!(
             r#"state_dir = "state"
 
 [proxy]
 listen = "{listen}"
-
+{tls_listen}
 [services.web]
 command = ["{bin}", "demo-app", "--port", "{{port}}", "--app-version", "{{version}}"]
 version = "1.0.0"
-
+{tls_service}
 [services.web.drain]
 timeout = "5s"
 "#,
@@ -145,6 +185,40 @@ impl Nginx {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let conf = dir.join("nginx.conf");
         Nginx::write_conf(&conf, dir, listen, backend, workers)?;
+        Nginx::spawn(dir, conf, listen)
+    }
+
+    /// The same nginx with `listen … ssl http2` (TLS with `cert` and `key`,
+    /// ALPN h2 and http/1.1) instead of plain HTTP, nginx's TLS defaults
+    /// otherwise (session tickets on, no shared session cache).
+    pub fn start_tls(
+        dir: &Path,
+        backend: SocketAddr,
+        workers: usize,
+        cert: &Path,
+        key: &Path,
+    ) -> anyhow::Result<Nginx> {
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let conf = dir.join("nginx.conf");
+        Nginx::write_conf(&conf, dir, listen, backend, workers)?;
+        let plain = format!("listen {listen} reuseport backlog=65535 deferred;");
+        let tls = format!(
+            "listen {listen} ssl http2 reuseport backlog=65535 deferred;\n    server_name localhost;\n    ssl_certificate {};\n    ssl_certificate_key {};",
+            cert.display(),
+            key.display()
+        );
+        let forwarded = "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;";
+        let text = std::fs::read_to_string(&conf)?
+            .replace(&plain, &tls)
+            .replace(
+                forwarded,
+                &format!("{forwarded}\n      proxy_set_header X-Forwarded-Proto https;"),
+            );
+        std::fs::write(&conf, text)?;
+        Nginx::spawn(dir, conf, listen)
+    }
+
+    fn spawn(dir: &Path, conf: PathBuf, listen: SocketAddr) -> anyhow::Result<Nginx> {
         let child = Command::new(nginx_bin())
             .args(["-c", &conf.display().to_string(), "-g", "daemon off;"])
             .stdout(Stdio::null())
@@ -156,16 +230,7 @@ impl Nginx {
             conf,
             process: Owned(child),
         };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(listen).is_err() {
-            if start.elapsed() > Duration::from_secs(10) {
-                bail!(
-                    "nginx did not come up; see {}",
-                    dir.join("error.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(listen, "nginx", &dir.join("error.log"))?;
         Ok(nginx)
     }
 

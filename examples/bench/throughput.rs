@@ -18,6 +18,20 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The proxy's processes (teal serve; nginx workers); empty for direct.
     pub pids: Vec<u32>,
+    /// Over TLS: `https://localhost:PORT` (the name the benchmark's
+    /// certificate covers, sent as SNI), else `http://ADDR`.
+    pub https: bool,
+}
+
+impl Target {
+    /// The URL wrk asks for `path`.
+    pub fn url(&self, path: &str) -> String {
+        if self.https {
+            format!("https://localhost:{}{path}", self.addr.port())
+        } else {
+            format!("http://{}{path}", self.addr)
+        }
+    }
 }
 
 /// What one target measured over its rounds.
@@ -62,8 +76,7 @@ pub fn measure(row: &Row<'_>, targets: &[Target]) -> anyhow::Result<Vec<Sample>>
             let before = cpu_ticks(&target.pids);
             let result = wrk::run(
                 row.script,
-                target.addr,
-                row.path,
+                &target.url(row.path),
                 row.conns,
                 2,
                 row.duration,

@@ -1,7 +1,6 @@
 //! Throughput and latency with wrk: a Lua `done` hook prints one JSON line with the
 //! request count, every error counter and the latency percentiles.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -53,11 +52,10 @@ pub fn install_script(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// `wrk -t{threads} -c{connections} -d{duration}` on `http://target{path}`.
+/// `wrk -t{threads} -c{connections} -d{duration}` on `url`.
 pub fn run(
     script: &Path,
-    target: SocketAddr,
-    path: &str,
+    url: &str,
     connections: usize,
     threads: usize,
     duration: Duration,
@@ -74,7 +72,7 @@ pub fn run(
     if close {
         cmd.args(["-H", "Connection: close"]);
     }
-    cmd.arg(format!("http://{target}{path}"));
+    cmd.arg(url);
     let out = cmd.output().context("running wrk (apt-get install wrk)")?;
     if !out.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -252,6 +252,10 @@ impl Router for AcmeRouter {
         self.shared.inner.listen_addrs()
     }
 
+    fn tls_addr(&self) -> Option<SocketAddr> {
+        self.shared.inner.tls_addr()
+    }
+
     fn preview_addr(&self, service: &str) -> Option<SocketAddr> {
         self.shared.inner.preview_addr(service)
     }

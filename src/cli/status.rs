@@ -58,8 +58,12 @@ fn remote_status(
 /// The human view of a status.
 pub fn render(status: &Status) -> String {
     let listen: Vec<String> = status.listen.iter().map(|a| a.to_string()).collect();
+    let tls = match status.tls_listen {
+        Some(addr) => format!(", TLS on {addr}"),
+        None => String::new(),
+    };
     let mut out = format!(
-        "teal {} listening on {}\n",
+        "teal {} listening on {}{tls}\n",
         status.daemon_version,
         listen.join(", ")
     );

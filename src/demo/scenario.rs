@@ -203,6 +203,7 @@ pub async fn run(
         let load = Load::start(LoadSpec {
             target: production,
             host: None,
+            tls: None,
             path: "/".into(),
             keepalive_connections: 8,
             fresh_connection_workers: 2,

@@ -33,6 +33,7 @@ impl Deployer {
         Ok(Status {
             services,
             listen: self.router.listen_addrs(),
+            tls_listen: self.router.tls_addr(),
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
             certificates: self
                 .router

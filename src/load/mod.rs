@@ -5,6 +5,7 @@
 //! worker loop is bounded by the stop flag, `max_requests` and `max_duration`.
 //! It measures; it does not judge (callers assert on the [`LoadReport`]).
 
+mod connect;
 mod report;
 mod worker;
 
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use connect::LoadTls;
 pub use report::{LoadReport, NO_VERSION};
 use worker::Shared;
 
@@ -23,13 +25,17 @@ use worker::Shared;
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub target: SocketAddr,
-    /// The Host header; the target's `ip:port` when None.
+    /// The Host header (HTTP/2: `:authority`); the target's `ip:port` when None.
     pub host: Option<String>,
+    /// Every connection over TLS (HTTP/2 when ALPN chooses `h2`); plain HTTP/1.1
+    /// when None.
+    pub tls: Option<LoadTls>,
     /// Path (and query) requested with GET.
     pub path: String,
     /// Workers that each hold one HTTP/1.1 keep-alive connection.
     pub keepalive_connections: usize,
-    /// Workers that open a new TCP connection per request (`Connection: close`).
+    /// Workers that open a new TCP (and TLS) connection per request
+    /// (`Connection: close` on HTTP/1.1).
     pub fresh_connection_workers: usize,
     /// Hard bound on requests started, over all workers.
     pub max_requests: u64,
@@ -48,6 +54,7 @@ impl LoadSpec {
         LoadSpec {
             target,
             host: None,
+            tls: None,
             path: "/".into(),
             keepalive_connections: 8,
             fresh_connection_workers: 2,
@@ -78,6 +85,7 @@ impl Load {
             spec,
             sent: AtomicU64::new(0),
             keepalive_connects: AtomicU64::new(0),
+            tls_resumed: AtomicU64::new(0),
             tally: Mutex::default(),
             stop: CancellationToken::new(),
             started,
@@ -120,6 +128,7 @@ impl Load {
         let sent = self.shared.sent.load(Ordering::SeqCst);
         let mut report = tally.report(sent, elapsed);
         report.keepalive_connects = self.shared.keepalive_connects.load(Ordering::Relaxed);
+        report.tls_resumed = self.shared.tls_resumed.load(Ordering::Relaxed);
         report
     }
 }

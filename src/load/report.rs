@@ -19,7 +19,8 @@ pub struct LoadReport {
     /// Non-2xx answers by status.
     pub statuses: BTreeMap<u16, u64>,
     /// Transport errors by kind: "refused", "reset", "incomplete", "timeout",
-    /// "closed" (the connection closed before the request went out), "other: ...".
+    /// "closed" (the connection closed before the request went out), "tls handshake: ...",
+    /// "other: ...".
     pub errors: BTreeMap<String, u64>,
     /// The `"version"` field of 2xx JSON answers; "(none)" when there was none.
     pub versions: BTreeMap<String, u64>,
@@ -35,6 +36,9 @@ pub struct LoadReport {
     /// connection the server closed or broke under them (a reconnection).
     #[serde(default)]
     pub keepalive_connects: u64,
+    /// TLS connections whose handshake resumed an earlier session.
+    #[serde(default)]
+    pub tls_resumed: u64,
     /// Time since the load started (until it stopped, in a final report).
     #[serde(with = "crate::spec::humantime_serde")]
     pub elapsed: Duration,
@@ -122,6 +126,8 @@ pub(super) enum ErrorKind {
     Timeout,
     /// The connection was already closed when the request was handed to it.
     Closed,
+    /// TLS refused the connection (the certificate, the name, the protocols).
+    Handshake(String),
     Other(String),
 }
 
@@ -133,6 +139,7 @@ impl ErrorKind {
             ErrorKind::Incomplete => "incomplete".into(),
             ErrorKind::Timeout => "timeout".into(),
             ErrorKind::Closed => "closed".into(),
+            ErrorKind::Handshake(what) => format!("tls handshake: {what}"),
             ErrorKind::Other(what) => format!("other: {what}"),
         }
     }
@@ -176,6 +183,7 @@ impl Tally {
             latency_p99: self.latency.quantile(0.99).unwrap_or_default(),
             latency_max: self.latency.max(),
             keepalive_connects: 0,
+            tls_resumed: 0,
             elapsed,
         }
     }

@@ -7,21 +7,16 @@
 
 use std::error::Error as StdError;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::Request;
-use http::header::{CONNECTION, HOST, USER_AGENT};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio_util::sync::CancellationToken;
 
 use super::LoadSpec;
+use super::connect::{Sender, connect};
 use super::report::{ErrorKind, Outcome, Tally};
 
 /// Bodies larger than this are an error: the client's memory stays bounded.
@@ -38,6 +33,8 @@ pub(super) struct Shared {
     /// Connections the keep-alive workers opened: one each, plus one per
     /// connection the server closed (or broke) under them.
     pub keepalive_connects: AtomicU64,
+    /// TLS connections that resumed a session (a shorter handshake).
+    pub tls_resumed: AtomicU64,
     /// Set by `Load::stop`: no new request starts, in-flight ones finish.
     pub stop: CancellationToken,
     pub started: Instant,
@@ -93,11 +90,7 @@ pub(super) async fn run(shared: std::sync::Arc<Shared>, keepalive: bool) {
 }
 
 /// One request, on `conn` if it is still usable, else on a new connection.
-async fn request(
-    shared: &Shared,
-    conn: &mut Option<SendRequest<Empty<Bytes>>>,
-    keepalive: bool,
-) -> Outcome {
+async fn request(shared: &Shared, conn: &mut Option<Sender>, keepalive: bool) -> Outcome {
     let spec = &shared.spec;
     let started = Instant::now();
     // A connection the server closed while idle is replaced before sending: no
@@ -109,8 +102,11 @@ async fn request(
     }
     let sender = match conn {
         Some(sender) => sender,
-        None => match connect(spec.target).await {
-            Ok(sender) => {
+        None => match connect(spec.target, spec.tls.as_ref()).await {
+            Ok((sender, resumed)) => {
+                if resumed {
+                    shared.tls_resumed.fetch_add(1, Ordering::Relaxed);
+                }
                 if keepalive {
                     shared.keepalive_connects.fetch_add(1, Ordering::Relaxed);
                 }
@@ -121,17 +117,11 @@ async fn request(
     };
 
     let host = spec.host.clone().unwrap_or_else(|| spec.target.to_string());
-    let mut request = Request::get(spec.path.as_str())
-        .header(HOST, host)
-        .header(USER_AGENT, "teal-load");
-    if !keepalive {
-        request = request.header(CONNECTION, "close");
-    }
-    let request = match request.body(Empty::new()) {
+    let request = match sender.request(&host, &spec.path, !keepalive) {
         Ok(request) => request,
         Err(e) => return Outcome::Error(ErrorKind::Other(format!("invalid request: {e}"))),
     };
-    let response = match sender.send_request(request).await {
+    let response = match sender.send(request).await {
         Ok(response) => response,
         Err(e) => return Outcome::Error(classify_hyper(&e)),
     };
@@ -156,23 +146,6 @@ async fn request(
     }
 }
 
-async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, ErrorKind> {
-    let stream = TcpStream::connect(target)
-        .await
-        .map_err(|e| classify_io(&e))?;
-    // Small requests must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| classify_hyper(&e))?;
-    // The connection task ends when the server closes or the worker drops
-    // `sender`; its errors also reach the request that was on it.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
 /// The `"version"` field of a JSON body, if any.
 fn version_of(body: &Bytes) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -182,7 +155,7 @@ fn version_of(body: &Bytes) -> Option<String> {
     }
 }
 
-fn classify_io(e: &io::Error) -> ErrorKind {
+pub(super) fn classify_io(e: &io::Error) -> ErrorKind {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
         io::ErrorKind::ConnectionReset
@@ -194,7 +167,7 @@ fn classify_io(e: &io::Error) -> ErrorKind {
     }
 }
 
-fn classify_hyper(e: &hyper::Error) -> ErrorKind {
+pub(super) fn classify_hyper(e: &hyper::Error) -> ErrorKind {
     if e.is_timeout() {
         ErrorKind::Timeout
     } else if let Some(io) = source_of::<io::Error>(e) {

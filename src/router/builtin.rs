@@ -104,6 +104,10 @@ impl Router for Proxy {
         self.addrs()
     }
 
+    fn tls_addr(&self) -> Option<SocketAddr> {
+        Proxy::tls_addr(self)
+    }
+
     fn preview_addr(&self, service: &str) -> Option<SocketAddr> {
         self.preview_listen_addr(service)
     }

@@ -89,6 +89,10 @@ pub trait Router: Send + Sync {
     /// when configured with port 0 (nginx: the configured addresses; no port 0).
     fn listen_addrs(&self) -> Vec<SocketAddr>;
 
+    /// The address the TLS listener (`[proxy.tls] listen`) is bound to, if
+    /// this router has one.
+    fn tls_addr(&self) -> Option<SocketAddr>;
+
     /// The address a service's preview listener is bound to, if any.
     fn preview_addr(&self, service: &str) -> Option<SocketAddr>;
 

@@ -1,5 +1,5 @@
 //! The systemd units teal writes for `teal serve`: a `.socket` unit that
-//! holds the listening sockets (production and, when set, admin) for as long
+//! holds the listening sockets (production and, when set, TLS and admin) for as long
 //! as the machine runs, and a `.service` unit started on them.
 //!
 //! - `Type=notify` with `NotifyAccess=all`: systemd knows teal is ready only
@@ -21,12 +21,14 @@ use crate::spec::{Config, RouterKind};
 /// `teal serve` raises its soft limit to.
 pub const OPEN_FILES: u32 = 524_288;
 
-/// The addresses a socket unit holds for `config`: production and admin with
-/// the builtin proxy (those with a fixed port); none with the nginx router,
-/// which binds its own.
+/// The addresses a socket unit holds for `config`: production, TLS
+/// (`[proxy.tls] listen`) and admin with the builtin proxy (those with a
+/// fixed port); none with the nginx router, which binds its own. The daemon
+/// tells them apart by address, as it does a predecessor's.
 pub fn held_sockets(config: &Config) -> Vec<SocketAddr> {
+    let tls = config.proxy.tls.as_ref().map(|tls| tls.listen);
     match config.proxy.router {
-        RouterKind::Builtin => [Some(config.proxy.listen), config.proxy.admin]
+        RouterKind::Builtin => [Some(config.proxy.listen), tls, config.proxy.admin]
             .into_iter()
             .flatten()
             // A port chosen at bind time cannot be held beforehand.
@@ -46,7 +48,7 @@ pub struct Units {
     /// The daemon's config file and state directory.
     pub config: PathBuf,
     pub state_dir: PathBuf,
-    /// The addresses the socket unit holds: production, then admin. None
+    /// The addresses the socket unit holds: production, TLS, admin. None
     /// (the nginx router binds its own): no socket unit.
     pub listen: Vec<SocketAddr>,
     /// A user's own systemd (`systemctl --user`) rather than the system's.

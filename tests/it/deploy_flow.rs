@@ -212,6 +212,7 @@ async fn a_killed_instance_is_bypassed_and_restarted() {
     let load = teal::load::Load::start(teal::load::LoadSpec {
         target: d.addr,
         host: None,
+        tls: None,
         path: "/".into(),
         keepalive_connections: 4,
         fresh_connection_workers: 1,

@@ -29,6 +29,7 @@ mod migrations;
 mod process_adopt;
 mod process_runtime;
 mod tls_daemon;
+mod tls_zero_downtime;
 mod verify;
 mod zero_downtime;
 

@@ -5,11 +5,13 @@
 //! `X-Forwarded-Proto: https`, plain HTTP to a TLS service gets 308 to https
 //! (but ACME challenges), ACME challenges being validated are answered by
 //! the proxy itself on both HTTP paths, a certificate can be swapped alone
-//! (`Router::reload_certificate`), and a silent TLS client is closed at the
-//! header timeout.
+//! (`Router::reload_certificate`), a returning client resumes its session,
+//! and a silent TLS client is closed at the header timeout.
 
 use std::time::Duration;
 
+use rustls::HandshakeKind;
+use rustls::pki_types::ServerName;
 use teal::router::Router;
 use teal::slot::Slot;
 use teal::spec::ServiceSpec;
@@ -114,6 +116,42 @@ async fn an_sni_no_service_names_fails_the_handshake() {
     }
     // The listener still serves the names it has.
     assert!(t.ca.connect(t.tls_addr(), "a.test", &[]).await.is_ok());
+}
+
+/// A client that comes back resumes its TLS session, even after 300 other
+/// clients came and went: teal issues stateless tickets, as nginx and HAProxy
+/// do by default. rustls's default keeps sessions in a memory cache of 256
+/// entries (two per TLS 1.3 handshake), where the first client's would be
+/// gone by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_client_resumes_its_session_after_300_others() {
+    let t = Tls::start(ProxyOptions::default()).await;
+    let returning = t.ca.connector(&[b"http/1.1"]);
+    let name = ServerName::try_from("a.test").unwrap();
+    let connect = async || {
+        let tcp = TcpStream::connect(t.tls_addr()).await.unwrap();
+        returning.connect(name.clone(), tcp).await.unwrap()
+    };
+    let first = connect().await;
+    assert_eq!(
+        first.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Full)
+    );
+    // The request also reads the tickets the server sent after the handshake.
+    let mut conn = Conn::over(first).await.unwrap();
+    assert_eq!(conn.get("a.test", "/").await.unwrap().status, 200);
+    drop(conn);
+    for n in 0..300 {
+        let other = t.ca.connect(t.tls_addr(), "a.test", &[b"http/1.1"]);
+        let mut conn = Conn::over(other.await.unwrap()).await.unwrap();
+        let reply = conn.get("a.test", "/").await.unwrap();
+        assert_eq!(reply.status, 200, "client {n}");
+    }
+    let again = connect().await;
+    assert_eq!(
+        again.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

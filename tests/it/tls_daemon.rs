@@ -3,15 +3,14 @@
 //! for it is redirected, and keep-alive and new-connection TLS clients see
 //! no failed request and no closed connection across deploys and a rollback
 //! (the certificate stays installed with every change of routes); across
-//! `teal serve --upgrade` the TLS listener moves to the new daemon.
+//! `teal serve --upgrade` the TLS listener moves to the new daemon; `teal
+//! status` says where it is.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use teal::spec::TlsListenSpec;
-
 use crate::support::proxy::{Conn, unused_addr};
-use crate::support::tls::{TestCa, assert_redirected};
+use crate::support::tls::{TestCa, TlsWeb, assert_redirected};
 use crate::support::tls_load::TlsLoad;
 use crate::support::*;
 
@@ -19,16 +18,12 @@ use crate::support::*;
 async fn tls_clients_see_no_failure_across_deploys_and_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(TestCa::new());
-    let mut spec = demo_service("web", dir.path(), 2);
-    ca.serve(&mut spec, dir.path(), "web.test");
-    spec.drain.timeout = Duration::from_secs(3);
-    let mut config = config(dir.path(), vec![]);
-    let tls_addr = unused_addr();
-    config.proxy.tls = Some(TlsListenSpec {
-        listen: tls_addr,
-        redirect: true,
-        acme: None,
-    });
+    let TlsWeb {
+        spec,
+        config,
+        tls_addr,
+        ..
+    } = TlsWeb::new(dir.path(), &ca, "web.test");
     let d = TestDaemon::start(&config).await;
     d.deploy(&spec, "1.0.0").await.assert_live();
 
@@ -95,6 +90,14 @@ async fn an_upgrade_hands_the_tls_listener_over() {
     std::fs::write(dir.path().join("teal.toml"), text).unwrap();
     let daemon = Served::start(dir.path()).await;
     teal_ok(dir.path(), &["deploy", "web"]).await;
+
+    // `teal status` says where the TLS listener is, beside the plain one.
+    let human = teal_ok(dir.path(), &["status"]).await;
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.contains(&format!(", TLS on {tls_addr}\n")), "{human}");
+    let json = teal_ok(dir.path(), &["status", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["tls_listen"], tls_addr.to_string(), "{json}");
 
     let tls = ca
         .connect(tls_addr, "web.test", &[b"http/1.1"])

@@ -11,14 +11,21 @@
 //!   and systemd follows the successor as the main process (a later SIGKILL
 //!   of it restarts the unit).
 //! - `systemctl stop` stops teal alone; `start` adopts the instances.
+//!
+//! With `[proxy.tls]`, the socket unit holds the TLS listener too and the
+//! daemon serves TLS on systemd's socket: across a SIGKILL, no TLS
+//! connection is refused either.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::load::{LOAD_CONCURRENCY, finish_more, restart_load};
+use teal::load::{Load, LoadSpec};
+
+use crate::support::load::{LOAD_CONCURRENCY, finish_more, restart_load, zero_drop};
 use crate::support::served::run_ok;
 use crate::support::systemd::{self, UserSystemd};
+use crate::support::tls::TestCa;
 use crate::support::*;
 
 const UNIT: &str = "teal.service";
@@ -57,24 +64,13 @@ async fn new_main_pid(systemd: &UserSystemd, old: u32, dir: &Path) -> u32 {
     pid
 }
 
-fn serve_log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
-    if !require("systemd (unshare, systemd --user)", systemd::available()) {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
-    write_config(&dir, listen, admin);
-    let systemd = UserSystemd::start(&dir.join("systemd"));
-
+/// Writes the units `teal systemd --user` makes for `dir/teal.toml` (the
+/// daemon's output to `dir/serve.log`), starts the socket and then the
+/// service, and returns its main pid once teal said it serves.
+fn start_units(systemd: &UserSystemd, dir: &Path) -> u32 {
     let unit_dir = systemd.unit_dir();
     let wrote = run_ok(
-        &dir,
+        dir,
         &["systemd", "--user", "--write", unit_dir.to_str().unwrap()],
     );
     let wrote = String::from_utf8_lossy(&wrote.stdout);
@@ -95,12 +91,31 @@ async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
     // Type=notify: this returns once teal said READY=1.
     systemd.run(&["start", UNIT]);
     let first = systemd.main_pid(UNIT);
-    assert!(first > 0, "{}", serve_log(&dir));
+    assert!(first > 0, "{}", serve_log(dir));
     assert!(
         systemd.property(UNIT, "StatusText").contains("serving"),
         "{}",
         systemd.property(UNIT, "StatusText")
     );
+    first
+}
+
+fn serve_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_a_reload_and_a_stop_under_systemd_refuse_no_connection() {
+    if !require("systemd (unshare, systemd --user)", systemd::available()) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    write_config(&dir, listen, admin);
+    let systemd = UserSystemd::start(&dir.join("systemd"));
+
+    let first = start_units(&systemd, &dir);
     run_ok(&dir, &["deploy", "web"]);
     let instances = app_pids_in(&dir);
     assert_eq!(instances.len(), 2, "{instances:?}");
@@ -185,4 +200,86 @@ fn kill(pid: u32) {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_unit_holds_the_tls_listener_across_a_crash() {
+    if !require("systemd (unshare, systemd --user)", systemd::available()) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let (listen, admin, tls_addr) = (free_addr(), free_addr(), free_addr());
+    write_config(&dir, listen, admin);
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&dir, "web", &["web.test"]);
+    let toml = dir.join("teal.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let text = text
+        .replace(
+            "\n[services.web]\n",
+            &format!("\n[proxy.tls]\nlisten = \"{tls_addr}\"\n\n[services.web]\n"),
+        )
+        .replace(
+            "version = \"1.0.0\"\n",
+            &format!(
+                "version = \"1.0.0\"\nhosts = [\"web.test\"]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+                leaf.files.cert, leaf.files.key
+            ),
+        );
+    std::fs::write(&toml, text).unwrap();
+    let systemd = UserSystemd::start(&dir.join("systemd"));
+    let first = start_units(&systemd, &dir);
+    let socket = std::fs::read_to_string(systemd.unit_dir().join("teal.socket")).unwrap();
+    assert!(
+        socket.contains(&format!("ListenStream={tls_addr}\n")),
+        "{socket}"
+    );
+    run_ok(&dir, &["deploy", "web"]);
+
+    // TLS clients, 4 keep-alive and 4 opening a connection per request.
+    let load = Load::start(LoadSpec {
+        host: Some("web.test".into()),
+        tls: Some(ca.load_tls("web.test", &[b"http/1.1"])),
+        keepalive_connections: 4,
+        fresh_connection_workers: 4,
+        max_duration: Duration::from_secs(120),
+        pause: Duration::from_millis(2),
+        ..zero_drop(tls_addr)
+    });
+    finish_more(&load, 200, Duration::from_secs(30)).await;
+    assert_eq!(load.snapshot().failed(), 0, "{:?}", load.snapshot());
+    kill(first);
+    new_main_pid(&systemd, first, &dir).await;
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+    let report = load.stop().await;
+    eprintln!(
+        "TLS clients across a SIGKILL under systemd:\n{}",
+        report.render_table()
+    );
+    assert_eq!(
+        report.errors.get("refused"),
+        None,
+        "no TLS connection refused while teal was down: {report:?}\n{}",
+        serve_log(&dir)
+    );
+    assert!(
+        report.failed() <= 8,
+        "only requests in flight in the killed daemon fail: {report:?}"
+    );
+    assert!(report.ok > 400, "{report:?}");
+    run_ok(&dir, &["stop", "web"]);
+}
+
+/// The socket unit holds production, TLS and admin, in that order (the
+/// order `teal serve` matches systemd's sockets in). No systemd needed.
+#[test]
+fn the_socket_unit_holds_production_tls_and_admin() {
+    let text = "[proxy]\nlisten = \"0.0.0.0:80\"\nadmin = \"127.0.0.1:9100\"\n\n[proxy.tls]\nlisten = \"0.0.0.0:443\"\n";
+    let config = teal::config::parse(text, Path::new("/srv/teal.toml")).unwrap();
+    let held: Vec<String> = teal::systemd::units::held_sockets(&config)
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(held, ["0.0.0.0:80", "0.0.0.0:443", "127.0.0.1:9100"]);
 }

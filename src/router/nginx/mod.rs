@@ -349,6 +349,10 @@ impl Router for NginxRouter {
         TrafficStats::default()
     }
 
+    fn tls_addr(&self) -> Option<SocketAddr> {
+        self.settings.tls.as_ref().map(|tls| tls.listen)
+    }
+
     fn listen_addrs(&self) -> Vec<SocketAddr> {
         let mut addrs = vec![self.settings.listen];
         addrs.extend(

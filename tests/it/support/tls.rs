@@ -1,12 +1,14 @@
 //! TLS for the tests: a certificate authority made for the test (rcgen),
 //! leaf certificates it signs written as PEM files a service's `tls` names,
 //! and a client (tokio-rustls, ring) that trusts only that authority, with
-//! the ALPN protocols and SNI the test asks for; HTTP/2 over such a client,
-//! and the plain listener's redirect checked.
+//! the ALPN protocols and SNI the test asks for, alone or as the load
+//! client's TLS; HTTP/2 over such a client, and the plain listener's
+//! redirect checked.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -14,9 +16,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::crypto::ring::kx_group;
 use rustls::pki_types::{CertificateDer, ServerName};
-use teal::spec::{ServiceSpec, TlsFiles};
-
+use teal::load::LoadTls;
+use teal::spec::{Config, ServiceSpec, TlsFiles, TlsListenSpec};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -89,6 +92,25 @@ impl TestCa {
         leaf
     }
 
+    /// A client that trusts this authority only and offers `alpn`.
+    pub fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
+        TlsConnector::from(self.client_config(alpn))
+    }
+
+    /// TLS for the load client: this authority's clients, offering `alpn`
+    /// (`h2` first: HTTP/2), asking for `name` by SNI.
+    pub fn load_tls(&self, name: &str, alpn: &[&[u8]]) -> LoadTls {
+        LoadTls {
+            config: self.client_config(alpn),
+            server_name: ServerName::try_from(name.to_string()).unwrap(),
+        }
+    }
+
+    /// Client settings that trust this authority only and offer `alpn`.
+    fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        client_config_trusting(&self.root, alpn)
+    }
+
     /// A TLS connection to `addr` asking for `name` (an IP address: no SNI),
     /// verified against this authority; the handshake's error otherwise.
     pub async fn connect(
@@ -103,17 +125,28 @@ impl TestCa {
 
 /// A client that trusts `root` only and offers `alpn`.
 pub fn connector_trusting(root: &CertificateDer<'static>, alpn: &[&[u8]]) -> TlsConnector {
+    TlsConnector::from(client_config_trusting(root, alpn))
+}
+
+/// Client settings that trust `root` only and offer `alpn` (rustls's
+/// defaults otherwise: session resumption on), with X25519 first as browsers
+/// (ring's default provider sends a P-384 key share).
+fn client_config_trusting(
+    root: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     #[allow(deprecated)] // ring, as the proxy: see teal_proxy's tls module
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1];
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    TlsConnector::from(Arc::new(config))
+    Arc::new(config)
 }
 
 /// A TLS connection to `addr` asking for `name`, verified against `root`
@@ -198,4 +231,37 @@ pub async fn assert_redirected(plain: SocketAddr, host: &str, tls_port: u16) {
     assert!(reply.starts_with("HTTP/1.1 308"), "{reply}");
     let location = format!("location: https://{host}:{tls_port}/x?y=1\r\n");
     assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
+}
+
+/// A daemon's setup with one TLS service: `web` (two demo-app instances,
+/// drain timeout 3 s) for `host` with a leaf of `ca` written to `dir`, and a
+/// TLS listener (redirect on) at a free loopback port.
+pub struct TlsWeb {
+    pub spec: ServiceSpec,
+    pub config: Config,
+    pub tls_addr: SocketAddr,
+    pub leaf: Leaf,
+}
+
+impl TlsWeb {
+    pub fn new(dir: &Path, ca: &TestCa, host: &str) -> TlsWeb {
+        let leaf = ca.leaf(dir, "web", &[host]);
+        let mut spec = super::demo_service("web", dir, 2);
+        spec.hosts = vec![host.into()];
+        spec.tls = Some(leaf.files.clone());
+        spec.drain.timeout = Duration::from_secs(3);
+        let mut config = super::config(dir, vec![]);
+        let tls_addr = super::proxy::unused_addr();
+        config.proxy.tls = Some(TlsListenSpec {
+            listen: tls_addr,
+            redirect: true,
+            acme: None,
+        });
+        TlsWeb {
+            spec,
+            config,
+            tls_addr,
+            leaf,
+        }
+    }
 }

@@ -36,6 +36,11 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// ring's ticketer: ChaCha20-Poly1305, a random key rotated every 6 hours.
+fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    rustls::crypto::ring::Ticketer::new()
+}
+
 /// Picks the certificate of the service that names the SNI host, in the
 /// proxy's route table.
 #[derive(Debug)]
@@ -67,12 +72,24 @@ impl ResolvesServerCert for BySni {
 }
 
 /// The TLS listener's settings: ring, TLS 1.2 and 1.3, no client
-/// certificates, certificates by SNI, ALPN h2 then http/1.1.
+/// certificates, certificates by SNI, ALPN h2 then http/1.1, and session
+/// resumption by stateless tickets.
+///
+/// Tickets: rustls's default keeps resumable sessions in a cache of 256
+/// entries (TLS 1.2 session IDs, TLS 1.3 tickets that name a cache entry),
+/// so past 256 recent clients a returning one pays a full handshake. nginx
+/// (`ssl_session_tickets on`) and HAProxy (tickets on, beside a 20,000-entry
+/// cache) issue stateless tickets by default, so teal does too: the
+/// session is sealed in the ticket with a key of this process (rotated every
+/// 6 hours), and the cache stays for TLS 1.2 clients without ticket support.
+/// A ticket from before `teal serve --upgrade` or a restart is refused
+/// quietly: that client gets a full handshake.
 pub(crate) fn acceptor(resolver: Arc<BySni>) -> Result<TlsAcceptor, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = ticketer()?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
