@@ -65,6 +65,8 @@ pub enum AcmeError {
     /// The router could not answer a challenge or install the certificate.
     #[error("{0}")]
     Router(String),
+    #[error("no answer from the ACME server within {0:?}")]
+    TimedOut(Duration),
     /// The daemon's `[proxy.tls]` has no `acme_email`.
     #[error("the daemon's teal.toml has no acme_email in [proxy.tls]: restart teal serve with it")]
     NoAccount,

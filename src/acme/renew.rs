@@ -18,6 +18,10 @@ use crate::spec::ServiceSpec;
 
 /// The longest wait between failed attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// How long one attempt may take in all (account, order, validation,
+/// issuance), so that an ACME server that stops answering mid-request
+/// cannot hold the service's task: the attempt fails and backs off.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub(super) async fn run(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
     // No order before the daemon's plain listener accepts.
@@ -53,7 +57,9 @@ pub(super) async fn run(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
         }
         let started = SystemTime::now();
         let result = tokio::select! {
-            result = attempt(&shared, &spec, step) => result,
+            result = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(&shared, &spec, step)) => {
+                result.unwrap_or(Err(AcmeError::TimedOut(ATTEMPT_TIMEOUT)))
+            }
             _ = shared.shutdown.cancelled() => return,
         };
         let mut services = shared.lock();
