@@ -3,8 +3,8 @@
 //! HTTP-01 against teal's plain listener. A full order (the certificate
 //! chains to pebble's root, ALPN h2, the redirect once it is there), no new
 //! order across a restart and `teal serve --upgrade`, a refused name that
-//! leaves the other service alone and backs off, and a renewal under TLS
-//! load with no failed request.
+//! leaves the other service alone and backs off, and TLS clients under load
+//! across 20 deploys, a rollback and a renewal with no failed request.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -328,7 +328,7 @@ async fn a_refused_name_backs_off_and_leaves_the_other_service_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_renewal_under_tls_load_fails_no_request() {
+async fn deploys_a_rollback_and_a_renewal_under_tls_load_fail_no_request() {
     let spec = PebbleSpec {
         validity_secs: Some(30),
         ..PebbleSpec::default()
@@ -339,7 +339,30 @@ async fn a_renewal_under_tls_load_fails_no_request() {
     // Keep-alive clients and clients with a new connection per request.
     let load = TlsLoad::start(&lab.pebble.root, lab.tls, "web.test", 3, 2);
 
-    // A third of 30 s left: renewed around 20 s after issuance.
+    // Deploys go on until there were 20 and the certificate was renewed
+    // (a third of 30 s left: around 20 s after issuance) two deploys ago,
+    // so the renewal falls among them; then a rollback.
+    let mut renewed_at = None;
+    let mut deploys = 0;
+    let started = std::time::Instant::now();
+    while deploys < 20 || renewed_at.is_none_or(|at| deploys < at + 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60) && deploys < 200,
+            "no renewal after {deploys} deploys"
+        );
+        let version = format!("2.0.{deploys}");
+        teal_ok(lab.path(), &["deploy", "web", "--version", &version]).await;
+        deploys += 1;
+        if renewed_at.is_none() {
+            let tls = lab.connect("web.test", &[b"http/1.1"]).await.unwrap();
+            if served_cert(&tls) != first {
+                renewed_at = Some(deploys);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    teal_ok(lab.path(), &["rollback", "web"]).await;
+    eprintln!("{deploys} deploys and a rollback, renewed after deploy {renewed_at:?}");
     let renewed = lab.cert_for("web.test", Some(&first)).await;
     assert_ne!(serial(&renewed), serial(&first));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -354,6 +377,7 @@ async fn a_renewal_under_tls_load_fails_no_request() {
         lab.cert_status("web")["serial"].as_str(),
         Some(serial(&renewed).as_str())
     );
+    // Deploys order nothing: the first certificate and its renewal.
     assert_eq!(lab.pebble.orders(), 2, "{}", lab.pebble.log_text());
     terminated(daemon).await;
 }
