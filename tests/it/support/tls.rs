@@ -131,7 +131,7 @@ pub fn connector_trusting(root: &CertificateDer<'static>, alpn: &[&[u8]]) -> Tls
 /// Client settings that trust `root` only and offer `alpn` (rustls's
 /// defaults otherwise: session resumption on), with X25519 first as browsers
 /// (ring's default provider sends a P-384 key share).
-fn client_config_trusting(
+pub fn client_config_trusting(
     root: &CertificateDer<'static>,
     alpn: &[&[u8]],
 ) -> Arc<rustls::ClientConfig> {
