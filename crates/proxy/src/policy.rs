@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-
 /// Largest error page the proxy holds (nginx serves any size from disk; a
 /// page held in memory per service is kept small).
 pub const MAX_ERROR_PAGE: usize = 64 * 1024;
@@ -77,4 +76,3 @@ impl ErrorPages {
 /// a 502 or 504 finds the pages through the request's pool. Swapped whole
 /// by `install`.
 pub(crate) type PolicyCell = Arc<ArcSwap<RequestPolicy>>;
-

@@ -34,9 +34,9 @@ use rustls::sign::CertifiedKey;
 
 use crate::Proxy;
 use crate::error::{ProxyError, RouteError};
+use crate::policy::PolicyCell;
 use crate::pool::inflight::InFlightCounter;
 use crate::pool::watch::PoolWatch;
-use crate::policy::PolicyCell;
 use crate::pool::{Pool, Probe, TrafficStats};
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
