@@ -135,3 +135,6 @@ fn read_pages(
     }
     Ok(pages)
 }
+
+#[cfg(test)]
+mod tests;
