@@ -129,7 +129,12 @@ fn max_body_becomes_client_max_body_size() {
     let api = service("api", &["api.test"], None);
     let live = backend(Slot::Blue, "1.0.0", &["127.0.0.1:40001"]);
     let routes = RouteSet::default()
-        .with(&web, Some(live.clone()), Some(live.clone()), &settings(None))
+        .with(
+            &web,
+            Some(live.clone()),
+            Some(live.clone()),
+            &settings(None),
+        )
         .unwrap()
         .with(&api, Some(live), None, &settings(None))
         .unwrap();

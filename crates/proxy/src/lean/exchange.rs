@@ -173,8 +173,34 @@ pub(crate) async fn refuse(
     tracing::debug!(%error, "request body not read");
     guard.client_error();
     drop(guard);
-    answer_locally(error, None, req, client).await;
+    if answer_locally(error, None, req, client).await == After::Close
+        && matches!(error, ProxyError::BodyTooLarge)
+    {
+        linger(client.stream).await;
+    }
     After::Close
+}
+
+/// After a 413 to a client that may still be sending the body it announced
+/// (at most the lean path's 64 KiB): stop writing and read what comes for
+/// a moment, so that closing with unread bytes does not reset the
+/// connection before the client has read the answer (nginx's lingering
+/// close).
+async fn linger(stream: &mut TcpStream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const MOST: usize = 128 * 1024;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut read = 0;
+    let deadline = Instant::now() + LINGER;
+    while read < MOST {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => read += n,
+            _ => return,
+        }
+    }
 }
 
 /// Whether `req`'s `Content-Length` is over its service's `max_body` (the
