@@ -45,6 +45,32 @@ pub struct ServiceSpec {
     /// fills `tls` with the stored files once it has them (`crate::acme`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub acme: bool,
+    /// `max_body` and `error_pages` (defaults from `[proxy]`).
+    #[serde(default, skip_serializing_if = "PolicySpec::is_empty")]
+    pub policy: PolicySpec,
+}
+
+/// What a service's requests may carry and what the proxy's own errors
+/// look like: `max_body`, and the pages of `error_pages` read when the
+/// config loaded (so a remote host needs no copy of the directory, and
+/// every deploy sends the pages as they are then).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySpec {
+    /// Largest request body in bytes; None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
+    /// The `error_pages` directory, as configured (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_pages_dir: Option<PathBuf>,
+    /// Its pages by status (502, 503, 504; those that exist), as read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_pages: BTreeMap<u16, String>,
+}
+
+impl PolicySpec {
+    pub fn is_empty(&self) -> bool {
+        *self == PolicySpec::default()
+    }
 }
 
 /// A service's own certificate files (absolute once resolved): a PEM chain,

@@ -16,6 +16,7 @@ mod hooks;
 mod invalid;
 mod keys;
 mod nginx;
+mod policy;
 mod raw;
 mod remote;
 mod resolve;

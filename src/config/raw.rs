@@ -41,6 +41,9 @@ pub(super) struct RawProxy {
     /// Signed so that `0` or `-1` gets teal's message.
     pub max_concurrent_streams: Option<Spanned<i64>>,
     pub underscores_in_headers: Option<Spanned<String>>,
+    /// Defaults for services' `max_body` and `error_pages` (`policy.rs`).
+    pub max_body: Option<Spanned<String>>,
+    pub error_pages: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
     /// `[proxy.tls]` (`tls.rs`).
     pub tls: Option<Spanned<RawProxyTls>>,
@@ -140,6 +143,9 @@ pub(super) struct RawService {
     pub preview: Option<Spanned<String>>,
     /// Its certificate on the TLS listener (`tls.rs`).
     pub tls: Option<Spanned<RawTls>>,
+    /// Largest request body and the proxy's error pages (`policy.rs`).
+    pub max_body: Option<Spanned<String>>,
+    pub error_pages: Option<Spanned<String>>,
     pub env: Option<BTreeMap<Spanned<String>, String>>,
     pub health: Option<RawHealth>,
     pub drain: Option<RawDrain>,

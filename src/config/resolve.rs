@@ -14,7 +14,7 @@ use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::{docker, nginx, tls, values};
+use super::{docker, nginx, policy, tls, values};
 use crate::spec::{
     Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec, Underscores,
 };
@@ -74,7 +74,9 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
     let mut services = BTreeMap::new();
     let mut sites = Vec::new();
     for (name, raw) in raw_services {
-        let (spec, site) = service(&name, raw, base)?;
+        let policy = policy::service(&raw, &raw_proxy, name.get_ref(), base, proxy.router)?;
+        let (mut spec, site) = service(&name, raw, base)?;
+        spec.policy = policy;
         sites.push(site);
         services.insert(name.into_inner(), spec);
     }
@@ -449,6 +451,7 @@ fn service(
             _ => None,
         },
         acme: matches!(tls, Some((tls::ServiceTls::Acme, _))),
+        policy: Default::default(),
     };
     let site = ServiceSite {
         name: name.get_ref().clone(),

@@ -146,6 +146,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
         verify: (router == RouterKind::Builtin).then_some(VERIFY),
         tls: None,
         acme: false,
+        policy: Default::default(),
     };
     Config {
         path: dir.join("teal.toml"),

@@ -11,7 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::path::Path;
 
-use teal_proxy::{CertError, Probe, ProbeFuture, Proxy, RouteError, Service, ServiceCert};
+use teal_proxy::{
+    CertError, ErrorPages, Probe, ProbeFuture, Proxy, RequestPolicy, RouteError, Service,
+    ServiceCert,
+};
 
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
@@ -55,6 +58,21 @@ pub fn check_cert_files(cert: &Path, key: &Path, hosts: &[String]) -> Result<(),
     }
 }
 
+/// `spec`'s body limit and error pages as the proxy holds them (the pages
+/// were read and checked when the config loaded).
+fn policy(spec: &ServiceSpec) -> Result<RequestPolicy, RouterError> {
+    let mut error_pages = ErrorPages::default();
+    for (status, page) in &spec.policy.error_pages {
+        error_pages
+            .set(*status, bytes::Bytes::from(page.clone()))
+            .map_err(|error| RouterError::Invalid(format!("service {}: {error}", spec.name)))?;
+    }
+    Ok(RequestPolicy {
+        max_body: spec.policy.max_body,
+        error_pages,
+    })
+}
+
 #[async_trait]
 impl Router for Proxy {
     async fn set_routes(
@@ -74,6 +92,7 @@ impl Router for Proxy {
             preview: spec.preview,
             probe: Arc::new(HealthProbe(spec.health.clone())),
             tls,
+            policy: policy(spec)?,
         };
         Ok(self.install(&service, live, preview).await?)
     }

@@ -34,6 +34,7 @@ mod verify;
 mod zero_downtime;
 
 // The builtin proxy on its own, with real backends.
+mod limits;
 mod proxy;
 mod proxy_client_errors;
 mod proxy_h2c;

@@ -116,6 +116,38 @@ fn one_service_with_process_instances() {
     assert!(!text.contains("1.0.0"), "versions never reach the config");
 }
 
+/// `max_body` becomes `client_max_body_size` in the service's locations
+/// (the servers say 0: no limit for a service without one).
+#[test]
+fn max_body_becomes_client_max_body_size() {
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut web = service("web", &[], Some("127.0.0.1:18081"));
+    web.policy.max_body = Some(10 << 20);
+    let api = service("api", &["api.test"], None);
+    let live = backend(Slot::Blue, "1.0.0", &["127.0.0.1:40001"]);
+    let routes = RouteSet::default()
+        .with(
+            &web,
+            Some(live.clone()),
+            Some(live.clone()),
+            &settings(None),
+        )
+        .unwrap()
+        .with(&api, Some(live), None, &settings(None))
+        .unwrap();
+    let text = check_managed(dir.path(), &routes, &settings(None));
+    // Production's `/` and app fallback, and the preview's `/`.
+    assert_eq!(
+        text.matches("client_max_body_size 10485760;").count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("client_max_body_size 0;"), "{text}");
+}
+
 #[test]
 fn several_services_with_hosts_and_previews() {
     if !nginx::required() {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::proxy::{TestBackend, backend, get_fresh, spec, ws_exchange};
+use crate::support::proxy::{TestBackend, backend, get_fresh, raw_exchange, spec, ws_exchange};
 use crate::support::{alive, eventually, nginx};
 use teal::router::nginx::NginxRouter;
 use teal::router::{Router, RouterError};
@@ -312,4 +312,45 @@ async fn leaving_hands_the_running_master_to_the_next_router_without_a_reload() 
     );
     next.close(Duration::from_secs(5)).await;
     assert!(!alive(pid), "close stops the adopted master");
+}
+
+/// `max_body` through the real nginx: `client_max_body_size` in the
+/// service's location answers 413 to a larger `Content-Length` (and a
+/// chunked body past it) before the app sees it; a body within it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_body_gets_413_from_nginx() {
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy_spec(dir.path());
+    let router = start(&proxy, dir.path()).await;
+    let app = TestBackend::start("blue").await;
+    let mut web = spec("web", &["example.test"], None);
+    web.policy.max_body = Some(1000);
+    router
+        .set_routes(&web, backend(Slot::Blue, &[app.addr]), None)
+        .await
+        .unwrap();
+    let post = |length: usize| {
+        let mut request = format!(
+            "POST /echo HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .into_bytes();
+        request.extend(std::iter::repeat_n(b'a', length));
+        request
+    };
+    let reply = raw_exchange(proxy.listen, &post(1000)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let hits = app.hits();
+    let reply = raw_exchange(proxy.listen, &post(1001)).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    let chunked = format!(
+        "POST /echo HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{}\r\n0\r\n\r\n",
+        "a".repeat(2000)
+    );
+    let reply = raw_exchange(proxy.listen, chunked.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert_eq!(app.hits(), hits, "the app saw a request over the limit");
+    router.close(Duration::from_secs(5)).await;
 }

@@ -7,7 +7,8 @@
 //! send to (503), connect failed (502), connect timed out (504), upstream broke
 //! (502), no response head in time (504), and the client's own fault: a
 //! malformed or cut-short request body, a missing or invalid Host, a refused
-//! header name (400) or a body that stalls (408), which is never the
+//! header name (400), a body over the service's limit (413) or a body that
+//! stalls (408), which is never the
 //! upstream's; an app that does not take the request in time (504) is.
 //!
 //! As everywhere in teal, a message carries its cause and no error also
@@ -79,6 +80,10 @@ pub(crate) enum ProxyError {
     /// `ProxyOptions::body_timeout`: the client's error, answered 408.
     #[error("the client's request body stalled")]
     BodyTimeout,
+    /// The request body is larger than the service's `max_body`: the
+    /// client's error, answered 413.
+    #[error("the request body is larger than the service allows")]
+    BodyTooLarge,
     #[error("connect to {addr} failed: {cause}")]
     Connect { addr: SocketAddr, cause: io::Error },
     #[error("connect to {addr} timed out")]
@@ -123,6 +128,7 @@ impl ProxyError {
             | ProxyError::UnderscoreHeader
             | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
             ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Connect { .. }
             | ProxyError::Upstream(_)
             | ProxyError::UnexpectedUpgrade
@@ -153,6 +159,7 @@ impl ProxyError {
                 b"gateway timeout: the app did not take the request in time\n"
             }
             ProxyError::BodyTimeout => b"request timeout: the request body stalled\n",
+            ProxyError::BodyTooLarge => b"payload too large: the request body exceeds the limit\n",
             ProxyError::Upstream(_)
             | ProxyError::UnexpectedUpgrade
             | ProxyError::UpstreamIo(_)

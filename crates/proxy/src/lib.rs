@@ -36,6 +36,7 @@
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
+//! - `policy`: a service's body limit and error pages.
 //! - `options`, `error`, `slot`: what their names say.
 
 mod accept;
@@ -46,6 +47,7 @@ mod hyper;
 mod lean;
 mod listener;
 mod options;
+mod policy;
 mod pool;
 mod retry;
 mod routes;
@@ -75,6 +77,7 @@ pub use options::{
     DEFAULT_BODY_BUFFER, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ProxyOptions, UnderscoreHeaders,
 };
+pub use policy::{ErrorPageError, ErrorPages, MAX_ERROR_PAGE, RequestPolicy};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
 pub use routes::{Backend, DrainReport, ListenerName, Service};
@@ -326,6 +329,7 @@ impl Proxy {
         // The certificate and the redirect go with the routes: the table
         // stored below makes a new service's visible at once.
         self.store_cert(&service, spec.tls.as_ref());
+        service.policy.store(Arc::new(spec.policy.clone()));
         let old_live = service.production.swap(live.clone());
         let old_preview = service.preview.swap(preview.clone());
         for old in old_live.iter().chain(old_preview.iter()) {

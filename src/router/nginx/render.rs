@@ -284,9 +284,13 @@ fn server_settings(out: &mut String, settings: &Settings, over_tls: bool) {
 }
 
 /// `location WHERE` (a prefix, or a named location) proxying to `backend`,
-/// or answering 503 when there is none.
+/// or answering 503 when there is none; with the service's `max_body` (the
+/// servers say 0, no limit).
 fn proxy_location(out: &mut String, at: &str, service: &ServiceRoute, backend: Option<&Backend>) {
     writeln!(out, "    location {at} {{").ok();
+    if let Some(max) = service.max_body {
+        writeln!(out, "        client_max_body_size {max};").ok();
+    }
     match backend {
         None => out.push_str("        return 503;\n"),
         Some(backend) => {

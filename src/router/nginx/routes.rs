@@ -31,6 +31,8 @@ pub struct ServiceRoute {
     pub drain_timeout: Duration,
     /// Its certificate files (`spec.tls`): a TLS server on the TLS listener.
     pub tls: Option<TlsFiles>,
+    /// `max_body`: nginx's `client_max_body_size` in its locations.
+    pub max_body: Option<u64>,
 }
 
 /// Every service the router knows, by name.
@@ -127,6 +129,7 @@ impl RouteSet {
                 staged,
                 drain_timeout: spec.drain.timeout,
                 tls,
+                max_body: spec.policy.max_body,
             },
         );
         Ok(next)

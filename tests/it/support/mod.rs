@@ -92,6 +92,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         verify: None,
         tls: None,
         acme: false,
+        policy: Default::default(),
     }
 }
 

@@ -65,8 +65,15 @@ impl Proxy {
         {
             return challenge(answer);
         }
+        let max_body = if req.body().is_end_stream() {
+            None
+        } else {
+            self.policy_for(listener, || request_host(&req))
+                .and_then(|policy| policy.max_body)
+        };
         let (head, body) = req.into_parts();
-        let read = UpstreamBody::read(body, self.opts.body_buffer, self.opts.body_timeout).await;
+        let opts = &self.opts;
+        let read = UpstreamBody::read(body, opts.body_buffer, opts.body_timeout, max_body).await;
         let req = Request::from_parts(head, ());
         let mut pool = self.pool_for(listener, || request_host(&req));
         if let Err(ProxyError::HttpsRedirect(port)) = pool {
@@ -84,7 +91,12 @@ impl Proxy {
                 forward(pool, req.map(|()| body), fault, client, upgrade).await
             }
             (Ok(pool), Err(error)) => refuse(InFlight::start(pool), &error, req.version()).await,
-            (Err(error), _) => local(&error),
+            (Err(error), _) => {
+                let page = self
+                    .policy_for(listener, || request_host(&req))
+                    .and_then(|policy| policy.error_pages.get(error.status().as_u16()).cloned());
+                local_page(&error, page)
+            }
         }
     }
 }
@@ -114,13 +126,13 @@ async fn forward(
     };
     match retry::send(&mut guard, &mut attempt).await {
         Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade, version),
-        Err(error @ (ProxyError::ClientBody | ProxyError::BodyTimeout)) => {
-            refuse(guard, &error, version).await
-        }
+        Err(
+            error @ (ProxyError::ClientBody | ProxyError::BodyTimeout | ProxyError::BodyTooLarge),
+        ) => refuse(guard, &error, version).await,
         Err(error) => {
             tracing::debug!(%error, "upstream request failed");
             guard.failed();
-            local(&error)
+            local_page(&error, guard.pool().error_page(error.status().as_u16()))
         }
     }
 }
@@ -176,6 +188,21 @@ pub(crate) fn local(error: &ProxyError) -> Response<ProxyBody> {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The proxy's own answer for `error`: the service's error `page` (HTML)
+/// when it has one for this status, else teal's text (`local`).
+pub(crate) fn local_page(error: &ProxyError, page: Option<Bytes>) -> Response<ProxyBody> {
+    let Some(page) = page else {
+        return local(error);
+    };
+    let mut response = Response::new(ProxyBody::text(page));
+    *response.status_mut() = error.status();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
 }

@@ -50,6 +50,10 @@ impl Protocols {
             .timer(TokioTimer::new())
             .header_read_timeout(opts.header_read_timeout)
             .max_buf_size(opts.max_header_bytes.max(MIN_HEADER_BYTES))
+            // The limit is in bytes, not hyper's 100 lines (`max_lines`).
+            .max_headers(crate::upstream::max_lines(
+                opts.max_header_bytes.max(MIN_HEADER_BYTES),
+            ))
             .keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         h2::configure(&mut http2, opts);

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -25,11 +25,14 @@ use tokio::time::Instant;
 use super::framing::{BadChunk, Framing};
 use super::request::RequestHead;
 use super::response::{self, Parsed, ResponseHead};
+use crate::Proxy;
 use crate::client::Stop;
 use crate::error::{BadResponse, ProxyError};
+use crate::policy::ErrorPages;
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
 use crate::retry::{self, Attempt, Failure};
+use crate::routes::ListenerKind;
 use crate::stall;
 use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
@@ -104,8 +107,9 @@ pub(crate) async fn forward(
             let error = failed.error;
             tracing::debug!(%error, "upstream request failed");
             guard.failed();
+            let page = guard.pool().error_page(error.status().as_u16());
             drop(guard);
-            return answer_locally(&error, req, client).await;
+            return answer_locally(&error, page.as_deref(), req, client).await;
         }
     };
     guard.answered(head.status >= 500);
@@ -169,21 +173,80 @@ pub(crate) async fn refuse(
     tracing::debug!(%error, "request body not read");
     guard.client_error();
     drop(guard);
-    answer_locally(error, req, client).await;
+    if answer_locally(error, None, req, client).await == After::Close
+        && matches!(error, ProxyError::BodyTooLarge)
+    {
+        linger(client.stream).await;
+    }
     After::Close
 }
 
+/// After a 413 to a client that may still be sending the body it announced
+/// (at most the lean path's 64 KiB): stop writing and read what comes for
+/// a moment, so that closing with unread bytes does not reset the
+/// connection before the client has read the answer (nginx's lingering
+/// close).
+async fn linger(stream: &mut TcpStream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const MOST: usize = 128 * 1024;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut read = 0;
+    let deadline = Instant::now() + LINGER;
+    while read < MOST {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => read += n,
+            _ => return,
+        }
+    }
+}
+
+/// Whether `req`'s `Content-Length` is over its service's `max_body` (the
+/// Host is still in the client's buffer): then it gets 413 unread, before
+/// anything is sent upstream. For requests with a body.
+pub(crate) fn too_large(
+    proxy: &Proxy,
+    listener: &ListenerKind,
+    req: &RequestHead,
+    client: &Client<'_>,
+) -> bool {
+    let host = &client.buf[req.host.clone()];
+    proxy
+        .policy_for(listener, || std::str::from_utf8(host).ok())
+        .and_then(|policy| policy.max_body)
+        .is_some_and(|max| req.content_length > max)
+}
+
+/// The error page of the service `host` routes to, for the proxy's own
+/// answer to `error` when no pool took the request (503).
+pub(crate) fn page_for(
+    proxy: &Proxy,
+    listener: &ListenerKind,
+    error: &ProxyError,
+    host: &[u8],
+) -> Option<Bytes> {
+    let status = error.status().as_u16();
+    if !ErrorPages::STATUSES.contains(&status) {
+        return None;
+    }
+    let policy = proxy.policy_for(listener, || std::str::from_utf8(host).ok())?;
+    policy.error_pages.get(status).cloned()
+}
+
 /// Answers `req` with the proxy's own response for `error` (no route, no
-/// backend, upstream failed).
+/// backend, upstream failed): the service's error `page` when it has one.
 pub(crate) async fn answer_locally(
     error: &ProxyError,
+    page: Option<&[u8]>,
     req: &RequestHead,
     client: &mut Client<'_>,
 ) -> After {
     // A body the client may still be sending would be read as the next
     // request: close after this answer.
     let close = req.close || req.content_length > 0 || client.stop.closing();
-    response::local(error, req.head_method, close, client.out);
+    response::local(error, page, req.head_method, close, client.out);
     match client.stream.write_all(client.out).await {
         Ok(()) if !close => After::KeepAlive,
         _ => After::Close,

@@ -24,7 +24,8 @@ use crate::UnderscoreHeaders;
 use crate::client::ClientAddr;
 use crate::routes::valid_host;
 
-/// Most header lines a lean-path request may have; more go to hyper.
+/// Header lines parsed without allocating; a head with more is parsed again
+/// with a larger array (the limit is the head's bytes).
 const MAX_HEADERS: usize = 64;
 
 /// Largest request body the lean path forwards. It writes the whole body
@@ -80,17 +81,39 @@ pub(crate) fn parse(
     underscores: UnderscoreHeaders,
 ) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    if let Some(parsed) = parse_in(buf, client, upstream, underscores, &mut slots) {
+        return parsed;
+    }
+    // More header lines than the array holds: the limit is in bytes (the
+    // caller's head limit), so again with room for as many as the bytes in
+    // hand can carry (a line is at least `a:` and a line end), on the heap:
+    // only such heads pay.
+    let lines = buf.len() / 3 + 1;
+    let mut slots: Vec<_> = (0..lines).map(|_| MaybeUninit::uninit()).collect();
+    parse_in(buf, client, upstream, underscores, &mut slots).unwrap_or(Parsed::Fallback)
+}
+
+/// `parse` with room for `slots.len()` header lines; None when the head has
+/// more.
+fn parse_in<'b>(
+    buf: &'b [u8],
+    client: &ClientAddr,
+    upstream: &mut Vec<u8>,
+    underscores: UnderscoreHeaders,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Option<Parsed> {
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Fallback,
+        Ok(httparse::Status::Partial) => return Some(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return None,
+        Err(_) => return Some(Parsed::Fallback),
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
-        return Parsed::Fallback;
+        return Some(Parsed::Fallback);
     };
     if !path.starts_with('/') || method == "CONNECT" {
-        return Parsed::Fallback;
+        return Some(Parsed::Fallback);
     }
     let mut host = None;
     let mut content_length = None;
@@ -107,7 +130,7 @@ pub(crate) fn parse(
                 if underscores != UnderscoreHeaders::Pass && header.name.as_bytes().contains(&b'_')
                 {
                     if underscores == UnderscoreHeaders::Refuse {
-                        return Parsed::Fallback;
+                        return Some(Parsed::Fallback);
                     }
                     // Dropped, as nginx does.
                     continue;
@@ -116,16 +139,16 @@ pub(crate) fn parse(
             Name::Date => {}
             Name::Host => {
                 if host.is_some() {
-                    return Parsed::Fallback;
+                    return Some(Parsed::Fallback);
                 }
                 host = Some(header.value);
             }
             Name::ContentLength => {
                 if content_length.is_some() {
-                    return Parsed::Fallback;
+                    return Some(Parsed::Fallback);
                 }
                 let Some(n) = names::parse_length(header.value) else {
-                    return Parsed::Fallback;
+                    return Some(Parsed::Fallback);
                 };
                 content_length = Some(n);
             }
@@ -135,7 +158,7 @@ pub(crate) fn parse(
                         close = true;
                     } else if !token.eq_ignore_ascii_case(b"keep-alive") {
                         // Upgrade, or headers named for removal: hyper's path.
-                        return Parsed::Fallback;
+                        return Some(Parsed::Fallback);
                     }
                 }
                 continue;
@@ -146,13 +169,13 @@ pub(crate) fn parse(
             }
             Name::ForwardedProto | Name::ForwardedHost | Name::KeepAlive => continue,
             Name::ProxyConnection | Name::Te | Name::Trailer => continue,
-            Name::TransferEncoding | Name::Upgrade | Name::Expect => return Parsed::Fallback,
+            Name::TransferEncoding | Name::Upgrade | Name::Expect => return Some(Parsed::Fallback),
         }
         write_line(upstream, header.name.as_bytes(), header.value);
     }
     // None or invalid: hyper's path answers 400.
     let Some(host) = host.filter(|host| valid_host(host)) else {
-        return Parsed::Fallback;
+        return Some(Parsed::Fallback);
     };
     upstream.extend_from_slice(b"x-forwarded-for: ");
     if forwarded_for > 0 {
@@ -172,17 +195,17 @@ pub(crate) fn parse(
     upstream.extend_from_slice(b"\r\n");
     let content_length = content_length.unwrap_or(0);
     if content_length > MAX_BODY {
-        return Parsed::Fallback;
+        return Some(Parsed::Fallback);
     }
     let start = host.as_ptr() as usize - buf.as_ptr() as usize;
-    Parsed::Ready(RequestHead {
+    Some(Parsed::Ready(RequestHead {
         len,
         host: start..start + host.len(),
         content_length,
         head_method: method == "HEAD",
         replayable: content_length == 0 && is_idempotent(method),
         close,
-    })
+    }))
 }
 
 fn write_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -10,7 +10,8 @@ use super::names::{self, Name};
 use crate::error::{BadResponse, ProxyError};
 use crate::upstream::MAX_RESPONSE_HEAD;
 
-/// Most header lines accepted in an upstream response.
+/// Header lines parsed without allocating; a head with more is parsed again
+/// with a larger array (the limit is `MAX_RESPONSE_HEAD` bytes).
 const MAX_HEADERS: usize = 100;
 
 /// What the upstream's buffer holds so far.
@@ -44,13 +45,37 @@ pub(crate) fn parse(
     client: &mut Vec<u8>,
 ) -> Result<Parsed, BadResponse> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut slots);
+    let mut kinds = [Name::Other; MAX_HEADERS];
+    if let Some(parsed) = parse_in(buf, head_request, close, client, &mut slots, &mut kinds)? {
+        return Ok(parsed);
+    }
+    // More header lines than the array holds: the limit is in bytes, so
+    // again with room for as many as the bytes in hand can carry (a line
+    // is at least `a:` and a line end), on the heap: only such heads pay.
+    let lines = buf.len().min(MAX_RESPONSE_HEAD) / 3 + 1;
+    let mut slots = vec![httparse::EMPTY_HEADER; lines];
+    let mut kinds = vec![Name::Other; lines];
+    parse_in(buf, head_request, close, client, &mut slots, &mut kinds)?.ok_or(BadResponse::TooBig)
+}
+
+/// `parse` with room for `slots.len()` header lines (`kinds` as long);
+/// None when the head has more.
+fn parse_in<'b>(
+    buf: &'b [u8],
+    head_request: bool,
+    close: bool,
+    client: &mut Vec<u8>,
+    slots: &mut [httparse::Header<'b>],
+    kinds: &mut [Name],
+) -> Result<Option<Parsed>, BadResponse> {
+    let mut res = httparse::Response::new(slots);
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
             return Err(BadResponse::TooBig);
         }
-        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Ok(httparse::Status::Partial) => return Ok(Some(Parsed::Partial)),
+        Err(httparse::Error::TooManyHeaders) => return Ok(None),
         Err(_) => return Err(BadResponse::Head),
     };
     // By bytes, however the head arrived: a whole large head read at once
@@ -63,14 +88,13 @@ pub(crate) fn parse(
     };
     match status {
         101 => return Err(BadResponse::Upgrade),
-        100..=199 => return Ok(Parsed::Interim(len)),
+        100..=199 => return Ok(Some(Parsed::Interim(len))),
         // Three digits but not a status (`020`): it would go out as `20`.
         // hyper's path refuses it too (found by fuzz/response_head).
         0..=99 => return Err(BadResponse::Head),
         _ => {}
     }
     // First pass: what each header is, framing, the Connection header's tokens.
-    let mut kinds = [Name::Other; MAX_HEADERS];
     let mut length = None;
     let mut chunked = None;
     let mut upstream_close = version == 0;
@@ -127,12 +151,12 @@ pub(crate) fn parse(
     let connection_values = named.then(|| {
         res.headers
             .iter()
-            .zip(&kinds)
+            .zip(kinds.iter())
             .filter(|(_, kind)| **kind == Name::Connection)
             .map(|(h, _)| h.value)
             .collect::<Vec<_>>()
     });
-    for (header, kind) in res.headers.iter().zip(&kinds) {
+    for (header, kind) in res.headers.iter().zip(kinds.iter()) {
         let keep = match kind {
             Name::Connection | Name::KeepAlive | Name::ProxyConnection => false,
             Name::Te | Name::Trailer | Name::Upgrade => false,
@@ -158,13 +182,13 @@ pub(crate) fn parse(
         client.extend_from_slice(b"connection: close\r\n");
     }
     client.extend_from_slice(b"\r\n");
-    Ok(Parsed::Final(ResponseHead {
+    Ok(Some(Parsed::Final(ResponseHead {
         len,
         status,
         reusable: !upstream_close && !matches!(framing, Framing::UntilClose),
         framing,
         close_client,
-    }))
+    })))
 }
 
 /// True when one of the Connection values names `name` for removal.
@@ -175,14 +199,40 @@ fn names_header(values: &[&[u8]], name: &str) -> bool {
         .any(|token| token.eq_ignore_ascii_case(name.as_bytes()))
 }
 
-/// The proxy's own answer to a request it could not forward.
-pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &mut Vec<u8>) {
-    plain(error.status(), &error.body(), head_request, close, out);
+/// The proxy's own answer to a request it could not forward: the service's
+/// error `page` (HTML) when it has one for this status, else teal's text.
+pub(crate) fn local(
+    error: &ProxyError,
+    page: Option<&[u8]>,
+    head_request: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
+    match page {
+        Some(page) => own(error.status(), HTML, page, head_request, close, out),
+        None => plain(error.status(), &error.body(), head_request, close, out),
+    }
 }
+
+const TEXT: &[u8] = b"text/plain; charset=utf-8";
+/// The content type of error pages (`ErrorPages`).
+const HTML: &[u8] = b"text/html; charset=utf-8";
 
 /// A response of the proxy's own with a text/plain `body`.
 pub(crate) fn plain(
     status: http::StatusCode,
+    body: &[u8],
+    head_request: bool,
+    close: bool,
+    out: &mut Vec<u8>,
+) {
+    own(status, TEXT, body, head_request, close, out);
+}
+
+/// A response of the proxy's own with `body` of `content_type`.
+fn own(
+    status: http::StatusCode,
+    content_type: &[u8],
     body: &[u8],
     head_request: bool,
     close: bool,
@@ -193,7 +243,9 @@ pub(crate) fn plain(
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     date::write_line(out);
@@ -348,7 +400,7 @@ mod tests {
     #[test]
     fn local_answers_are_complete_messages() {
         let mut out = Vec::new();
-        local(&ProxyError::NoBackend, false, true, &mut out);
+        local(&ProxyError::NoBackend, None, false, true, &mut out);
         let text = String::from_utf8(out).unwrap();
         let date = date_of(&text);
         assert_eq!(

@@ -209,6 +209,8 @@ async fn answer(
     let body = if req.content_length == 0 {
         // Bodyless (the keep-alive GET): nothing to wait for.
         Ok(())
+    } else if exchange::too_large(proxy, listener, req, client) {
+        Err(ProxyError::BodyTooLarge)
     } else {
         exchange::read_body(req, opts.body_buffer, opts.body_timeout, client).await
     };
@@ -232,12 +234,16 @@ async fn answer(
             return exchange::redirect(&location, req, client).await;
         }
     }
+    let page = match &pool {
+        Err(error) => exchange::page_for(proxy, listener, error, host),
+        Ok(_) => None,
+    };
     client.buf.advance(req.len);
     match (pool, body) {
         (Ok(pool), Ok(())) => exchange::forward(pool, req, upstream_head, client).await,
         (Ok(pool), Err(error)) => {
             exchange::refuse(InFlight::start(pool), &error, req, client).await
         }
-        (Err(error), _) => exchange::answer_locally(&error, req, client).await,
+        (Err(error), _) => exchange::answer_locally(&error, page.as_deref(), req, client).await,
     }
 }

@@ -19,8 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 
 use crate::EndpointStatus;
+use crate::policy::PolicyCell;
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
 use crate::upstream::idle::IdleStack;
@@ -144,6 +146,9 @@ pub(crate) struct Pool {
     watched: AtomicBool,
     /// The armed verify window, if any (set and cleared by `set_watch`).
     watch: ArcSwapOption<PoolWatch>,
+    /// The service's body limit and error pages (shared with its routes):
+    /// a 502 or 504 of this pool's finds the page here.
+    pub(crate) policy: PolicyCell,
 }
 
 impl Pool {
@@ -154,8 +159,10 @@ impl Pool {
         in_flight: Arc<InFlightCounter>,
         ctx: Arc<UpstreamCtx>,
         watch: Option<Arc<PoolWatch>>,
+        policy: PolicyCell,
     ) -> Arc<Pool> {
         Arc::new(Pool {
+            policy,
             watched: AtomicBool::new(watch.is_some()),
             watch: ArcSwapOption::new(watch),
             slot,
@@ -171,6 +178,11 @@ impl Pool {
             probe: Mutex::new(probe),
             ctx,
         })
+    }
+
+    /// The service's page for the proxy's own answer with `status`.
+    pub(crate) fn error_page(&self, status: u16) -> Option<Bytes> {
+        self.policy.load().error_pages.get(status).cloned()
     }
 
     pub(crate) fn slot(&self) -> Slot {

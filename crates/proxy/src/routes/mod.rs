@@ -14,6 +14,7 @@ mod certificate;
 mod challenge;
 mod host;
 pub(crate) mod https;
+mod policy;
 mod service;
 mod traffic;
 mod watch;
@@ -33,6 +34,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::Proxy;
 use crate::error::{ProxyError, RouteError};
+use crate::policy::PolicyCell;
 use crate::pool::inflight::InFlightCounter;
 use crate::pool::watch::PoolWatch;
 use crate::pool::{Pool, Probe, TrafficStats};
@@ -80,6 +82,9 @@ pub(crate) struct ServiceRoutes {
     /// The TLS listener's port when plain-HTTP requests go to https (308);
     /// 0 when they are served.
     pub(crate) redirect_port: AtomicU16,
+    /// Its body limit and error pages (`policy`), stored by `install`;
+    /// every pool of the service shares it.
+    pub(crate) policy: PolicyCell,
 }
 
 struct SlotEntry {
@@ -117,6 +122,7 @@ impl ServiceRoutes {
             preview_addr: OnceLock::new(),
             cert: ArcSwapOption::empty(),
             redirect_port: AtomicU16::new(0),
+            policy: PolicyCell::default(),
         }
     }
 
@@ -146,6 +152,7 @@ impl ServiceRoutes {
             Arc::clone(&entry.in_flight),
             Arc::clone(ctx),
             watch,
+            Arc::clone(&self.policy),
         );
         *current = Some(Arc::clone(&pool));
         pool

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::RequestPolicy;
 use crate::pool::Probe;
 use crate::slot::Slot;
 use crate::tls::ServiceCert;
@@ -27,6 +28,8 @@ pub struct Service {
     /// none: plain HTTP only. With one, its plain-HTTP requests get 308 to
     /// https when `ProxyOptions::tls_redirect` says so.
     pub tls: Option<ServiceCert>,
+    /// Its body limit and error pages.
+    pub policy: RequestPolicy,
 }
 
 impl std::fmt::Debug for Service {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for Service {
             .field("hosts", &self.hosts)
             .field("preview", &self.preview)
             .field("tls", &self.tls.is_some())
+            .field("max_body", &self.policy.max_body)
             .finish_non_exhaustive()
     }
 }

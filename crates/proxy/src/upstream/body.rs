@@ -4,7 +4,8 @@
 //! upstream connection only once it can use it. What is left of a larger or
 //! chunked body streams after the part read, under the body timeout. The
 //! shared `ClientFault` tells the exchange when the client broke or stalled
-//! the body, so that the failure is counted as the client's.
+//! the body, or sent more than the service's `max_body`, so that the failure
+//! is counted as the client's.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -34,6 +35,10 @@ pub(crate) struct UpstreamBody {
 /// The streamed rest of a client's body.
 struct Rest {
     body: Incoming,
+    /// Data bytes of the whole body so far, and the service's `max_body`
+    /// (`u64::MAX`: none): past it the body is cut, the client's fault.
+    seen: u64,
+    max: u64,
     /// Fires when the client sends nothing for the body timeout.
     stall: StallTimer,
     fault: Arc<ClientFault>,
@@ -46,6 +51,8 @@ pub(crate) enum BodyError {
     Client(hyper::Error),
     #[error("the client's body stalled")]
     Stalled,
+    #[error("the client's body is larger than the service allows")]
+    TooLarge,
 }
 
 /// Set when the client broke (an invalid chunk, a body cut short) or stalled
@@ -56,6 +63,7 @@ pub(crate) struct ClientFault(AtomicU8);
 
 const BROKEN: u8 = 1;
 const STALLED: u8 = 2;
+const TOO_LARGE: u8 = 3;
 
 impl ClientFault {
     fn set(&self, fault: u8) {
@@ -67,6 +75,7 @@ impl ClientFault {
         match self.0.load(Ordering::Acquire) {
             BROKEN => Some(ProxyError::ClientBody),
             STALLED => Some(ProxyError::BodyTimeout),
+            TOO_LARGE => Some(ProxyError::BodyTooLarge),
             _ => None,
         }
     }
@@ -81,12 +90,20 @@ impl UpstreamBody {
     /// Reads `body` until it ends or `limit` bytes are in, waiting at most
     /// `timeout` for each part; the rest, if any, streams under the same
     /// timeout, with the returned fault telling whether the client broke it.
-    /// A body that has ended costs nothing.
+    /// A body that has ended costs nothing. A body over `max_body` (its
+    /// `Content-Length`, or what arrived) is refused here, unsent; when its
+    /// streamed rest grows past it, the upstream request is cut (its
+    /// connection is not reused) and the fault says so (413).
     pub(crate) async fn read(
         mut body: Incoming,
         limit: usize,
         timeout: Duration,
+        max_body: Option<u64>,
     ) -> Result<(UpstreamBody, Option<Arc<ClientFault>>), ProxyError> {
+        let max = max_body.unwrap_or(u64::MAX);
+        if body.size_hint().lower() > max {
+            return Err(ProxyError::BodyTooLarge);
+        }
         let mut read = VecDeque::new();
         let mut read_len = 0u64;
         loop {
@@ -105,6 +122,9 @@ impl UpstreamBody {
                     if let Some(data) = frame.data_ref() {
                         read_len += data.len() as u64;
                     }
+                    if read_len > max {
+                        return Err(ProxyError::BodyTooLarge);
+                    }
                     read.push_back(frame);
                 }
             }
@@ -112,6 +132,8 @@ impl UpstreamBody {
         let fault = Arc::new(ClientFault::default());
         let rest = Rest {
             body,
+            seen: read_len,
+            max,
             stall: StallTimer::new(timeout),
             fault: Arc::clone(&fault),
         };
@@ -153,6 +175,15 @@ impl Body for UpstreamBody {
         match Pin::new(&mut rest.body).poll_frame(cx) {
             Poll::Ready(polled) => {
                 rest.stall.progressed();
+                if let Some(Ok(data)) = polled.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
+                    && let Some(data) = data
+                {
+                    rest.seen += data.len() as u64;
+                    if rest.seen > rest.max {
+                        rest.fault.set(TOO_LARGE);
+                        return Poll::Ready(Some(Err(BodyError::TooLarge)));
+                    }
+                }
                 Poll::Ready(polled.map(|frame| {
                     frame.map_err(|error| {
                         rest.fault.set(BROKEN);

@@ -26,6 +26,15 @@ use crate::error::ProxyError;
 /// or 8 KiB by default).
 pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
+/// How many header lines hyper's parser makes room for in a head of at most
+/// `bytes`: heads are limited by bytes, as nginx limits them, not by
+/// hyper's default of 100 lines. hyper allocates that room for every head it
+/// parses once it is set, so it is counted for lines of 8 bytes or more
+/// (`x-a: 1` and its line end); the lean path counts exactly (3 bytes).
+pub(crate) fn max_lines(bytes: usize) -> usize {
+    (bytes / 8).max(100)
+}
+
 /// What every pool needs to open and keep upstream connections.
 pub(crate) struct UpstreamCtx {
     /// Idle stacks keep one lane per worker thread, plus lane 0 for others.

@@ -26,6 +26,7 @@ pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sende
         // By bytes, however the head arrives (hyper's read buffer limit alone
         // lets a larger head through when it comes in few reads).
         .max_header_size(super::MAX_RESPONSE_HEAD)
+        .max_headers(super::max_lines(super::MAX_RESPONSE_HEAD))
         .handshake(TokioIo::new(Timed::new(stream, ctx.send_timeout)))
         .await
         .map_err(|error| ProxyError::Connect {

@@ -67,7 +67,9 @@ impl TestBackend {
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(state.clone(), req));
+                    // Takes heads of many lines (`/many-headers`), as apps do.
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .max_headers(1000)
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades();
                     tokio::select! {
@@ -159,10 +161,31 @@ async fn answer(
                 format!("{name}:{}", String::from_utf8_lossy(&body)),
             )
         }
+        "/many-headers" => many_headers(&req),
         "/ws" => websocket(name, &mut req),
         _ => text(StatusCode::OK, name),
     };
     Ok(response)
+}
+
+/// `/many-headers?n=N&len=L`: a 200 with N headers `x-h-<i>` of L bytes
+/// each (default 8), whose body is how many request headers the app got.
+fn many_headers(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("");
+    let param = |key: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let (n, len) = (param("n").unwrap_or(0), param("len").unwrap_or(8));
+    let mut response = text(StatusCode::OK, format!("{}", req.headers().len()));
+    let value: http::HeaderValue = "v".repeat(len).parse().unwrap();
+    for i in 0..n {
+        let name: http::HeaderName = format!("x-h-{i}").parse().unwrap();
+        response.headers_mut().insert(name, value.clone());
+    }
+    response
 }
 
 fn websocket(name: String, req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
