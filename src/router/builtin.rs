@@ -11,13 +11,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::path::Path;
 
-use teal_proxy::{CertError, Probe, ProbeFuture, Proxy, RouteError, Service, ServiceCert};
+use teal_proxy::{
+    CertError, GateSpec, MaintenanceSpec, PauseSpec, Probe, ProbeFuture, Proxy, RouteError,
+    Service, ServiceCert,
+};
 
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
 };
 use crate::slot::Slot;
 use crate::spec::{HealthSpec, ServiceSpec};
+use crate::state::Gates;
 
 /// What is wrong with a service's certificate files, as the builtin proxy
 /// would load them: `message` says it, `about_key` tells whether it is the
@@ -92,6 +96,35 @@ impl Router for Proxy {
         Ok(self.set_certificate(&spec.name, cert).await?)
     }
 
+    async fn set_gate(&self, spec: &ServiceSpec, gates: &Gates) -> Result<(), RouterError> {
+        let gate = GateSpec {
+            maintenance: gates
+                .maintenance
+                .iter()
+                .map(|m| {
+                    let (body, content_type) = maintenance_body(spec, m.message.as_deref());
+                    MaintenanceSpec {
+                        host: m.host.clone(),
+                        body,
+                        content_type,
+                        retry_after: m.retry_after,
+                    }
+                })
+                .collect(),
+            pause: gates
+                .pause
+                .iter()
+                .map(|p| PauseSpec {
+                    host: p.host.clone(),
+                    timeout: Duration::from_millis(p.timeout_ms),
+                    retry_after: p.retry_after,
+                })
+                .collect(),
+        };
+        Proxy::set_gate(self, &spec.name, &gate);
+        Ok(())
+    }
+
     async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport {
         Proxy::drain(self, service, slot, timeout).await
     }
@@ -125,6 +158,21 @@ impl Router for Proxy {
     async fn close(&self, grace: Duration) {
         self.wait_closed(grace).await;
     }
+}
+
+/// The one place a maintenance 503's body and `Content-Type` are chosen:
+/// the `--message` when one was given, else the default text. (A service's
+/// own 503 page, once services have error pages, goes between the two.)
+fn maintenance_body(spec: &ServiceSpec, message: Option<&str>) -> (bytes::Bytes, &'static str) {
+    let text = match message {
+        Some(message) if message.ends_with('\n') => message.to_string(),
+        Some(message) => format!("{message}\n"),
+        None => format!(
+            "{} is down for maintenance; please try again later\n",
+            spec.name
+        ),
+    };
+    (bytes::Bytes::from(text), "text/plain; charset=utf-8")
 }
 
 /// `spec.tls`'s files, read now, as the proxy serves them.

@@ -77,7 +77,9 @@ pub use options::{
 };
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
-pub use routes::{Backend, DrainReport, ListenerName, Service};
+pub use routes::{
+    Backend, DrainReport, GateSpec, ListenerName, MAX_HELD, MaintenanceSpec, PauseSpec, Service,
+};
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
 pub use tls::{CertError, ServiceCert};
@@ -140,6 +142,8 @@ pub struct Proxy {
     accepting: CancellationToken,
     /// ACME HTTP-01 tokens being validated and their answers.
     challenges: routes::Challenges,
+    /// Maintenance and pause by service name (`routes::gate`).
+    gates: routes::Gates,
     /// Ourselves, to start preview accept loops from `&self`.
     me: Weak<Proxy>,
 }
@@ -234,6 +238,7 @@ impl Proxy {
             handed_next: AtomicUsize::new(0),
             accepting,
             challenges: routes::Challenges::default(),
+            gates: routes::Gates::default(),
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
@@ -291,7 +296,7 @@ impl Proxy {
         let current = self.table.load_full();
         let service = match current.service(&spec.name) {
             Some(service) => Arc::clone(service),
-            None => Arc::new(ServiceRoutes::new(&spec.name)),
+            None => Arc::new(ServiceRoutes::new(&spec.name, self.gates.of(&spec.name))),
         };
         let table = current.with_service(Arc::clone(&service), normalize_hosts(&spec.hosts))?;
         if let Some(addr) = spec.preview

@@ -31,6 +31,18 @@ pub struct ServiceRoute {
     pub drain_timeout: Duration,
     /// Its certificate files (`spec.tls`): a TLS server on the TLS listener.
     pub tls: Option<TlsFiles>,
+    /// `teal maintenance`: production answers 503 (per host, or all).
+    pub maintenance: Vec<MaintenanceRoute>,
+}
+
+/// One maintenance as nginx renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceRoute {
+    /// Checked as every host; None: every host of the service.
+    pub host: Option<String>,
+    /// The 503's body, checked by [`maintenance_text`].
+    pub text: String,
+    pub retry_after: u32,
 }
 
 /// Every service the router knows, by name.
@@ -127,9 +139,19 @@ impl RouteSet {
                 staged,
                 drain_timeout: spec.drain.timeout,
                 tls,
+                maintenance: Vec::new(),
             },
         );
         Ok(next)
+    }
+
+    /// This table with each service's maintenance set from `maintenance`
+    /// (by service name; absent: none).
+    pub fn gated(mut self, maintenance: &BTreeMap<String, Vec<MaintenanceRoute>>) -> RouteSet {
+        for service in self.services.values_mut() {
+            service.maintenance = maintenance.get(&service.name).cloned().unwrap_or_default();
+        }
+        self
     }
 
     /// A copy where the certificate files of `spec`'s service are `spec.tls`,
@@ -206,6 +228,22 @@ pub fn check_service_name(name: &str) -> Result<(), RouterError> {
 
 /// A host for `server_name`: DNS labels of letters, digits and '-', returned
 /// lowercased. Anything else (spaces, ';', quotes, '$', '~', '*') is refused.
+/// A maintenance message as an nginx string's content: printable text with
+/// none of the characters nginx would read as the string's end, an escape or
+/// a variable; a newline is added.
+pub fn maintenance_text(message: &str) -> Result<String, RouterError> {
+    let message = message.trim_end_matches('\n');
+    match message
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '"' | '\\' | '$' | '\'' | '{' | '}' | ';'))
+    {
+        Some(c) => Err(RouterError::Invalid(format!(
+            "the maintenance message cannot be given to nginx: it contains {c:?} (the builtin router takes any text)"
+        ))),
+        None => Ok(format!("{message}\\n")),
+    }
+}
+
 pub fn check_host(host: &str) -> Result<String, RouterError> {
     let label = |l: &str| {
         (1..=63).contains(&l.len())

@@ -79,6 +79,11 @@ impl Proxy {
                 return redirect(&https::location(host.as_bytes(), port, target.as_bytes()));
             }
         }
+        if let Err(ProxyError::Paused(_)) = pool {
+            pool = self
+                .after_pause(pool, listener, || request_host(&req))
+                .await;
+        }
         match (pool, read) {
             (Ok(pool), Ok((body, fault))) => {
                 forward(pool, req.map(|()| body), fault, client, upgrade).await
@@ -175,8 +180,13 @@ pub(crate) fn local(error: &ProxyError) -> Response<ProxyBody> {
     *response.status_mut() = error.status();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(error.content_type()),
     );
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 

@@ -177,7 +177,13 @@ fn names_header(values: &[&[u8]], name: &str) -> bool {
 
 /// The proxy's own answer to a request it could not forward.
 pub(crate) fn local(error: &ProxyError, head_request: bool, close: bool, out: &mut Vec<u8>) {
-    plain(error.status(), &error.body(), head_request, close, out);
+    let body = error.body();
+    let head = Head {
+        status: error.status(),
+        content_type: error.content_type(),
+        retry_after: error.retry_after(),
+    };
+    write_local(&head, &body, head_request, close, out);
 }
 
 /// A response of the proxy's own with a text/plain `body`.
@@ -188,14 +194,38 @@ pub(crate) fn plain(
     close: bool,
     out: &mut Vec<u8>,
 ) {
+    let head = Head {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        retry_after: None,
+    };
+    write_local(&head, body, head_request, close, out);
+}
+
+/// What a response of the proxy's own says besides its body.
+struct Head {
+    status: http::StatusCode,
+    content_type: &'static str,
+    retry_after: Option<u32>,
+}
+
+fn write_local(head: &Head, body: &[u8], head_request: bool, close: bool, out: &mut Vec<u8>) {
+    let status = head.status;
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(head.content_type.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(seconds) = head.retry_after {
+        out.extend_from_slice(b"retry-after: ");
+        out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     date::write_line(out);
     if close {
         out.extend_from_slice(b"connection: close\r\n");

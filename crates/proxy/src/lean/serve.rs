@@ -232,6 +232,11 @@ async fn answer(
             return exchange::redirect(&location, req, client).await;
         }
     }
+    if let Err(ProxyError::Paused(_)) = pool {
+        pool = proxy
+            .after_pause(pool, listener, || std::str::from_utf8(host).ok())
+            .await;
+    }
     client.buf.advance(req.len);
     match (pool, body) {
         (Ok(pool), Ok(())) => exchange::forward(pool, req, upstream_head, client).await,
