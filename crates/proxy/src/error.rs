@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::StatusCode;
 
-use crate::routes::{Notice, Pause};
+use crate::hold::{Notice, Pause};
 
 /// Why the proxy could not listen or apply routes. The routes in force stay.
 #[derive(Debug, thiserror::Error)]

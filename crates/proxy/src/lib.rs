@@ -36,12 +36,15 @@
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
+//! - `hold`: what a request meets in maintenance or a pause (`routes/gate.rs`
+//!   sets them).
 //! - `options`, `error`, `slot`: what their names say.
 
 mod accept;
 mod client;
 mod error;
 mod handover;
+mod hold;
 mod hyper;
 mod lean;
 mod listener;
@@ -67,6 +70,7 @@ use tokio_util::task::TaskTracker;
 pub use accept::{ACCEPT_PAUSE, AcceptPause};
 pub use client::ClientConnections;
 pub use error::RouteError;
+pub use hold::MAX_HELD;
 /// The lean path's parsers for the fuzz targets (`fuzz/`); not an API.
 #[doc(hidden)]
 pub use lean::fuzzing;
@@ -78,7 +82,7 @@ pub use options::{
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
 pub use routes::{
-    Backend, DrainReport, GateSpec, ListenerName, MAX_HELD, MaintenanceSpec, PauseSpec, Service,
+    Backend, DrainReport, GateSpec, ListenerName, MaintenanceSpec, PauseSpec, Service,
 };
 pub use slot::Slot;
 pub use teal_histogram::Histogram;

@@ -11,19 +11,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use tokio::sync::watch;
 
 use crate::Proxy;
 use crate::error::ProxyError;
-
-/// Requests one pause holds at most; past it a request gets 503 at once, so
-/// a pause cannot take the memory of a daemon under load.
-pub const MAX_HELD: usize = 10_000;
+use crate::hold::{Notice, Pause};
 
 /// A service's maintenance and pause, as the owner sets them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,53 +55,6 @@ pub struct PauseSpec {
     pub timeout: Duration,
     /// Seconds, for the `Retry-After` of that 503.
     pub retry_after: u32,
-}
-
-/// A maintenance answer, built once when it is set.
-#[derive(Debug)]
-pub(crate) struct Notice {
-    pub(crate) body: Bytes,
-    pub(crate) content_type: &'static str,
-    pub(crate) retry_after: u32,
-}
-
-/// One pause as requests see it.
-#[derive(Debug)]
-pub(crate) struct Pause {
-    timeout: Duration,
-    retry_after: u32,
-    /// Flipped to true when the pause is lifted or replaced: every held
-    /// request wakes and routes again.
-    released: watch::Sender<bool>,
-    /// Requests held now (bounded by `MAX_HELD`).
-    held: AtomicUsize,
-}
-
-impl Pause {
-    /// Waits until the pause is lifted (Ok) or the request's time is up, or
-    /// too many are held already (a 503).
-    pub(crate) async fn wait(&self) -> Result<(), ProxyError> {
-        let full = ProxyError::Held(self.retry_after);
-        if self.held.fetch_add(1, Ordering::AcqRel) >= MAX_HELD {
-            self.held.fetch_sub(1, Ordering::AcqRel);
-            return Err(full);
-        }
-        let mut released = self.released.subscribe();
-        let waited = tokio::time::timeout(self.timeout, released.wait_for(|r| *r)).await;
-        self.held.fetch_sub(1, Ordering::AcqRel);
-        match waited {
-            Ok(_) => Ok(()),
-            Err(_) => Err(full),
-        }
-    }
-
-    pub(crate) fn retry_after(&self) -> u32 {
-        self.retry_after
-    }
-
-    fn release(&self) {
-        self.released.send_replace(true);
-    }
 }
 
 /// What is set now, replaced whole.
@@ -168,16 +117,11 @@ impl Gate {
             let kept = old.as_ref().and_then(|old| {
                 old.pause
                     .get(&p.host)
-                    .filter(|o| o.timeout == p.timeout && o.retry_after == p.retry_after)
+                    .filter(|o| o.timeout() == p.timeout && o.retry_after() == p.retry_after)
             });
             let pause = match kept {
                 Some(kept) => Arc::clone(kept),
-                None => Arc::new(Pause {
-                    timeout: p.timeout,
-                    retry_after: p.retry_after,
-                    released: watch::Sender::new(false),
-                    held: AtomicUsize::new(0),
-                }),
+                None => Arc::new(Pause::new(p.timeout, p.retry_after)),
             };
             state.pause.insert(p.host.clone(), pause);
         }
@@ -238,7 +182,7 @@ impl Proxy {
             let Err(ProxyError::Paused(pause)) = &routed else {
                 return routed;
             };
-            pause.wait().await?;
+            pause.wait().await.map_err(ProxyError::Held)?;
             routed = self.pool_for(listener, &host);
         }
         match routed {

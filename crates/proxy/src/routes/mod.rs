@@ -21,8 +21,8 @@ mod traffic;
 mod watch;
 
 pub(crate) use challenge::{CHALLENGE_GET, Challenges};
-pub(crate) use gate::{Gate, Gates, Notice, Pause};
-pub use gate::{GateSpec, MAX_HELD, MaintenanceSpec, PauseSpec};
+pub(crate) use gate::{Gate, Gates};
+pub use gate::{GateSpec, MaintenanceSpec, PauseSpec};
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host, valid_host};
 pub use service::{Backend, DrainReport, ListenerName, Service};
