@@ -69,3 +69,6 @@ impl Pause {
         self.released.send_replace(true);
     }
 }
+
+#[cfg(test)]
+mod tests;

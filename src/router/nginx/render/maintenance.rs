@@ -40,3 +40,6 @@ pub(super) fn production_location(out: &mut String, at: &str, service: &ServiceR
     }
     out.push_str("    }\n");
 }
+
+#[cfg(test)]
+mod tests;
