@@ -2,8 +2,9 @@
 //! a child process, the demo app logging a line per request (so "nothing
 //! reached the app" is read from its own log), requests on both HTTP paths of
 //! the builtin proxy (a keep-alive HTTP/1.1 GET takes the lean one, an
-//! HTTP/1.0 request hyper's), across a daemon restart and a deploy; then the
-//! nginx router, which renders maintenance and refuses a pause.
+//! HTTP/1.0 request hyper's), across a daemon restart, `teal serve --upgrade`
+//! and a deploy; then the nginx router, which renders maintenance and refuses
+//! a pause.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::served::{Served, blocking, logs, run, run_ok, teal_ok, terminated};
+use crate::support::served::{Served, blocking, logs, run, run_ok, teal_ok, terminated, upgraded};
 use crate::support::*;
 
 /// `dir/teal.toml`: the demo app (logging each request) on hosts a.test and
@@ -162,6 +163,14 @@ async fn maintenance_answers_503_per_host_across_a_restart_and_a_deploy() {
     );
     let status = service_status(dir);
     assert_eq!(status["maintenance"][0]["message"], "back at five");
+    // So does `teal serve --upgrade` (same listening sockets).
+    let daemon = upgraded(dir, daemon).await;
+    let answer = request(addr, "1.0", "a.test", "/after-upgrade").await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (503, "back at five\n")
+    );
+    assert!(!app_saw(dir, "/after-restart") && !app_saw(dir, "/after-upgrade"));
 
     // Off, then one host only; a deploy goes through it.
     teal_ok(dir, &["maintenance", "web", "off"]).await;
