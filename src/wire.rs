@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
-use crate::state::{DeployLock, HistoryEntry};
+use crate::state::{DeployLock, Gates, HistoryEntry};
 
 /// `POST /v1/deploy`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +179,9 @@ pub struct ServiceStatus {
     /// The deploy lock, when someone holds it (without its lease).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<DeployLock>,
+    /// Maintenance and pause in force (`maintenance`, `pause`; absent: none).
+    #[serde(flatten)]
+    pub gates: Gates,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,6 +260,16 @@ pub struct Unlocked {
 pub struct DiscardRequest {
     /// Why, for the history (e.g. "host b failed to stage").
     pub reason: Option<String>,
+}
+
+/// The answer to `POST /v1/services/{name}/gate` (a [`crate::state::GateChange`]):
+/// the service's maintenance and pause now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateAnswer {
+    pub service: String,
+    pub gates: Gates,
+    /// False when the change was already in force (nothing was recorded).
+    pub changed: bool,
 }
 
 /// How an API error is classified, so the CLI picks its words and exit code.

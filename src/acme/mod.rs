@@ -39,7 +39,7 @@ use crate::router::{
 };
 use crate::slot::Slot;
 use crate::spec::{AcmeSpec, ServiceSpec};
-use crate::state::StateError;
+use crate::state::{Gates, StateError};
 use crate::wire::CertificateStatus;
 
 use status::Progress;
@@ -289,6 +289,10 @@ impl Router for AcmeRouter {
 
     async fn reload_certificate(&self, spec: &ServiceSpec) -> Result<(), RouterError> {
         self.shared.inner.reload_certificate(spec).await
+    }
+
+    async fn set_gate(&self, spec: &ServiceSpec, gates: &Gates) -> Result<(), RouterError> {
+        self.shared.inner.set_gate(spec, gates).await
     }
 
     fn certificates(&self) -> Vec<CertificateStatus> {

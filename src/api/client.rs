@@ -11,8 +11,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 use crate::slot::Slot;
+use crate::state::GateChange;
 use crate::wire::{
-    ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, History,
+    ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, GateAnswer, History,
     LEASE_HEADER, LockGrant, LockRequest, Status, Unlocked,
 };
 
@@ -185,6 +186,17 @@ impl Client {
         )
         .await
         .map(EventStream::new)
+    }
+
+    /// `teal maintenance`, `teal pause`, `teal resume`: one gate change.
+    pub async fn change_gate(
+        &self,
+        service: &str,
+        change: &GateChange,
+    ) -> Result<GateAnswer, ClientError> {
+        let body = serde_json::to_vec(change).unwrap_or_default();
+        let path = format!("/v1/services/{service}/gate");
+        read_json(self.stream(Method::POST, &path, body).await?).await
     }
 
     /// Instance output as raw text chunks.

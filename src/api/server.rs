@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::AcceptPause;
 use crate::deploy::{ActionGuard, DeployError, Deployer, Progress, Service};
 use crate::slot::Slot;
+use crate::state::GateChange;
 use crate::upgrade::Predecessor;
 use crate::wire::{
     ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, LEASE_HEADER,
@@ -177,6 +178,18 @@ async fn route(
                 .unlock(name, lease, force)
                 .map(|released| json(StatusCode::OK, &Unlocked { released }))
                 .map_err(api_error)
+        }
+        // `teal maintenance`, `teal pause`, `teal resume`.
+        (Method::POST, ["v1", "services", name, "gate"]) => {
+            let name = name.to_string();
+            match read_json::<GateChange>(req).await {
+                Ok(change) => deployer
+                    .change_gate(&name, &change)
+                    .await
+                    .map(|answer| json(StatusCode::OK, &answer))
+                    .map_err(api_error),
+                Err(e) => Err(e),
+            }
         }
         (Method::GET, ["v1", "services", name, "history"]) => deployer
             .history(name)

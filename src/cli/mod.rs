@@ -8,13 +8,17 @@ mod demo;
 mod demo_app;
 mod deploy;
 mod exit;
+mod gate;
 mod history;
 mod host_view;
 mod hosts;
 mod image;
 mod logs;
+mod maintenance;
+mod pause;
 mod promote;
 mod render;
+mod resume;
 mod rollback;
 mod serve;
 mod signals;
@@ -57,6 +61,12 @@ pub enum Command {
     Status(status::Args),
     /// Stop every instance of a service on purpose (stopping `teal serve` keeps live ones running).
     Stop(stop::Args),
+    /// Answer every request of a service with 503 (`on`), or serve it again (`off`).
+    Maintenance(maintenance::Args),
+    /// Hold new requests of a service until `teal resume` (or their timeout: 503).
+    Pause(pause::Args),
+    /// End a pause: the held requests are served.
+    Resume(resume::Args),
     /// Show deploys, switches and rollbacks of a service.
     History(history::Args),
     /// Show instance output.
@@ -88,6 +98,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => rollback::exec(&global, args),
         Command::Status(args) => status::exec(&global, args),
         Command::Stop(args) => stop::exec(&global, args),
+        Command::Maintenance(args) => maintenance::exec(&global, args),
+        Command::Pause(args) => pause::exec(&global, args),
+        Command::Resume(args) => resume::exec(&global, args),
         Command::History(args) => history::exec(&global, args),
         Command::Logs(args) => logs::exec(&global, args),
         Command::Upgrade(args) => upgrade::exec(&global, args),

@@ -130,6 +130,9 @@ fn render_service(s: &ServiceStatus) -> String {
             format!(", {}", extra.join(", "))
         }
     );
+    for line in super::gate::lines(&s.gates) {
+        out.push_str(&format!("  {line}\n"));
+    }
     for (slot, st) in [(Slot::Blue, &s.slots.blue), (Slot::Green, &s.slots.green)] {
         out.push_str(&render_slot(slot, st));
     }

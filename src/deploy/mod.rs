@@ -17,6 +17,7 @@ mod context;
 mod discard;
 mod error;
 mod flow;
+mod gate;
 mod hooks;
 mod lock;
 mod progress;
@@ -80,6 +81,9 @@ pub struct Deployer {
     frozen: Arc<AtomicBool>,
     /// Fires when the daemon stops: health gates in progress give up.
     shutdown: CancellationToken,
+    /// Serialises maintenance and pause changes (`gate.rs`), which do not
+    /// take a service's action lock.
+    gate_lock: tokio::sync::Mutex<()>,
 }
 
 /// Every service's action lock, and no new action, while a successor daemon
@@ -113,6 +117,7 @@ impl Deployer {
             services: Mutex::new(BTreeMap::new()),
             frozen: Arc::new(AtomicBool::new(false)),
             shutdown,
+            gate_lock: tokio::sync::Mutex::new(()),
         };
         let mut restored: BTreeMap<String, Restored> =
             restored.into_iter().map(|r| (r.name.clone(), r)).collect();
@@ -126,6 +131,14 @@ impl Deployer {
                 backend
             });
             routes.push((&record.spec, live));
+            // Before the routes: requests meet the gates from the first one.
+            if !record.gates.is_empty() {
+                deployer
+                    .router
+                    .set_gate(&record.spec, &record.gates)
+                    .await
+                    .map_err(DeployError::Route)?;
+            }
         }
         // One change for all services: a successor on a running nginx must not
         // pass through configs that name only some of them.

@@ -64,6 +64,7 @@ impl Deployer {
             preview: self.router.preview_addr(&record.spec.name),
             busy: service.is_some_and(|s| s.busy()),
             lock: self.lock_of(&record.spec.name),
+            gates: record.gates.clone(),
         }
     }
 

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use std::path::Path;
 
 use teal_proxy::{
-    CertError, ErrorPages, Probe, ProbeFuture, Proxy, RequestPolicy, RouteError, Service,
-    ServiceCert,
+    CertError, ErrorPages, GateSpec, MaintenanceSpec, PauseSpec, Probe, ProbeFuture, Proxy,
+    RequestPolicy, RouteError, Service, ServiceCert,
 };
 
 use crate::router::{
@@ -21,6 +21,7 @@ use crate::router::{
 };
 use crate::slot::Slot;
 use crate::spec::{HealthSpec, ServiceSpec};
+use crate::state::Gates;
 
 /// What is wrong with a service's certificate files, as the builtin proxy
 /// would load them: `message` says it, `about_key` tells whether it is the
@@ -111,6 +112,35 @@ impl Router for Proxy {
         Ok(self.set_certificate(&spec.name, cert).await?)
     }
 
+    async fn set_gate(&self, spec: &ServiceSpec, gates: &Gates) -> Result<(), RouterError> {
+        let gate = GateSpec {
+            maintenance: gates
+                .maintenance
+                .iter()
+                .map(|m| {
+                    let (body, content_type) = maintenance_body(spec, m.message.as_deref());
+                    MaintenanceSpec {
+                        host: m.host.clone(),
+                        body,
+                        content_type,
+                        retry_after: m.retry_after,
+                    }
+                })
+                .collect(),
+            pause: gates
+                .pause
+                .iter()
+                .map(|p| PauseSpec {
+                    host: p.host.clone(),
+                    timeout: Duration::from_millis(p.timeout_ms),
+                    retry_after: p.retry_after,
+                })
+                .collect(),
+        };
+        Proxy::set_gate(self, &spec.name, &gate);
+        Ok(())
+    }
+
     async fn drain(&self, service: &str, slot: Slot, timeout: Duration) -> DrainReport {
         Proxy::drain(self, service, slot, timeout).await
     }
@@ -148,6 +178,27 @@ impl Router for Proxy {
     async fn close(&self, grace: Duration) {
         self.wait_closed(grace).await;
     }
+}
+
+/// The one place a maintenance 503's body and `Content-Type` are chosen:
+/// the `--message` when one was given, else the service's 503 error page
+/// when it has one, else the default text.
+fn maintenance_body(spec: &ServiceSpec, message: Option<&str>) -> (bytes::Bytes, &'static str) {
+    // The service's 503 page, unless a message was given.
+    if message.is_none()
+        && let Some(page) = spec.policy.error_pages.get(&503)
+    {
+        return (bytes::Bytes::from(page.clone()), "text/html; charset=utf-8");
+    }
+    let text = match message {
+        Some(message) if message.ends_with('\n') => message.to_string(),
+        Some(message) => format!("{message}\n"),
+        None => format!(
+            "{} is down for maintenance; please try again later\n",
+            spec.name
+        ),
+    };
+    (bytes::Bytes::from(text), "text/plain; charset=utf-8")
 }
 
 /// `spec.tls`'s files, read now, as the proxy serves them.

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::slot::Slot;
 use crate::spec::ServiceSpec;
+use crate::state::Gates;
 use crate::wire::CertificateStatus;
 
 // The router's vocabulary is the builtin proxy's (a crate of its own that
@@ -74,6 +75,13 @@ pub trait Router: Send + Sync {
         }
         Ok(())
     }
+
+    /// Sets `spec`'s maintenance and pause whole (what `gates` lacks is
+    /// lifted), before or after its routes are installed; later route
+    /// changes keep them. Production requests only: the preview listener is
+    /// never gated. A router that cannot (nginx cannot hold requests) refuses
+    /// and changes nothing.
+    async fn set_gate(&self, spec: &ServiceSpec, gates: &Gates) -> Result<(), RouterError>;
 
     /// Waits until nothing is in flight to `slot` of `service` any more, or `timeout`.
     /// Requests that started before the last `set_routes` moved away from it count.

@@ -8,12 +8,17 @@
 
 mod cell;
 mod dir_lock;
+mod gate;
 mod lock;
 mod processes;
 mod record;
 mod store;
 
 pub use cell::StateCell;
+pub use gate::{
+    GateChange, Gates, MAINTENANCE_RETRY_AFTER, Maintenance, PAUSE_RETRY_AFTER, PAUSE_TIMEOUT,
+    Pause,
+};
 pub use lock::DeployLock;
 pub use processes::{ProcessBook, ProcessRecord};
 pub use record::{

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::DeployLock;
+use super::{DeployLock, Gates};
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
 
@@ -52,6 +52,10 @@ pub struct ServiceRecord {
     pub previous_image_id: Option<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Maintenance and pause (`teal maintenance`, `teal pause`): applied
+    /// again when the daemon restarts.
+    #[serde(default, skip_serializing_if = "Gates::is_empty")]
+    pub gates: Gates,
 }
 
 impl ServiceRecord {
@@ -63,6 +67,7 @@ impl ServiceRecord {
             previous_version: None,
             previous_image_id: None,
             history: Vec::new(),
+            gates: Gates::default(),
         }
     }
 
@@ -156,6 +161,12 @@ pub enum Action {
     Restore,
     /// A staged slot was stopped without going live (another host failed to stage).
     Discard,
+    /// `teal maintenance SERVICE on` (the reason names the host and message).
+    MaintenanceOn,
+    MaintenanceOff,
+    /// `teal pause SERVICE`.
+    Pause,
+    Resume,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +179,8 @@ pub enum HistoryResult {
     Failed,
     /// The staged slot was stopped; production never moved.
     Discarded,
+    /// A maintenance or pause change took effect.
+    Applied,
 }
 
 /// One deploy, switch or rollback.

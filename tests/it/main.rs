@@ -21,6 +21,9 @@ mod upgrade;
 // The real binary and a real ACME server (Pebble).
 mod acme;
 
+// The real binary: maintenance and pause, builtin and nginx routers.
+mod maintenance;
+
 // The daemon in-process with the process runtime and the builtin proxy.
 mod deploy_flow;
 mod hooks;

@@ -17,8 +17,12 @@
 use std::io;
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::StatusCode;
+
+use crate::hold::{Notice, Pause};
 
 /// Why the proxy could not listen or apply routes. The routes in force stay.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +118,16 @@ pub(crate) enum ProxyError {
     /// A plain-HTTP request for a TLS service: 308 to https on this port.
     #[error("redirected to https")]
     HttpsRedirect(u16),
+    /// The service (or this host of it) is in maintenance: 503 with its notice.
+    #[error("in maintenance")]
+    Maintenance(Arc<Notice>),
+    /// The service is paused: the request waits (`Proxy::after_pause`).
+    #[error("paused")]
+    Paused(Arc<Pause>),
+    /// Held by a pause until its time ran out, or too many were held: 503,
+    /// `Retry-After` in seconds.
+    #[error("paused: not served in time")]
+    Held(u32),
 }
 
 impl ProxyError {
@@ -121,7 +135,10 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::HttpsRedirect(_) => StatusCode::PERMANENT_REDIRECT,
-            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoBackend
+            | ProxyError::Maintenance(_)
+            | ProxyError::Paused(_)
+            | ProxyError::Held(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BadRequest
             | ProxyError::BadHost
@@ -143,7 +160,13 @@ impl ProxyError {
 
     /// The short text body the client gets.
     pub(crate) fn body(&self) -> Bytes {
+        if let ProxyError::Maintenance(notice) = self {
+            return notice.body.clone();
+        }
         Bytes::from_static(match self {
+            ProxyError::Maintenance(_) | ProxyError::Paused(_) | ProxyError::Held(_) => {
+                b"service unavailable: paused, try again later\n"
+            }
             ProxyError::NoRoute => b"no route for this host\n",
             ProxyError::HttpsRedirect(_) => b"",
             ProxyError::NoBackend => b"no live backend\n",
@@ -166,5 +189,23 @@ impl ProxyError {
             | ProxyError::UpstreamClosed
             | ProxyError::BadResponse(_) => b"bad gateway: upstream failed\n",
         })
+    }
+
+    /// The body's `Content-Type`.
+    pub(crate) fn content_type(&self) -> &'static str {
+        match self {
+            ProxyError::Maintenance(notice) => notice.content_type,
+            _ => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, when the answer has one.
+    pub(crate) fn retry_after(&self) -> Option<u32> {
+        match self {
+            ProxyError::Maintenance(notice) => Some(notice.retry_after),
+            ProxyError::Paused(pause) => Some(pause.retry_after()),
+            ProxyError::Held(seconds) => Some(*seconds),
+            _ => None,
+        }
     }
 }

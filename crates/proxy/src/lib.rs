@@ -37,12 +37,15 @@
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
 //! - `policy`: a service's body limit and error pages.
+//! - `hold`: what a request meets in maintenance or a pause (`routes/gate.rs`
+//!   sets them).
 //! - `options`, `error`, `slot`: what their names say.
 
 mod accept;
 mod client;
 mod error;
 mod handover;
+mod hold;
 mod hyper;
 mod lean;
 mod listener;
@@ -69,6 +72,7 @@ use tokio_util::task::TaskTracker;
 pub use accept::{ACCEPT_PAUSE, AcceptPause};
 pub use client::ClientConnections;
 pub use error::RouteError;
+pub use hold::MAX_HELD;
 /// The lean path's parsers for the fuzz targets (`fuzz/`); not an API.
 #[doc(hidden)]
 pub use lean::fuzzing;
@@ -80,7 +84,9 @@ pub use options::{
 pub use policy::{ErrorPageError, ErrorPages, MAX_ERROR_PAGE, RequestPolicy};
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
-pub use routes::{Backend, DrainReport, ListenerName, Service};
+pub use routes::{
+    Backend, DrainReport, GateSpec, ListenerName, MaintenanceSpec, PauseSpec, Service,
+};
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
 pub use tls::{CertError, ServiceCert};
@@ -143,6 +149,8 @@ pub struct Proxy {
     accepting: CancellationToken,
     /// ACME HTTP-01 tokens being validated and their answers.
     challenges: routes::Challenges,
+    /// Maintenance and pause by service name (`routes::gate`).
+    gates: routes::Gates,
     /// Ourselves, to start preview accept loops from `&self`.
     me: Weak<Proxy>,
 }
@@ -237,6 +245,7 @@ impl Proxy {
             handed_next: AtomicUsize::new(0),
             accepting,
             challenges: routes::Challenges::default(),
+            gates: routes::Gates::default(),
             me: me.clone(),
         });
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
@@ -294,7 +303,7 @@ impl Proxy {
         let current = self.table.load_full();
         let service = match current.service(&spec.name) {
             Some(service) => Arc::clone(service),
-            None => Arc::new(ServiceRoutes::new(&spec.name)),
+            None => Arc::new(ServiceRoutes::new(&spec.name, self.gates.of(&spec.name))),
         };
         let table = current.with_service(Arc::clone(&service), normalize_hosts(&spec.hosts))?;
         if let Some(addr) = spec.preview

@@ -32,7 +32,7 @@ mod system;
 mod target;
 mod workers;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,13 +45,14 @@ use tokio_util::sync::CancellationToken;
 use crate::router::{Backend, DrainReport, Router, RouterError, TrafficStats};
 use crate::slot::Slot;
 use crate::spec::{NginxSpec, ProxySpec, ServiceSpec};
+use crate::state::Gates;
 use binary::Binary;
 pub use binary::find_binary;
 use challenge::Challenges;
 use managed::Managed;
 use procs::Pid;
 use render::{Settings, TlsSettings};
-use routes::RouteSet;
+use routes::{MaintenanceRoute, RouteSet};
 use system::System;
 use target::Target;
 
@@ -84,6 +85,9 @@ struct State {
     retiring: BTreeSet<Pid>,
     /// Set by `close`: no more changes, no more restarts.
     closed: bool,
+    /// Maintenance by service (`set_gate`), kept apart from the routes so a
+    /// gate set before a service's routes (at start) applies to them.
+    maintenance: BTreeMap<String, Vec<MaintenanceRoute>>,
 }
 
 impl NginxRouter {
@@ -172,6 +176,7 @@ impl NginxRouter {
                 applied: previous,
                 retiring: BTreeSet::new(),
                 closed: false,
+                maintenance: BTreeMap::new(),
             }),
             snapshot: ArcSwap::from_pointee(RouteSet::default()),
             shutdown,
@@ -248,7 +253,10 @@ impl Router for NginxRouter {
         // Its own certificate must load: the deploy fails otherwise.
         certs::check(spec)?;
         let mut state = self.state.lock().await;
-        let routes = state.routes.with(spec, live, preview, &self.settings)?;
+        let routes = state
+            .routes
+            .with(spec, live, preview, &self.settings)?
+            .gated(&state.maintenance);
         if state.routes == routes {
             return Ok(());
         }
@@ -268,6 +276,7 @@ impl Router for NginxRouter {
         for (spec, live) in services {
             routes = routes.with(spec, live.clone(), None, &self.settings)?;
         }
+        let routes = routes.gated(&state.maintenance);
         self.install(&mut state, routes, false).await?;
         tracing::info!(services = services.len(), "nginx routes restored");
         Ok(())
@@ -308,6 +317,46 @@ impl Router for NginxRouter {
             timed_out: !remaining.is_empty(),
             waited: started.elapsed(),
         }
+    }
+
+    /// Maintenance becomes `return 503` in the service's production server
+    /// (one reload); a pause is refused: nginx cannot hold requests.
+    async fn set_gate(&self, spec: &ServiceSpec, gates: &Gates) -> Result<(), RouterError> {
+        if !gates.pause.is_empty() {
+            return Err(RouterError::Invalid(
+                "pause needs the builtin router: nginx cannot hold requests until a resume (maintenance works with both)".into(),
+            ));
+        }
+        let mut wanted = Vec::new();
+        for m in &gates.maintenance {
+            let host = m.host.as_deref().map(routes::check_host).transpose()?;
+            let text = match &m.message {
+                Some(message) => routes::maintenance_text(message)?,
+                None => format!(
+                    "{} is down for maintenance; please try again later\\n",
+                    spec.name
+                ),
+            };
+            wanted.push(MaintenanceRoute {
+                host,
+                text,
+                retry_after: m.retry_after,
+            });
+        }
+        let mut state = self.state.lock().await;
+        let mut maintenance = state.maintenance.clone();
+        if wanted.is_empty() {
+            maintenance.remove(&spec.name);
+        } else {
+            maintenance.insert(spec.name.clone(), wanted);
+        }
+        let routes = state.routes.clone().gated(&maintenance);
+        if routes != state.routes {
+            self.install(&mut state, routes, false).await?;
+        }
+        state.maintenance = maintenance;
+        tracing::info!(service = %spec.name, "nginx maintenance set");
+        Ok(())
     }
 
     /// A file nginx serves from the challenge webroot: no reload.

@@ -17,7 +17,10 @@ use super::quote;
 use super::routes::{RouteSet, ServiceRoute};
 use crate::router::Backend;
 
+mod maintenance;
 mod tls;
+
+use maintenance::production_location;
 
 /// Idle upstream connections each worker keeps per upstream.
 const UPSTREAM_KEEPALIVE: usize = 32;
@@ -170,7 +173,7 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
         tls::challenge_location(&mut out, settings, CHALLENGE_FALLBACK);
         match tls::redirect_port(service, settings) {
             Some(port) => tls::redirect_location(&mut out, port),
-            None => proxy_location(&mut out, "/", service, service.live.as_ref()),
+            None => production_location(&mut out, "/", service),
         }
         proxy_location(&mut out, CHALLENGE_FALLBACK, service, service.live.as_ref());
         out.push_str("}\n");
@@ -288,6 +291,13 @@ fn server_settings(out: &mut String, settings: &Settings, over_tls: bool) {
 /// servers say 0, no limit).
 fn proxy_location(out: &mut String, at: &str, service: &ServiceRoute, backend: Option<&Backend>) {
     writeln!(out, "    location {at} {{").ok();
+    location_body(out, service, backend);
+    out.push_str("    }\n");
+}
+
+/// What a location proxying to `backend` holds (`return 503` without one),
+/// with the service's body limit.
+fn location_body(out: &mut String, service: &ServiceRoute, backend: Option<&Backend>) {
     if let Some(max) = service.max_body {
         writeln!(out, "        client_max_body_size {max};").ok();
     }
@@ -303,7 +313,6 @@ fn proxy_location(out: &mut String, at: &str, service: &ServiceRoute, backend: O
             out.push_str(PROXY_SETTINGS);
         }
     }
-    out.push_str("    }\n");
 }
 
 /// The builtin proxy's behaviour in nginx terms: HTTP/1.1 with keep-alive to the

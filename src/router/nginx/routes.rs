@@ -33,6 +33,18 @@ pub struct ServiceRoute {
     pub tls: Option<TlsFiles>,
     /// `max_body`: nginx's `client_max_body_size` in its locations.
     pub max_body: Option<u64>,
+    /// `teal maintenance`: production answers 503 (per host, or all).
+    pub maintenance: Vec<MaintenanceRoute>,
+}
+
+/// One maintenance as nginx renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceRoute {
+    /// Checked as every host; None: every host of the service.
+    pub host: Option<String>,
+    /// The 503's body, checked by [`maintenance_text`].
+    pub text: String,
+    pub retry_after: u32,
 }
 
 /// Every service the router knows, by name.
@@ -130,9 +142,19 @@ impl RouteSet {
                 drain_timeout: spec.drain.timeout,
                 tls,
                 max_body: spec.policy.max_body,
+                maintenance: Vec::new(),
             },
         );
         Ok(next)
+    }
+
+    /// This table with each service's maintenance set from `maintenance`
+    /// (by service name; absent: none).
+    pub fn gated(mut self, maintenance: &BTreeMap<String, Vec<MaintenanceRoute>>) -> RouteSet {
+        for service in self.services.values_mut() {
+            service.maintenance = maintenance.get(&service.name).cloned().unwrap_or_default();
+        }
+        self
     }
 
     /// A copy where the certificate files of `spec`'s service are `spec.tls`,
@@ -209,6 +231,22 @@ pub fn check_service_name(name: &str) -> Result<(), RouterError> {
 
 /// A host for `server_name`: DNS labels of letters, digits and '-', returned
 /// lowercased. Anything else (spaces, ';', quotes, '$', '~', '*') is refused.
+/// A maintenance message as an nginx string's content: printable text with
+/// none of the characters nginx would read as the string's end, an escape or
+/// a variable; a newline is added.
+pub fn maintenance_text(message: &str) -> Result<String, RouterError> {
+    let message = message.trim_end_matches('\n');
+    match message
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '"' | '\\' | '$' | '\'' | '{' | '}' | ';'))
+    {
+        Some(c) => Err(RouterError::Invalid(format!(
+            "the maintenance message cannot be given to nginx: it contains {c:?} (the builtin router takes any text)"
+        ))),
+        None => Ok(format!("{message}\\n")),
+    }
+}
+
 pub fn check_host(host: &str) -> Result<String, RouterError> {
     let label = |l: &str| {
         (1..=63).contains(&l.len())

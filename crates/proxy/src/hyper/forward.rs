@@ -86,6 +86,11 @@ impl Proxy {
                 return redirect(&https::location(host.as_bytes(), port, target.as_bytes()));
             }
         }
+        if let Err(ProxyError::Paused(_)) = pool {
+            pool = self
+                .after_pause(pool, listener, || request_host(&req))
+                .await;
+        }
         match (pool, read) {
             (Ok(pool), Ok((body, fault))) => {
                 forward(pool, req.map(|()| body), fault, client, upgrade).await
@@ -187,14 +192,22 @@ pub(crate) fn local(error: &ProxyError) -> Response<ProxyBody> {
     *response.status_mut() = error.status();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(error.content_type()),
     );
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 
 /// The proxy's own answer for `error`: the service's error `page` (HTML)
-/// when it has one for this status, else teal's text (`local`).
+/// when it has one for this status, else teal's text (`local`). A
+/// maintenance notice carries its own body (the 503 page already, when the
+/// service has one and no message was given).
 pub(crate) fn local_page(error: &ProxyError, page: Option<Bytes>) -> Response<ProxyBody> {
+    let page = page.filter(|_| !matches!(error, ProxyError::Maintenance(_)));
     let Some(page) = page else {
         return local(error);
     };
@@ -204,6 +217,11 @@ pub(crate) fn local_page(error: &ProxyError, page: Option<Bytes>) -> Response<Pr
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 

@@ -228,7 +228,9 @@ pub(crate) fn page_for(
     host: &[u8],
 ) -> Option<Bytes> {
     let status = error.status().as_u16();
-    if !ErrorPages::STATUSES.contains(&status) {
+    // A maintenance notice carries its own body (the 503 page already,
+    // when the service has one and no message was given).
+    if !ErrorPages::STATUSES.contains(&status) || matches!(error, ProxyError::Maintenance(_)) {
         return None;
     }
     let policy = proxy.policy_for(listener, || std::str::from_utf8(host).ok())?;

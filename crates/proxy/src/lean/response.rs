@@ -200,7 +200,8 @@ fn names_header(values: &[&[u8]], name: &str) -> bool {
 }
 
 /// The proxy's own answer to a request it could not forward: the service's
-/// error `page` (HTML) when it has one for this status, else teal's text.
+/// error `page` (HTML) when it has one for this status, else teal's text
+/// (or a maintenance notice, which carries its own body and type).
 pub(crate) fn local(
     error: &ProxyError,
     page: Option<&[u8]>,
@@ -208,15 +209,22 @@ pub(crate) fn local(
     close: bool,
     out: &mut Vec<u8>,
 ) {
-    match page {
-        Some(page) => own(error.status(), HTML, page, head_request, close, out),
-        None => plain(error.status(), &error.body(), head_request, close, out),
-    }
+    let text = error.body();
+    let (content_type, body) = match page {
+        Some(page) => (HTML, page),
+        None => (error.content_type(), &text[..]),
+    };
+    let head = Head {
+        status: error.status(),
+        content_type,
+        retry_after: error.retry_after(),
+    };
+    write_local(&head, body, head_request, close, out);
 }
 
-const TEXT: &[u8] = b"text/plain; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 /// The content type of error pages (`ErrorPages`).
-const HTML: &[u8] = b"text/html; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
 
 /// A response of the proxy's own with a text/plain `body`.
 pub(crate) fn plain(
@@ -226,28 +234,38 @@ pub(crate) fn plain(
     close: bool,
     out: &mut Vec<u8>,
 ) {
-    own(status, TEXT, body, head_request, close, out);
+    let head = Head {
+        status,
+        content_type: TEXT,
+        retry_after: None,
+    };
+    write_local(&head, body, head_request, close, out);
 }
 
-/// A response of the proxy's own with `body` of `content_type`.
-fn own(
+/// What a response of the proxy's own says besides its body.
+struct Head {
     status: http::StatusCode,
-    content_type: &[u8],
-    body: &[u8],
-    head_request: bool,
-    close: bool,
-    out: &mut Vec<u8>,
-) {
+    content_type: &'static str,
+    retry_after: Option<u32>,
+}
+
+fn write_local(head: &Head, body: &[u8], head_request: bool, close: bool, out: &mut Vec<u8>) {
+    let status = head.status;
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: ");
-    out.extend_from_slice(content_type);
+    out.extend_from_slice(head.content_type.as_bytes());
     out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(seconds) = head.retry_after {
+        out.extend_from_slice(b"retry-after: ");
+        out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     date::write_line(out);
     if close {
         out.extend_from_slice(b"connection: close\r\n");

@@ -234,6 +234,11 @@ async fn answer(
             return exchange::redirect(&location, req, client).await;
         }
     }
+    if let Err(ProxyError::Paused(_)) = pool {
+        pool = proxy
+            .after_pause(pool, listener, || std::str::from_utf8(host).ok())
+            .await;
+    }
     let page = match &pool {
         Err(error) => exchange::page_for(proxy, listener, error, host),
         Ok(_) => None,

@@ -8,10 +8,12 @@
 //! (`Service`, `Backend`, `DrainReport`), `traffic` drains and counts a slot,
 //! `host` normalises names, `certificate` swaps a service's certificate
 //! alone (`Proxy::set_certificate`), `challenge` answers ACME HTTP-01
-//! (`Proxy::set_challenge`). Installing routes is `Proxy::install`.
+//! (`Proxy::set_challenge`), `gate` holds maintenance and pause
+//! (`Proxy::set_gate`). Installing routes is `Proxy::install`.
 
 mod certificate;
 mod challenge;
+mod gate;
 mod host;
 pub(crate) mod https;
 mod policy;
@@ -20,6 +22,8 @@ mod traffic;
 mod watch;
 
 pub(crate) use challenge::{CHALLENGE_GET, Challenges};
+pub(crate) use gate::{Gate, Gates};
+pub use gate::{GateSpec, MaintenanceSpec, PauseSpec};
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host, valid_host};
 pub use service::{Backend, DrainReport, ListenerName, Service};
@@ -85,6 +89,9 @@ pub(crate) struct ServiceRoutes {
     /// Its body limit and error pages (`policy`), stored by `install`;
     /// every pool of the service shares it.
     pub(crate) policy: PolicyCell,
+    /// Maintenance and pause (`gate`): shared with `Proxy`'s gates by name,
+    /// so a gate set before the routes were installed applies.
+    pub(crate) gate: Arc<Gate>,
 }
 
 struct SlotEntry {
@@ -108,7 +115,7 @@ fn slot_index(slot: Slot) -> usize {
 }
 
 impl ServiceRoutes {
-    pub(crate) fn new(name: &str) -> ServiceRoutes {
+    pub(crate) fn new(name: &str, gate: Arc<Gate>) -> ServiceRoutes {
         let entry = || SlotEntry {
             in_flight: Arc::default(),
             pool: Mutex::new(None),
@@ -123,6 +130,7 @@ impl ServiceRoutes {
             cert: ArcSwapOption::empty(),
             redirect_port: AtomicU16::new(0),
             policy: PolicyCell::default(),
+            gate,
         }
     }
 
@@ -318,6 +326,11 @@ impl Proxy {
         let pool = match listener {
             ListenerKind::Production | ListenerKind::Tls => {
                 let table = self.table.load();
+                let mut seen = None;
+                let host = || {
+                    seen = host();
+                    seen
+                };
                 match table.route_host(host) {
                     Some(service) => {
                         if let ListenerKind::Production = listener {
@@ -325,6 +338,9 @@ impl Proxy {
                             if port != 0 {
                                 return Err(ProxyError::HttpsRedirect(port));
                             }
+                        }
+                        if service.gate.is_set() {
+                            service.gate.check(seen)?;
                         }
                         service.production.load_full()
                     }

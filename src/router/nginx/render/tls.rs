@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::super::quote;
 use super::super::routes::ServiceRoute;
-use super::{Settings, proxy_location, server_settings};
+use super::{Settings, production_location, server_settings};
 
 /// The path prefix of ACME HTTP-01 challenges (RFC 8555 8.3).
 const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -103,7 +103,7 @@ pub(super) fn https_server(out: &mut String, service: &ServiceRoute, settings: &
     )
     .ok();
     server_settings(out, settings, true);
-    proxy_location(out, "/", service, service.live.as_ref());
+    production_location(out, "/", service);
     out.push_str("}\n");
 }
 
