@@ -306,3 +306,54 @@ async fn nginx_renders_maintenance_and_refuses_a_pause() {
     assert_eq!(request(listen, "1.1", "b.test", "/").await.status, 200);
     terminated(daemon).await;
 }
+
+/// Maintenance without `--message` answers with the service's own 503 page
+/// (`error_pages`) on both HTTP paths, with `Retry-After`; a `--message`
+/// wins over the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_serves_the_503_page_unless_a_message_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(pages.join("503.html"), "<h1>back soon</h1>\n").unwrap();
+    write_config(dir.path(), "127.0.0.1:0".parse().unwrap(), "builtin");
+    let config = dir.path().join("teal.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "hosts = [\"a.test\", \"b.test\"]\n",
+        "hosts = [\"a.test\", \"b.test\"]\nerror_pages = \"pages\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = Served::start(dir.path()).await;
+    teal_ok(dir.path(), &["deploy", "web"]).await;
+    let addr = crate::support::served::listen_addr(dir.path());
+
+    teal_ok(dir.path(), &["maintenance", "web", "on"]).await;
+    for version in ["1.1", "1.0"] {
+        let answer = request(addr, version, "a.test", "/page").await;
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert_eq!(answer.body, "<h1>back soon</h1>\n", "{answer:?}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(answer.header("retry-after").is_some(), "{answer:?}");
+    }
+    teal_ok(
+        dir.path(),
+        &[
+            "maintenance",
+            "web",
+            "on",
+            "--message",
+            "upgrading the database",
+        ],
+    )
+    .await;
+    for version in ["1.1", "1.0"] {
+        let answer = request(addr, version, "a.test", "/message").await;
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert_eq!(answer.body, "upgrading the database\n", "{answer:?}");
+    }
+    assert!(!app_saw(dir.path(), "/page") && !app_saw(dir.path(), "/message"));
+    terminated(daemon).await;
+}
