@@ -41,6 +41,8 @@ pub(super) struct RawProxy {
     /// Signed so that `0` or `-1` gets teal's message.
     pub max_concurrent_streams: Option<Spanned<i64>>,
     pub underscores_in_headers: Option<Spanned<String>>,
+    /// A path (relative to the file) or `"stdout"`.
+    pub access_log: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
     /// `[proxy.tls]` (`tls.rs`).
     pub tls: Option<Spanned<RawProxyTls>>,

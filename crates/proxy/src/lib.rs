@@ -33,12 +33,15 @@
 //!   the route table, and the user's certificate files. Swapping a
 //!   service's certificate alone ([`Proxy::set_certificate`]) and ACME
 //!   HTTP-01 answers ([`Proxy::set_challenge`]) are in `routes/`.
+//! - `access/`: the access log (a JSON line per request, per-worker buffers,
+//!   a writer thread), request ids, and the rate-limited 502/504 warnings.
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
 //! - `options`, `error`, `slot`: what their names say.
 
 mod accept;
+mod access;
 mod client;
 mod error;
 mod handover;
@@ -65,6 +68,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use accept::{ACCEPT_PAUSE, AcceptPause};
+pub use access::{AccessLog, AccessLogError, AccessTarget};
 pub use client::ClientConnections;
 pub use error::RouteError;
 /// The lean path's parsers for the fuzz targets (`fuzz/`); not an API.
@@ -236,6 +240,11 @@ impl Proxy {
             challenges: routes::Challenges::default(),
             me: me.clone(),
         });
+        if let Some(log) = &proxy.opts.access_log {
+            for worker in proxy.workers.handles() {
+                worker.spawn(Arc::clone(log).tick());
+            }
+        }
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
         resolver.serve(&proxy);
         if let Some(bound) = tls_bound {
@@ -410,6 +419,11 @@ impl Proxy {
             .service(service)
             .and_then(|service| service.slot_pool(slot));
         pool.map(|pool| pool.endpoint_status()).unwrap_or_default()
+    }
+
+    /// The access log its options gave it, if any.
+    pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
+        self.opts.access_log.as_ref()
     }
 
     /// The TLS listener's address, when the proxy has one.

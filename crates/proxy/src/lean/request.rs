@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use super::names::{self, Name};
 use crate::UnderscoreHeaders;
+use crate::access::request_id;
 use crate::client::ClientAddr;
 use crate::routes::valid_host;
 
@@ -56,6 +57,28 @@ pub(crate) struct RequestHead {
     pub(crate) replayable: bool,
     /// The client asked to close the connection after this response.
     pub(crate) close: bool,
+    /// Where the client's `x-request-id` value is in the upstream head (a
+    /// sane one: others are dropped, see `access::request_id`).
+    pub(crate) request_id: Option<Range<usize>>,
+}
+
+/// Where the Host value is in an upstream head `parse` wrote for `req`:
+/// its last line, `x-forwarded-host` (before anything is added after it).
+pub(crate) fn host_in_upstream(upstream: &[u8], req: &RequestHead) -> Range<usize> {
+    let end = upstream.len().saturating_sub(4);
+    end.saturating_sub(req.host.len())..end
+}
+
+/// Adds `x-request-id: id` as the upstream head's last line; returns where
+/// the id is.
+pub(crate) fn add_request_id(upstream: &mut Vec<u8>, id: &[u8]) -> Range<usize> {
+    // Before the blank line that ends the head.
+    upstream.truncate(upstream.len() - 2);
+    upstream.extend_from_slice(b"x-request-id: ");
+    let start = upstream.len();
+    upstream.extend_from_slice(id);
+    upstream.extend_from_slice(b"\r\n\r\n");
+    start..start + id.len()
 }
 
 /// The request target of an upstream head `parse` wrote (`METHOD SP
@@ -96,6 +119,7 @@ pub(crate) fn parse(
     let mut content_length = None;
     let mut close = false;
     let mut forwarded_for = 0;
+    let mut request_id = None;
     upstream.clear();
     upstream.extend_from_slice(method.as_bytes());
     upstream.push(b' ');
@@ -144,6 +168,14 @@ pub(crate) fn parse(
                 forwarded_for += 1;
                 continue;
             }
+            Name::RequestId => {
+                // One, and sane, or none (nothing odd reaches the app or the log).
+                if request_id.is_some() || !request_id::is_sane(header.value) {
+                    continue;
+                }
+                let start = upstream.len() + header.name.len() + 2;
+                request_id = Some(start..start + header.value.len());
+            }
             Name::ForwardedProto | Name::ForwardedHost | Name::KeepAlive => continue,
             Name::ProxyConnection | Name::Te | Name::Trailer => continue,
             Name::TransferEncoding | Name::Upgrade | Name::Expect => return Parsed::Fallback,
@@ -182,6 +214,7 @@ pub(crate) fn parse(
         head_method: method == "HEAD",
         replayable: content_length == 0 && is_idempotent(method),
         close,
+        request_id,
     })
 }
 
