@@ -390,6 +390,7 @@ impl Proxy {
             open: self.conns.open.load(Ordering::Relaxed),
             parked: self.conns.parked.load(Ordering::Relaxed),
             malformed_requests: self.conns.malformed_requests.load(Ordering::Relaxed),
+            access_log_dropped_lines: self.opts.access_log.as_ref().map(|log| log.dropped_lines()),
         }
     }
 
