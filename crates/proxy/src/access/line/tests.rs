@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
@@ -61,4 +62,19 @@ fn a_line_is_one_json_object_with_every_byte_escaped() {
         text.starts_with(r#"{"time":"1970-01-01T00:00:00.000Z""#),
         "{text}"
     );
+}
+
+#[test]
+fn addresses_are_written_as_std_writes_them() {
+    for addr in [
+        "127.0.0.1:9000",
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "[::1]:8080",
+    ] {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let mut out = Vec::new();
+        address(addr, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
+    }
 }
