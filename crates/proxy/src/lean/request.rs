@@ -346,4 +346,30 @@ mod tests {
         let refused = parse(raw, &client(), &mut Vec::new(), UnderscoreHeaders::Refuse);
         assert!(matches!(refused, Parsed::Fallback));
     }
+
+    #[test]
+    fn request_ids_are_kept_when_sane_and_added_where_the_log_reads_them() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: abc-1\r\n\r\n";
+        let mut out = Vec::new();
+        let Parsed::Ready(head) = parse(raw, &client(), &mut out, UnderscoreHeaders::Drop) else {
+            panic!("ready");
+        };
+        assert_eq!(&out[head.request_id.clone().unwrap()], b"abc-1");
+        assert_eq!(&out[host_in_upstream(&out, &head)], b"a.test");
+        // Not sane: dropped, and one is added (with the access log on).
+        let raw = b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: a b\r\n\r\n";
+        let Parsed::Ready(head) = parse(raw, &client(), &mut out, UnderscoreHeaders::Drop) else {
+            panic!("ready");
+        };
+        assert!(head.request_id.is_none());
+        assert_eq!(&out[host_in_upstream(&out, &head)], b"a.test");
+        let at = add_request_id(&mut out, b"made");
+        assert_eq!(&out[at], b"made");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("a b"), "{text}");
+        assert!(
+            text.ends_with("x-forwarded-host: a.test\r\nx-request-id: made\r\n\r\n"),
+            "{text}"
+        );
+    }
 }
