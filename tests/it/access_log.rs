@@ -276,6 +276,25 @@ async fn sigusr1_reopens_the_file_after_a_rename_and_no_line_is_lost() {
     for i in 0..30 {
         send(i).await;
     }
+    // `teal logs --access -f` follows the file, across the rotation below.
+    let mut follower = served::teal(dir)
+        .args(["logs", "web", "--access", "-f", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, followed) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     // logrotate without copytruncate: move, then signal.
     std::fs::rename(&log, &rotated).unwrap();
     for i in 30..40 {
@@ -314,6 +333,29 @@ async fn sigusr1_reopens_the_file_after_a_rename_and_no_line_is_lost() {
         assert!(
             new.contains(&format!("serial-{i}")),
             "serial-{i} in the new file: {new:?}"
+        );
+    }
+    // The follower printed lines from before and after the rotation.
+    let printed = served::blocking(move || {
+        let mut ids = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !ids.iter().any(|id: &String| id == "serial-69") {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = followed.recv_timeout(left) else {
+                break;
+            };
+            let line: Value = serde_json::from_str(&line).unwrap();
+            ids.push(line["request_id"].as_str().unwrap().to_string());
+        }
+        ids
+    })
+    .await;
+    let _ = follower.kill();
+    let _ = follower.wait();
+    for id in ["serial-0", "serial-35", "serial-69"] {
+        assert!(
+            printed.iter().any(|p| p == id),
+            "{id} followed: {printed:?}"
         );
     }
     served::terminated(served).await;
