@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,11 +41,14 @@ use crate::router::{Router, RouterError};
 use crate::runtime::InstanceRef;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::process::ProcessRuntime;
-use crate::spec::{Config, RouterKind, Underscores};
+use crate::spec::{AccessLogTarget, Config, RouterKind, Underscores};
 use crate::state::{StateCell, StateError, Store};
 use crate::systemd::{self, Activated};
 use crate::upgrade::{Inheritance, Predecessor, UpgradeError};
-use teal_proxy::{ListenerName, Listening, Proxy, ProxyOptions, UnderscoreHeaders};
+use teal_proxy::{
+    AccessLog, AccessLogError, AccessTarget, ListenerName, Listening, Proxy, ProxyOptions,
+    UnderscoreHeaders,
+};
 
 /// How long a stopping daemon waits for open client connections to finish.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -75,6 +79,8 @@ pub enum DaemonError {
         "systemd passes listening sockets (a .socket unit), but the nginx router binds its own: remove the socket unit, or use the builtin router"
     )]
     ActivatedNginx,
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
 }
 
 /// What a starting daemon is given instead of binding it itself.
@@ -106,6 +112,9 @@ pub struct Daemon {
     predecessor: Arc<Predecessor>,
     /// Serves the connections a predecessor passes on (after an upgrade).
     inherited: Option<tokio::task::JoinHandle<()>>,
+    /// The builtin proxy's access log: reopened on request (SIGUSR1, through
+    /// the CLI), written out and ended after the proxy stopped.
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl Daemon {
@@ -224,6 +233,7 @@ impl Daemon {
             mut inheritance,
             mut activated,
         } = parts;
+        let access_log = proxy.as_ref().and_then(|proxy| proxy.access_log().cloned());
         let deployer = Deployer::new(
             router.clone(),
             runtimes,
@@ -350,6 +360,7 @@ impl Daemon {
             admin,
             predecessor,
             inherited,
+            access_log,
         })
     }
 
@@ -393,9 +404,32 @@ impl Daemon {
         // The builtin proxy closes (its sockets are the successor's); nginx is
         // left running, adopted by the successor.
         self.router.leave(grace).await;
+        self.close_access_log().await;
         self.predecessor.finish().await;
         let _ = tokio::time::timeout(ACTION_GRACE, self.tracker.wait()).await;
         tracing::info!("left");
+    }
+
+    /// Reopens the access log file at its path (logrotate moved it away:
+    /// `teal serve` calls this on SIGUSR1). Nothing without an access log.
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
+    }
+
+    /// Writes out the access log lines the stopped proxy handed over.
+    async fn close_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.close().await;
+            let dropped = log.dropped_lines();
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "access log lines dropped because the writer fell behind"
+                );
+            }
+        }
     }
 
     /// Where `/metrics` is served, when `proxy.admin` is set.
@@ -440,6 +474,7 @@ impl Daemon {
         self.shutdown.cancel();
         self.tracker.close();
         self.router.close(CLOSE_GRACE).await;
+        self.close_access_log().await;
         if tokio::time::timeout(ACTION_GRACE, self.tracker.wait())
             .await
             .is_err()
@@ -457,35 +492,50 @@ impl Daemon {
 /// `teal serve` in the foreground: start, serve until `shutdown` completes, stop
 /// gracefully. The caller decides what ends it (the CLI passes SIGTERM/SIGINT),
 /// as in mini-redis' `server::run`; the daemon knows nothing of signals.
+/// `reopen` is notified when log files were moved away (the CLI: SIGUSR1).
 pub async fn run(
     config: &Config,
     systemd: Activated,
     shutdown: impl Future,
+    reopen: &Notify,
 ) -> Result<(), DaemonError> {
     let given = Given {
         upgrade: None,
         systemd,
     };
-    serve(config, given, shutdown).await
+    serve(config, given, shutdown, reopen).await
 }
 
 /// `teal serve --upgrade`: takes over from the daemon running on the same
 /// state directory, then serves as [`run`] does. If anything fails before this
 /// daemon serves, the running one goes on as if nothing happened.
-pub async fn upgrade(config: &Config, shutdown: impl Future) -> Result<(), DaemonError> {
+pub async fn upgrade(
+    config: &Config,
+    shutdown: impl Future,
+    reopen: &Notify,
+) -> Result<(), DaemonError> {
     let inheritance = crate::upgrade::successor::request(&config.proxy.control).await?;
     let given = Given {
         upgrade: Some(inheritance),
         systemd: Activated::default(),
     };
-    serve(config, given, shutdown).await
+    serve(config, given, shutdown, reopen).await
 }
 
-async fn serve(config: &Config, given: Given, shutdown: impl Future) -> Result<(), DaemonError> {
+async fn serve(
+    config: &Config,
+    given: Given,
+    shutdown: impl Future,
+    reopen: &Notify,
+) -> Result<(), DaemonError> {
     let daemon = Daemon::start_from(config, given).await?;
-    tokio::select! {
-        _ = shutdown => daemon.shutdown().await,
-        () = daemon.replaced() => daemon.leave().await,
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break daemon.shutdown().await,
+            () = daemon.replaced() => break daemon.leave().await,
+            () = reopen.notified() => daemon.reopen_access_log(),
+        }
     }
     Ok(())
 }
@@ -599,6 +649,12 @@ async fn bind_router(
             if let Some(tls) = &config.proxy.tls {
                 opts.tls_listen = Some(tls.listen);
                 opts.tls_redirect = tls.redirect;
+            }
+            if let Some(target) = &config.proxy.access_log {
+                opts.access_log = Some(AccessLog::open(match target {
+                    AccessLogTarget::Stdout => AccessTarget::Stdout,
+                    AccessLogTarget::File(path) => AccessTarget::File(path.clone()),
+                })?);
             }
             let token = shutdown.child_token();
             let listen = config.proxy.listen;

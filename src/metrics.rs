@@ -210,6 +210,15 @@ impl Collector for Traffic {
                 prometheus_client::metrics::MetricType::Counter,
             )?;
             ConstCounter::new(conns.malformed_requests).encode(family)?;
+            if let Some(dropped) = conns.access_log_dropped_lines {
+                let family = encoder.encode_descriptor(
+                    "teal_access_log_dropped_lines",
+                    "Access log lines dropped because the writer fell behind (never waited for)",
+                    None,
+                    prometheus_client::metrics::MetricType::Counter,
+                )?;
+                ConstCounter::new(dropped).encode(family)?;
+            }
         }
         Ok(())
     }

@@ -283,12 +283,24 @@ pub struct ProxySpec {
     /// underscore; None means the proxy's default (dropped, as nginx does).
     #[serde(default)]
     pub underscores_in_headers: Option<Underscores>,
+    /// Builtin proxy: where a JSON line per request goes; None: no access log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogTarget>,
     /// `[proxy.nginx]`: used when `router` is `nginx`.
     #[serde(default)]
     pub nginx: NginxSpec,
     /// `[proxy.tls]`: the TLS listener (builtin router only); None: no TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsListenSpec>,
+}
+
+/// `[proxy] access_log`: where the builtin proxy's access log goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogTarget {
+    Stdout,
+    /// An absolute path once resolved.
+    File(PathBuf),
 }
 
 /// `[proxy] underscores_in_headers`: what the builtin proxy does with request

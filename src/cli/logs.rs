@@ -1,5 +1,6 @@
 //! `teal logs SERVICE`: instance output of a slot, optionally followed; with
-//! hosts, every host's output, each line prefixed with its host.
+//! hosts, every host's output, each line prefixed with its host; with
+//! `--access`, the service's access log lines (`access_log.rs`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +23,13 @@ pub struct Args {
     /// Keep printing new output until interrupted.
     #[arg(short, long)]
     follow: bool,
+    /// The service's lines of the builtin proxy's access log (`[proxy]
+    /// access_log`, read on this machine) instead of instance output.
+    #[arg(long, conflicts_with = "slot")]
+    access: bool,
+    /// With --access: the raw JSON lines.
+    #[arg(long, requires = "access")]
+    json: bool,
     #[command(flatten)]
     hosts: HostArgs,
 }
@@ -29,6 +37,16 @@ pub struct Args {
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
     let given = !args.hosts.hosts.is_empty();
+    if args.access {
+        if given {
+            anyhow::bail!(
+                "--access reads this machine's access log file; it does not go with --host"
+            );
+        }
+        let config = global.load_config()?;
+        super::access_log::show(&config, &args.service, args.json, args.follow)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (_, remote) = hosts::load_lenient(&global.config_path(), given)?;
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {

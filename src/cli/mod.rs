@@ -3,6 +3,7 @@
 //! through [`crate::api::client`] and render what comes back. Data goes to stdout;
 //! progress and logs go to stderr.
 
+mod access_log;
 mod context;
 mod demo;
 mod demo_app;

@@ -1,12 +1,16 @@
 //! `teal serve`: the daemon in the foreground; `teal serve --upgrade` takes
 //! over from the daemon running on the same state directory; SIGUSR2 makes a
-//! running daemon start that successor from the binary at its own path.
+//! running daemon start that successor from the binary at its own path;
+//! SIGUSR1 makes it reopen its access log (logrotate's convention).
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use tokio::sync::Notify;
 
 use super::context::Global;
 
@@ -45,11 +49,14 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async {
         tokio::spawn(super::signals::on_upgrade(move || start_successor(&binary)));
+        let reopen = Arc::new(Notify::new());
+        let asked = Arc::clone(&reopen);
+        tokio::spawn(super::signals::on_reopen(move || asked.notify_one()));
         let stop = super::signals::terminated();
         if args.upgrade {
-            crate::daemon::upgrade(&config, stop).await
+            crate::daemon::upgrade(&config, stop, &reopen).await
         } else {
-            crate::daemon::run(&config, activated, stop).await
+            crate::daemon::run(&config, activated, stop, &reopen).await
         }
     })?;
     Ok(ExitCode::SUCCESS)

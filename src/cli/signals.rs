@@ -1,5 +1,6 @@
 //! Waiting for SIGTERM or SIGINT, for foreground commands that stop gracefully,
-//! and for SIGUSR2, which asks `teal serve` to start its successor.
+//! for SIGUSR2, which asks `teal serve` to start its successor, and for
+//! SIGUSR1, which asks it to reopen its access log.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -10,6 +11,20 @@ pub async fn terminated() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Calls `reopen` on every SIGUSR1 (nginx's and logrotate's signal to
+/// reopen log files).
+pub async fn on_reopen(reopen: impl Fn()) {
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        tracing::warn!(
+            "cannot install a SIGUSR1 handler: the access log is not reopened by signal"
+        );
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        reopen();
     }
 }
 

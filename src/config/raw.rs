@@ -44,6 +44,8 @@ pub(super) struct RawProxy {
     /// Defaults for services' `max_body` and `error_pages` (`policy.rs`).
     pub max_body: Option<Spanned<String>>,
     pub error_pages: Option<Spanned<String>>,
+    /// A path (relative to the file) or `"stdout"`.
+    pub access_log: Option<Spanned<String>>,
     pub nginx: Option<Spanned<RawNginx>>,
     /// `[proxy.tls]` (`tls.rs`).
     pub tls: Option<Spanned<RawProxyTls>>,

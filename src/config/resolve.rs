@@ -16,7 +16,8 @@ use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
 use super::{docker, nginx, policy, tls, values};
 use crate::spec::{
-    Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec, Underscores,
+    AccessLogTarget, Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec,
+    ServiceSpec, Underscores,
 };
 
 /// `state_dir` when the file does not set it, relative to the file's directory.
@@ -226,6 +227,7 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
     )?;
     let max_concurrent_streams = max_streams(raw.max_concurrent_streams.as_ref(), router)?;
     let underscores_in_headers = underscores(raw.underscores_in_headers.as_ref(), router)?;
+    let access_log = access_log(raw.access_log.as_ref(), router, base)?;
     let nginx = nginx::resolve(raw.nginx.as_ref(), router, base)?;
     let tls = tls::listener(raw.tls.as_ref(), base)?;
     Ok(ProxySpec {
@@ -241,9 +243,42 @@ fn proxy(raw: &RawProxy, state_dir: &Path, base: &Path) -> Result<ProxySpec, Inv
         send_timeout,
         max_concurrent_streams,
         underscores_in_headers,
+        access_log,
         nginx,
         tls,
     })
+}
+
+/// `proxy.access_log`: `"stdout"` or a path (relative to the file); the
+/// builtin router writes it (nginx keeps its own access log).
+fn access_log(
+    value: Option<&Spanned<String>>,
+    router: RouterKind,
+    base: &Path,
+) -> Result<Option<AccessLogTarget>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    builtin_only(
+        value,
+        router,
+        "proxy.access_log",
+        "nginx writes its own access log (its access_log directive)",
+    )?;
+    if value.get_ref() == "stdout" {
+        return Ok(Some(AccessLogTarget::Stdout));
+    }
+    let path = values::path(value, "proxy.access_log", base)?;
+    if path.is_dir() {
+        return Err(Invalid::at(
+            value,
+            format!(
+                "proxy.access_log {} is a directory; name a file",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some(AccessLogTarget::File(path)))
 }
 
 /// `proxy.underscores_in_headers`: builtin router only (nginx has its own

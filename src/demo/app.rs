@@ -10,6 +10,7 @@
 //! - `/slow?ms=N`: the same after sleeping N ms (at most 60 s), for drain tests;
 //! - `/bytes?n=N`: N bytes of payload (at most 1 MiB), for large-response benchmarks;
 //! - `/upload`: reads the request body to its end and answers how many bytes came;
+//! - `/request-id`: the request's `x-request-id` as it arrived (empty if none);
 //! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`
 //!   (the message `pid` gets `"<version>: pid <pid>"`: which instance holds it).
 //!
@@ -234,6 +235,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>,
             tokio::time::sleep(Duration::from_millis(ms).min(SLOW_CAP)).await;
             Ok(json(&app))
         }
+        "/request-id" => Ok(request_id(&req)),
         "/bytes" => {
             let n = query_param(req.uri().query(), "n")
                 .and_then(|v| v.parse::<usize>().ok())
@@ -255,6 +257,19 @@ async fn upload(mut body: Incoming) -> Response<Body> {
         }
     }
     let mut resp = Response::new(Full::new(Bytes::from(format!("{received}\n"))));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// The request's `x-request-id` as it arrived (empty when it had none):
+/// what the proxy passed on.
+fn request_id(req: &Request<Incoming>) -> Response<Body> {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .map_or_else(Bytes::new, |v| Bytes::copy_from_slice(v.as_bytes()));
+    let mut resp = Response::new(Full::new(id));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp

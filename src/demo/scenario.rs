@@ -164,6 +164,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             send_timeout: None,
             max_concurrent_streams: None,
             underscores_in_headers: None,
+            access_log: None,
             nginx: NginxSpec::default(),
             tls: None,
         },

@@ -10,6 +10,7 @@
 mod support;
 
 // The binary, the demo app and the load client on their own.
+mod access_log;
 mod cli;
 mod demo;
 mod demo_app;

@@ -71,7 +71,8 @@ async fn an_idle_connection_is_parked_and_serves_its_next_request() {
         ClientConnections {
             open: 1,
             parked: 0,
-            malformed_requests: 0
+            malformed_requests: 0,
+            access_log_dropped_lines: None,
         }
     );
     assert_eq!(app.hits(), 4);
@@ -156,7 +157,8 @@ async fn a_connection_is_taken_on_only_once_it_has_sent_something() {
         ClientConnections {
             open: 0,
             parked: 0,
-            malformed_requests: 0
+            malformed_requests: 0,
+            access_log_dropped_lines: None,
         }
     );
     silent.write_all(GET).await.unwrap();

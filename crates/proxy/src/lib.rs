@@ -33,6 +33,8 @@
 //!   the route table, and the user's certificate files. Swapping a
 //!   service's certificate alone ([`Proxy::set_certificate`]) and ACME
 //!   HTTP-01 answers ([`Proxy::set_challenge`]) are in `routes/`.
+//! - `access/`: the access log (a JSON line per request, per-worker buffers,
+//!   a writer thread), request ids, and the rate-limited 502/504 warnings.
 //! - `accept`: what every accept loop does when `accept` fails (also used by
 //!   the daemon's admin listener and control socket).
 //! - `workers`: the worker threads, one single-threaded runtime each.
@@ -42,6 +44,7 @@
 //! - `options`, `error`, `slot`: what their names say.
 
 mod accept;
+mod access;
 mod client;
 mod error;
 mod handover;
@@ -70,6 +73,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use accept::{ACCEPT_PAUSE, AcceptPause};
+pub use access::{AccessLog, AccessLogError, AccessTarget};
 pub use client::ClientConnections;
 pub use error::RouteError;
 pub use hold::MAX_HELD;
@@ -248,6 +252,11 @@ impl Proxy {
             gates: routes::Gates::default(),
             me: me.clone(),
         });
+        if let Some(log) = &proxy.opts.access_log {
+            for worker in proxy.workers.handles() {
+                worker.spawn(Arc::clone(log).tick());
+            }
+        }
         listener::spawn_accept(&proxy, bound, ListenerKind::Production);
         resolver.serve(&proxy);
         if let Some(bound) = tls_bound {
@@ -394,6 +403,7 @@ impl Proxy {
             open: self.conns.open.load(Ordering::Relaxed),
             parked: self.conns.parked.load(Ordering::Relaxed),
             malformed_requests: self.conns.malformed_requests.load(Ordering::Relaxed),
+            access_log_dropped_lines: self.opts.access_log.as_ref().map(|log| log.dropped_lines()),
         }
     }
 
@@ -423,6 +433,11 @@ impl Proxy {
             .service(service)
             .and_then(|service| service.slot_pool(slot));
         pool.map(|pool| pool.endpoint_status()).unwrap_or_default()
+    }
+
+    /// The access log its options gave it, if any.
+    pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
+        self.opts.access_log.as_ref()
     }
 
     /// The TLS listener's address, when the proxy has one.

@@ -47,6 +47,9 @@ pub struct ProxyOptions {
     /// Plain-HTTP requests for a service with a certificate get 308 to https
     /// (but ACME challenges, `/.well-known/acme-challenge/`).
     pub tls_redirect: bool,
+    /// Where a line per request goes (none: no access log). Request ids are
+    /// made (and passed to the app as `x-request-id`) only with one.
+    pub access_log: Option<std::sync::Arc<crate::AccessLog>>,
 }
 
 impl Default for ProxyOptions {
@@ -66,6 +69,7 @@ impl Default for ProxyOptions {
             underscores_in_headers: UnderscoreHeaders::Drop,
             tls_listen: None,
             tls_redirect: true,
+            access_log: None,
         }
     }
 }

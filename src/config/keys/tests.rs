@@ -22,7 +22,7 @@ fn unknown_keys_name_the_key_and_section() {
         3,
         &[
             "unknown key \"ssl\" in [proxy]",
-            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, underscores_in_headers, max_body, error_pages, nginx, tls",
+            "expected one of: listen, router, control, admin, workers, upstream_idle_timeout, response_timeout, body_buffer, body_timeout, send_timeout, max_concurrent_streams, underscores_in_headers, max_body, error_pages, access_log, nginx, tls",
         ],
     );
     assert_err(
@@ -102,6 +102,7 @@ fn unknown_key_lists_match_the_serde_types() {
             "underscores_in_headers",
             "max_body",
             "error_pages",
+            "access_log",
             "nginx",
             "tls"
         ]

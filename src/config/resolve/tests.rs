@@ -429,3 +429,35 @@ fn underscores_in_headers_is_a_builtin_setting_with_three_values() {
         &["proxy.underscores_in_headers is for the builtin router"],
     );
 }
+
+#[test]
+fn access_log_is_a_file_beside_teal_toml_or_stdout_and_builtin_only() {
+    use crate::spec::AccessLogTarget;
+    assert_eq!(ok("[proxy]\n").proxy.access_log, None);
+    let base = std::path::Path::new(FILE).parent().unwrap();
+    assert_eq!(
+        ok("[proxy]\naccess_log = \"logs/access.log\"\n")
+            .proxy
+            .access_log,
+        Some(AccessLogTarget::File(base.join("logs/access.log")))
+    );
+    assert_eq!(
+        ok("[proxy]\naccess_log = \"stdout\"\n").proxy.access_log,
+        Some(AccessLogTarget::Stdout)
+    );
+    assert_err(
+        "[proxy]\naccess_log = \"\"\n",
+        2,
+        14,
+        &["proxy.access_log must not be empty"],
+    );
+    assert_err(
+        "[proxy]\nrouter = \"nginx\"\naccess_log = \"a.log\"\n",
+        3,
+        14,
+        &[
+            "proxy.access_log is for the builtin router",
+            "nginx writes its own access log",
+        ],
+    );
+}

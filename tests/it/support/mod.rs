@@ -114,6 +114,7 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
             send_timeout: None,
             max_concurrent_streams: None,
             underscores_in_headers: None,
+            access_log: None,
             nginx: Default::default(),
             tls: None,
         },

@@ -33,6 +33,9 @@ pub struct ClientConnections {
     /// Requests refused so far because their head was malformed or too large
     /// (answered 400 or 431, then closed): no service saw them.
     pub malformed_requests: u64,
+    /// Access log lines dropped so far because its writer fell behind; None
+    /// without an access log.
+    pub access_log_dropped_lines: Option<u64>,
 }
 
 /// Open client connections by state, for `/metrics` and tests.

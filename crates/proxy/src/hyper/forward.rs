@@ -33,6 +33,7 @@ use super::screen::screen;
 use super::serve::UpgradeSlot;
 use super::watched::Watched;
 use crate::Proxy;
+use crate::access::{Outcome, failures};
 use crate::client::{ClientAddr, ClientIo};
 use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
@@ -91,9 +92,10 @@ impl Proxy {
                 .after_pause(pool, listener, || request_host(&req))
                 .await;
         }
+        let logged = self.opts.access_log.is_some();
         match (pool, read) {
             (Ok(pool), Ok((body, fault))) => {
-                forward(pool, req.map(|()| body), fault, client, upgrade).await
+                forward(pool, req.map(|()| body), fault, client, upgrade, logged).await
             }
             (Ok(pool), Err(error)) => refuse(InFlight::start(pool), &error, req.version()).await,
             (Err(error), _) => {
@@ -113,8 +115,10 @@ async fn forward(
     client_fault: Option<Arc<ClientFault>>,
     client: &ClientAddr,
     upgrade_slot: &UpgradeSlot,
+    logged: bool,
 ) -> Response<ProxyBody> {
     let mut guard = InFlight::start(pool);
+    let started = logged.then(tokio::time::Instant::now);
     let version = req.version();
     let upgrade = headers::is_upgrade_request(&req);
     let client_upgrade = upgrade.then_some(upgrade_slot);
@@ -130,14 +134,41 @@ async fn forward(
         client_fault,
     };
     match retry::send(&mut guard, &mut attempt).await {
-        Ok((_, sender, response)) => respond(guard, response, sender, client_upgrade, version),
+        Ok((index, sender, response)) => {
+            let outcome = started.map(|started| Outcome {
+                status: 0,
+                response_bytes: 0,
+                pool: Some(Arc::clone(guard.pool())),
+                instance: Some(guard.pool().endpoint(index).addr),
+                upstream: Some(started.elapsed()),
+            });
+            let mut response = respond(guard, response, sender, client_upgrade, version);
+            if let Some(outcome) = outcome {
+                response.extensions_mut().insert(outcome);
+            }
+            response
+        }
         Err(
             error @ (ProxyError::ClientBody | ProxyError::BodyTimeout | ProxyError::BodyTooLarge),
         ) => refuse(guard, &error, version).await,
         Err(error) => {
-            tracing::debug!(%error, "upstream request failed");
+            let instance = guard
+                .endpoint_index()
+                .map(|index| guard.pool().endpoint(index).addr);
+            failures::upstream_failed(&error, guard.pool(), instance);
             guard.failed();
-            local_page(&error, guard.pool().error_page(error.status().as_u16()))
+            let page = guard.pool().error_page(error.status().as_u16());
+            let page_len = page.as_ref().map(|page| page.len() as u64);
+            let mut response = local_page(&error, page);
+            if logged {
+                let mut outcome = Outcome::local(&error, Some(guard.pool()));
+                outcome.instance = instance;
+                if let Some(len) = page_len {
+                    outcome.response_bytes = len;
+                }
+                response.extensions_mut().insert(outcome);
+            }
+            response
         }
     }
 }
@@ -333,6 +364,10 @@ fn respond(
     let status = response.status();
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
+            let instance = guard
+                .endpoint_index()
+                .map(|index| guard.pool().endpoint(index).addr);
+            failures::upstream_failed(&ProxyError::UnexpectedUpgrade, guard.pool(), instance);
             guard.failed();
             return local(&ProxyError::UnexpectedUpgrade);
         };

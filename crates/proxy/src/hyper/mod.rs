@@ -22,6 +22,7 @@ mod body;
 mod forward;
 mod h2;
 mod headers;
+mod logged;
 mod screen;
 mod serve;
 mod watched;

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use super::body::{BodyError, ProxyBody};
 use super::h2::{self, Cancels};
+use super::logged;
 use crate::client::{
     ClientAddr, ClientIo, ClientStream, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop,
 };
@@ -97,11 +98,18 @@ fn service(
 > + Unpin
 + use<> {
     let ctx = Arc::clone(ctx);
-    service_fn(move |req| -> ServiceFuture {
+    service_fn(move |mut req: Request<Incoming>| -> ServiceFuture {
         ctx.requests.fetch_add(1, Ordering::Relaxed);
         let active = Active::enter(&ctx);
         Box::pin(async move {
             let ctx = &active.ctx;
+            let mut logged = match &ctx.proxy.opts.access_log {
+                None => {
+                    logged::screen_request_id(&mut req);
+                    None
+                }
+                Some(log) => Some(logged::Pending::start(log, &mut req, &ctx.client)),
+            };
             let mut response = ctx
                 .proxy
                 .handle(req, &ctx.client, &ctx.listener, &ctx.upgrade)
@@ -116,7 +124,14 @@ fn service(
                     .headers_mut()
                     .insert(http::header::CONNECTION, close);
             }
-            Ok(response.map(|body| ConnBody { body, active }))
+            if let Some(logged) = &mut logged {
+                logged.answered(&mut response);
+            }
+            Ok(response.map(|body| ConnBody {
+                body,
+                active,
+                logged,
+            }))
         })
     })
 }
@@ -376,6 +391,8 @@ impl Drop for Active {
 pub(crate) struct ConnBody {
     body: ProxyBody,
     active: Active,
+    /// The request's access log line, written when this is dropped.
+    logged: Option<Box<logged::Pending>>,
 }
 
 impl Body for ConnBody {
@@ -388,6 +405,11 @@ impl Body for ConnBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let (Some(logged), Poll::Ready(Some(Ok(frame)))) = (&mut this.logged, &frame)
+            && let Some(data) = frame.data_ref()
+        {
+            logged.sent += data.len() as u64;
+        }
         // The end, or the upstream's failure (not the client's doing).
         if matches!(frame, Poll::Ready(None | Some(Err(_)))) || this.body.is_end_stream() {
             *this.active.ended.get_mut() = true;

@@ -26,6 +26,7 @@ use super::framing::{BadChunk, Framing};
 use super::request::RequestHead;
 use super::response::{self, Parsed, ResponseHead};
 use crate::Proxy;
+use crate::access::{Outcome, failures};
 use crate::client::Stop;
 use crate::error::{BadResponse, ProxyError};
 use crate::policy::ErrorPages;
@@ -56,6 +57,8 @@ pub(crate) struct Client<'a> {
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) out: &'a mut Vec<u8>,
     pub(crate) stop: Stop<'a>,
+    /// What the answer was, for the access log (none: no access log).
+    pub(crate) noted: Option<&'a mut Outcome>,
 }
 
 /// Why a request got no response head from upstream.
@@ -90,6 +93,7 @@ pub(crate) async fn forward(
     client: &mut Client<'_>,
 ) -> After {
     let mut guard = InFlight::start(pool);
+    let started = client.noted.is_some().then(Instant::now);
     let ctx = &guard.pool().ctx;
     let send_timeout = ctx.send_timeout;
     let mut attempt = LeanAttempt {
@@ -105,16 +109,38 @@ pub(crate) async fn forward(
         Err(Exchange::Client(error)) => return refuse(guard, &error, req, client).await,
         Err(Exchange::Failed(failed)) => {
             let error = failed.error;
-            tracing::debug!(%error, "upstream request failed");
+            let instance = guard
+                .endpoint_index()
+                .map(|index| guard.pool().endpoint(index).addr);
+            failures::upstream_failed(&error, guard.pool(), instance);
             guard.failed();
             let page = guard.pool().error_page(error.status().as_u16());
+            let pool = client.noted.is_some().then(|| Arc::clone(guard.pool()));
             drop(guard);
-            return answer_locally(&error, page.as_deref(), req, client).await;
+            let after = answer_locally(&error, page.as_deref(), req, client).await;
+            if let Some(noted) = client.noted.as_deref_mut() {
+                noted.pool = pool;
+                noted.instance = instance;
+            }
+            return after;
         }
     };
     guard.answered(head.status >= 500);
     conn.buf.advance(head.len);
-    let relayed = relay(&mut conn, head.framing, client, send_timeout).await;
+    if let (Some(noted), Some(started)) = (client.noted.as_deref_mut(), started) {
+        *noted = Outcome {
+            status: head.status,
+            response_bytes: 0,
+            pool: Some(Arc::clone(guard.pool())),
+            instance: Some(guard.pool().endpoint(index).addr),
+            upstream: Some(started.elapsed()),
+        };
+    }
+    let mut sent = 0;
+    let relayed = relay(&mut conn, head.framing, client, send_timeout, &mut sent).await;
+    if let Some(noted) = client.noted.as_deref_mut() {
+        noted.response_bytes = sent;
+    }
     match relayed {
         Ok(()) => {
             if head.reusable && conn.buf.is_empty() {
@@ -172,10 +198,13 @@ pub(crate) async fn refuse(
 ) -> After {
     tracing::debug!(%error, "request body not read");
     guard.client_error();
+    let pool = client.noted.is_some().then(|| Arc::clone(guard.pool()));
     drop(guard);
-    if answer_locally(error, None, req, client).await == After::Close
-        && matches!(error, ProxyError::BodyTooLarge)
-    {
+    let after = answer_locally(error, None, req, client).await;
+    if let Some(noted) = client.noted.as_deref_mut() {
+        noted.pool = pool;
+    }
+    if after == After::Close && matches!(error, ProxyError::BodyTooLarge) {
         linger(client.stream).await;
     }
     After::Close
@@ -249,6 +278,14 @@ pub(crate) async fn answer_locally(
     // request: close after this answer.
     let close = req.close || req.content_length > 0 || client.stop.closing();
     response::local(error, page, req.head_method, close, client.out);
+    if let Some(noted) = client.noted.as_deref_mut() {
+        *noted = Outcome::local(error, None);
+        if req.head_method {
+            noted.response_bytes = 0;
+        } else if let Some(page) = page {
+            noted.response_bytes = page.len() as u64;
+        }
+    }
     match client.stream.write_all(client.out).await {
         Ok(()) if !close => After::KeepAlive,
         _ => After::Close,
@@ -259,6 +296,9 @@ pub(crate) async fn answer_locally(
 pub(crate) async fn redirect(location: &[u8], req: &RequestHead, client: &mut Client<'_>) -> After {
     let close = req.close || req.content_length > 0 || client.stop.closing();
     response::redirect(location, close, client.out);
+    if let Some(noted) = client.noted.as_deref_mut() {
+        noted.status = 308;
+    }
     send_own(close, client).await
 }
 
@@ -272,6 +312,14 @@ pub(crate) async fn challenge(answer: &[u8], req: &RequestHead, client: &mut Cli
         close,
         client.out,
     );
+    if let Some(noted) = client.noted.as_deref_mut() {
+        noted.status = 200;
+        noted.response_bytes = if req.head_method {
+            0
+        } else {
+            answer.len() as u64
+        };
+    }
     send_own(close, client).await
 }
 
@@ -462,15 +510,18 @@ async fn relay(
     mut framing: Framing,
     client: &mut Client<'_>,
     send_timeout: Duration,
+    sent: &mut u64,
 ) -> Result<(), RelayError> {
     let out = &mut *client.out;
     let stream = &*client.stream;
+    let head_len = out.len();
     let first = framing.consume(&conn.buf, out)?;
     if !first.rewritten {
         out.extend_from_slice(&conn.buf[..first.taken]);
     }
     conn.buf.advance(first.taken);
     stall::write_all(stream, out, send_timeout).await?;
+    *sent = (out.len() - head_len) as u64;
     let mut done = first.done;
     while !done {
         if !read_more(conn, framing.left()).await? {
@@ -487,6 +538,7 @@ async fn relay(
             &conn.buf[..piece.taken]
         };
         stall::write_all(stream, bytes, send_timeout).await?;
+        *sent += bytes.len() as u64;
         conn.buf.advance(piece.taken);
         done = piece.done;
     }

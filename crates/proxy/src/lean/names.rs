@@ -18,6 +18,7 @@ pub(crate) enum Name {
     ForwardedFor,
     ForwardedProto,
     ForwardedHost,
+    RequestId,
     Other,
 }
 
@@ -34,6 +35,7 @@ pub(crate) fn classify(name: &str) -> Name {
         7 if is("trailer") => Name::Trailer,
         10 if is("connection") => Name::Connection,
         10 if is("keep-alive") => Name::KeepAlive,
+        12 if is("x-request-id") => Name::RequestId,
         14 if is("content-length") => Name::ContentLength,
         15 if is("x-forwarded-for") => Name::ForwardedFor,
         16 if is("x-forwarded-host") => Name::ForwardedHost,

@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use super::names::{self, Name};
 use crate::UnderscoreHeaders;
+use crate::access::request_id;
 use crate::client::ClientAddr;
 use crate::routes::valid_host;
 
@@ -57,6 +58,28 @@ pub(crate) struct RequestHead {
     pub(crate) replayable: bool,
     /// The client asked to close the connection after this response.
     pub(crate) close: bool,
+    /// Where the client's `x-request-id` value is in the upstream head (a
+    /// sane one: others are dropped, see `access::request_id`).
+    pub(crate) request_id: Option<Range<usize>>,
+}
+
+/// Where the Host value is in an upstream head `parse` wrote for `req`:
+/// its last line, `x-forwarded-host` (before anything is added after it).
+pub(crate) fn host_in_upstream(upstream: &[u8], req: &RequestHead) -> Range<usize> {
+    let end = upstream.len().saturating_sub(4);
+    end.saturating_sub(req.host.len())..end
+}
+
+/// Adds `x-request-id: id` as the upstream head's last line; returns where
+/// the id is.
+pub(crate) fn add_request_id(upstream: &mut Vec<u8>, id: &[u8]) -> Range<usize> {
+    // Before the blank line that ends the head.
+    upstream.truncate(upstream.len() - 2);
+    upstream.extend_from_slice(b"x-request-id: ");
+    let start = upstream.len();
+    upstream.extend_from_slice(id);
+    upstream.extend_from_slice(b"\r\n\r\n");
+    start..start + id.len()
 }
 
 /// The request target of an upstream head `parse` wrote (`METHOD SP
@@ -119,6 +142,7 @@ fn parse_in<'b>(
     let mut content_length = None;
     let mut close = false;
     let mut forwarded_for = 0;
+    let mut request_id = None;
     upstream.clear();
     upstream.extend_from_slice(method.as_bytes());
     upstream.push(b' ');
@@ -167,6 +191,14 @@ fn parse_in<'b>(
                 forwarded_for += 1;
                 continue;
             }
+            Name::RequestId => {
+                // One, and sane, or none (nothing odd reaches the app or the log).
+                if request_id.is_some() || !request_id::is_sane(header.value) {
+                    continue;
+                }
+                let start = upstream.len() + header.name.len() + 2;
+                request_id = Some(start..start + header.value.len());
+            }
             Name::ForwardedProto | Name::ForwardedHost | Name::KeepAlive => continue,
             Name::ProxyConnection | Name::Te | Name::Trailer => continue,
             Name::TransferEncoding | Name::Upgrade | Name::Expect => return Some(Parsed::Fallback),
@@ -205,6 +237,7 @@ fn parse_in<'b>(
         head_method: method == "HEAD",
         replayable: content_length == 0 && is_idempotent(method),
         close,
+        request_id,
     }))
 }
 
@@ -335,5 +368,31 @@ mod tests {
         assert!(out.contains("x_forwarded_for: 6.6.6.6\r\n"), "{out}");
         let refused = parse(raw, &client(), &mut Vec::new(), UnderscoreHeaders::Refuse);
         assert!(matches!(refused, Parsed::Fallback));
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane_and_added_where_the_log_reads_them() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: abc-1\r\n\r\n";
+        let mut out = Vec::new();
+        let Parsed::Ready(head) = parse(raw, &client(), &mut out, UnderscoreHeaders::Drop) else {
+            panic!("ready");
+        };
+        assert_eq!(&out[head.request_id.clone().unwrap()], b"abc-1");
+        assert_eq!(&out[host_in_upstream(&out, &head)], b"a.test");
+        // Not sane: dropped, and one is added (with the access log on).
+        let raw = b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: a b\r\n\r\n";
+        let Parsed::Ready(head) = parse(raw, &client(), &mut out, UnderscoreHeaders::Drop) else {
+            panic!("ready");
+        };
+        assert!(head.request_id.is_none());
+        assert_eq!(&out[host_in_upstream(&out, &head)], b"a.test");
+        let at = add_request_id(&mut out, b"made");
+        assert_eq!(&out[at], b"made");
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("a b"), "{text}");
+        assert!(
+            text.ends_with("x-forwarded-host: a.test\r\nx-request-id: made\r\n\r\n"),
+            "{text}"
+        );
     }
 }

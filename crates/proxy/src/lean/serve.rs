@@ -22,6 +22,7 @@ use super::buffers::{ConnBuffers, HEAD_READ_SIZE};
 use super::exchange::{self, After, Client};
 use super::request::{self, Parsed, RequestHead};
 use crate::Proxy;
+use crate::access::{Line, Outcome, request_id};
 use crate::client::{
     ClientAddr, ClientIo, Gauge, Handoff, MIN_HEADER_BYTES, PARK_CHECK, Stop, Stopping,
 };
@@ -154,13 +155,54 @@ pub(crate) async fn serve(
             }
         };
         drop(parked);
-        let mut conn = Client {
-            stream: &mut stream,
-            buf: &mut bufs.read,
-            out: &mut bufs.out,
-            stop,
+        let after = match proxy.opts.access_log.as_deref() {
+            None => {
+                let mut conn = Client {
+                    stream: &mut stream,
+                    buf: &mut bufs.read,
+                    out: &mut bufs.out,
+                    stop,
+                    noted: None,
+                };
+                answer(proxy, listener, &req, &bufs.head, &mut conn).await
+            }
+            Some(log) => {
+                let mut req = req;
+                let started = Instant::now();
+                let host = request::host_in_upstream(&bufs.head, &req);
+                if req.request_id.is_none() {
+                    let id = request_id::generate();
+                    req.request_id = Some(request::add_request_id(&mut bufs.head, &id));
+                }
+                let mut noted = Outcome::default();
+                let mut conn = Client {
+                    stream: &mut stream,
+                    buf: &mut bufs.read,
+                    out: &mut bufs.out,
+                    stop,
+                    noted: Some(&mut noted),
+                };
+                let after = answer(proxy, listener, &req, &bufs.head, &mut conn).await;
+                let head = &bufs.head;
+                let method_end = head.iter().position(|&b| b == b' ').unwrap_or(0);
+                log.record(&Line {
+                    pool: noted.pool.as_deref().map(|pool| &pool.label),
+                    instance: noted.instance,
+                    client: client.text(),
+                    method: &head[..method_end],
+                    host: &head[host],
+                    path: request::target(head),
+                    protocol: "HTTP/1.1",
+                    status: noted.status,
+                    request_bytes: req.content_length,
+                    response_bytes: noted.response_bytes,
+                    total: started.elapsed(),
+                    upstream: noted.upstream,
+                    request_id: req.request_id.clone().map_or(&[][..], |at| &head[at]),
+                });
+                after
+            }
         };
-        let after = answer(proxy, listener, &req, &bufs.head, &mut conn).await;
         if after == After::Close {
             return Handoff::Closed;
         }

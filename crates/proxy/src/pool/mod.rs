@@ -123,9 +123,20 @@ impl PoolStats {
     }
 }
 
+/// What the access log says of a pool's requests: its service, slot and
+/// version (a new version on the same addresses gets a new pool).
+#[derive(Debug)]
+pub(crate) struct PoolLabel {
+    pub(crate) service: Box<str>,
+    pub(crate) slot: Slot,
+    pub(crate) version: Box<str>,
+}
+
 /// The endpoints of one (service, slot), as installed by one `set_routes`.
 pub(crate) struct Pool {
     slot: Slot,
+    /// Read by the access log only.
+    pub(crate) label: PoolLabel,
     pub(crate) endpoints: Box<[Endpoint]>,
     /// Where the next pick starts scanning, so ties between equally loaded
     /// endpoints rotate (round-robin tie-break).
@@ -153,7 +164,7 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(
-        slot: Slot,
+        label: PoolLabel,
         addrs: &[SocketAddr],
         probe: Arc<dyn Probe>,
         in_flight: Arc<InFlightCounter>,
@@ -165,7 +176,8 @@ impl Pool {
             policy,
             watched: AtomicBool::new(watch.is_some()),
             watch: ArcSwapOption::new(watch),
-            slot,
+            slot: label.slot,
+            label,
             endpoints: addrs
                 .iter()
                 .map(|&addr| Endpoint::new(addr, ctx.lanes))

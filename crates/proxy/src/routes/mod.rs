@@ -41,7 +41,7 @@ use crate::error::{ProxyError, RouteError};
 use crate::policy::PolicyCell;
 use crate::pool::inflight::InFlightCounter;
 use crate::pool::watch::PoolWatch;
-use crate::pool::{Pool, Probe, TrafficStats};
+use crate::pool::{Pool, PoolLabel, Probe, TrafficStats};
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
 
@@ -144,7 +144,9 @@ impl ServiceRoutes {
     ) -> Arc<Pool> {
         let entry = &self.slots[slot_index(backend.slot)];
         let mut current = entry.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = current.as_ref().filter(|p| p.has_addrs(&backend.addrs)) {
+        let same =
+            |p: &&Arc<Pool>| p.has_addrs(&backend.addrs) && *p.label.version == *backend.version;
+        if let Some(pool) = current.as_ref().filter(same) {
             pool.set_probe(probe);
             return Arc::clone(pool);
         }
@@ -153,8 +155,13 @@ impl ServiceRoutes {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let label = PoolLabel {
+            service: self.name.as_str().into(),
+            slot: backend.slot,
+            version: backend.version.as_str().into(),
+        };
         let pool = Pool::new(
-            backend.slot,
+            label,
             &backend.addrs,
             Arc::clone(probe),
             Arc::clone(&entry.in_flight),
