@@ -16,6 +16,7 @@ mod hooks;
 mod invalid;
 mod keys;
 mod nginx;
+mod protocol;
 mod raw;
 mod remote;
 mod resolve;

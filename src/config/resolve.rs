@@ -14,9 +14,10 @@ use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::{docker, nginx, tls, values};
+use super::{docker, nginx, protocol, tls, values};
 use crate::spec::{
-    Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec, Underscores,
+    Config, DrainSpec, HealthSpec, Protocol, ProxySpec, RouterKind, RuntimeSpec, ServiceSpec,
+    Underscores,
 };
 
 /// `state_dir` when the file does not set it, relative to the file's directory.
@@ -428,6 +429,7 @@ fn service(
         env.insert(key.into_inner(), value);
     }
 
+    let protocol = protocol::protocol(raw.protocol.as_ref(), &section)?;
     let spec = ServiceSpec {
         name: name.get_ref().clone(),
         runtime: runtime.clone(),
@@ -437,7 +439,7 @@ fn service(
         preview: preview.as_ref().map(|(addr, _)| *addr),
         env,
         workdir: base.to_owned(),
-        health: health(raw.health.unwrap_or_default(), &section)?,
+        health: health(raw.health.unwrap_or_default(), &section, protocol)?,
         drain: drain(raw.drain.unwrap_or_default(), &section)?,
         hooks: hooks::hooks(raw.hooks.unwrap_or_default(), &section, &runtime)?,
         verify: match raw.verify {
@@ -449,6 +451,7 @@ fn service(
             _ => None,
         },
         acme: matches!(tls, Some((tls::ServiceTls::Acme, _))),
+        protocol,
     };
     let site = ServiceSite {
         name: name.get_ref().clone(),
@@ -504,7 +507,7 @@ fn runtime(name: &Spanned<String>, raw: &RawService, base: &Path) -> Result<Runt
     }
 }
 
-fn health(raw: RawHealth, section: &str) -> Result<HealthSpec, Invalid> {
+fn health(raw: RawHealth, section: &str, protocol: Protocol) -> Result<HealthSpec, Invalid> {
     let defaults = HealthSpec::default();
     let what = |field: &str| format!("{section}.health.{field}");
     let duration = |value: &Option<Spanned<String>>, field: &str, default| match value {
@@ -519,6 +522,8 @@ fn health(raw: RawHealth, section: &str) -> Result<HealthSpec, Invalid> {
         interval: duration(&raw.interval, "interval", defaults.interval)?,
         timeout: duration(&raw.timeout, "timeout", defaults.timeout)?,
         deadline: duration(&raw.deadline, "deadline", defaults.deadline)?,
+        grpc: protocol::grpc_health(raw.grpc.as_ref(), protocol, section)?,
+        h2c: protocol == Protocol::H2c,
     })
 }
 

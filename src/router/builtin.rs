@@ -11,13 +11,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::path::Path;
 
-use teal_proxy::{CertError, Probe, ProbeFuture, Proxy, RouteError, Service, ServiceCert};
+use teal_proxy::{
+    CertError, Probe, ProbeFuture, Proxy, RouteError, Service, ServiceCert, UpstreamProtocol,
+};
 
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
 };
 use crate::slot::Slot;
-use crate::spec::{HealthSpec, ServiceSpec};
+use crate::spec::{HealthSpec, Protocol, ServiceSpec};
 
 /// What is wrong with a service's certificate files, as the builtin proxy
 /// would load them: `message` says it, `about_key` tells whether it is the
@@ -74,6 +76,10 @@ impl Router for Proxy {
             preview: spec.preview,
             probe: Arc::new(HealthProbe(spec.health.clone())),
             tls,
+            protocol: match spec.protocol {
+                Protocol::Http1 => UpstreamProtocol::Http1,
+                Protocol::H2c => UpstreamProtocol::H2c,
+            },
         };
         Ok(self.install(&service, live, preview).await?)
     }

@@ -23,6 +23,7 @@ mod acme;
 
 // The daemon in-process with the process runtime and the builtin proxy.
 mod deploy_flow;
+mod grpc;
 mod hooks;
 mod metrics;
 mod migrations;

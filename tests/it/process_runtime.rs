@@ -57,6 +57,7 @@ fn service(name: &str, command: Vec<String>, instances: usize, workdir: &Path) -
         verify: None,
         tls: None,
         acme: false,
+        protocol: Default::default(),
     }
 }
 

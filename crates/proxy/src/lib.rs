@@ -77,7 +77,7 @@ pub use options::{
 };
 pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
-pub use routes::{Backend, DrainReport, ListenerName, Service};
+pub use routes::{Backend, DrainReport, ListenerName, Service, UpstreamProtocol};
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
 pub use tls::{CertError, ServiceCert};
@@ -316,7 +316,7 @@ impl Proxy {
         let pool = |backend: Option<Backend>| {
             backend
                 .filter(|b| !b.addrs.is_empty())
-                .map(|b| service.pool_for(&b, &spec.probe, &self.upstream))
+                .map(|b| service.pool_for(&b, &spec.probe, &self.upstream, spec.protocol))
         };
         let live = pool(live);
         let preview = pool(preview);

@@ -23,6 +23,7 @@ use arc_swap::ArcSwapOption;
 use crate::EndpointStatus;
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
+use crate::upstream::h2::H2Lanes;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::raw::RawConn;
 use crate::upstream::sender::Sender;
@@ -41,6 +42,9 @@ pub(crate) struct Endpoint {
     pub(crate) idle: IdleStack<Sender>,
     /// Idle upstream connections of the lean HTTP/1.1 path.
     pub(crate) raw_idle: IdleStack<RawConn>,
+    /// The HTTP/2 connections of an h2c pool, one per worker, shared by
+    /// that worker's requests.
+    pub(crate) h2: H2Lanes,
 }
 
 impl Endpoint {
@@ -51,6 +55,7 @@ impl Endpoint {
             ejected: AtomicBool::new(false),
             idle: IdleStack::new(lanes),
             raw_idle: IdleStack::new(lanes),
+            h2: H2Lanes::new(lanes),
         }
     }
 
@@ -78,6 +83,7 @@ impl Endpoint {
     fn clear_idle(&self) {
         self.idle.clear();
         self.raw_idle.clear();
+        self.h2.clear();
     }
 }
 
@@ -144,6 +150,9 @@ pub(crate) struct Pool {
     watched: AtomicBool,
     /// The armed verify window, if any (set and cleared by `set_watch`).
     watch: ArcSwapOption<PoolWatch>,
+    /// The service speaks HTTP/2 with prior knowledge (`protocol = "h2c"`):
+    /// its requests all take hyper's path, on `Endpoint::h2` connections.
+    pub(crate) h2c: bool,
 }
 
 impl Pool {
@@ -154,8 +163,10 @@ impl Pool {
         in_flight: Arc<InFlightCounter>,
         ctx: Arc<UpstreamCtx>,
         watch: Option<Arc<PoolWatch>>,
+        h2c: bool,
     ) -> Arc<Pool> {
         Arc::new(Pool {
+            h2c,
             watched: AtomicBool::new(watch.is_some()),
             watch: ArcSwapOption::new(watch),
             slot,
@@ -323,13 +334,19 @@ impl Pool {
     /// Puts the connection of a finished response back on endpoint `index`'s
     /// idle stack, once hyper says it can take another request. Connections of
     /// pools routed away, or after shutdown, are closed instead.
-    pub(crate) fn check_in(self: &Arc<Self>, index: usize, mut sender: Sender) {
+    pub(crate) fn check_in(self: &Arc<Self>, index: usize, sender: Sender) {
+        // An HTTP/2 connection is not checked out: it stays in its lane.
+        let Some(mut sender) = sender.into_http1() else {
+            return;
+        };
         if !self.keeps_idle() || sender.is_closed() {
             return;
         }
         let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);
         if sender.is_ready() {
-            self.endpoints[index].idle.put(sender, idle_timeout, max);
+            self.endpoints[index]
+                .idle
+                .put(Sender::Http1(sender), idle_timeout, max);
             return;
         }
         // The connection task has not finished the previous exchange yet.
@@ -338,7 +355,9 @@ impl Pool {
             if let Ok(Ok(())) = tokio::time::timeout(idle_timeout, sender.ready()).await
                 && pool.is_routed()
             {
-                pool.endpoints[index].idle.put(sender, idle_timeout, max);
+                pool.endpoints[index]
+                    .idle
+                    .put(Sender::Http1(sender), idle_timeout, max);
             }
         });
     }

@@ -21,7 +21,7 @@ mod watch;
 pub(crate) use challenge::{CHALLENGE_GET, Challenges};
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host, valid_host};
-pub use service::{Backend, DrainReport, ListenerName, Service};
+pub use service::{Backend, DrainReport, ListenerName, Service, UpstreamProtocol};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -127,10 +127,15 @@ impl ServiceRoutes {
         backend: &Backend,
         probe: &Arc<dyn Probe>,
         ctx: &Arc<UpstreamCtx>,
+        protocol: UpstreamProtocol,
     ) -> Arc<Pool> {
+        let h2c = protocol == UpstreamProtocol::H2c;
         let entry = &self.slots[slot_index(backend.slot)];
         let mut current = entry.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = current.as_ref().filter(|p| p.has_addrs(&backend.addrs)) {
+        if let Some(pool) = current
+            .as_ref()
+            .filter(|p| p.has_addrs(&backend.addrs) && p.h2c == h2c)
+        {
             pool.set_probe(probe);
             return Arc::clone(pool);
         }
@@ -146,6 +151,7 @@ impl ServiceRoutes {
             Arc::clone(&entry.in_flight),
             Arc::clone(ctx),
             watch,
+            h2c,
         );
         *current = Some(Arc::clone(&pool));
         pool

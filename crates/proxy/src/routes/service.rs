@@ -27,6 +27,19 @@ pub struct Service {
     /// none: plain HTTP only. With one, its plain-HTTP requests get 308 to
     /// https when `ProxyOptions::tls_redirect` says so.
     pub tls: Option<ServiceCert>,
+    /// How the proxy speaks to its instances.
+    pub protocol: UpstreamProtocol,
+}
+
+/// The protocol the proxy speaks to a service's instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (the lean path, or hyper's for what it hands over).
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (gRPC): always hyper's path, streams
+    /// multiplexed on a few connections per worker, trailers passed through.
+    H2c,
 }
 
 impl std::fmt::Debug for Service {
@@ -36,6 +49,7 @@ impl std::fmt::Debug for Service {
             .field("hosts", &self.hosts)
             .field("preview", &self.preview)
             .field("tls", &self.tls.is_some())
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }

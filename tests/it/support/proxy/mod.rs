@@ -54,6 +54,7 @@ pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceS
         verify: None,
         tls: None,
         acme: false,
+        protocol: Default::default(),
     }
 }
 
