@@ -152,3 +152,52 @@ async fn a_not_serving_grpc_app_fails_its_health_gate() {
 fn d_deadline(spec: &mut teal::spec::ServiceSpec) {
     spec.health.deadline = Duration::from_secs(8);
 }
+
+/// An HTTP/1.1 client's call is translated to HTTP/2 (trailers included,
+/// since it asked with `te: trailers`); an upgrade cannot be carried over
+/// HTTP/2 to the app and gets 501.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_calls_are_translated_and_upgrades_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !require_grpcio() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = grpc_service("rpc", dir.path());
+    let d = TestDaemon::start(&config(dir.path(), vec![])).await;
+    d.deploy(&spec, "v1").await.assert_live();
+
+    let stream = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..3 {
+        sender.ready().await.unwrap();
+        let response = sender
+            .send_request(call_request("Version", b""))
+            .await
+            .expect("an answer");
+        assert_eq!(response.version(), http::Version::HTTP_11);
+        let messages = reply(response).await.expect("an OK call over HTTP/1.1");
+        assert_eq!(messages, ["v1"]);
+    }
+
+    let mut raw = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    raw.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: grpc.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    assert!(answer.contains("h2c"), "{answer}");
+    d.stop().await;
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use teal::spec::{Protocol, RuntimeSpec, ServiceSpec};
@@ -66,20 +67,31 @@ pub async fn connect(addr: SocketAddr) -> Conn {
 /// One call of `teal.Echo/METHOD`: its messages when it ended with
 /// grpc-status 0, else why it failed.
 pub async fn call(conn: &mut Conn, method: &str, request: &[u8]) -> Result<Vec<Bytes>, String> {
+    conn.ready().await.map_err(|e| format!("not ready: {e}"))?;
+    let response = conn
+        .send_request(call_request(method, request))
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    reply(response).await
+}
+
+/// The HTTP request of a call of `teal.Echo/METHOD` (either HTTP version).
+pub fn call_request(method: &str, request: &[u8]) -> http::Request<Full<Bytes>> {
     let mut framed = BytesMut::new();
     framed.put_u8(0);
     framed.put_u32(request.len() as u32);
     framed.put_slice(request);
-    let req = http::Request::post(format!("http://grpc.test/teal.Echo/{method}"))
+    http::Request::post(format!("http://grpc.test/teal.Echo/{method}"))
+        .header("host", "grpc.test")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(Full::new(framed.freeze()))
-        .expect("request");
-    conn.ready().await.map_err(|e| format!("not ready: {e}"))?;
-    let response = conn
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
+        .expect("request")
+}
+
+/// A call's messages when its answer is HTTP 200 ending with grpc-status 0
+/// (in the trailers, or in the head of a trailers-only answer).
+pub async fn reply(response: http::Response<Incoming>) -> Result<Vec<Bytes>, String> {
     if response.status() != 200 {
         return Err(format!("HTTP {}", response.status()));
     }

@@ -358,6 +358,9 @@ fn respond(
     let watch = (version == Version::HTTP_2).then(|| (ctx.send_timeout, ctx.tasks.clone()));
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
+    if in_trailers && version < Version::HTTP_2 {
+        grpc::declare_trailers(&mut parts.headers);
+    }
     let body = Tracked::new(body, guard, sender, in_trailers);
     let body = match watch {
         // hyper's HTTP/2 asks for frames only while the client's window is open.

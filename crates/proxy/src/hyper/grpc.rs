@@ -76,6 +76,16 @@ pub(crate) fn verdict(status_error: bool, headers: &HeaderMap) -> Verdict {
     }
 }
 
+/// Declares gRPC's trailers in the head for an HTTP/1.1 client: hyper's
+/// HTTP/1.1 sends only the trailer fields a `Trailer` header names (and only
+/// to a client that sent `te: trailers`).
+pub(crate) fn declare_trailers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::TRAILER,
+        HeaderValue::from_static("grpc-status, grpc-message, grpc-status-details-bin"),
+    );
+}
+
 /// `grpc-status` of a head or trailers: `Some(true)` for OK (0), `None`
 /// when there is none.
 pub(crate) fn status_ok(headers: &HeaderMap) -> Option<bool> {
