@@ -140,6 +140,7 @@ fn spec() -> ServiceSpec {
         verify: None,
         tls: None,
         acme: false,
+        protocol: Default::default(),
     }
 }
 
