@@ -201,3 +201,28 @@ async fn http1_calls_are_translated_and_upgrades_refused() {
     assert!(answer.contains("h2c"), "{answer}");
     d.stop().await;
 }
+
+/// The nginx router does not serve h2c services yet: the deploy fails before
+/// anything changes, saying why, and the service's instances are stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_router_refuses_an_h2c_service() {
+    if !nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = nginx::service("rpc", dir.path(), 1);
+    spec.protocol = teal::spec::Protocol::H2c;
+    spec.health.h2c = false; // the demo app answers HTTP/1.1: its gate passes
+    let d = TestDaemon::start(&nginx::config(dir.path(), vec![])).await;
+    let result = d.deploy(&spec, "1.0.0").await;
+    assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
+    assert!(
+        result
+            .message
+            .contains("the nginx router does not serve yet"),
+        "{}",
+        result.message
+    );
+    assert_eq!(get(d.addr, "/").await.0, 503, "nothing installed");
+    d.stop().await;
+}
