@@ -1,9 +1,13 @@
 //! Active health checks: one probe, and the gate a new slot must pass before the switch.
 //!
 //! Healthy means GET `health.path` answered with a status in 200..=399 within
-//! `health.timeout`. Each probe uses a fresh connection, so a probe never rides on a
+//! `health.timeout` (over HTTP/2 with prior knowledge for an h2c service), or,
+//! with `health.grpc`, the standard gRPC check answered SERVING (`grpc`).
+//! Each probe uses a fresh connection, so a probe never rides on a
 //! connection the proxy or another probe is using. This module does not route and
 //! does not start anything.
+
+mod grpc;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,6 +40,11 @@ pub enum Probe {
     Failed {
         error: String,
     },
+    /// The gRPC health service answered, but not SERVING.
+    NotServing {
+        service: String,
+        status: String,
+    },
 }
 
 impl Probe {
@@ -51,6 +60,9 @@ impl fmt::Display for Probe {
             Probe::Unhealthy { status, body } if body.is_empty() => write!(f, "HTTP {status}"),
             Probe::Unhealthy { status, body } => write!(f, "HTTP {status} {body:?}"),
             Probe::Failed { error } => f.write_str(error),
+            Probe::NotServing { service, status } => {
+                write!(f, "gRPC health check of {service:?}: {status}")
+            }
         }
     }
 }
@@ -84,9 +96,16 @@ pub enum GateError {
     Cancelled,
 }
 
-/// One GET of `spec.path` on `addr`, bounded by `spec.timeout`.
+/// One GET of `spec.path` on `addr` (or one gRPC check), bounded by
+/// `spec.timeout`.
 pub async fn probe(addr: SocketAddr, spec: &HealthSpec) -> Probe {
-    match tokio::time::timeout(spec.timeout, probe_once(addr, &spec.path)).await {
+    let once = async {
+        match &spec.grpc {
+            Some(service) => grpc::check(addr, service).await,
+            None => probe_once(addr, &spec.path, spec.h2c).await,
+        }
+    };
+    match tokio::time::timeout(spec.timeout, once).await {
         Ok(Ok(probe)) => probe,
         Ok(Err(error)) => Probe::Failed { error },
         Err(_) => Probe::Failed {
@@ -98,25 +117,38 @@ pub async fn probe(addr: SocketAddr, spec: &HealthSpec) -> Probe {
     }
 }
 
-async fn probe_once(addr: SocketAddr, path: &str) -> Result<Probe, String> {
+async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    let request = http::Request::get(path)
-        .header(http::header::HOST, addr.to_string())
-        .header(http::header::USER_AGENT, "teal-health")
-        .header(http::header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("bad health path {path:?}: {e}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
+    Ok(stream)
+}
+
+async fn probe_once(addr: SocketAddr, path: &str, h2c: bool) -> Result<Probe, String> {
+    let response = if h2c {
+        let request = http::Request::get(format!("http://{addr}{path}"))
+            .header(http::header::USER_AGENT, "teal-health")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad health path {path:?}: {e}"))?;
+        grpc::send(addr, request).await?
+    } else {
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(connect(addr).await?))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(conn);
+        let request = http::Request::get(path)
+            .header(http::header::HOST, addr.to_string())
+            .header(http::header::USER_AGENT, "teal-health")
+            .header(http::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad health path {path:?}: {e}"))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?
+    };
     let status = response.status().as_u16();
     if (200..=399).contains(&status) {
         return Ok(Probe::Healthy { status });

@@ -48,6 +48,10 @@ pub struct ServiceSpec {
     /// `max_body` and `error_pages` (defaults from `[proxy]`).
     #[serde(default, skip_serializing_if = "PolicySpec::is_empty")]
     pub policy: PolicySpec,
+    /// What the proxy speaks to its instances (`protocol`): HTTP/1.1, or
+    /// HTTP/2 with prior knowledge (gRPC). Absent in older state files.
+    #[serde(default, skip_serializing_if = "Protocol::is_http1")]
+    pub protocol: Protocol,
 }
 
 /// What a service's requests may carry and what the proxy's own errors
@@ -70,6 +74,24 @@ pub struct PolicySpec {
 impl PolicySpec {
     pub fn is_empty(&self) -> bool {
         *self == PolicySpec::default()
+    }
+}
+
+/// `protocol` of a service: how the proxy (and health checks) speak to its
+/// instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1, the default.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (cleartext), as gRPC servers speak it.
+    H2c,
+}
+
+impl Protocol {
+    pub fn is_http1(&self) -> bool {
+        *self == Protocol::Http1
     }
 }
 
@@ -196,6 +218,14 @@ pub struct HealthSpec {
     /// A new slot that is not healthy by then fails the deploy.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
+    /// `grpc = true` (service `""`) or `grpc = "NAME"`: the check is the
+    /// standard `grpc.health.v1.Health/Check` over h2c instead of `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<String>,
+    /// The check speaks HTTP/2 with prior knowledge: set by the config from
+    /// the service's `protocol = "h2c"`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h2c: bool,
 }
 
 impl Default for HealthSpec {
@@ -205,6 +235,8 @@ impl Default for HealthSpec {
             interval: Duration::from_millis(200),
             timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(60),
+            grpc: None,
+            h2c: false,
         }
     }
 }

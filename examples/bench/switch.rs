@@ -141,6 +141,7 @@ fn spec() -> ServiceSpec {
         tls: None,
         acme: false,
         policy: Default::default(),
+        protocol: Default::default(),
     }
 }
 

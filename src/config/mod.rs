@@ -17,6 +17,7 @@ mod invalid;
 mod keys;
 mod nginx;
 mod policy;
+mod protocol;
 mod raw;
 mod remote;
 mod resolve;

@@ -154,6 +154,8 @@ pub(super) struct RawService {
     /// Hooks and verification (`hooks.rs`).
     pub hooks: Option<RawHooks>,
     pub verify: Option<RawVerify>,
+    /// `"http1"` (default) or `"h2c"`: what the proxy speaks to instances.
+    pub protocol: Option<Spanned<String>>,
     /// Remote hosts to deploy to (`remote.rs`).
     pub servers: Option<Vec<Spanned<String>>>,
 }
@@ -166,6 +168,17 @@ pub(super) struct RawHealth {
     pub interval: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub deadline: Option<Spanned<String>>,
+    /// `true` or a gRPC service name: the standard gRPC health check.
+    pub grpc: Option<Spanned<RawGrpcHealth>>,
+}
+
+/// `health.grpc`: `true` (the server as a whole, service `""`), `false`, or
+/// the service name to ask about.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawGrpcHealth {
+    On(bool),
+    Service(String),
 }
 
 /// `[services.NAME.drain]`.

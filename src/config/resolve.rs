@@ -14,9 +14,9 @@ use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::{docker, nginx, policy, tls, values};
+use super::{docker, nginx, policy, protocol, tls, values};
 use crate::spec::{
-    AccessLogTarget, Config, DrainSpec, HealthSpec, ProxySpec, RouterKind, RuntimeSpec,
+    AccessLogTarget, Config, DrainSpec, HealthSpec, Protocol, ProxySpec, RouterKind, RuntimeSpec,
     ServiceSpec, Underscores,
 };
 
@@ -465,6 +465,7 @@ fn service(
         env.insert(key.into_inner(), value);
     }
 
+    let protocol = protocol::protocol(raw.protocol.as_ref(), &section)?;
     let spec = ServiceSpec {
         name: name.get_ref().clone(),
         runtime: runtime.clone(),
@@ -474,7 +475,7 @@ fn service(
         preview: preview.as_ref().map(|(addr, _)| *addr),
         env,
         workdir: base.to_owned(),
-        health: health(raw.health.unwrap_or_default(), &section)?,
+        health: health(raw.health.unwrap_or_default(), &section, protocol)?,
         drain: drain(raw.drain.unwrap_or_default(), &section)?,
         hooks: hooks::hooks(raw.hooks.unwrap_or_default(), &section, &runtime)?,
         verify: match raw.verify {
@@ -487,6 +488,7 @@ fn service(
         },
         acme: matches!(tls, Some((tls::ServiceTls::Acme, _))),
         policy: Default::default(),
+        protocol,
     };
     let site = ServiceSite {
         name: name.get_ref().clone(),
@@ -542,7 +544,7 @@ fn runtime(name: &Spanned<String>, raw: &RawService, base: &Path) -> Result<Runt
     }
 }
 
-fn health(raw: RawHealth, section: &str) -> Result<HealthSpec, Invalid> {
+fn health(raw: RawHealth, section: &str, protocol: Protocol) -> Result<HealthSpec, Invalid> {
     let defaults = HealthSpec::default();
     let what = |field: &str| format!("{section}.health.{field}");
     let duration = |value: &Option<Spanned<String>>, field: &str, default| match value {
@@ -557,6 +559,8 @@ fn health(raw: RawHealth, section: &str) -> Result<HealthSpec, Invalid> {
         interval: duration(&raw.interval, "interval", defaults.interval)?,
         timeout: duration(&raw.timeout, "timeout", defaults.timeout)?,
         deadline: duration(&raw.deadline, "deadline", defaults.deadline)?,
+        grpc: protocol::grpc_health(raw.grpc.as_ref(), protocol, section)?,
+        h2c: protocol == Protocol::H2c,
     })
 }
 

@@ -136,6 +136,8 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
             interval: Duration::from_millis(100),
             timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(5),
+            grpc: None,
+            h2c: false,
         },
         drain: DrainSpec {
             timeout: Duration::from_secs(10),
@@ -147,6 +149,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
         tls: None,
         acme: false,
         policy: Default::default(),
+        protocol: Default::default(),
     };
     Config {
         path: dir.join("teal.toml"),

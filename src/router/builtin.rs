@@ -13,14 +13,14 @@ use std::path::Path;
 
 use teal_proxy::{
     CertError, ErrorPages, GateSpec, MaintenanceSpec, PauseSpec, Probe, ProbeFuture, Proxy,
-    RequestPolicy, RouteError, Service, ServiceCert,
+    RequestPolicy, RouteError, Service, ServiceCert, UpstreamProtocol,
 };
 
 use crate::router::{
     Backend, ClientConnections, DrainReport, ErrorBudget, Router, RouterError, TrafficStats, Watch,
 };
 use crate::slot::Slot;
-use crate::spec::{HealthSpec, ServiceSpec};
+use crate::spec::{HealthSpec, Protocol, ServiceSpec};
 use crate::state::Gates;
 
 /// What is wrong with a service's certificate files, as the builtin proxy
@@ -94,6 +94,10 @@ impl Router for Proxy {
             probe: Arc::new(HealthProbe(spec.health.clone())),
             tls,
             policy: policy(spec)?,
+            protocol: match spec.protocol {
+                Protocol::Http1 => UpstreamProtocol::Http1,
+                Protocol::H2c => UpstreamProtocol::H2c,
+            },
         };
         Ok(self.install(&service, live, preview).await?)
     }

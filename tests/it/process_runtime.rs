@@ -58,6 +58,7 @@ fn service(name: &str, command: Vec<String>, instances: usize, workdir: &Path) -
         tls: None,
         acme: false,
         policy: Default::default(),
+        protocol: Default::default(),
     }
 }
 

@@ -128,6 +128,10 @@ pub(crate) enum ProxyError {
     /// `Retry-After` in seconds.
     #[error("paused: not served in time")]
     Held(u32),
+    /// An upgrade (websocket) asked of an h2c service: HTTP/2 to the app has
+    /// no HTTP/1.1 upgrade to carry it.
+    #[error("upgrades are not supported by an h2c service")]
+    UpgradeToH2c,
 }
 
 impl ProxyError {
@@ -140,6 +144,7 @@ impl ProxyError {
             | ProxyError::Paused(_)
             | ProxyError::Held(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::UpgradeToH2c => StatusCode::NOT_IMPLEMENTED,
             ProxyError::BadRequest
             | ProxyError::BadHost
             | ProxyError::UnderscoreHeader
@@ -171,6 +176,9 @@ impl ProxyError {
             ProxyError::HttpsRedirect(_) => b"",
             ProxyError::NoBackend => b"no live backend\n",
             ProxyError::Method => b"method not allowed\n",
+            ProxyError::UpgradeToH2c => {
+                b"not implemented: this service speaks HTTP/2 (h2c) to its app, which carries no upgrades\n"
+            }
             ProxyError::BadRequest => b"bad request\n",
             ProxyError::BadHost => b"bad request: missing or invalid Host\n",
             ProxyError::UnderscoreHeader => b"bad request: a header name has an underscore\n",

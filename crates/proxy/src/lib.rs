@@ -90,6 +90,7 @@ pub use pool::window::{ErrorBudget, Watch, WindowCounters, WindowStats};
 pub use pool::{Probe, ProbeFuture, TrafficStats};
 pub use routes::{
     Backend, DrainReport, GateSpec, ListenerName, MaintenanceSpec, PauseSpec, Service,
+    UpstreamProtocol,
 };
 pub use slot::Slot;
 pub use teal_histogram::Histogram;
@@ -337,7 +338,7 @@ impl Proxy {
         let pool = |backend: Option<Backend>| {
             backend
                 .filter(|b| !b.addrs.is_empty())
-                .map(|b| service.pool_for(&b, &spec.probe, &self.upstream))
+                .map(|b| service.pool_for(&b, &spec.probe, &self.upstream, spec.protocol))
         };
         let live = pool(live);
         let preview = pool(preview);

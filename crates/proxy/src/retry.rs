@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
@@ -37,6 +38,18 @@ pub(crate) trait Attempt {
 
     /// Opens a fresh connection to `addr`.
     async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Self::Conn, ProxyError>;
+
+    /// A connection to `endpoint` already open, if any: by default this
+    /// worker's newest idle one (an h2c request shares a worker's HTTP/2
+    /// connection instead).
+    fn reuse(&self, endpoint: &Endpoint, idle_timeout: Duration) -> Option<Self::Conn> {
+        Self::idle(endpoint).take(idle_timeout)
+    }
+
+    /// Opens a fresh connection to `endpoint`: by default `connect`.
+    async fn open(&self, ctx: &UpstreamCtx, endpoint: &Endpoint) -> Result<Self::Conn, ProxyError> {
+        Self::connect(ctx, endpoint.addr()).await
+    }
 
     /// Sends the request on `conn` and waits for its answer. `may_resend`:
     /// the rules allow sending it again if it fails before any response byte
@@ -74,14 +87,14 @@ pub(crate) async fn send<A: Attempt>(
         guard.attach(index);
         let endpoint = pool.endpoint(index);
         let idle = if attempts.may_reuse() {
-            A::idle(endpoint).take(ctx.idle_timeout)
+            attempt.reuse(endpoint, ctx.idle_timeout)
         } else {
             None
         };
         let reused = idle.is_some();
         let mut conn = match idle {
             Some(conn) => conn,
-            None => match A::connect(ctx, endpoint.addr()).await {
+            None => match attempt.open(ctx, endpoint).await {
                 Ok(conn) => conn,
                 Err(error) if attempts.connect_failed(&pool, index) => {
                     tracing::debug!(%error, "connect failed: trying another endpoint");

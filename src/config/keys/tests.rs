@@ -121,10 +121,10 @@ fn unknown_key_lists_match_the_serde_types() {
     assert_eq!(fields_of::<RawTlsFiles>(), ["cert", "key"]);
     assert_eq!(
         fields_of::<RawHealth>(),
-        ["path", "interval", "timeout", "deadline"]
+        ["path", "interval", "timeout", "deadline", "grpc"]
     );
     assert_eq!(fields_of::<RawDrain>(), ["timeout", "keep_previous"]);
-    assert_eq!(fields_of::<RawService>().len(), 23);
+    assert_eq!(fields_of::<RawService>().len(), 24);
 }
 
 #[test]

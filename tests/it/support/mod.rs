@@ -22,6 +22,7 @@
 //! nothing of the test crate outside `support/`.
 
 pub mod docker;
+pub mod grpc;
 pub mod hooks;
 pub mod load;
 pub mod nginx;
@@ -83,6 +84,8 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
             interval: Duration::from_millis(50),
             timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(5),
+            grpc: None,
+            h2c: false,
         },
         drain: DrainSpec {
             timeout: Duration::from_secs(5),
@@ -93,6 +96,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         tls: None,
         acme: false,
         policy: Default::default(),
+        protocol: Default::default(),
     }
 }
 

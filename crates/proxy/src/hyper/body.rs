@@ -79,19 +79,39 @@ pub(crate) struct Tracked {
     guard: Option<InFlight>,
     /// Returned to the endpoint's idle stack if the body ends cleanly.
     sender: Option<Sender>,
+    /// A gRPC call whose verdict (`grpc-status`) comes in the trailers: the
+    /// guard is told when they pass (`hyper::grpc`).
+    in_trailers: bool,
 }
 
 impl Tracked {
-    pub(crate) fn new(inner: Incoming, guard: InFlight, sender: Sender) -> Tracked {
+    pub(crate) fn new(
+        inner: Incoming,
+        guard: InFlight,
+        sender: Sender,
+        in_trailers: bool,
+    ) -> Tracked {
         Tracked {
             inner,
             guard: Some(guard),
             sender: Some(sender),
+            in_trailers,
+        }
+    }
+
+    /// Tells the guard the call's verdict once: `error` when it failed.
+    fn verdict(&mut self, error: bool) {
+        if std::mem::take(&mut self.in_trailers)
+            && let Some(guard) = &self.guard
+        {
+            guard.answered(error);
         }
     }
 
     /// The body ended cleanly: reuse the connection, release the claim.
     fn finish(&mut self) {
+        // A gRPC call that ended without its status failed.
+        self.verdict(true);
         if let Some(guard) = self.guard.take()
             && let (Some(sender), Some(index)) = (self.sender.take(), guard.endpoint_index())
         {
@@ -100,7 +120,9 @@ impl Tracked {
     }
 
     /// The body broke or was abandoned: the connection is not reusable.
+    /// A gRPC call the client gave up on is not the app's failure.
     fn abandon(&mut self) {
+        self.verdict(false);
         self.sender = None;
         self.guard = None;
     }
@@ -116,11 +138,21 @@ impl Body for Tracked {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if this.in_trailers
+            && let Some(Ok(frame)) = &frame
+            && let Some(trailers) = frame.trailers_ref()
+        {
+            let ok = crate::hyper::grpc::status_ok(trailers);
+            this.verdict(ok != Some(true));
+        }
         match &frame {
             None => this.finish(),
             Some(Ok(_)) if this.inner.is_end_stream() => this.finish(),
             Some(Ok(_)) => {}
-            Some(Err(_)) => this.abandon(),
+            Some(Err(_)) => {
+                this.verdict(true);
+                this.abandon();
+            }
         }
         Poll::Ready(frame)
     }

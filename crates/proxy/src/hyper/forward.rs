@@ -28,6 +28,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
 use super::body::{ProxyBody, Tracked};
+use super::grpc::{self, Verdict};
 use super::headers;
 use super::screen::screen;
 use super::serve::UpgradeSlot;
@@ -43,6 +44,7 @@ use crate::routes::{ListenerKind, https, request_host};
 use crate::stall;
 use crate::upstream::UpstreamCtx;
 use crate::upstream::body::{ClientFault, UpstreamBody};
+use crate::upstream::h2;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::sender::{self, Sender};
 
@@ -121,9 +123,18 @@ async fn forward(
     let started = logged.then(tokio::time::Instant::now);
     let version = req.version();
     let upgrade = headers::is_upgrade_request(&req);
+    let h2c = guard.pool().h2c;
+    if h2c && upgrade {
+        guard.client_error();
+        return local(&ProxyError::UpgradeToH2c);
+    }
     let client_upgrade = upgrade.then_some(upgrade_slot);
     let (mut head, body) = req.into_parts();
+    let trailers = h2c && grpc::wants_trailers(&head.headers);
     if let Err(error) = headers::to_upstream(&mut head, client, upgrade) {
+        return local(&error);
+    }
+    if h2c && let Err(error) = grpc::to_h2c(&mut head, trailers) {
         return local(&error);
     }
     let replayable = headers::is_replayable(&head.method, body.is_end_stream());
@@ -132,6 +143,7 @@ async fn forward(
         replayable,
         response_timeout: guard.pool().ctx.response_timeout,
         client_fault,
+        h2c,
     };
     match retry::send(&mut guard, &mut attempt).await {
         Ok((index, sender, response)) => {
@@ -268,6 +280,9 @@ struct HyperAttempt {
     /// Set when the client broke or stalled its streamed body: a failed
     /// exchange is then the client's error, not the upstream's.
     client_fault: Option<Arc<ClientFault>>,
+    /// The service speaks HTTP/2 to its app: a worker's connection to an
+    /// endpoint is shared by its requests (`upstream::h2`).
+    h2c: bool,
 }
 
 impl HyperAttempt {
@@ -297,6 +312,23 @@ impl Attempt for HyperAttempt {
 
     async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sender, ProxyError> {
         sender::connect(ctx, addr).await
+    }
+
+    fn reuse(&self, endpoint: &Endpoint, idle_timeout: Duration) -> Option<Sender> {
+        if self.h2c {
+            endpoint.h2.shared().map(Sender::Http2)
+        } else {
+            endpoint.idle.take(idle_timeout)
+        }
+    }
+
+    async fn open(&self, ctx: &UpstreamCtx, endpoint: &Endpoint) -> Result<Sender, ProxyError> {
+        if !self.h2c {
+            return sender::connect(ctx, endpoint.addr()).await;
+        }
+        let sender = h2::connect(ctx, endpoint.addr()).await?;
+        endpoint.h2.keep(&sender);
+        Ok(Sender::Http2(sender))
     }
 
     async fn send(
@@ -335,20 +367,23 @@ impl Attempt for HyperAttempt {
     }
 }
 
-fn copy_head(req: &Request<UpstreamBody>) -> (Method, Uri, HeaderMap) {
+fn copy_head(req: &Request<UpstreamBody>) -> (Method, Uri, HeaderMap, Version) {
     (
         req.method().clone(),
         req.uri().clone(),
         req.headers().clone(),
+        req.version(),
     )
 }
 
-fn rebuild((method, uri, headers): (Method, Uri, HeaderMap)) -> Request<UpstreamBody> {
+fn rebuild(
+    (method, uri, headers, version): (Method, Uri, HeaderMap, Version),
+) -> Request<UpstreamBody> {
     let mut req = Request::new(UpstreamBody::empty());
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
-    *req.version_mut() = Version::HTTP_11;
+    *req.version_mut() = version;
     req
 }
 
@@ -387,12 +422,26 @@ fn respond(
         tasks.spawn(tunnel(guard, upstream_upgrade, client));
         return Response::from_parts(parts, ProxyBody::empty());
     }
-    guard.answered(status.is_server_error());
+    let in_trailers = if guard.pool().h2c {
+        match grpc::verdict(status.is_server_error(), response.headers()) {
+            Verdict::Now(error) => {
+                guard.answered(error);
+                false
+            }
+            Verdict::InTrailers => true,
+        }
+    } else {
+        guard.answered(status.is_server_error());
+        false
+    };
     let ctx = &guard.pool().ctx;
     let watch = (version == Version::HTTP_2).then(|| (ctx.send_timeout, ctx.tasks.clone()));
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
-    let body = Tracked::new(body, guard, sender);
+    if in_trailers && version < Version::HTTP_2 {
+        grpc::declare_trailers(&mut parts.headers);
+    }
+    let body = Tracked::new(body, guard, sender, in_trailers);
     let body = match watch {
         // hyper's HTTP/2 asks for frames only while the client's window is open.
         Some((timeout, tasks)) => ProxyBody::Watched(Watched::new(body, timeout, tasks)),

@@ -11,7 +11,8 @@
 //!   the websocket tunnel.
 //! - `screen`: what is refused (400) or dropped before routing: Host, header
 //!   names with an underscore.
-//! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form).
+//! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form);
+//!   `grpc`: an h2c service's HTTP/2 head and the verdict on a gRPC call.
 //! - `body`: the response body, with the in-flight claim riding on it;
 //!   `watched`: an HTTP/2 one cut when the client's window stays shut.
 //!
@@ -20,6 +21,7 @@
 
 mod body;
 mod forward;
+mod grpc;
 mod h2;
 mod headers;
 mod logged;

@@ -47,6 +47,9 @@ const BODY_READ_SIZE: usize = 64 * 1024;
 pub(crate) enum After {
     KeepAlive,
     Close,
+    /// Not answered: the request (still all in the buffer) goes to hyper's
+    /// path with the connection (an h2c service's).
+    Hyper,
 }
 
 /// The client's side of an exchange: its socket, the bytes read from it after

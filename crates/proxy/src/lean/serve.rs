@@ -206,6 +206,10 @@ pub(crate) async fn serve(
         if after == After::Close {
             return Handoff::Closed;
         }
+        if after == After::Hyper {
+            let read = std::mem::take(&mut bufs.read).freeze();
+            return Handoff::Http1(ClientIo::new(read, stream, send_timeout));
+        }
         // One look at the stop per request (it takes a lock). Bytes already
         // read (a pipelined request) are served here before a hand-over.
         match stop.now() {
@@ -280,6 +284,10 @@ async fn answer(
         pool = proxy
             .after_pause(pool, listener, || std::str::from_utf8(host).ok())
             .await;
+    }
+    if pool.as_ref().is_ok_and(|pool| pool.h2c) {
+        // HTTP/2 to the app is hyper's: it translates this HTTP/1.1 request.
+        return After::Hyper;
     }
     let page = match &pool {
         Err(error) => exchange::page_for(proxy, listener, error, host),

@@ -25,6 +25,7 @@ use crate::EndpointStatus;
 use crate::policy::PolicyCell;
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
+use crate::upstream::h2::H2Lanes;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::raw::RawConn;
 use crate::upstream::sender::Sender;
@@ -43,6 +44,9 @@ pub(crate) struct Endpoint {
     pub(crate) idle: IdleStack<Sender>,
     /// Idle upstream connections of the lean HTTP/1.1 path.
     pub(crate) raw_idle: IdleStack<RawConn>,
+    /// The HTTP/2 connections of an h2c pool, one per worker, shared by
+    /// that worker's requests.
+    pub(crate) h2: H2Lanes,
 }
 
 impl Endpoint {
@@ -53,6 +57,7 @@ impl Endpoint {
             ejected: AtomicBool::new(false),
             idle: IdleStack::new(lanes),
             raw_idle: IdleStack::new(lanes),
+            h2: H2Lanes::new(lanes),
         }
     }
 
@@ -80,6 +85,7 @@ impl Endpoint {
     fn clear_idle(&self) {
         self.idle.clear();
         self.raw_idle.clear();
+        self.h2.clear();
     }
 }
 
@@ -160,6 +166,17 @@ pub(crate) struct Pool {
     /// The service's body limit and error pages (shared with its routes):
     /// a 502 or 504 of this pool's finds the page here.
     pub(crate) policy: PolicyCell,
+    /// The service speaks HTTP/2 with prior knowledge (`protocol = "h2c"`):
+    /// its requests all take hyper's path, on `Endpoint::h2` connections.
+    pub(crate) h2c: bool,
+}
+
+/// What a pool takes from its service as a whole, beside its label: the
+/// body limit and error pages (one cell, shared with the routes) and
+/// whether the instances speak HTTP/2 (`protocol = "h2c"`).
+pub(crate) struct ServiceTerms {
+    pub(crate) policy: PolicyCell,
+    pub(crate) h2c: bool,
 }
 
 impl Pool {
@@ -170,10 +187,12 @@ impl Pool {
         in_flight: Arc<InFlightCounter>,
         ctx: Arc<UpstreamCtx>,
         watch: Option<Arc<PoolWatch>>,
-        policy: PolicyCell,
+        terms: ServiceTerms,
     ) -> Arc<Pool> {
+        let ServiceTerms { policy, h2c } = terms;
         Arc::new(Pool {
             policy,
+            h2c,
             watched: AtomicBool::new(watch.is_some()),
             watch: ArcSwapOption::new(watch),
             slot: label.slot,
@@ -347,13 +366,19 @@ impl Pool {
     /// Puts the connection of a finished response back on endpoint `index`'s
     /// idle stack, once hyper says it can take another request. Connections of
     /// pools routed away, or after shutdown, are closed instead.
-    pub(crate) fn check_in(self: &Arc<Self>, index: usize, mut sender: Sender) {
+    pub(crate) fn check_in(self: &Arc<Self>, index: usize, sender: Sender) {
+        // An HTTP/2 connection is not checked out: it stays in its lane.
+        let Some(mut sender) = sender.into_http1() else {
+            return;
+        };
         if !self.keeps_idle() || sender.is_closed() {
             return;
         }
         let (idle_timeout, max) = (self.ctx.idle_timeout, self.ctx.max_idle);
         if sender.is_ready() {
-            self.endpoints[index].idle.put(sender, idle_timeout, max);
+            self.endpoints[index]
+                .idle
+                .put(Sender::Http1(sender), idle_timeout, max);
             return;
         }
         // The connection task has not finished the previous exchange yet.
@@ -362,7 +387,9 @@ impl Pool {
             if let Ok(Ok(())) = tokio::time::timeout(idle_timeout, sender.ready()).await
                 && pool.is_routed()
             {
-                pool.endpoints[index].idle.put(sender, idle_timeout, max);
+                pool.endpoints[index]
+                    .idle
+                    .put(Sender::Http1(sender), idle_timeout, max);
             }
         });
     }

@@ -26,7 +26,7 @@ pub(crate) use gate::{Gate, Gates};
 pub use gate::{GateSpec, MaintenanceSpec, PauseSpec};
 use host::strip_port;
 pub(crate) use host::{normalize_hosts, request_host, valid_host};
-pub use service::{Backend, DrainReport, ListenerName, Service};
+pub use service::{Backend, DrainReport, ListenerName, Service, UpstreamProtocol};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,7 +41,7 @@ use crate::error::{ProxyError, RouteError};
 use crate::policy::PolicyCell;
 use crate::pool::inflight::InFlightCounter;
 use crate::pool::watch::PoolWatch;
-use crate::pool::{Pool, PoolLabel, Probe, TrafficStats};
+use crate::pool::{Pool, PoolLabel, Probe, ServiceTerms, TrafficStats};
 use crate::slot::Slot;
 use crate::upstream::UpstreamCtx;
 
@@ -141,11 +141,14 @@ impl ServiceRoutes {
         backend: &Backend,
         probe: &Arc<dyn Probe>,
         ctx: &Arc<UpstreamCtx>,
+        protocol: UpstreamProtocol,
     ) -> Arc<Pool> {
+        let h2c = protocol == UpstreamProtocol::H2c;
         let entry = &self.slots[slot_index(backend.slot)];
         let mut current = entry.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let same =
-            |p: &&Arc<Pool>| p.has_addrs(&backend.addrs) && *p.label.version == *backend.version;
+        let same = |p: &&Arc<Pool>| {
+            p.has_addrs(&backend.addrs) && *p.label.version == *backend.version && p.h2c == h2c
+        };
         if let Some(pool) = current.as_ref().filter(same) {
             pool.set_probe(probe);
             return Arc::clone(pool);
@@ -167,7 +170,10 @@ impl ServiceRoutes {
             Arc::clone(&entry.in_flight),
             Arc::clone(ctx),
             watch,
-            Arc::clone(&self.policy),
+            ServiceTerms {
+                policy: Arc::clone(&self.policy),
+                h2c,
+            },
         );
         *current = Some(Arc::clone(&pool));
         pool

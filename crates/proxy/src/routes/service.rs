@@ -30,6 +30,19 @@ pub struct Service {
     pub tls: Option<ServiceCert>,
     /// Its body limit and error pages.
     pub policy: RequestPolicy,
+    /// How the proxy speaks to its instances.
+    pub protocol: UpstreamProtocol,
+}
+
+/// The protocol the proxy speaks to a service's instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (the lean path, or hyper's for what it hands over).
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (gRPC): always hyper's path, streams
+    /// multiplexed on a few connections per worker, trailers passed through.
+    H2c,
 }
 
 impl std::fmt::Debug for Service {
@@ -40,6 +53,7 @@ impl std::fmt::Debug for Service {
             .field("preview", &self.preview)
             .field("tls", &self.tls.is_some())
             .field("max_body", &self.policy.max_body)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }

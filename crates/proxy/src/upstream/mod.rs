@@ -1,11 +1,12 @@
 //! Connections to the apps, for both HTTP paths: the connect and reuse
 //! settings (`UpstreamCtx`), opening a TCP connection, the per-endpoint stacks
 //! of idle connections (`idle`), and each path's kind of connection: `raw`
-//! (the lean path's socket and buffer) and `sender` (hyper's `SendRequest`),
-//! with `body` the request body it sends (read up to a bound first).
+//! (the lean path's socket and buffer) and `sender` (hyper's `SendRequest`,
+//! HTTP/1.1, or HTTP/2 from `h2` for h2c services), with `body` the request body it sends (read up to a bound first).
 //! Which endpoint to use, and when to try again, is `crate::retry`'s.
 
 pub(crate) mod body;
+pub(crate) mod h2;
 pub(crate) mod idle;
 pub(crate) mod raw;
 pub(crate) mod sender;

@@ -1,23 +1,61 @@
 //! hyper's path's upstream connections: a `SendRequest` per connection, its
 //! driver task on the calling worker, and how an idle one tells it can be
-//! reused. Its writes fail after the send timeout (`crate::stall`): an app
-//! that does not take a request body gets a 504, not a client held forever.
-//! The request body it sends is `body`'s.
+//! reused. HTTP/1.1 by default; HTTP/2 (`h2`) for an h2c service, where one
+//! connection carries many requests at once. Its writes fail after the send
+//! timeout (`crate::stall`): an app that does not take a request body gets a
+//! 504, not a client held forever. The request body it sends is `body`'s.
 
 use std::io;
 use std::net::SocketAddr;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::UpstreamCtx;
 use super::body::UpstreamBody;
+use super::h2::H2Sender;
 use super::idle::Reusable;
 use crate::error::ProxyError;
 use crate::stall::Timed;
 
 /// A sender for requests on one upstream connection.
-pub(crate) type Sender = SendRequest<UpstreamBody>;
+pub(crate) enum Sender {
+    Http1(SendRequest<UpstreamBody>),
+    /// A clone of a worker's shared HTTP/2 connection (`h2::H2Lanes`).
+    Http2(H2Sender),
+}
+
+impl Sender {
+    /// Sends `req`; hands it back when it was not sent.
+    pub(crate) async fn try_send_request(
+        &mut self,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>> {
+        match self {
+            Sender::Http1(sender) => sender.try_send_request(req).await,
+            Sender::Http2(sender) => sender.try_send_request(req).await,
+        }
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_ready(),
+            Sender::Http2(sender) => sender.is_ready(),
+        }
+    }
+
+    /// An HTTP/1.1 connection that can go back to an idle stack: an HTTP/2
+    /// one stays shared in its lane instead.
+    pub(crate) fn into_http1(self) -> Option<SendRequest<UpstreamBody>> {
+        match self {
+            Sender::Http1(sender) => Some(sender),
+            Sender::Http2(_) => None,
+        }
+    }
+}
 
 /// Opens a fresh HTTP/1.1 connection to `addr` and starts its driver.
 pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sender, ProxyError> {
@@ -39,7 +77,7 @@ pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sende
             tracing::debug!(%addr, %error, "upstream connection ended");
         }
     });
-    Ok(sender)
+    Ok(Sender::Http1(sender))
 }
 
 impl Reusable for Sender {

@@ -55,6 +55,7 @@ pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceS
         tls: None,
         acme: false,
         policy: Default::default(),
+        protocol: Default::default(),
     }
 }
 
