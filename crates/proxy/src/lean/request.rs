@@ -104,13 +104,24 @@ pub(crate) fn parse(
     underscores: UnderscoreHeaders,
 ) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    if let Some(parsed) = parse_in(buf, client, upstream, underscores, &mut slots) {
-        return parsed;
+    match parse_in(buf, client, upstream, underscores, &mut slots) {
+        Some(parsed) => parsed,
+        None => parse_grown(buf, client, upstream, underscores),
     }
-    // More header lines than the array holds: the limit is in bytes (the
-    // caller's head limit), so again with room for as many as the bytes in
-    // hand can carry (a line is at least `a:` and a line end), on the heap:
-    // only such heads pay.
+}
+
+/// `parse` for a head with more header lines than its array holds: the
+/// limit is in bytes (the caller's head limit), so again with room for as
+/// many as the bytes in hand can carry (a line is at least `a:` and a line
+/// end), on the heap: only such heads pay.
+#[cold]
+#[inline(never)]
+fn parse_grown(
+    buf: &[u8],
+    client: &ClientAddr,
+    upstream: &mut Vec<u8>,
+    underscores: UnderscoreHeaders,
+) -> Parsed {
     let lines = buf.len() / 3 + 1;
     let mut slots: Vec<_> = (0..lines).map(|_| MaybeUninit::uninit()).collect();
     parse_in(buf, client, upstream, underscores, &mut slots).unwrap_or(Parsed::Fallback)
@@ -118,6 +129,7 @@ pub(crate) fn parse(
 
 /// `parse` with room for `slots.len()` header lines; None when the head has
 /// more.
+#[inline(always)]
 fn parse_in<'b>(
     buf: &'b [u8],
     client: &ClientAddr,

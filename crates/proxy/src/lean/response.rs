@@ -46,12 +46,24 @@ pub(crate) fn parse(
 ) -> Result<Parsed, BadResponse> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut kinds = [Name::Other; MAX_HEADERS];
-    if let Some(parsed) = parse_in(buf, head_request, close, client, &mut slots, &mut kinds)? {
-        return Ok(parsed);
+    match parse_in(buf, head_request, close, client, &mut slots, &mut kinds)? {
+        Some(parsed) => Ok(parsed),
+        None => parse_grown(buf, head_request, close, client),
     }
-    // More header lines than the array holds: the limit is in bytes, so
-    // again with room for as many as the bytes in hand can carry (a line
-    // is at least `a:` and a line end), on the heap: only such heads pay.
+}
+
+/// `parse` for a head with more header lines than its array holds: the
+/// limit is in bytes, so again with room for as many as the bytes in hand
+/// can carry (a line is at least `a:` and a line end), on the heap: only
+/// such heads pay.
+#[cold]
+#[inline(never)]
+fn parse_grown(
+    buf: &[u8],
+    head_request: bool,
+    close: bool,
+    client: &mut Vec<u8>,
+) -> Result<Parsed, BadResponse> {
     let lines = buf.len().min(MAX_RESPONSE_HEAD) / 3 + 1;
     let mut slots = vec![httparse::EMPTY_HEADER; lines];
     let mut kinds = vec![Name::Other; lines];
@@ -60,6 +72,7 @@ pub(crate) fn parse(
 
 /// `parse` with room for `slots.len()` header lines (`kinds` as long);
 /// None when the head has more.
+#[inline(always)]
 fn parse_in<'b>(
     buf: &'b [u8],
     head_request: bool,
