@@ -100,12 +100,10 @@ impl Proxy {
                 forward(pool, req.map(|()| body), fault, client, upgrade, logged).await
             }
             (Ok(pool), Err(error)) => refuse(InFlight::start(pool), &error, req.version()).await,
-            (Err(error), _) => {
-                let page = self
-                    .policy_for(listener, || request_host(&req))
-                    .and_then(|policy| policy.error_pages.get(error.status().as_u16()).cloned());
-                local_page(&error, page)
-            }
+            (Err(error), _) => local_page(
+                &error,
+                self.page_for(listener, &error, || request_host(&req)),
+            ),
         }
     }
 }
@@ -246,11 +244,9 @@ pub(crate) fn local(error: &ProxyError) -> Response<ProxyBody> {
 }
 
 /// The proxy's own answer for `error`: the service's error `page` (HTML)
-/// when it has one for this status, else teal's text (`local`). A
-/// maintenance notice carries its own body (the 503 page already, when the
-/// service has one and no message was given).
+/// when it has one for this status (`Proxy::page_for`, `Pool::error_page`),
+/// else teal's text (`local`).
 pub(crate) fn local_page(error: &ProxyError, page: Option<Bytes>) -> Response<ProxyBody> {
-    let page = page.filter(|_| !matches!(error, ProxyError::Maintenance(_)));
     let Some(page) = page else {
         return local(error);
     };

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -29,7 +29,6 @@ use crate::Proxy;
 use crate::access::{Outcome, failures};
 use crate::client::Stop;
 use crate::error::{BadResponse, ProxyError};
-use crate::policy::ErrorPages;
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
 use crate::retry::{self, Attempt, Failure};
@@ -249,24 +248,6 @@ pub(crate) fn too_large(
         .policy_for(listener, || std::str::from_utf8(host).ok())
         .and_then(|policy| policy.max_body)
         .is_some_and(|max| req.content_length > max)
-}
-
-/// The error page of the service `host` routes to, for the proxy's own
-/// answer to `error` when no pool took the request (503).
-pub(crate) fn page_for(
-    proxy: &Proxy,
-    listener: &ListenerKind,
-    error: &ProxyError,
-    host: &[u8],
-) -> Option<Bytes> {
-    let status = error.status().as_u16();
-    // A maintenance notice carries its own body (the 503 page already,
-    // when the service has one and no message was given).
-    if !ErrorPages::STATUSES.contains(&status) || matches!(error, ProxyError::Maintenance(_)) {
-        return None;
-    }
-    let policy = proxy.policy_for(listener, || std::str::from_utf8(host).ok())?;
-    policy.error_pages.get(status).cloned()
 }
 
 /// Answers `req` with the proxy's own response for `error` (no route, no

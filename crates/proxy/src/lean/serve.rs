@@ -290,7 +290,7 @@ async fn answer(
         return After::Hyper;
     }
     let page = match &pool {
-        Err(error) => exchange::page_for(proxy, listener, error, host),
+        Err(error) => proxy.page_for(listener, error, || std::str::from_utf8(host).ok()),
         Ok(_) => None,
     };
     client.buf.advance(req.len);

@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use super::ListenerKind;
 use crate::Proxy;
-use crate::policy::RequestPolicy;
+use crate::error::ProxyError;
+use crate::policy::{ErrorPages, RequestPolicy};
 
 impl Proxy {
     /// The policy of the service a request for `host` on `listener` goes to;
@@ -27,6 +28,26 @@ impl Proxy {
             }
             ListenerKind::Preview(service) => Some(service.policy.load_full()),
         }
+    }
+
+    /// The error page of the service a request for `host` on `listener`
+    /// goes to, for the proxy's own answer to `error` when no pool took the
+    /// request (503, or 404 and the like, which have no page). Both HTTP
+    /// paths ask here.
+    pub(crate) fn page_for<'a>(
+        &self,
+        listener: &ListenerKind,
+        error: &ProxyError,
+        host: impl FnOnce() -> Option<&'a str>,
+    ) -> Option<Bytes> {
+        let status = error.status().as_u16();
+        // A maintenance notice carries its own body (the 503 page already,
+        // when the service has one and no message was given).
+        if !ErrorPages::STATUSES.contains(&status) || matches!(error, ProxyError::Maintenance(_)) {
+            return None;
+        }
+        let policy = self.policy_for(listener, host)?;
+        policy.error_pages.get(status).cloned()
     }
 
     /// `service`'s page for the proxy's own answer with `status` (502, 503
