@@ -23,11 +23,17 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    /// The proxy's own answer for `error`, after `pool` (if any) was chosen.
-    pub(crate) fn local(error: &ProxyError, pool: Option<&Arc<Pool>>) -> Outcome {
+    /// The proxy's own answer for `error`, after `pool` (if any) was
+    /// chosen: the service's error `page` when one was sent, else teal's text.
+    pub(crate) fn local(
+        error: &ProxyError,
+        pool: Option<&Arc<Pool>>,
+        page: Option<&[u8]>,
+    ) -> Outcome {
+        let body = page.map_or_else(|| error.body().len(), <[u8]>::len);
         Outcome {
             status: error.status().as_u16(),
-            response_bytes: error.body().len() as u64,
+            response_bytes: body as u64,
             pool: pool.cloned(),
             instance: None,
             upstream: None,

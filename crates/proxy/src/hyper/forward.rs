@@ -168,14 +168,12 @@ async fn forward(
             failures::upstream_failed(&error, guard.pool(), instance);
             guard.failed();
             let page = guard.pool().error_page(error.status().as_u16());
-            let page_len = page.as_ref().map(|page| page.len() as u64);
+            let outcome = logged.then(|| Outcome {
+                instance,
+                ..Outcome::local(&error, Some(guard.pool()), page.as_deref())
+            });
             let mut response = local_page(&error, page);
-            if logged {
-                let mut outcome = Outcome::local(&error, Some(guard.pool()));
-                outcome.instance = instance;
-                if let Some(len) = page_len {
-                    outcome.response_bytes = len;
-                }
+            if let Some(outcome) = outcome {
                 response.extensions_mut().insert(outcome);
             }
             response

@@ -263,11 +263,9 @@ pub(crate) async fn answer_locally(
     let close = req.close || req.content_length > 0 || client.stop.closing();
     response::local(error, page, req.head_method, close, client.out);
     if let Some(noted) = client.noted.as_deref_mut() {
-        *noted = Outcome::local(error, None);
+        *noted = Outcome::local(error, None, page);
         if req.head_method {
             noted.response_bytes = 0;
-        } else if let Some(page) = page {
-            noted.response_bytes = page.len() as u64;
         }
     }
     match client.stream.write_all(client.out).await {
