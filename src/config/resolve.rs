@@ -117,6 +117,9 @@ pub(super) fn resolve(raw: RawConfig, file: &Path) -> Result<Config, Invalid> {
             });
         }
     }
+    if proxy.router == RouterKind::Nginx {
+        protocol::nginx_reaches_h2c(&services, &sites)?;
+    }
     let no_account = proxy.tls.as_ref().is_some_and(|tls| tls.acme.is_none());
     if let Some(acme) = services.values().find(|spec| spec.acme)
         && no_account

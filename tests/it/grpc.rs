@@ -27,15 +27,7 @@ async fn grpc_calls_survive_deploys_and_a_rollback() {
     let d = TestDaemon::start(&config(dir.path(), vec![])).await;
     d.deploy(&spec, "v1").await.assert_live();
     let load = GrpcLoad::start(d.addr, 3, 4).await;
-    load.finish_more(100, Duration::from_secs(30)).await;
-    for n in 2..=DEPLOYS + 1 {
-        d.deploy(&spec, &format!("v{n}")).await.assert_live();
-        load.finish_more(30, Duration::from_secs(30)).await;
-    }
-    d.rollback("rpc").await.assert_live();
-    load.finish_more(100, Duration::from_secs(30)).await;
-    let tally = load.stop().await;
-    eprintln!("{tally:?}");
+    let tally = deploys_and_a_rollback(&d, &spec, load, DEPLOYS).await;
     assert_eq!(tally.failed, 0, "failed calls: {tally:?}");
     assert!(tally.ok > 1_000, "{tally:?}");
     let expected: Vec<String> = (1..=DEPLOYS + 1).map(|n| format!("v{n}")).collect();
@@ -168,21 +160,7 @@ async fn http1_calls_are_translated_and_upgrades_refused() {
     d.deploy(&spec, "v1").await.assert_live();
 
     let stream = tokio::net::TcpStream::connect(d.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    for _ in 0..3 {
-        sender.ready().await.unwrap();
-        let response = sender
-            .send_request(call_request("Version", b""))
-            .await
-            .expect("an answer");
-        assert_eq!(response.version(), http::Version::HTTP_11);
-        let messages = reply(response).await.expect("an OK call over HTTP/1.1");
-        assert_eq!(messages, ["v1"]);
-    }
+    assert_eq!(http1_versions(stream, 3).await, ["v1"; 3]);
 
     let mut raw = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     raw.write_all(
@@ -199,30 +177,5 @@ async fn http1_calls_are_translated_and_upgrades_refused() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
     assert!(answer.contains("h2c"), "{answer}");
-    d.stop().await;
-}
-
-/// The nginx router does not serve h2c services yet: the deploy fails before
-/// anything changes, saying why, and the service's instances are stopped.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_nginx_router_refuses_an_h2c_service() {
-    if !nginx::required() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = nginx::service("rpc", dir.path(), 1);
-    spec.protocol = teal::spec::Protocol::H2c;
-    spec.health.h2c = false; // the demo app answers HTTP/1.1: its gate passes
-    let d = TestDaemon::start(&nginx::config(dir.path(), vec![])).await;
-    let result = d.deploy(&spec, "1.0.0").await;
-    assert_eq!(result.outcome, Outcome::Failed, "{}", result.text());
-    assert!(
-        result
-            .message
-            .contains("the nginx router does not serve yet"),
-        "{}",
-        result.message
-    );
-    assert_eq!(get(d.addr, "/").await.0, 503, "nothing installed");
     d.stop().await;
 }

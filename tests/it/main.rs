@@ -61,6 +61,7 @@ mod upgrade_docker;
 
 // The nginx router against the real nginx.
 mod nginx_config;
+mod nginx_grpc;
 mod nginx_proxy;
 mod nginx_router;
 mod nginx_system;

@@ -26,6 +26,7 @@ fn settings(include: Option<&Path>) -> Settings {
         include: include.map(Path::to_path_buf),
         tls: None,
         webroot: "/srv/app/.teal/nginx/acme".into(),
+        http2_directive: false,
     }
 }
 
@@ -391,8 +392,8 @@ fn tls_settings(redirect: bool, http2_directive: bool) -> Settings {
         tls: Some(TlsSettings {
             listen: "127.0.0.1:18443".parse().unwrap(),
             redirect,
-            http2_directive,
         }),
+        http2_directive,
         ..settings(None)
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use teal::router::nginx::NginxRouter;
 use teal::router::{Router, RouterError};
 use teal::slot::Slot;
-use teal::spec::{Config, ProxySpec, ServiceSpec, TlsListenSpec};
+use teal::spec::{ProxySpec, ServiceSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::proxy::{Conn, TestBackend, backend, raw_exchange, spec};
@@ -35,23 +35,13 @@ struct Tls {
     dir: tempfile::TempDir,
 }
 
-/// `config` with `[proxy.tls]` on a free port, redirects on.
-fn with_tls(mut config: Config) -> Config {
-    config.proxy.tls = Some(TlsListenSpec {
-        listen: free_addr(),
-        redirect: true,
-        acme: None,
-    });
-    config
-}
-
 impl Tls {
     async fn start() -> Tls {
         Tls::start_in(tempfile::tempdir().unwrap()).await
     }
 
     async fn start_in(dir: tempfile::TempDir) -> Tls {
-        let proxy = with_tls(nginx::config(dir.path(), vec![])).proxy;
+        let proxy = nginx::with_tls(nginx::config(dir.path(), vec![])).proxy;
         let router = NginxRouter::start(
             &proxy,
             &dir.path().join("state"),
@@ -425,7 +415,7 @@ async fn deploys_over_tls_lose_nothing() {
     let mut web = nginx::service("web", dir.path(), 2);
     ca.serve(&mut web, dir.path(), "web.test");
     web.drain.timeout = Duration::from_secs(3);
-    let config = with_tls(nginx::config(dir.path(), vec![]));
+    let config = nginx::with_tls(nginx::config(dir.path(), vec![]));
     let tls_addr = config.proxy.tls.as_ref().unwrap().listen;
     let d = TestDaemon::start(&config).await;
     d.deploy(&web, "1.0.0").await.assert_live();

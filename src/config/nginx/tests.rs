@@ -167,3 +167,20 @@ fn state_dir_must_fit_in_an_nginx_config() {
         &["state_dir (used in the nginx config teal writes)"],
     );
 }
+
+#[test]
+fn an_h2c_service_under_nginx_needs_tls() {
+    assert_err(
+        &format!("{NGINX}{WEB}protocol = \"h2c\"\n"),
+        3,
+        11,
+        &[
+            "services.web has protocol = \"h2c\"",
+            "over TLS only",
+            "give [services.web] tls",
+            "or use the builtin router",
+        ],
+    );
+    let acme = "[proxy]\nrouter = \"nginx\"\n[proxy.tls]\nlisten = \"127.0.0.1:18443\"\nacme_email = \"ops@example.com\"\n[services.web]\ncommand = [\"./app\"]\nhosts = [\"rpc.example.com\"]\ntls = \"acme\"\nprotocol = \"h2c\"\n";
+    assert!(ok(acme).services["web"].acme);
+}

@@ -164,9 +164,9 @@ impl NginxRouter {
             tls: proxy.tls.as_ref().map(|tls| TlsSettings {
                 listen: tls.listen,
                 redirect: tls.redirect,
-                http2_directive,
             }),
             webroot: challenges.webroot().to_owned(),
+            http2_directive,
         };
         let router = Arc::new(NginxRouter {
             settings,
@@ -252,7 +252,6 @@ impl Router for NginxRouter {
     ) -> Result<(), RouterError> {
         // Its own certificate must load: the deploy fails otherwise.
         certs::check(spec)?;
-        refuse_h2c(spec)?;
         let mut state = self.state.lock().await;
         let routes = state
             .routes
@@ -512,18 +511,4 @@ pub(crate) fn quote(path: &Path) -> String {
 /// diagnostics).
 pub fn locate(spec: &NginxSpec) -> Option<PathBuf> {
     find_binary(&spec.binary)
-}
-
-/// `protocol = "h2c"` (gRPC) is served by the builtin proxy only: the nginx
-/// router writes no `grpc_pass` yet (nginx 1.22 cannot take HTTP/1.1 and h2c
-/// clients on one plain listener), so such a deploy fails before anything
-/// changes.
-fn refuse_h2c(spec: &ServiceSpec) -> Result<(), RouterError> {
-    if spec.protocol.is_http1() {
-        return Ok(());
-    }
-    Err(RouterError::Invalid(format!(
-        "service {:?} has protocol = \"h2c\", which the nginx router does not serve yet: use the builtin router ([proxy] router = \"builtin\") for gRPC services",
-        spec.name
-    )))
 }

@@ -30,6 +30,9 @@ const UPSTREAM_IDLE: Duration = Duration::from_secs(2);
 /// How long a client may take to send a request head (and, over TLS with
 /// keep-alive off, its first HTTP/2 request).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle gRPC client connection stays open when client keep-alive
+/// is off (nginx's own default `keepalive_timeout`).
+const GRPC_KEEPALIVE: Duration = Duration::from_secs(75);
 /// The old generation's shortest grace when no service asks for one.
 const MIN_SHUTDOWN: Duration = Duration::from_secs(1);
 
@@ -47,6 +50,8 @@ pub struct Settings {
     /// The directory ACME HTTP-01 challenge files are served from, on the
     /// plain listener, for every Host: `WEBROOT/.well-known/acme-challenge/TOKEN`.
     pub webroot: PathBuf,
+    /// nginx has `http2 on;` (1.25.1+) instead of `listen ... http2`.
+    pub http2_directive: bool,
 }
 
 /// The TLS listener, as nginx is told to run it.
@@ -55,8 +60,6 @@ pub struct TlsSettings {
     pub listen: SocketAddr,
     /// Plain-HTTP requests for a TLS service get 308 to https (but ACME challenges).
     pub redirect: bool,
-    /// `http2 on;` (nginx 1.25.1+) instead of `listen ... ssl http2`.
-    pub http2_directive: bool,
 }
 
 /// The managed master's own settings: the main config around the http part.
@@ -169,7 +172,7 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
             )
             .ok();
         }
-        server_settings(&mut out, settings, false);
+        server_settings(&mut out, settings, Clients::Plain);
         tls::challenge_location(&mut out, settings, CHALLENGE_FALLBACK);
         match tls::redirect_port(service, settings) {
             Some(port) => tls::redirect_location(&mut out, port),
@@ -187,12 +190,13 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
             )
             .ok();
             out.push_str("server {\n");
-            writeln!(
-                out,
-                "    listen {preview} default_server;\n    server_name _;"
-            )
-            .ok();
-            server_settings(&mut out, settings, false);
+            preview_listen(&mut out, service, preview, settings);
+            let clients = if service.h2c {
+                Clients::Grpc
+            } else {
+                Clients::Plain
+            };
+            server_settings(&mut out, settings, clients);
             proxy_location(&mut out, "/", service, service.staged.as_ref());
             out.push_str("}\n");
         }
@@ -216,6 +220,29 @@ pub fn render_http(routes: &RouteSet, settings: &Settings) -> String {
     }
     tls::unknown_names_server(&mut out, settings);
     out
+}
+
+/// The preview server's `listen`. An h2c service's preview speaks HTTP/2
+/// with prior knowledge, as its clients (gRPC) do: the address is its own, so
+/// nginx before 1.25.1 can make it h2c-only (`listen ... http2`), and newer
+/// ones get `http2 on;`.
+fn preview_listen(
+    out: &mut String,
+    service: &ServiceRoute,
+    preview: SocketAddr,
+    settings: &Settings,
+) {
+    let http2 = match (service.h2c, settings.http2_directive) {
+        (false, _) => ("", ""),
+        (true, false) => (" http2", ""),
+        (true, true) => ("", "\n    http2 on;"),
+    };
+    writeln!(
+        out,
+        "    listen {preview}{} default_server;{}\n    server_name _;",
+        http2.0, http2.1
+    )
+    .ok();
 }
 
 /// The name of a slot's upstream.
@@ -264,16 +291,34 @@ fn upstream(out: &mut String, service: &ServiceRoute, backend: &Backend) {
 /// it: the app (which may answer its own challenges), or whatever `/` does.
 const CHALLENGE_FALLBACK: &str = "@teal_app";
 
+/// Who a server's clients are, for its keep-alive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Clients {
+    /// Plain HTTP/1.1.
+    Plain,
+    /// TLS: HTTP/1.1 or HTTP/2 by ALPN.
+    Tls,
+    /// gRPC (an h2c service's TLS server and preview): HTTP/2 connections that
+    /// carry many calls, kept open even when client keep-alive is off.
+    Grpc,
+}
+
 /// The client-side settings every server teal generates shares. With client
 /// keep-alive off, a TLS server (HTTP/2 too) serves one request per connection
 /// with `keepalive_requests 1` instead of `keepalive_timeout 0`: nginx uses
 /// `keepalive_timeout` as HTTP/2's idle timeout, and 0 would end an h2
-/// connection (GOAWAY) before its first request arrives.
-fn server_settings(out: &mut String, settings: &Settings, over_tls: bool) {
-    let keepalive = match (settings.keepalive_timeout.is_zero(), over_tls) {
+/// connection (GOAWAY) before its first request arrives. gRPC clients keep
+/// theirs ([`GRPC_KEEPALIVE`] unless keep-alive is set): one call per
+/// connection would cost each call a TLS handshake, and a stream would end
+/// every other call on the connection with GOAWAY.
+fn server_settings(out: &mut String, settings: &Settings, clients: Clients) {
+    let keepalive = match (settings.keepalive_timeout.is_zero(), clients) {
         (false, _) => nginx_time(settings.keepalive_timeout),
-        (true, false) => "0".to_string(),
-        (true, true) => format!("{};\n    keepalive_requests 1", nginx_time(HEADER_TIMEOUT)),
+        (true, Clients::Plain) => "0".to_string(),
+        (true, Clients::Tls) => {
+            format!("{};\n    keepalive_requests 1", nginx_time(HEADER_TIMEOUT))
+        }
+        (true, Clients::Grpc) => nginx_time(GRPC_KEEPALIVE),
     };
     writeln!(
         out,
@@ -303,6 +348,15 @@ fn location_body(out: &mut String, service: &ServiceRoute, backend: Option<&Back
     }
     match backend {
         None => out.push_str("        return 503;\n"),
+        Some(backend) if service.h2c => {
+            writeln!(
+                out,
+                "        grpc_pass grpc://{};",
+                upstream_name(&service.name, backend)
+            )
+            .ok();
+            out.push_str(GRPC_SETTINGS);
+        }
         Some(backend) => {
             writeln!(
                 out,
@@ -331,6 +385,21 @@ const PROXY_SETTINGS: &str = "        proxy_http_version 1.1;
         proxy_read_timeout 300s;
         proxy_next_upstream error timeout;
         proxy_next_upstream_tries 2;
+";
+
+/// The same for a `protocol = "h2c"` service: HTTP/2 with prior knowledge to
+/// the instances (`grpc_pass`, trailers both ways), the same forwarded headers,
+/// timeouts and retry rule (nginx never passes a request whose body was sent
+/// to a second instance). No upgrades: HTTP/2 to the app cannot carry them.
+const GRPC_SETTINGS: &str = "        grpc_set_header Host $http_host;
+        grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        grpc_set_header X-Forwarded-Proto $scheme;
+        grpc_set_header X-Forwarded-Host $http_host;
+        grpc_connect_timeout 2s;
+        grpc_send_timeout 300s;
+        grpc_read_timeout 300s;
+        grpc_next_upstream error timeout;
+        grpc_next_upstream_tries 2;
 ";
 
 fn describe(backend: Option<&Backend>) -> String {

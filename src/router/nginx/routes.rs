@@ -35,6 +35,8 @@ pub struct ServiceRoute {
     pub max_body: Option<u64>,
     /// `teal maintenance`: production answers 503 (per host, or all).
     pub maintenance: Vec<MaintenanceRoute>,
+    /// `protocol = "h2c"`: proxied with `grpc_pass` (HTTP/2 to the instances).
+    pub h2c: bool,
 }
 
 /// One maintenance as nginx renders it.
@@ -143,6 +145,7 @@ impl RouteSet {
                 tls,
                 max_body: spec.policy.max_body,
                 maintenance: Vec::new(),
+                h2c: !spec.protocol.is_http1(),
             },
         );
         Ok(next)

@@ -55,7 +55,48 @@ pub fn grpc_service(name: &str, dir: &Path) -> ServiceSpec {
 pub type Conn = SendRequest<Full<Bytes>>;
 
 pub async fn connect(addr: SocketAddr) -> Conn {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    Dial::Plain(addr).connect().await
+}
+
+/// How a gRPC client reaches the proxy: HTTP/2 with prior knowledge on a
+/// plain listener, or over TLS with `h2` chosen by ALPN.
+#[derive(Clone)]
+pub enum Dial {
+    Plain(SocketAddr),
+    Tls {
+        addr: SocketAddr,
+        name: String,
+        connector: tokio_rustls::TlsConnector,
+    },
+}
+
+impl Dial {
+    /// A new HTTP/2 connection.
+    pub async fn connect(&self) -> Conn {
+        match self {
+            Dial::Plain(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                handshake(stream).await
+            }
+            Dial::Tls {
+                addr,
+                name,
+                connector,
+            } => {
+                let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let server = rustls::pki_types::ServerName::try_from(name.clone()).unwrap();
+                let tls = connector.connect(server, stream).await.expect("TLS");
+                assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+                handshake(tls).await
+            }
+        }
+    }
+}
+
+async fn handshake<S>(stream: S) -> Conn
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
@@ -68,14 +109,19 @@ pub async fn connect(addr: SocketAddr) -> Conn {
 /// grpc-status 0, else why it failed.
 pub async fn call(conn: &mut Conn, method: &str, request: &[u8]) -> Result<Vec<Bytes>, String> {
     conn.ready().await.map_err(|e| format!("not ready: {e}"))?;
+    // HTTP/2 names the host in `:authority` alone, as gRPC clients do (nginx
+    // refuses a request that also has a Host header).
+    let mut request = call_request(method, request);
+    request.headers_mut().remove(http::header::HOST);
     let response = conn
-        .send_request(call_request(method, request))
+        .send_request(request)
         .await
-        .map_err(|e| format!("request: {e}"))?;
+        .map_err(|e| format!("request: {e:?}"))?;
     reply(response).await
 }
 
-/// The HTTP request of a call of `teal.Echo/METHOD` (either HTTP version).
+/// The HTTP request of a call of `teal.Echo/METHOD`, with the Host header
+/// an HTTP/1.1 client sends.
 pub fn call_request(method: &str, request: &[u8]) -> http::Request<Full<Bytes>> {
     let mut framed = BytesMut::new();
     framed.put_u8(0);
@@ -87,6 +133,31 @@ pub fn call_request(method: &str, request: &[u8]) -> http::Request<Full<Bytes>> 
         .header("te", "trailers")
         .body(Full::new(framed.freeze()))
         .expect("request")
+}
+
+/// `calls` unary `Version` calls from an HTTP/1.1 client on `stream` (one
+/// keep-alive connection), each answered over HTTP/1.1 and OK: the version
+/// each answered with.
+pub async fn http1_versions<S>(stream: S, calls: usize) -> Vec<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(conn);
+    let mut versions = Vec::new();
+    for _ in 0..calls {
+        sender.ready().await.expect("ready");
+        let response = sender
+            .send_request(call_request("Version", b""))
+            .await
+            .expect("an answer");
+        assert_eq!(response.version(), http::Version::HTTP_11);
+        let messages = reply(response).await.expect("an OK call over HTTP/1.1");
+        versions.push(String::from_utf8_lossy(&messages[0]).into_owned());
+    }
+    versions
 }
 
 /// A call's messages when its answer is HTTP 200 ending with grpc-status 0
@@ -120,6 +191,16 @@ pub async fn reply(response: http::Response<Incoming>) -> Result<Vec<Bytes>, Str
     Ok(messages)
 }
 
+/// A call's error that is its connection ending under it (no HTTP answer,
+/// no grpc-status): a stream the server's GOAWAY refused, a request hyper
+/// had not sent yet when the connection closed, or the connection cut.
+fn connection_dropped(error: &str) -> bool {
+    let refused = error.contains("GoAway(") && error.contains("NO_ERROR");
+    let unsent = error.contains("Error(Canceled, \"connection closed\")");
+    let cut = error.contains("Error(Io,");
+    refused || unsent || cut
+}
+
 /// What a load saw.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -128,6 +209,13 @@ pub struct Tally {
     /// The first failures, said.
     pub errors: Vec<String>,
     pub versions: BTreeMap<String, u64>,
+    /// Of the failed calls, those that ended with their connection, with no
+    /// answer: refused by the proxy's GOAWAY (never processed), still queued
+    /// in the client when the connection closed, or cut by a reset.
+    pub connection_dropped: u64,
+    /// Connections the proxy closed between calls (after a GOAWAY: no call
+    /// was sent on them), replaced by new ones.
+    pub reconnects: u64,
 }
 
 impl Tally {
@@ -136,6 +224,8 @@ impl Tally {
         self.failed += other.failed;
         self.errors.extend(other.errors);
         self.errors.truncate(20);
+        self.reconnects += other.reconnects;
+        self.connection_dropped += other.connection_dropped;
         for (version, n) in other.versions {
             *self.versions.entry(version).or_default() += n;
         }
@@ -154,18 +244,30 @@ const MAX_CALLS_PER_CALLER: u64 = 200_000;
 
 impl GrpcLoad {
     pub async fn start(addr: SocketAddr, connections: usize, callers: usize) -> GrpcLoad {
+        GrpcLoad::dial(Dial::Plain(addr), connections, callers).await
+    }
+
+    /// The load through `dial`. A caller whose connection was closed between
+    /// calls (the proxy's GOAWAY) opens a new one; a call that was sent and
+    /// failed is counted, never sent again.
+    pub async fn dial(dial: Dial, connections: usize, callers: usize) -> GrpcLoad {
         let stop = CancellationToken::new();
         let done = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for _ in 0..connections {
-            let conn = connect(addr).await;
+            let conn = dial.connect().await;
             for _ in 0..callers {
                 let (mut conn, stop, done) = (conn.clone(), stop.clone(), Arc::clone(&done));
+                let dial = dial.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut tally = Tally::default();
                     for _ in 0..MAX_CALLS_PER_CALLER {
                         if stop.is_cancelled() {
                             break;
+                        }
+                        if conn.ready().await.is_err() {
+                            conn = dial.connect().await;
+                            tally.reconnects += 1;
                         }
                         match call(&mut conn, "Version", b"").await {
                             Ok(messages) if messages.len() == 1 => {
@@ -179,6 +281,9 @@ impl GrpcLoad {
                             }
                             Err(error) => {
                                 tally.failed += 1;
+                                if connection_dropped(&error) {
+                                    tally.connection_dropped += 1;
+                                }
                                 if tally.errors.len() < 20 {
                                     tally.errors.push(error);
                                 }
@@ -211,4 +316,25 @@ impl GrpcLoad {
         }
         tally
     }
+}
+
+/// `spec` (v1 live) deployed as v2 ... v`deploys + 1` under `load`, each
+/// live, then rolled back, with calls ending between the steps: what the
+/// load saw.
+pub async fn deploys_and_a_rollback(
+    d: &super::TestDaemon,
+    spec: &ServiceSpec,
+    load: GrpcLoad,
+    deploys: usize,
+) -> Tally {
+    load.finish_more(100, Duration::from_secs(30)).await;
+    for n in 2..=deploys + 1 {
+        d.deploy(spec, &format!("v{n}")).await.assert_live();
+        load.finish_more(30, Duration::from_secs(30)).await;
+    }
+    d.rollback(&spec.name).await.assert_live();
+    load.finish_more(100, Duration::from_secs(30)).await;
+    let tally = load.stop().await;
+    eprintln!("{tally:?}");
+    tally
 }

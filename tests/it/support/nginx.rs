@@ -40,6 +40,16 @@ pub fn config(dir: &Path, services: Vec<ServiceSpec>) -> Config {
     config
 }
 
+/// `config` with `[proxy.tls]` on a free port, redirects on.
+pub fn with_tls(mut config: Config) -> Config {
+    config.proxy.tls = Some(teal::spec::TlsListenSpec {
+        listen: free_addr(),
+        redirect: true,
+        acme: None,
+    });
+    config
+}
+
 /// The managed nginx master of `state_dir`, from its pid file.
 pub fn master_pid(state_dir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(state_dir.join("nginx/nginx.pid")).ok()?;

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::super::quote;
 use super::super::routes::ServiceRoute;
-use super::{Settings, production_location, server_settings};
+use super::{Clients, Settings, production_location, server_settings};
 
 /// The path prefix of ACME HTTP-01 challenges (RFC 8555 8.3).
 const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -71,7 +71,7 @@ pub(super) fn challenge_location(out: &mut String, settings: &Settings, fallback
 fn listen_line(out: &mut String, settings: &Settings, default: bool) {
     let Some(tls) = &settings.tls else { return };
     let default = if default { " default_server" } else { "" };
-    if tls.http2_directive {
+    if settings.http2_directive {
         writeln!(
             out,
             "    listen {} ssl{default};\n    http2 on;",
@@ -102,7 +102,12 @@ pub(super) fn https_server(out: &mut String, service: &ServiceRoute, settings: &
         quote(&files.key),
     )
     .ok();
-    server_settings(out, settings, true);
+    let clients = if service.h2c {
+        Clients::Grpc
+    } else {
+        Clients::Tls
+    };
+    server_settings(out, settings, clients);
     production_location(out, "/", service);
     out.push_str("}\n");
 }

@@ -14,6 +14,7 @@ fn service(maintenance: Vec<MaintenanceRoute>) -> ServiceRoute {
         tls: None,
         max_body: None,
         maintenance,
+        h2c: false,
     }
 }
 
