@@ -7,17 +7,38 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::context::{Global, block_on};
+use super::hosts::{self, HostArgs};
 use crate::state::{GateChange, Gates};
 use crate::wire::GateAnswer;
 
-/// Sends `change` for `service`; prints the answer as JSON or as lines.
+/// Sends `change` for `service` to the local daemon, or to every host
+/// (`--host`, else the service's `servers` in teal.toml); prints each answer
+/// as JSON or as lines.
 pub fn send(
     global: &Global,
     service: &str,
     change: &GateChange,
     json: bool,
+    hosts: &HostArgs,
 ) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
+    let given = !hosts.hosts.is_empty();
+    let (_, remote) = hosts::load_lenient(&global.config_path(), given)?;
+    let dests = hosts.targets(&remote, Some(service));
+    if !dests.is_empty() {
+        return block_on(async {
+            let fleet = hosts::attach(&dests, &remote, hosts.parallel).await?;
+            let answers = fleet
+                .query(|host| {
+                    let (client, change) = (host.client.clone(), change.clone());
+                    let service = service.to_string();
+                    async move { client.change_gate(&service, &change).await }
+                })
+                .await;
+            fleet.close().await;
+            hosts::print_per_host(&answers, json, "gate", |answer| render(answer, change))
+        })?;
+    }
     let client = global.client()?;
     let answer = block_on(client.change_gate(service, change))??;
     let mut out = std::io::stdout().lock();
@@ -52,10 +73,10 @@ fn render(answer: &GateAnswer, change: &GateChange) -> String {
 }
 
 /// One line per maintenance and pause in force: "maintenance since T: message",
-/// "paused since T (requests held up to 30s each)", with the host when one.
+/// "paused since T (requests held up to 30s each)", with the hostname when one.
 pub fn lines(gates: &Gates) -> Vec<String> {
     let scope = |host: &Option<String>| match host {
-        Some(host) => format!(" (host {host})"),
+        Some(host) => format!(" (hostname {host})"),
         None => String::new(),
     };
     let mut lines = Vec::new();

@@ -1,9 +1,10 @@
 //! `teal maintenance SERVICE on|off`: answer every production request of the
-//! service (or of one of its hosts) with 503 and `Retry-After`, or stop.
+//! service (or of one of its hostnames) with 503 and `Retry-After`, or stop.
 
 use std::process::ExitCode;
 
 use super::context::Global;
+use super::hosts::HostArgs;
 use crate::state::GateChange;
 
 #[derive(Debug, clap::Args)]
@@ -15,10 +16,12 @@ pub struct Args {
     /// The 503's text (on only; default: "SERVICE is down for maintenance...").
     #[arg(long)]
     message: Option<String>,
-    /// Only requests for this one of the service's hosts (its Host header);
-    /// `off` without it ends every maintenance of the service.
-    #[arg(long, value_name = "HOST")]
-    host: Option<String>,
+    /// Only requests for this one of the service's hostnames (their Host
+    /// header); `off` without it ends every maintenance of the service.
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    #[command(flatten)]
+    hosts: HostArgs,
     /// Seconds in the 503's Retry-After (on only; default 60).
     #[arg(long, value_name = "SECONDS")]
     retry_after: Option<u32>,
@@ -36,7 +39,7 @@ enum Switch {
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let change = match args.state {
         Switch::On => GateChange::MaintenanceOn {
-            host: args.host,
+            host: args.hostname,
             message: args.message,
             retry_after: args.retry_after,
         },
@@ -44,8 +47,10 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             if args.message.is_some() || args.retry_after.is_some() {
                 anyhow::bail!("--message and --retry-after go with `on`, not `off`");
             }
-            GateChange::MaintenanceOff { host: args.host }
+            GateChange::MaintenanceOff {
+                host: args.hostname,
+            }
         }
     };
-    super::gate::send(global, &args.service, &change, args.json)
+    super::gate::send(global, &args.service, &change, args.json, &args.hosts)
 }

@@ -1,10 +1,11 @@
 //! `teal pause SERVICE`: hold new production requests of the service (or of
-//! one of its hosts) until `teal resume`, each for at most `--timeout`.
+//! one of its hostnames) until `teal resume`, each for at most `--timeout`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use super::context::Global;
+use super::hosts::HostArgs;
 use crate::state::GateChange;
 
 #[derive(Debug, clap::Args)]
@@ -14,9 +15,11 @@ pub struct Args {
     /// How long one request is held before it gets 503.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Only requests for this one of the service's hosts (its Host header).
-    #[arg(long, value_name = "HOST")]
-    host: Option<String>,
+    /// Only requests for this one of the service's hostnames (their Host header).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    #[command(flatten)]
+    hosts: HostArgs,
     /// Seconds in the Retry-After of a held request's 503 (default 5).
     #[arg(long, value_name = "SECONDS")]
     retry_after: Option<u32>,
@@ -30,9 +33,9 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--timeout must be more than zero");
     }
     let change = GateChange::Pause {
-        host: args.host,
+        host: args.hostname,
         timeout_ms: Some(args.timeout.as_millis().min(u64::MAX as u128) as u64),
         retry_after: args.retry_after,
     };
-    super::gate::send(global, &args.service, &change, args.json)
+    super::gate::send(global, &args.service, &change, args.json, &args.hosts)
 }

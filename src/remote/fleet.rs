@@ -366,7 +366,8 @@ impl Fleet {
         .await
     }
 
-    /// Runs a read-only call on every host, in order.
+    /// Runs one call on every host, in order, without a lock (reads, and
+    /// the gate changes of `teal maintenance`, `pause` and `resume`).
     pub async fn query<T, F, Fut>(&self, call: F) -> Vec<(String, Result<T, ClientError>)>
     where
         F: Fn(&Host) -> Fut,

@@ -120,7 +120,7 @@ async fn maintenance_answers_503_per_host_across_a_restart_and_a_deploy() {
     for args in [
         &["maintenance", "nope", "on"][..],
         &["maintenance", "web", "off", "--message", "x"],
-        &["maintenance", "web", "on", "--host", "c.test"],
+        &["maintenance", "web", "on", "--hostname", "c.test"],
         &["maintenance", "web", "sideways"],
     ] {
         let out = blocking({
@@ -175,7 +175,7 @@ async fn maintenance_answers_503_per_host_across_a_restart_and_a_deploy() {
     // Off, then one host only; a deploy goes through it.
     teal_ok(dir, &["maintenance", "web", "off"]).await;
     assert_eq!(request(addr, "1.1", "b.test", "/").await.status, 200);
-    teal_ok(dir, &["maintenance", "web", "on", "--host", "b.test"]).await;
+    teal_ok(dir, &["maintenance", "web", "on", "--hostname", "b.test"]).await;
     let answer = request(addr, "1.0", "b.test", "/only-b").await;
     assert_eq!(answer.status, 503);
     assert!(
@@ -188,7 +188,7 @@ async fn maintenance_answers_503_per_host_across_a_restart_and_a_deploy() {
     assert_eq!(request(addr, "1.1", "b.test", "/").await.status, 503);
     let answer = request(addr, "1.1", "a.test", "/").await;
     assert_eq!(version_of(&answer.body).as_deref(), Some("2.0.0"));
-    teal_ok(dir, &["maintenance", "web", "off", "--host", "b.test"]).await;
+    teal_ok(dir, &["maintenance", "web", "off", "--hostname", "b.test"]).await;
     let answer = request(addr, "1.1", "b.test", "/").await;
     assert_eq!(version_of(&answer.body).as_deref(), Some("2.0.0"));
     assert!(service_status(dir).get("maintenance").is_none());
@@ -224,7 +224,7 @@ async fn a_pause_holds_requests_until_resume_or_their_timeout() {
     // A request whose time runs out gets 503 with Retry-After.
     teal_ok(
         dir,
-        &["pause", "web", "--timeout", "300ms", "--host", "a.test"],
+        &["pause", "web", "--timeout", "300ms", "--hostname", "a.test"],
     )
     .await;
     let answer = request(addr, "1.1", "a.test", "/too-late").await;
@@ -238,7 +238,7 @@ async fn a_pause_holds_requests_until_resume_or_their_timeout() {
     let daemon = Served::start(dir).await;
     let addr = crate::support::served::listen_addr(dir);
     let human = String::from_utf8(run_ok(dir, &["status"]).stdout).unwrap();
-    assert!(human.contains("paused (host a.test) since"), "{human}");
+    assert!(human.contains("paused (hostname a.test) since"), "{human}");
     let answer = request(addr, "1.0", "a.test", "/too-late-again").await;
     assert_eq!(answer.status, 503);
     teal_ok(dir, &["resume", "web"]).await;
@@ -290,7 +290,7 @@ async fn nginx_renders_maintenance_and_refuses_a_pause() {
 
     // Per host; a deploy keeps it.
     teal_ok(dir, &["maintenance", "web", "off"]).await;
-    teal_ok(dir, &["maintenance", "web", "on", "--host", "b.test"]).await;
+    teal_ok(dir, &["maintenance", "web", "on", "--hostname", "b.test"]).await;
     teal_ok(dir, &["deploy", "web", "--version", "2.0.0"]).await;
     assert_eq!(request(listen, "1.1", "b.test", "/").await.status, 503);
     let answer = request(listen, "1.1", "a.test", "/").await;

@@ -591,3 +591,63 @@ async fn a_new_teal_takes_over_the_hosts_daemon_in_place() {
     assert_eq!(report.failed(), 0, "{report:?}");
     assert_eq!(report.keepalive_connects, 8, "{report:?}");
 }
+
+/// `teal maintenance`, `pause` and `resume` act on the service's servers
+/// (each its own daemon over ssh), or on the one `--host` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_and_pause_reach_every_host() {
+    let Some(lab) = Lab::start(&["a", "b"]) else {
+        return;
+    };
+    lab.preinstall_teal();
+    write_config(&lab, &["a", "b"], "");
+    assert_ok(&lab.run(&["deploy", "web", "--version", "1.0.0"]));
+    let hosts = listeners(&lab);
+    let statuses = async || {
+        let mut statuses = Vec::new();
+        for (_, addr) in &hosts {
+            statuses.push(get(*addr, "/").await);
+        }
+        statuses
+    };
+
+    let out = lab.run(&["maintenance", "web", "on", "--message", "back soon"]);
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("== a\n") && text.contains("== b\n") && text.contains("back soon"),
+        "{}",
+        output_text(&out)
+    );
+    for (status, body) in statuses().await {
+        assert_eq!((status, body.trim()), (503, "back soon"));
+    }
+    assert_ok(&lab.run(&["maintenance", "web", "off", "--host", "a"]));
+    let now: Vec<u16> = statuses().await.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(now, [200, 503], "only a serves again");
+    let out = lab.run(&["status", "web", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let in_maintenance = |i: usize| {
+        json["hosts"][i]["status"]["services"][0]["maintenance"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    };
+    assert!(!in_maintenance(0) && in_maintenance(1), "{json}");
+    assert_ok(&lab.run(&["maintenance", "web", "off"]));
+    let now: Vec<u16> = statuses().await.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(now, [200, 200]);
+
+    // A pause on b holds b's requests until resumed there.
+    assert_ok(&lab.run(&["pause", "web", "--host", "b", "--timeout", "60s"]));
+    let b = hosts[1].1;
+    let held = tokio::spawn(async move { get(b, "/").await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!held.is_finished(), "b holds the request");
+    assert_eq!(get(hosts[0].1, "/").await.0, 200, "a is not paused");
+    let out = lab.run(&["resume", "web", "--json"]);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["hosts"][1]["gate"]["changed"], true, "{json}");
+    assert_eq!(json["hosts"][0]["gate"]["changed"], false, "{json}");
+    assert_eq!(held.await.unwrap().0, 200, "served once resumed");
+}
