@@ -78,21 +78,28 @@ async fn get(addr: SocketAddr, host: &str, path: &str, id: Option<&str>) -> Repl
 
 /// One h2c request (hyper's path): status and body.
 async fn h2_get(addr: SocketAddr, uri: &str, id: Option<&str>) -> (u16, String) {
+    let mut req = Request::get(uri);
+    if let Some(id) = id {
+        req = req.header("x-request-id", id);
+    }
+    h2_exchange(addr, req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+/// One request over a new h2c connection: the answer's status and body.
+async fn h2_exchange<B>(addr: SocketAddr, req: Request<B>) -> (u16, String)
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::get(uri);
-    if let Some(id) = id {
-        req = req.header("x-request-id", id);
-    }
     let exchange = async {
-        let response = sender
-            .send_request(req.body(Full::new(Bytes::new())).unwrap())
-            .await
-            .unwrap();
+        let response = sender.send_request(req).await.unwrap();
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -204,6 +211,33 @@ async fn a_line_per_request_on_both_paths_with_request_ids_passed_to_the_app() {
     assert_eq!(status, 200);
     assert!(is_made_id(&body), "h2c made id: {body}");
     line_with(&log, &body).await;
+    // A body without a length (HTTP/2 DATA frames, no content-length): its
+    // bytes counted as they were forwarded.
+    let chunks = ["hello ", "h2 ", "world"].map(|c| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from_static(
+            c.as_bytes(),
+        )))
+    });
+    let upload = Request::post("http://app.test/upload")
+        .header("x-request-id", "h2-upload-1")
+        .body(http_body_util::StreamBody::new(futures_util::stream::iter(
+            chunks,
+        )))
+        .unwrap();
+    assert_eq!(h2_exchange(addr, upload).await, (200, "14\n".to_string()));
+    let line = line_with(&log, "h2-upload-1").await;
+    assert_eq!(line["request_bytes"], 14);
+    assert_eq!(line["response_bytes"], 3);
+    // The same for a chunked HTTP/1.1 body.
+    let chunked = b"POST /upload HTTP/1.1\r\nHost: app.test\r\nx-request-id: chunked-1\r\n\
+        Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n3\r\n h1\r\n0\r\n\r\n";
+    let reply = crate::support::proxy::raw_exchange(addr, chunked).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("8\n"),
+        "{reply}"
+    );
+    let line = line_with(&log, "chunked-1").await;
+    assert_eq!(line["request_bytes"], 8);
 
     // The proxy's own answer: no route (404), service and slot empty.
     let lost = get(addr, "elsewhere.test", "/x", Some("no-route-1")).await;

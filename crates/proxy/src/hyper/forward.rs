@@ -43,7 +43,7 @@ use crate::retry::{self, Attempt, Failure};
 use crate::routes::{ListenerKind, https, request_host};
 use crate::stall;
 use crate::upstream::UpstreamCtx;
-use crate::upstream::body::{ClientFault, UpstreamBody};
+use crate::upstream::body::{BodyBytes, ClientFault, UpstreamBody};
 use crate::upstream::h2;
 use crate::upstream::idle::IdleStack;
 use crate::upstream::sender::{self, Sender};
@@ -76,7 +76,9 @@ impl Proxy {
         };
         let (head, body) = req.into_parts();
         let opts = &self.opts;
-        let read = UpstreamBody::read(body, opts.body_buffer, opts.body_timeout, max_body).await;
+        let counted = head.extensions.get::<BodyBytes>().cloned();
+        let read =
+            UpstreamBody::read(body, opts.body_buffer, opts.body_timeout, max_body, counted).await;
         let req = Request::from_parts(head, ());
         let mut pool = self.pool_for(listener, || request_host(&req));
         if let Err(ProxyError::HttpsRedirect(port)) = pool {

@@ -1,7 +1,8 @@
 //! hyper's path and the access log: the request id (the client's when sane,
 //! else one made here when there is an access log, passed to the app as
 //! `x-request-id`), and a request's line, written when its response body is
-//! done (`ConnBody` counts the bytes and drops this).
+//! done (`ConnBody` counts the bytes and drops this). A body without a
+//! length is counted as it is forwarded (`BodyBytes`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use crate::access::{AccessLog, Line, Outcome, request_id};
 use crate::client::ClientAddr;
 use crate::routes::request_host;
+use crate::upstream::body::BodyBytes;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
 
@@ -34,7 +36,10 @@ pub(crate) struct Pending {
     path: String,
     protocol: &'static str,
     request_id: HeaderValue,
+    /// The request's `Content-Length`, or 0.
     request_bytes: u64,
+    /// The body's bytes as they arrived (a chunked or HTTP/2 body's length).
+    body: BodyBytes,
     outcome: Outcome,
     /// Body bytes handed to hyper for the client so far.
     pub(crate) sent: u64,
@@ -63,6 +68,8 @@ impl Pending {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(0);
+        let body = BodyBytes::default();
+        req.extensions_mut().insert(body.clone());
         Box::new(Pending {
             log: Arc::clone(log),
             started: Instant::now(),
@@ -76,6 +83,7 @@ impl Pending {
             protocol: protocol(req.version()),
             request_id,
             request_bytes,
+            body,
             outcome: Outcome::default(),
             sent: 0,
         })
@@ -102,7 +110,7 @@ impl Drop for Pending {
             path: self.path.as_bytes(),
             protocol: self.protocol,
             status: self.outcome.status,
-            request_bytes: self.request_bytes,
+            request_bytes: self.request_bytes.max(self.body.get()),
             response_bytes: self.sent,
             total: self.started.elapsed(),
             upstream: self.outcome.upstream,

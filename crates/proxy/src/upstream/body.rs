@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +32,23 @@ pub(crate) struct UpstreamBody {
     rest: Option<Box<Rest>>,
 }
 
+/// The request body's data bytes that arrived from the client, for its
+/// access-log line (hyper's path: a chunked or HTTP/2 body has no length up
+/// front). Put in the request's extensions by the access log, counted by
+/// [`UpstreamBody`] as the body arrives.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BodyBytes(Arc<AtomicU64>);
+
+impl BodyBytes {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, bytes: u64) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+}
+
 /// The streamed rest of a client's body.
 struct Rest {
     body: Incoming,
@@ -42,6 +59,8 @@ struct Rest {
     /// Fires when the client sends nothing for the body timeout.
     stall: StallTimer,
     fault: Arc<ClientFault>,
+    /// Told `seen` as it grows, when the request is logged.
+    counted: Option<BodyBytes>,
 }
 
 /// Why a body sent upstream ended early: the client's doing.
@@ -93,12 +112,14 @@ impl UpstreamBody {
     /// A body that has ended costs nothing. A body over `max_body` (its
     /// `Content-Length`, or what arrived) is refused here, unsent; when its
     /// streamed rest grows past it, the upstream request is cut (its
-    /// connection is not reused) and the fault says so (413).
+    /// connection is not reused) and the fault says so (413). `counted`, when
+    /// given, follows the body's bytes as they arrive.
     pub(crate) async fn read(
         mut body: Incoming,
         limit: usize,
         timeout: Duration,
         max_body: Option<u64>,
+        counted: Option<BodyBytes>,
     ) -> Result<(UpstreamBody, Option<Arc<ClientFault>>), ProxyError> {
         let max = max_body.unwrap_or(u64::MAX);
         if body.size_hint().lower() > max {
@@ -106,7 +127,13 @@ impl UpstreamBody {
         }
         let mut read = VecDeque::new();
         let mut read_len = 0u64;
+        let count = |bytes: u64| {
+            if let Some(counted) = &counted {
+                counted.set(bytes);
+            }
+        };
         loop {
+            count(read_len);
             if body.is_end_stream() {
                 return Ok((UpstreamBody::whole(read, read_len), None));
             }
@@ -136,6 +163,7 @@ impl UpstreamBody {
             max,
             stall: StallTimer::new(timeout),
             fault: Arc::clone(&fault),
+            counted,
         };
         let body = UpstreamBody {
             read,
@@ -179,6 +207,9 @@ impl Body for UpstreamBody {
                     && let Some(data) = data
                 {
                     rest.seen += data.len() as u64;
+                    if let Some(counted) = &rest.counted {
+                        counted.set(rest.seen);
+                    }
                     if rest.seen > rest.max {
                         rest.fault.set(TOO_LARGE);
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
