@@ -480,3 +480,44 @@ deadline = "10s"
     );
     served::terminated(served).await;
 }
+
+/// `teal serve --upgrade` under load: the old daemon writes the lines of
+/// what it served, the new one appends its own, and no line is lost: one
+/// per answered request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_loses_no_line() {
+    use crate::support::load::{finish_more, zero_drop};
+
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write_config(dir);
+    let served = Served::start(dir).await;
+    teal_ok(dir, &["deploy", "web"]).await;
+    let addr = served::listen_addr(dir);
+    let load = teal::load::Load::start(teal::load::LoadSpec {
+        host: Some("app.test".into()),
+        keepalive_connections: 4,
+        fresh_connection_workers: 2,
+        pause: Duration::from_millis(2),
+        ..zero_drop(addr)
+    });
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+    let served = served::upgraded(dir, served).await;
+    finish_more(&load, 300, Duration::from_secs(30)).await;
+    let report = served::stop_clean(load, dir, Some(4)).await;
+    served::terminated(served).await;
+    let written = lines(&dir.join("access.log"));
+    let n = written.len() as u64;
+    assert!(
+        (report.ok..=report.sent).contains(&n),
+        "{n} lines for {} answered of {} sent\n{}",
+        report.ok,
+        report.sent,
+        logs(dir)
+    );
+    assert!(
+        written
+            .iter()
+            .all(|l| l["status"] == 200 && l["service"] == "web")
+    );
+}
