@@ -44,6 +44,15 @@ deadline = "10s"
     std::fs::write(dir.join("teal.toml"), toml).unwrap();
 }
 
+/// `teal serve` in `dir` with the access log on, web deployed: the daemon
+/// and its production address.
+async fn deployed(dir: &Path) -> (Served, SocketAddr) {
+    write_config(dir);
+    let served = Served::start(dir).await;
+    teal_ok(dir, &["deploy", "web"]).await;
+    (served, served::listen_addr(dir))
+}
+
 /// The access log's lines so far, parsed (each must be one JSON object).
 fn lines(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -153,10 +162,7 @@ fn assert_forwarded(line: &Value, slot: &str, instances: &[String]) {
 async fn a_line_per_request_on_both_paths_with_request_ids_passed_to_the_app() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    write_config(dir);
-    let served = Served::start(dir).await;
-    teal_ok(dir, &["deploy", "web"]).await;
-    let addr = served::listen_addr(dir);
+    let (served, addr) = deployed(dir).await;
     let (slot, instances) = live(dir).await;
     let log = dir.join("access.log");
 
@@ -292,10 +298,7 @@ async fn a_line_per_request_on_both_paths_with_request_ids_passed_to_the_app() {
 async fn sigusr1_reopens_the_file_after_a_rename_and_no_line_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    write_config(dir);
-    let served = Served::start(dir).await;
-    teal_ok(dir, &["deploy", "web"]).await;
-    let addr = served::listen_addr(dir);
+    let (served, addr) = deployed(dir).await;
     let log = dir.join("access.log");
     let rotated = dir.join("access.log.1");
     let mut conn = Conn::open(addr).await.unwrap();
@@ -490,10 +493,7 @@ async fn an_upgrade_loses_no_line() {
 
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    write_config(dir);
-    let served = Served::start(dir).await;
-    teal_ok(dir, &["deploy", "web"]).await;
-    let addr = served::listen_addr(dir);
+    let (served, addr) = deployed(dir).await;
     let load = teal::load::Load::start(teal::load::LoadSpec {
         host: Some("app.test".into()),
         keepalive_connections: 4,
