@@ -521,3 +521,71 @@ async fn an_upgrade_loses_no_line() {
             .all(|l| l["status"] == 200 && l["service"] == "web")
     );
 }
+
+/// A disk that cannot keep up never slows a request: with the log going to
+/// a pipe nobody reads (its 64 KiB fill at once, then the writer blocks),
+/// every request is still answered, the lines that did not fit are dropped
+/// and counted on `/metrics`, and the stop ends once the pipe is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_a_stuck_writer_cannot_take_are_dropped_and_counted() {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use crate::support::load::zero_drop;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let fifo = dir.join("access.log");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // Held open, never read until the end: the daemon's open does not wait.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let admin = crate::support::free_addr();
+    write_config(dir);
+    let toml = std::fs::read_to_string(dir.join("teal.toml")).unwrap();
+    let toml = toml.replace("[proxy]\n", &format!("[proxy]\nadmin = \"{admin}\"\n"));
+    std::fs::write(dir.join("teal.toml"), toml).unwrap();
+    let served = Served::start(dir).await;
+    teal_ok(dir, &["deploy", "web"]).await;
+    let addr = served::listen_addr(dir);
+    let load = teal::load::Load::start(teal::load::LoadSpec {
+        host: Some("app.test".into()),
+        pause: Duration::ZERO,
+        max_duration: Duration::from_secs(6),
+        ..zero_drop(addr)
+    });
+    let report = load.wait().await;
+    eprintln!("{}", report.render_table());
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(report.ok > 2_000, "{report:?}");
+    let dropped = eventually(Duration::from_secs(10), async || {
+        let (_, page) = crate::support::get(admin, "/metrics").await;
+        page.lines()
+            .find(|l| l.starts_with("teal_access_log_dropped_lines_total "))
+            .and_then(|l| l.split(' ').nth(1)?.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    })
+    .await;
+    assert!(dropped, "lines were dropped and counted\n{}", logs(dir));
+    // Read the pipe to its end so the writer can finish, then stop.
+    let drain = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        let mut sink = Vec::new();
+        for _ in 0..20_000 {
+            match reader.read_to_end(&mut sink) {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        sink.len()
+    });
+    served::terminated(served).await;
+    let read = drain.join().unwrap();
+    assert!(read > 64 * 1024, "what the writer wrote: {read} bytes");
+}
