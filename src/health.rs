@@ -295,8 +295,9 @@ pub async fn gate(
 /// The first pause between health probes; it doubles up to the interval.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// How long an instance may listen elsewhere but not on its port before the
-/// gate gives up on it (an app may open another port first, briefly).
-const WRONG_PORT_GRACE: Duration = Duration::from_millis(500);
+/// gate gives up on it: an app may open another port first (a debugger, a
+/// metrics exporter) and its own a moment later.
+const WRONG_PORT_GRACE: Duration = Duration::from_secs(2);
 
 async fn wrong_port_error(instance: &InstanceRef, listening: String) -> GateError {
     GateError::WrongPort {

@@ -7,7 +7,9 @@
 //! - an app on another port than its own: the gate says where it listens, at
 //!   once instead of at the deadline;
 //! - an app that daemonizes (`gunicorn --daemon`): the gate says it went into
-//!   the background, and teal (a child subreaper) stops what it left and reaps it;
+//!   the background, and teal (a child subreaper) stops what it left and reaps
+//!   it; a helper a running app forks into the background stops with its
+//!   instance, also after an upgrade adopted the instance;
 //! - an app on every interface (gunicorn without `-b`): a warning at deploy and
 //!   in `teal status`;
 //! - and the right commands of the README's quickstart deploy without warnings.
@@ -15,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::served::{Served, run, run_ok};
+use crate::support::served::{Served, run, run_ok, upgrade};
 use crate::support::*;
 
 const WSGI_APP: &str = include_str!("../apps/wsgi_app.py");
@@ -270,6 +272,9 @@ async fn what_an_instance_forks_into_the_background_stops_with_it() {
             .await
         }
     );
+    // After an upgrade the successor has adopted the instance (the helper is
+    // no child of it): the helper still stops with its instance.
+    let daemon = upgrade(dir.path(), daemon);
     run_ok(dir.path(), &["stop", "web"]);
     assert!(helper("2").is_empty());
     nothing_left(dir.path(), daemon.pid()).await;

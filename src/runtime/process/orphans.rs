@@ -9,10 +9,14 @@
 //! (`TEAL_SERVICE`, `TEAL_SLOT`, `TEAL_INSTANCE`, `TEAL_VERSION`, `PORT`),
 //! which a fork inherits. A zombie has no environment any more; the daemon
 //! reaps a zombie child only when it cannot be one it is waiting for itself:
-//! an instance it spawned (its pid is in [`Spawned`]), a hook (a process group
-//! of its own in the daemon's session) or any other command (in the daemon's
-//! own process group). tokio waits for those; reaping one of them here would
-//! steal its exit status.
+//! an instance it spawned (its pid is in [`Spawned`]), a hook or the `SIGUSR2`
+//! successor (a process group of its own in the daemon's session) or any other
+//! command (in the daemon's own process group). Their spawners wait for those;
+//! reaping one of them here would steal its exit status.
+//!
+//! After an upgrade the instances are the successor's by adoption, not its
+//! children: what they fork later goes to another reaper, but it is still
+//! known by its environment and stopped with its instance.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
