@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{ExitInfo, InstanceRef};
+use crate::runtime::InstanceRef;
 use crate::spec::HealthSpec;
 
 /// How much of an unhealthy answer's body is kept for the error report.
@@ -215,19 +215,16 @@ pub async fn gate(
                     return Err(wrong_port_error(instance, listening).await);
                 }
                 let logs = last_output(instance).await;
+                // Exit code 0 with a process left running: it daemonized.
                 return Err(match exit.left_running {
-                    Some(left) => GateError::Background {
+                    Some(left) if exit.code == Some(0) => GateError::Background {
                         index: instance.index(),
                         id: instance.id(),
-                        exit: ExitInfo {
-                            left_running: None,
-                            ..exit
-                        }
-                        .to_string(),
+                        exit: exit.to_string(),
                         left,
                         logs,
                     },
-                    None => GateError::Exited {
+                    _ => GateError::Exited {
                         index: instance.index(),
                         id: instance.id(),
                         addr: instance.addr(),
