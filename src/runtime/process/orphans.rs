@@ -219,3 +219,6 @@ pub(super) async fn stop_left_by(launch: &Launch, current: u32, deadline: Instan
     }
     kill_left_by(launch, current).await;
 }
+
+#[cfg(test)]
+mod tests;
