@@ -1,6 +1,7 @@
 use super::*;
 
-fn stat(pid: procs::Pid, pgrp: procs::Pid, session: procs::Pid) -> procs::Stat {
+/// A zombie in group `pgrp` of `session`.
+fn zombie(pgrp: procs::Pid, session: procs::Pid) -> procs::Stat {
     procs::Stat {
         state: 'Z',
         ppid: 1,
@@ -12,19 +13,19 @@ fn stat(pid: procs::Pid, pgrp: procs::Pid, session: procs::Pid) -> procs::Stat {
 #[test]
 fn only_children_nobody_else_waits_for_are_reaped() {
     // The daemon: pid 100 in group 90 of session 80.
-    let daemon = stat(100, 90, 80);
+    let daemon = zombie(90, 80);
     let spawned = HashSet::from([200]);
     let waited = |pid, s: &procs::Stat| waited_for_elsewhere(pid, s, &daemon, &spawned);
     // A command in the daemon's own group (nginx -t, ssh): its spawner waits.
-    assert!(waited(150, &stat(150, 90, 80)));
+    assert!(waited(150, &zombie(90, 80)));
     // A hook or the SIGUSR2 successor: a group of its own in our session.
-    assert!(waited(160, &stat(160, 160, 80)));
+    assert!(waited(160, &zombie(160, 80)));
     // An instance: its own session, spawned by us.
-    assert!(waited(200, &stat(200, 200, 200)));
+    assert!(waited(200, &zombie(200, 200)));
     // The middle of a double fork (setsid, then exited): nobody waits.
-    assert!(!waited(210, &stat(210, 210, 210)));
+    assert!(!waited(210, &zombie(210, 210)));
     // A process an instance forked without setsid: in the instance's session.
-    assert!(!waited(220, &stat(220, 200, 200)));
+    assert!(!waited(220, &zombie(200, 200)));
     // A helper a hook left in the hook's group.
-    assert!(!waited(230, &stat(230, 160, 80)));
+    assert!(!waited(230, &zombie(160, 80)));
 }
