@@ -8,6 +8,9 @@
 //! does not start anything.
 
 mod grpc;
+mod listening;
+
+pub use listening::{wildcard, wrong_port};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -90,6 +93,24 @@ pub enum GateError {
         id: String,
         addr: SocketAddr,
         exit: String,
+        logs: String,
+    },
+    /// Its processes listen, but not on the port teal gave it.
+    #[error("{listening}; last output: {logs}")]
+    WrongPort {
+        /// What [`wrong_port`] says.
+        listening: String,
+        logs: String,
+    },
+    /// It forked into the background and exited (a daemonizing app).
+    #[error(
+        "instance {index} (pid {id}) went into the background: it exited ({exit}) and left pid {left} running, which teal stopped; run it in the foreground (e.g. without gunicorn's --daemon); last output: {logs}"
+    )]
+    Background {
+        index: usize,
+        id: String,
+        exit: String,
+        left: u32,
         logs: String,
     },
     #[error("cancelled")]
@@ -182,24 +203,49 @@ pub async fn gate(
         };
         instances.len()
     ];
+    // Since when each instance has listened, but not on its port.
+    let mut elsewhere: Vec<Option<Instant>> = vec![None; instances.len()];
     loop {
         let mut still = Vec::with_capacity(pending.len());
         for instance in pending {
             if let Some(exit) = instance.exited() {
-                let logs = instance.tail_logs(5).await.join(" | ");
-                return Err(GateError::Exited {
-                    index: instance.index(),
-                    id: instance.id(),
-                    addr: instance.addr(),
-                    exit: exit.to_string(),
-                    logs: if logs.is_empty() {
-                        "(none)".into()
-                    } else {
-                        logs
+                // Instances that took the same wrong port exit with "address
+                // in use": the one that holds it names the cause.
+                if let Some(listening) = instances.iter().find_map(|i| wrong_port(i.as_ref())) {
+                    return Err(wrong_port_error(instance, listening).await);
+                }
+                let logs = last_output(instance).await;
+                // Exit code 0 with a process left running: it daemonized.
+                return Err(match exit.left_running {
+                    Some(left) if exit.code == Some(0) => GateError::Background {
+                        index: instance.index(),
+                        id: instance.id(),
+                        exit: exit.to_string(),
+                        left,
+                        logs,
+                    },
+                    _ => GateError::Exited {
+                        index: instance.index(),
+                        id: instance.id(),
+                        addr: instance.addr(),
+                        exit: exit.to_string(),
+                        logs,
                     },
                 });
             }
             let mut answer = probe(instance.addr(), spec).await;
+            if let Probe::Failed { .. } = answer
+                && let Some(listening) = wrong_port(instance.as_ref())
+            {
+                let since = elsewhere
+                    .get_mut(instance.index())
+                    .map(|since| *since.get_or_insert_with(Instant::now));
+                if since.is_some_and(|since| since.elapsed() >= WRONG_PORT_GRACE) {
+                    return Err(wrong_port_error(instance, listening).await);
+                }
+            } else if let Some(since) = elsewhere.get_mut(instance.index()) {
+                *since = None;
+            }
             // An image's own HEALTHCHECK must pass too (the runtime reports it).
             if answer.is_healthy()
                 && let Some(waiting) = instance.waiting_for()
@@ -221,15 +267,13 @@ pub async fn gate(
         }
         if started.elapsed() >= spec.deadline {
             let first = pending[0];
-            let logs = first.tail_logs(5).await.join(" | ");
+            if let Some(listening) = wrong_port(first.as_ref()) {
+                return Err(wrong_port_error(first, listening).await);
+            }
             return Err(GateError::Deadline {
                 index: first.index(),
                 id: first.id(),
-                logs: if logs.is_empty() {
-                    "(none)".into()
-                } else {
-                    logs
-                },
+                logs: last_output(first).await,
                 addr: first.addr(),
                 waited: Duration::from_millis(started.elapsed().as_millis() as u64),
                 last: last.get(first.index()).cloned().unwrap_or(Probe::Failed {
@@ -247,3 +291,24 @@ pub async fn gate(
 
 /// The first pause between health probes; it doubles up to the interval.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
+/// How long an instance may listen elsewhere but not on its port before the
+/// gate gives up on it: an app may open another port first (a debugger, a
+/// metrics exporter) and its own a moment later.
+const WRONG_PORT_GRACE: Duration = Duration::from_secs(2);
+
+async fn wrong_port_error(instance: &InstanceRef, listening: String) -> GateError {
+    GateError::WrongPort {
+        listening,
+        logs: last_output(instance).await,
+    }
+}
+
+/// Its last lines of output, `|`-separated, or "(none)".
+async fn last_output(instance: &InstanceRef) -> String {
+    let logs = instance.tail_logs(5).await.join(" | ");
+    if logs.is_empty() {
+        "(none)".into()
+    } else {
+        logs
+    }
+}

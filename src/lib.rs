@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod load;
 pub mod metrics;
 pub mod open_files;
+pub mod procs;
 pub mod remote;
 pub mod router;
 pub mod runtime;

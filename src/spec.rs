@@ -139,6 +139,9 @@ pub struct AcmeSpec {
     pub retry: Duration,
 }
 
+/// The placeholders a service's `command` may use (process and docker runtimes).
+pub const COMMAND_PLACEHOLDERS: &[&str] = &["port", "version"];
+
 /// How instances are run. Each variant is served by one `runtime::Runtime`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

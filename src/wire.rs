@@ -215,6 +215,9 @@ pub struct InstanceStatus {
     /// docker: the image ID the container runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// Something the user should fix, e.g. it listens on every interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// `GET /v1/services/{name}/history`.

@@ -167,6 +167,9 @@ fn render_slot(slot: Slot, s: &SlotStatus) -> String {
             i.id,
             i.health
         ));
+        if let Some(warning) = &i.warning {
+            line.push_str(&format!("        warning: {warning}\n"));
+        }
     }
     line
 }

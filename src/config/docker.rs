@@ -64,7 +64,10 @@ pub(super) fn docker(
                 format!("{section}.command is empty; leave it out to run the image's CMD"),
             ));
         }
-        Some(command) => Some(command.get_ref().clone()),
+        Some(command) => {
+            super::command::service_command(command, &format!("{section}.command"))?;
+            Some(command.get_ref().clone())
+        }
         None => None,
     };
     let mut volumes = Vec::new();

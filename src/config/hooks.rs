@@ -90,17 +90,8 @@ fn hook(
         }
         Some(_) => {}
     }
-    for arg in &command {
-        if let Some(unknown) = unknown_placeholder(arg) {
-            return Err(at(format!(
-                "unknown placeholder {{{unknown}}} in {what}; known: {}",
-                HOOK_PLACEHOLDERS
-                    .iter()
-                    .map(|p| format!("{{{p}}}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+    if let Some(message) = super::command::placeholders(&command, what, HOOK_PLACEHOLDERS) {
+        return Err(at(message));
     }
     Ok(HookSpec {
         command,
@@ -129,26 +120,6 @@ fn place(value: &Spanned<String>, what: &str, runtime: &RuntimeSpec) -> Result<H
             format!("unknown {what} {other:?}; expected \"host\" or \"image\""),
         )),
     }
-}
-
-/// The first `{name}` in `arg` whose name is an identifier teal does not know.
-/// Braces around anything else (JSON, shell) are left alone.
-fn unknown_placeholder(arg: &str) -> Option<&str> {
-    let mut rest = arg;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else { break };
-        let name = &after[..close];
-        let identifier = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if identifier && !HOOK_PLACEHOLDERS.contains(&name) {
-            return Some(name);
-        }
-        rest = after;
-    }
-    None
 }
 
 /// `[services.NAME.verify]`.

@@ -8,6 +8,7 @@
 //! names the file, line and column. Loading never writes anything, and nothing
 //! outside this module sees the raw types.
 
+mod command;
 mod conflicts;
 mod docker;
 #[cfg(test)]

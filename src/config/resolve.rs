@@ -532,9 +532,12 @@ fn runtime(name: &Spanned<String>, raw: &RawService, base: &Path) -> Result<Runt
                     command,
                     format!("{section}.command starts with an empty program name"),
                 )),
-                Some(_) => Ok(RuntimeSpec::Process {
-                    command: command.get_ref().clone(),
-                }),
+                Some(_) => {
+                    super::command::service_command(command, &format!("{section}.command"))?;
+                    Ok(RuntimeSpec::Process {
+                        command: command.get_ref().clone(),
+                    })
+                }
             }
         }
         "docker" => docker::docker(name, raw, base),

@@ -237,6 +237,12 @@ impl ActionContext<'_> {
                 gate_started.elapsed().as_millis() as u64
             ))
         ));
+        for warning in instances
+            .iter()
+            .filter_map(|i| health::wildcard(i.as_ref()))
+        {
+            progress.info(format!("warning: {warning}"));
+        }
 
         if spec.preview.is_some() {
             let live = record

@@ -114,6 +114,7 @@ impl Deployer {
                         container: matches!(record.spec.runtime, RuntimeSpec::Docker(_))
                             .then(|| i.id()),
                         image_id,
+                        warning: health::wildcard(i.as_ref()),
                     }
                 })
                 .collect(),

@@ -70,6 +70,9 @@ pub struct ExitInfo {
     pub code: Option<i32>,
     /// Signal number, when it was killed.
     pub signal: Option<i32>,
+    /// A process it forked into the background and left running when it
+    /// exited (which teal then stopped): the app daemonized itself.
+    pub left_running: Option<u32>,
 }
 
 impl fmt::Display for ExitInfo {
@@ -115,6 +118,12 @@ pub trait Instance: Send + Sync + fmt::Debug {
     }
     /// The exact build it runs (docker: the image ID), when the runtime knows one.
     fn image(&self) -> Option<String> {
+        None
+    }
+    /// Where its processes listen right now (TCP), as the kernel tells it;
+    /// None when the runtime cannot tell (a container's own network) or the
+    /// instance is not running.
+    fn listening(&self) -> Option<Vec<SocketAddr>> {
         None
     }
 }

@@ -12,6 +12,7 @@
 mod adopt;
 mod instance;
 mod logs;
+mod orphans;
 mod pid;
 mod ports;
 mod supervisor;
@@ -27,6 +28,7 @@ use futures_util::stream::BoxStream;
 
 use self::instance::Launch;
 pub use self::instance::ProcessInstance;
+use self::orphans::Spawned;
 use self::ports::PortBook;
 use super::{
     Instance, InstanceRef, KnownSlot, LogLine, Runtime, RuntimeError, SlotRequest, log_path,
@@ -51,16 +53,24 @@ pub struct ProcessRuntime {
     /// Every process that may still run, this daemon's and its predecessors';
     /// shared with the supervisors, which record restarts and stops.
     book: Arc<ProcessBook>,
+    /// The instance processes spawned and not reaped yet; what an instance
+    /// forks into the background becomes this process's child (it is a child
+    /// subreaper) and is reaped by the task this starts, never these.
+    spawned: Arc<Spawned>,
 }
 
 impl ProcessRuntime {
     /// Logs go under `state_dir/logs/`, records to `state_dir/processes.json`.
+    /// Makes this process a child subreaper: what its instances fork into the
+    /// background stays its child, to be stopped with them and reaped.
     pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        Spawned::become_subreaper();
         Ok(ProcessRuntime {
             state_dir: state_dir.to_path_buf(),
             ports: Arc::default(),
             tracked: Mutex::default(),
             book: Arc::new(ProcessBook::open(state_dir)?),
+            spawned: Arc::default(),
         })
     }
 
@@ -180,6 +190,7 @@ impl ProcessRuntime {
         fresh_log: bool,
     ) -> Result<Arc<ProcessInstance>, RuntimeError> {
         let service = req.service;
+        self.spawned.start_reaper();
         let port = self
             .ports
             .lock()
@@ -257,6 +268,7 @@ impl ProcessRuntime {
             version: req.version.to_string(),
             deploy_id: req.deploy_id.to_string(),
             port,
+            spawned: self.spawned.clone(),
         }
     }
 }

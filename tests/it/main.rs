@@ -14,6 +14,7 @@ mod access_log;
 mod cli;
 mod demo;
 mod demo_app;
+mod first_deploy;
 mod listeners;
 mod load_client;
 mod under_systemd;

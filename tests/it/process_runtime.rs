@@ -276,7 +276,8 @@ async fn stop_kills_a_process_that_ignores_sigterm_after_the_grace() {
         instance.exited(),
         Some(ExitInfo {
             code: None,
-            signal: Some(9)
+            signal: Some(9),
+            left_running: None,
         })
     );
     // Reaped, not a zombie: the pid is gone.

@@ -285,6 +285,7 @@ impl Observed {
         ExitInfo {
             code: self.exit_code.map(|c| c as i32),
             signal: None,
+            left_running: None,
         }
     }
 }

@@ -220,6 +220,7 @@ impl Watcher {
                     self.status.lock().unwrap().exited = Some(ExitInfo {
                         code: None,
                         signal: None,
+                        left_running: None,
                     });
                     true
                 }

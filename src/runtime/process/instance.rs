@@ -19,6 +19,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::logs;
+use super::orphans::Spawned;
 use super::pid::{self, ExitWatch};
 use super::ports::PortBook;
 use super::supervisor::{Ended, Ending, Running, Status, Supervisor};
@@ -41,6 +42,9 @@ pub(super) struct Launch {
     pub version: String,
     pub deploy_id: String,
     pub port: u16,
+    /// The daemon's record of the instance processes it spawned, which the
+    /// reaper of leftovers must leave to tokio.
+    pub spawned: Arc<Spawned>,
 }
 
 impl Launch {
@@ -60,7 +64,7 @@ impl Launch {
         if let Some(dir) = &self.workdir {
             cmd.current_dir(dir);
         }
-        let child = spawn_in_session(cmd)?;
+        let child = self.spawned.spawn(|| spawn_in_session(cmd))?;
         let pid = child.id().unwrap_or(0);
         logs::marker(
             &self.log,
@@ -243,6 +247,17 @@ impl Instance for ProcessInstance {
 
     async fn stop(&self, grace: Duration) {
         self.end(Ending::Stop(grace)).await;
+    }
+
+    /// The sockets its session listens on: the app and any workers it forked.
+    fn listening(&self) -> Option<Vec<SocketAddr>> {
+        let status = self.status.lock().unwrap();
+        if status.exited.is_some() {
+            return None;
+        }
+        let session = crate::procs::session_members(status.pid as crate::procs::Pid);
+        drop(status);
+        Some(crate::procs::sockets::listening(&session))
     }
 
     /// Keeps the process running and its record, so the next daemon adopts it.

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::instance::Launch;
 use super::logs;
+use super::orphans;
 use super::pid::{self, ExitWatch};
 use crate::runtime::ExitInfo;
 use crate::state::ProcessBook;
@@ -76,6 +77,7 @@ impl Running {
                 ExitInfo {
                     code: None,
                     signal: None,
+                    left_running: None,
                 }
             }
         }
@@ -129,21 +131,43 @@ impl Supervisor {
         loop {
             let started = Instant::now();
             let pgid = self.pid();
-            let (exit, asked) = tokio::select! {
-                exit = running.wait() => {
-                    // It ended on its own: whatever it left in its group goes too,
-                    // so the restart finds its port free.
-                    pid::signal_group(pgid, Signal::SIGKILL);
-                    (exit, None)
-                }
+            let (mut exit, asked) = tokio::select! {
+                exit = running.wait() => (exit, None),
                 ending = end_requested(&mut self.end_rx) => match ending {
                     Ending::Release => {
                         logs::marker(&self.launch.log, "let go: the daemon stops, the instance keeps running");
                         return Ended::LetGo;
                     }
-                    Ending::Stop(grace) => (terminate(&mut running, pgid, grace).await, Some(grace)),
+                    Ending::Stop(grace) => {
+                        // What it forked into the background goes with it.
+                        let deadline = Instant::now() + grace;
+                        let (exit, ()) = tokio::join!(
+                            terminate(&mut running, pgid, grace),
+                            orphans::stop_left_by(&self.launch, pgid, deadline),
+                        );
+                        (exit, Some(grace))
+                    }
                 },
             };
+            self.launch.spawned.reaped(pgid);
+            if asked.is_none() {
+                // It ended on its own: whatever it left goes too, so the restart
+                // finds its port free; its group, and what it forked into the
+                // background (a double fork: the exit says so).
+                let first = orphans::left_by(&self.launch, pgid, true)
+                    .first()
+                    .map(|(pid, _)| *pid as u32);
+                pid::signal_group(pgid, Signal::SIGKILL);
+                exit.left_running = first.or(orphans::kill_left_by(&self.launch, pgid).await);
+                if let Some(left) = exit.left_running {
+                    logs::marker(
+                        &self.launch.log,
+                        &format!(
+                            "pid {pgid} exited and left pid {left} running in the background; stopped it"
+                        ),
+                    );
+                }
+            }
             self.status.lock().unwrap().exited = Some(exit.clone());
             if asked.is_some() || self.end_rx.borrow().is_some() {
                 self.forget(pgid);
@@ -231,10 +255,12 @@ fn exit_info(status: std::io::Result<ExitStatus>) -> ExitInfo {
         Ok(status) => ExitInfo {
             code: status.code(),
             signal: status.signal(),
+            left_running: None,
         },
         Err(_) => ExitInfo {
             code: None,
             signal: None,
+            left_running: None,
         },
     }
 }
