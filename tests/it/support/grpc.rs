@@ -193,10 +193,12 @@ pub async fn reply(response: http::Response<Incoming>) -> Result<Vec<Bytes>, Str
 
 /// A call's error that is its connection ending under it (no HTTP answer,
 /// no grpc-status): a stream the server's GOAWAY refused, a request hyper
-/// had not sent yet when the connection closed, or the connection cut.
+/// had not sent yet when the connection closed (or that found it closed),
+/// or the connection cut.
 fn connection_dropped(error: &str) -> bool {
     let refused = error.contains("GoAway(") && error.contains("NO_ERROR");
-    let unsent = error.contains("Error(Canceled, \"connection closed\")");
+    let unsent =
+        error.contains("Error(Canceled, \"connection closed\")") || error.starts_with("not ready");
     let cut = error.contains("Error(Io,");
     refused || unsent || cut
 }
