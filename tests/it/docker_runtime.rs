@@ -97,7 +97,11 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
     assert_eq!(last.instances, ["dkt-basic-green-0", "dkt-basic-green-1"]);
 
     // Logs come from the engine.
-    let body = d.client.logs(name, Some(Slot::Green), false).await.unwrap();
+    let body = d
+        .client
+        .logs(name, &teal::wire::LogPick::Slot(Slot::Green), false)
+        .await
+        .unwrap();
     let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("[0] uptimer 2 listening"), "{text}");
     assert!(text.contains("[1] uptimer 2 listening"), "{text}");
@@ -146,7 +150,11 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
             .all(|i| i.healthy)
     );
     // Followed logs stream from the engine.
-    let mut follow = d.client.logs(name, None, true).await.unwrap();
+    let mut follow = d
+        .client
+        .logs(name, &teal::wire::LogPick::Live, true)
+        .await
+        .unwrap();
     let frame = tokio::time::timeout(Duration::from_secs(10), follow.frame())
         .await
         .expect("followed logs answer")
@@ -407,7 +415,11 @@ async fn every_docker_setting_reaches_the_engine() {
     assert_eq!(host.memory, Some(64 << 20));
     assert_eq!(host.nano_cpus, Some(500_000_000));
     // Logs still come through with the local driver.
-    let body = d.client.logs(name, None, false).await.unwrap();
+    let body = d
+        .client
+        .logs(name, &teal::wire::LogPick::Live, false)
+        .await
+        .unwrap();
     let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("listening"), "{text}");
 

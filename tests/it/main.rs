@@ -12,6 +12,7 @@ mod support;
 // The binary, the demo app and the load client on their own.
 mod access_log;
 mod cli;
+mod cli_output;
 mod demo;
 mod demo_app;
 mod listeners;
@@ -72,4 +73,5 @@ mod upgrade_nginx;
 mod remote;
 mod remote_image;
 mod remote_image_load;
+mod remote_lease;
 mod remote_lock;

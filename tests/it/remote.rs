@@ -265,6 +265,7 @@ async fn the_deploy_lock_keeps_a_second_deployer_out_until_forced() {
         owner: "alice@laptop".into(),
         reason: "teal deploy web 9.9.9".into(),
         force: false,
+        ttl_ms: None,
     };
     b.lock("web", &req).await.unwrap();
     let out = lab.run(&["deploy", "web", "--version", "2.0.0"]);
