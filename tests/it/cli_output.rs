@@ -30,7 +30,7 @@ fn serve_on_a_terminal(dir: &Path, no_color: Option<&str>) -> String {
         .env("RUST_LOG", "info")
         .args(["-qefc"])
         .arg(format!(
-            "timeout -s INT 15 '{}' serve",
+            "timeout -s INT 6 '{}' serve",
             teal.to_string_lossy()
         ))
         .arg("/dev/null");

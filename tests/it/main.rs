@@ -17,6 +17,7 @@ mod demo;
 mod demo_app;
 mod listeners;
 mod load_client;
+mod logs_history;
 mod under_systemd;
 mod upgrade;
 
