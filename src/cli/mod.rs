@@ -22,6 +22,7 @@ mod render;
 mod resume;
 mod rollback;
 mod serve;
+mod serve_log;
 mod signals;
 mod status;
 mod stop;

@@ -103,3 +103,67 @@ fn help_says_what_the_demo_is() {
         );
     }
 }
+
+#[test]
+fn serve_log_file_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("teal.toml"),
+        format!(
+            r#"state_dir = "state"
+
+[proxy]
+listen = "127.0.0.1:0"
+
+[services.web]
+command = ["{TEAL}", "demo-app", "--port", "{{port}}", "--app-version", "{{version}}", "--boot-delay", "10ms"]
+
+[services.web.health]
+interval = "20ms"
+"#,
+            TEAL = crate::support::TEAL
+        ),
+    )
+    .unwrap();
+    let max = 1024;
+    let _daemon = Served::spawn(
+        dir.path(),
+        &["serve", "--log-file", "daemon.log", "--log-max", "1KiB"],
+    );
+    let log = dir.path().join("daemon.log");
+    let previous = dir.path().join("daemon.log.1");
+    // Deploys write log lines; the file is moved aside past the bound, and
+    // the file moved aside is replaced the next time.
+    let mut first_previous = None;
+    for n in 0..200 {
+        let out = teal(dir.path())
+            .args(["deploy", "web", "--version", &format!("1.0.{n}")])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            // The daemon may not be up yet.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok(text) = std::fs::read_to_string(&previous) else {
+            continue;
+        };
+        match &first_previous {
+            None => first_previous = Some(text),
+            Some(first) if *first != text => break,
+            Some(_) => {}
+        }
+    }
+    let first = first_previous.expect("daemon.log was moved aside");
+    let now = std::fs::read_to_string(&previous).unwrap();
+    assert_ne!(first, now, "daemon.log.1 was replaced, not grown");
+    // Past the bound by at most what a second of deploys writes.
+    let slack = 64 * 1024;
+    for path in [&log, &previous] {
+        let len = std::fs::metadata(path).unwrap().len();
+        assert!(len <= max + slack, "{} is {len} bytes", path.display());
+    }
+    assert!(!dir.path().join("daemon.log.2").exists());
+    assert!(!std::fs::read(&log).unwrap().contains(&ESC));
+}

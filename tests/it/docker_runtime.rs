@@ -105,6 +105,25 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
     let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("[0] uptimer 2 listening"), "{text}");
     assert!(text.contains("[1] uptimer 2 listening"), "{text}");
+    // --previous: the other slot's containers; --version: the kept containers
+    // that run it; a version no container runs is a clear error.
+    let read = async |pick: teal::wire::LogPick| {
+        let body = d.client.logs(name, &pick, false).await?;
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        Ok::<_, teal::api::client::ClientError>(String::from_utf8(bytes).unwrap())
+    };
+    let previous = read(teal::wire::LogPick::Previous).await.unwrap();
+    assert!(previous.contains("[0] uptimer 1 listening"), "{previous}");
+    assert!(!previous.contains("uptimer 2"), "{previous}");
+    let one = read(teal::wire::LogPick::Version("1".into()))
+        .await
+        .unwrap();
+    assert!(one.contains("[1] uptimer 1 listening"), "{one}");
+    let gone = read(teal::wire::LogPick::Version("0.9".into())).await;
+    assert!(
+        format!("{gone:?}").contains("teal keeps only the containers of the two slots"),
+        "{gone:?}"
+    );
 
     // A graceful daemon stop lets go of the live containers (they keep serving)
     // and removes the standby; the next daemon adopts them without a restart.
