@@ -97,7 +97,7 @@ pub(super) fn files(state_dir: &Path, service: &str, run: &LogRun) -> Result<Fil
             let kept: Vec<&str> = all.iter().map(|r| r.info.version.as_str()).collect();
             let what = match run {
                 LogRun::Version(version) => format!("version {version}"),
-                _ => "the run before the live one".to_string(),
+                _ => "from before the live run".to_string(),
             };
             Err(RuntimeError::InvalidSpec(format!(
                 "no output of {service} {what} is kept (kept, newest first: {}); teal keeps \
