@@ -19,14 +19,7 @@ const LEASE: &str = "1500ms";
 /// to become healthy (the demo app answers 503 while it boots).
 fn write_config(lab: &Lab) {
     let text = format!(
-        r#"state_dir = "local"
-
-[proxy]
-listen = "127.0.0.1:0"
-
-[ssh]
-config = "ssh_config"
-
+        r#"{head}
 [services.web]
 command = ["sh", "-c", "case {{version}} in slow-*) d=25s;; *) d=100ms;; esac; exec {TEAL} demo-app --port {{port}} --app-version {{version}} --boot-delay $d"]
 instances = 1
@@ -41,6 +34,7 @@ deadline = "60s"
 timeout = "2s"
 
 {hosts}"#,
+        head = lab.config_head(""),
         hosts = lab.hosts_toml(),
     );
     std::fs::write(lab.root().join("teal.toml"), text).unwrap();
@@ -151,4 +145,25 @@ async fn a_killed_deploys_lock_lapses_and_a_long_one_keeps_it_by_renewing() {
         output_text(&out)
     );
     assert!(locks(&hosts).await.iter().all(Option::is_none), "released");
+
+    // The detached daemons write their own bounded serve.log, in plain text.
+    for name in ["a", "b"] {
+        let host = lab.host(name);
+        let pid = host.daemon_pid().expect("a detached daemon");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let at = args.iter().position(|a| *a == b"--log-file");
+        assert_eq!(
+            at.map(|i| args[i + 1]),
+            Some(&b"serve.log"[..]),
+            "{name}: {}",
+            String::from_utf8_lossy(&cmdline)
+        );
+        let log = std::fs::read(host.state_dir.join("serve.log")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&log).contains("INFO"),
+            "{name}: log lines"
+        );
+        assert!(!log.contains(&0x1b), "{name}: no colour codes in serve.log");
+    }
 }
