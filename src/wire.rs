@@ -227,6 +227,50 @@ pub struct History {
     pub entries: Vec<HistoryEntry>,
 }
 
+/// `GET /v1/services/{name}/logs`: whose output (`slot=`, `version=` or
+/// `previous=1` in the query; none of them: the live slot's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogPick {
+    Live,
+    Slot(Slot),
+    /// The latest kept run of this version.
+    Version(String),
+    /// The run before the live one.
+    Previous,
+}
+
+/// `text` for a query value: bytes other than letters, digits and `-._~`
+/// as `%XX`.
+pub fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`query_escape`]; None when it does not decode to UTF-8.
+pub fn query_unescape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The header that carries a deploy-lock lease on action requests. An action on a
 /// locked service needs the lock's lease.
 pub const LEASE_HEADER: &str = "teal-lease";
@@ -241,6 +285,10 @@ pub struct LockRequest {
     /// Break a lock someone else holds (`--force-unlock`).
     #[serde(default)]
     pub force: bool,
+    /// How long the lock lasts unless renewed (`PUT` on the same path), in
+    /// milliseconds; None (an older teal): until released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 /// The answer to a granted [`LockRequest`].
@@ -250,6 +298,9 @@ pub struct LockGrant {
     pub lock: DeployLock,
     /// The lock that `force` broke, if there was one.
     pub broke: Option<DeployLock>,
+    /// A lock whose holder stopped renewing it, replaced by this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapsed: Option<DeployLock>,
 }
 
 /// `DELETE /v1/services/{name}/lock`: what was released.

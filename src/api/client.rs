@@ -10,11 +10,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use crate::slot::Slot;
-use crate::state::GateChange;
+use crate::state::{DeployLock, GateChange};
 use crate::wire::{
     ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, GateAnswer, History,
-    LEASE_HEADER, LockGrant, LockRequest, Status, Unlocked,
+    LEASE_HEADER, LockGrant, LockRequest, LogPick, Status, Unlocked, query_escape,
 };
 
 /// Why a call to the daemon failed. Each message carries its cause; none is
@@ -100,6 +99,14 @@ impl Client {
         let body = serde_json::to_vec(req).unwrap_or_default();
         let path = format!("/v1/services/{service}/lock");
         let answer = self.stream(Method::POST, &path, body).await?;
+        read_json(answer).await
+    }
+
+    /// Renews the deploy lock held with this client's lease: it lapses one
+    /// lease time from now. Answers the lock as others see it.
+    pub async fn renew_lock(&self, service: &str) -> Result<DeployLock, ClientError> {
+        let path = format!("/v1/services/{service}/lock");
+        let answer = self.stream(Method::PUT, &path, Vec::new()).await?;
         read_json(answer).await
     }
 
@@ -203,12 +210,15 @@ impl Client {
     pub async fn logs(
         &self,
         service: &str,
-        slot: Option<Slot>,
+        pick: &LogPick,
         follow: bool,
     ) -> Result<Incoming, ClientError> {
         let mut path = format!("/v1/services/{service}/logs?follow={}", u8::from(follow));
-        if let Some(slot) = slot {
-            path.push_str(&format!("&slot={slot}"));
+        match pick {
+            LogPick::Live => {}
+            LogPick::Slot(slot) => path.push_str(&format!("&slot={slot}")),
+            LogPick::Version(v) => path.push_str(&format!("&version={}", query_escape(v))),
+            LogPick::Previous => path.push_str("&previous=1"),
         }
         self.stream(Method::GET, &path, Vec::new()).await
     }

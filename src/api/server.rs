@@ -26,7 +26,7 @@ use crate::state::GateChange;
 use crate::upgrade::Predecessor;
 use crate::wire::{
     ActionRequest, ApiError, DeployRequest, DiscardRequest, ErrorKind, Event, LEASE_HEADER,
-    LockRequest, Unlocked,
+    LockRequest, LogPick, Unlocked, query_unescape,
 };
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -172,6 +172,10 @@ async fn route(
                 Err(e) => Err(e),
             }
         }
+        (Method::PUT, ["v1", "services", name, "lock"]) => deployer
+            .renew_lock(name, lease)
+            .map(|lock| json(StatusCode::OK, &lock))
+            .map_err(api_error),
         (Method::DELETE, ["v1", "services", name, "lock"]) => {
             let force = param(&query, "force").is_some_and(|v| v == "1" || v == "true");
             deployer
@@ -318,15 +322,30 @@ async fn logs(
     query: &str,
     shutdown: CancellationToken,
 ) -> Result<Response<Body>, ApiError> {
-    let slot = match param(query, "slot") {
-        Some(s) => Some(
+    let pick = match (
+        param(query, "slot"),
+        param(query, "version"),
+        param(query, "previous").is_some_and(|v| v == "1" || v == "true"),
+    ) {
+        (None, None, false) => LogPick::Live,
+        (Some(s), None, false) => LogPick::Slot(
             s.parse::<Slot>()
                 .map_err(|e| ApiError::new(ErrorKind::Invalid, e))?,
         ),
-        None => None,
+        (None, Some(v), false) => LogPick::Version(
+            query_unescape(&v)
+                .ok_or_else(|| ApiError::new(ErrorKind::Invalid, "version is not UTF-8"))?,
+        ),
+        (None, None, true) => LogPick::Previous,
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::Invalid,
+                "pass one of slot, version and previous",
+            ));
+        }
     };
     let follow = param(query, "follow").is_some_and(|v| v == "1" || v == "true");
-    let lines = deployer.logs(name, slot, follow).await.map_err(api_error)?;
+    let lines = deployer.logs(name, pick, follow).await.map_err(api_error)?;
     let frames = lines.take_until(shutdown.cancelled_owned()).map(|l| {
         Ok::<_, Infallible>(Frame::data(Bytes::from(format!(
             "[{}] {}\n",

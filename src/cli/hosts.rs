@@ -6,10 +6,11 @@ use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::exit::UsageError;
 use super::host_view::HostView;
 use crate::api::client::ClientError;
 use crate::remote::{Fleet, HostOutcome, LocalBinary, Mode, Needs, Open, RemoteError, SshOptions};
@@ -108,14 +109,37 @@ pub async fn open_fleet(
     view: Arc<HostView>,
     lock: Option<(&str, &str, bool)>,
 ) -> anyhow::Result<Fleet> {
+    let lease = match lock {
+        Some(_) => lock_lease()?,
+        None => DEFAULT_LOCK_LEASE,
+    };
     let mut fleet = Fleet::open(open, view).await?;
     if let Some((service, reason, force)) = lock
-        && let Err(e) = fleet.lock(service, reason, force).await
+        && let Err(e) = fleet.lock(service, reason, force, lease).await
     {
         fleet.close().await;
         return Err(e.into());
     }
     Ok(fleet)
+}
+
+/// How long a deploy lock lasts unless its holder renews it, by default.
+const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(60);
+
+/// The deploy lock's lease: `TEAL_LOCK_LEASE` (e.g. "30s"), else
+/// [`DEFAULT_LOCK_LEASE`]. The CLI renews it every third of that while it runs;
+/// a CLI that dies leaves a lock that lapses within one lease.
+fn lock_lease() -> anyhow::Result<Duration> {
+    let Some(text) = std::env::var_os("TEAL_LOCK_LEASE").filter(|v| !v.is_empty()) else {
+        return Ok(DEFAULT_LOCK_LEASE);
+    };
+    let text = text.to_string_lossy();
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        UsageError(format!(
+            "TEAL_LOCK_LEASE={text:?} is not a duration ({e}); write e.g. \"60s\" or \"2m\""
+        ))
+        .into()
+    })
 }
 
 /// Runs `action` until it ends or Ctrl-C, which stops waiting (actions already

@@ -1,4 +1,5 @@
-//! `teal logs SERVICE`: instance output of a slot, optionally followed; with
+//! `teal logs SERVICE`: instance output of the live slot, another slot, a kept
+//! version or the run before the live one, optionally followed; with
 //! hosts, every host's output, each line prefixed with its host; with
 //! `--access`, the service's access log lines (`access_log.rs`).
 
@@ -12,20 +13,29 @@ use super::context::{Global, block_on};
 use super::hosts::{self, HostArgs};
 use crate::remote::RemoteError;
 use crate::slot::Slot;
+use crate::wire::LogPick;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Service name.
     service: String,
     /// Which slot [default: the live one]
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["version", "previous"])]
     slot: Option<Slot>,
+    /// The output of this version's latest run that is kept (its slot's
+    /// current one, or an earlier run teal archived).
+    #[arg(long = "version", value_name = "V", conflicts_with = "previous")]
+    version: Option<String>,
+    /// The run before the live one: the other slot's latest (the version live
+    /// before, or the last deploy that failed).
+    #[arg(long)]
+    previous: bool,
     /// Keep printing new output until interrupted.
     #[arg(short, long)]
     follow: bool,
     /// The service's lines of the builtin proxy's access log (`[proxy]
     /// access_log`, read on this machine) instead of instance output.
-    #[arg(long, conflicts_with = "slot")]
+    #[arg(long, conflicts_with_all = ["slot", "version", "previous"])]
     access: bool,
     /// With --access: the raw JSON lines.
     #[arg(long, requires = "access")]
@@ -47,6 +57,12 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         super::access_log::show(&config, &args.service, args.json, args.follow)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let pick = match (args.slot, args.version.clone(), args.previous) {
+        (Some(slot), _, _) => LogPick::Slot(slot),
+        (_, Some(version), _) => LogPick::Version(version),
+        (_, _, true) => LogPick::Previous,
+        _ => LogPick::Live,
+    };
     let (_, remote) = hosts::load_lenient(&global.config_path(), given)?;
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {
@@ -55,7 +71,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
             let all = fleet.hosts().iter().map(|host| async {
                 let body = host
                     .client
-                    .logs(&args.service, args.slot, args.follow)
+                    .logs(&args.service, &pick, args.follow)
                     .await
                     .map_err(|e| RemoteError::daemon(&host.name, e))?;
                 copy(body, &format!("{}: ", host.name))
@@ -73,7 +89,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     }
     let client = global.client()?;
     block_on(async {
-        let body = client.logs(&args.service, args.slot, args.follow).await?;
+        let body = client.logs(&args.service, &pick, args.follow).await?;
         copy(body, "").await
     })??;
     Ok(ExitCode::SUCCESS)

@@ -22,6 +22,7 @@ mod render;
 mod resume;
 mod rollback;
 mod serve;
+mod serve_log;
 mod signals;
 mod status;
 mod stop;
@@ -78,7 +79,8 @@ pub enum Command {
     /// Print (or write) the systemd units that keep `teal serve` running:
     /// its listening sockets held across restarts, restarted if it crashes.
     Systemd(systemd::Args),
-    /// Run the blue-green walk-through end to end under load, with nothing else installed.
+    /// Run the classic blue-green walk-through under load, with nothing else installed:
+    /// a good version, a broken one refused, a fix, a rollback, a flaky one caught.
     Demo(demo::Args),
     /// Run the demo app (used by `teal demo` and the tests).
     #[command(hide = true)]
@@ -112,12 +114,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides the verb's default level.
+/// Logs go to stderr; `RUST_LOG` overrides the verb's default level. They are
+/// coloured only when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>): `teal serve 2> serve.log` writes plain text.
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("teal={default},warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .try_init();
+}
+
+/// Whether stderr gets colour: a terminal, and no `NO_COLOR` with a value.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

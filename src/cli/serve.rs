@@ -26,10 +26,30 @@ pub struct Args {
     /// it serves, the running one goes on as if nothing happened.
     #[arg(long)]
     upgrade: bool,
+    /// Append this daemon's own output (log lines, stdout and stderr) to FILE,
+    /// bounded: past --log-max it becomes FILE.1 and a new FILE begins.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// With --log-file: the size at which FILE is moved aside (B, KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", default_value = super::serve_log::DEFAULT_MAX,
+          value_parser = parse_size, requires = "log_file")]
+    log_max: u64,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    match crate::config::parse_bytes(text) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "invalid size {text:?}: write a number of bytes with an optional unit, e.g. \"10MiB\""
+        )),
+    }
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let activated = crate::systemd::Activated::take()?;
+    if let Some(path) = &args.log_file {
+        super::serve_log::start(path, args.log_max)?;
+    }
     super::init_tracing("info");
     crate::open_files::raise_and_log();
     let mut config = global.load_config()?;

@@ -37,6 +37,7 @@ use serde::Deserialize;
 use crate::spec::{Config, RemoteSpec};
 
 pub use remote::daemon_config;
+pub use values::bytes as parse_bytes;
 
 /// The config file used when neither `--config` nor `TEAL_CONFIG` is given.
 pub const DEFAULT_FILE: &str = "teal.toml";

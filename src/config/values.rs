@@ -37,7 +37,7 @@ pub(super) fn duration(
 }
 
 /// "512m", "1g", "64MiB", "1048576" → bytes.
-pub(super) fn bytes(text: &str) -> Option<u64> {
+pub fn bytes(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let digits = text
         .find(|c: char| !c.is_ascii_digit())

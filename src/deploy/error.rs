@@ -23,10 +23,11 @@ pub enum DeployError {
     NothingToRollback(String),
     #[error("service {0:?} has no staged slot to discard")]
     NothingToDiscard(String),
-    #[error(
-        "service {service:?} is locked by {lock}; if that deploy is no longer running, pass --force-unlock"
-    )]
-    Locked { service: String, lock: DeployLock },
+    #[error("service {service:?} is locked by {lock}; {}", lock_advice(.lock))]
+    Locked {
+        service: String,
+        lock: Box<DeployLock>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("could not start the new slot: {0}")]
@@ -91,5 +92,14 @@ impl DeployError {
             self,
             DeployError::RolledBack { .. } | DeployError::SwitchBackFailed { .. }
         )
+    }
+}
+
+/// What to do about a lock someone else holds.
+fn lock_advice(lock: &DeployLock) -> &'static str {
+    if lock.lapses.is_some() {
+        "if that deploy is no longer running, its lock lapses on its own then (or pass --force-unlock)"
+    } else {
+        "if that deploy is no longer running, pass --force-unlock"
     }
 }

@@ -7,11 +7,13 @@ use futures_util::stream::BoxStream;
 
 use super::{DeployError, Deployer};
 use crate::health;
-use crate::runtime::LogLine;
+use crate::runtime::{LogLine, LogRun, RuntimeError};
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HealthSpec, RuntimeSpec};
 use crate::state::ServiceRecord;
-use crate::wire::{History, InstanceStatus, ServiceStatus, SlotStatus, SlotsStatus, Status};
+use crate::wire::{
+    History, InstanceStatus, LogPick, ServiceStatus, SlotStatus, SlotsStatus, Status,
+};
 
 /// Status probes are short: status must answer quickly even when an app hangs.
 const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -131,23 +133,38 @@ impl Deployer {
         })
     }
 
-    /// Instance output of one slot (the live one when `slot` is None).
+    /// Instance output: of `slot`, of a kept run of `version`, of the run
+    /// before the live one (`previous`), else of the live slot.
     pub async fn logs(
         &self,
         name: &str,
-        slot: Option<Slot>,
+        pick: LogPick,
         follow: bool,
     ) -> Result<BoxStream<'static, LogLine>, DeployError> {
         let record = self
             .record(name)
             .ok_or_else(|| DeployError::UnknownService(name.to_string()))?;
-        let slot = slot.or(record.active_slot).ok_or_else(|| {
-            DeployError::Invalid(format!("service {name:?} has no live slot; pass --slot"))
-        })?;
+        let live = || {
+            record.active_slot.ok_or_else(|| {
+                DeployError::Invalid(format!(
+                    "service {name:?} has no live slot; pass --slot or --version"
+                ))
+            })
+        };
+        let run = match pick {
+            LogPick::Live => LogRun::Slot(live()?),
+            LogPick::Slot(slot) => LogRun::Slot(slot),
+            LogPick::Version(version) => LogRun::Version(version),
+            LogPick::Previous => LogRun::Before(live()?),
+        };
         self.runtimes
             .for_spec(&record.spec.runtime)
-            .logs(name, slot, follow)
+            .logs(name, &run, follow)
             .await
-            .map_err(DeployError::Start)
+            .map_err(|e| match e {
+                // No such run kept: bad input, not a failed start.
+                RuntimeError::InvalidSpec(why) => DeployError::Invalid(why),
+                e => DeployError::Start(e),
+            })
     }
 }

@@ -265,7 +265,8 @@ fn alive_script(facts: &Facts, supervisor: &Supervisor) -> String {
     }
 }
 
-/// Starts the daemon in its own session, output appended to the log, unless the
+/// Starts the daemon in its own session, output appended to the log (which
+/// `--log-file` bounds; the shell's redirection catches what comes before), unless the
 /// pid file names a live process (then the flock on the state dir would refuse a
 /// second one anyway).
 fn detached_script(facts: &Facts) -> String {
@@ -274,9 +275,9 @@ fn detached_script(facts: &Facts) -> String {
 cd {state}
 if [ -f {PID_FILE} ] && kill -0 "$(cat {PID_FILE})" 2>/dev/null; then exit 0; fi
 if command -v setsid >/dev/null 2>&1; then
-  setsid {teal} serve --config {config} </dev/null >>{LOG_FILE} 2>&1 &
+  setsid {teal} serve --config {config} --log-file {LOG_FILE} </dev/null >>{LOG_FILE} 2>&1 &
 else
-  nohup {teal} serve --config {config} </dev/null >>{LOG_FILE} 2>&1 &
+  nohup {teal} serve --config {config} --log-file {LOG_FILE} </dev/null >>{LOG_FILE} 2>&1 &
 fi
 echo $! > {PID_FILE}
 "#,

@@ -11,12 +11,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use super::error::RemoteError;
 use super::host::{Host, Mode, Needs};
 use super::image::{self, LocalImage, Shipment};
+use super::renewal::Renewal;
 use super::report::Reporter;
 use super::ssh::SshOptions;
 use crate::api::client::{ClientError, EventStream};
@@ -41,6 +43,9 @@ pub struct Fleet {
     reporter: Arc<dyn Reporter>,
     /// Services locked by this fleet, to release at the end.
     locked: Vec<String>,
+    /// Renews those locks while the fleet works; dropped before they are
+    /// released.
+    renewal: Option<Renewal>,
 }
 
 /// Everything needed to open hosts.
@@ -91,6 +96,7 @@ impl Fleet {
                 parallel,
                 reporter,
                 locked: Vec::new(),
+                renewal: None,
             });
         }
         for host in hosts {
@@ -117,17 +123,21 @@ impl Fleet {
     }
 
     /// Takes the deploy lock of `service` on every host (breaking others' with
-    /// `force`). If a host refuses, the locks taken are released again.
+    /// `force`), each lapsing after `lease` unless renewed; they are renewed
+    /// until the fleet releases them. If a host refuses, the locks taken are
+    /// released again.
     pub async fn lock(
         &mut self,
         service: &str,
         reason: &str,
         force: bool,
+        lease: Duration,
     ) -> Result<(), RemoteError> {
         let req = LockRequest {
             owner: owner(),
             reason: reason.to_string(),
             force,
+            ttl_ms: Some(lease.as_millis().try_into().unwrap_or(u64::MAX)),
         };
         for i in 0..self.hosts.len() {
             let host = &self.hosts[i];
@@ -136,6 +146,12 @@ impl Fleet {
                     if let Some(broke) = &grant.broke {
                         self.reporter
                             .note(&host.name, &format!("broke the deploy lock of {broke}"));
+                    }
+                    if let Some(lapsed) = &grant.lapsed {
+                        self.reporter.note(
+                            &host.name,
+                            &format!("took over the lapsed deploy lock of {lapsed}"),
+                        );
                     }
                     let host = &mut self.hosts[i];
                     host.client = host.client.clone().with_lease(Some(grant.lock.lease));
@@ -149,11 +165,23 @@ impl Fleet {
             }
         }
         self.locked.push(service.to_string());
+        let clients = self
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.client.clone()))
+            .collect();
+        self.renewal = Some(Renewal::start(
+            service,
+            clients,
+            lease,
+            self.reporter.clone(),
+        ));
         Ok(())
     }
 
     /// Releases the locks this fleet took (best effort: a failure is reported).
     pub async fn release(&mut self) {
+        self.renewal = None;
         for service in std::mem::take(&mut self.locked) {
             for host in &mut self.hosts {
                 if host.client.lease().is_none() {

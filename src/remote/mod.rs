@@ -20,6 +20,7 @@ pub mod host;
 pub mod image;
 mod install;
 mod probe;
+mod renewal;
 pub mod report;
 mod shell;
 pub mod ssh;

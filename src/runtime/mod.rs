@@ -202,14 +202,28 @@ pub trait Runtime: Send + Sync {
         )))
     }
 
-    /// The output of a slot's instances, line by line, each prefixed by nothing.
-    /// With `follow`, the stream continues with new output until dropped.
+    /// The output of one run of a service's instances (see [`LogRun`]), line
+    /// by line. With `follow`, the stream continues with new output until
+    /// dropped (a run that has ended just ends).
     async fn logs(
         &self,
         service: &str,
-        slot: Slot,
+        run: &LogRun,
         follow: bool,
     ) -> Result<BoxStream<'static, LogLine>, RuntimeError>;
+}
+
+/// Which run of a service's instances `teal logs` shows. A run is one start
+/// of a slot: the instances of one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRun {
+    /// The slot's latest run.
+    Slot(Slot),
+    /// The latest run of this version that is kept.
+    Version(String),
+    /// The latest run before the live one: the other slot's (the version that
+    /// was live before, or the last deploy that failed).
+    Before(Slot),
 }
 
 /// One line of instance output.

@@ -15,6 +15,7 @@ mod logs;
 mod orphans;
 mod pid;
 mod ports;
+mod runs;
 mod supervisor;
 
 use std::io::ErrorKind;
@@ -31,9 +32,8 @@ pub use self::instance::ProcessInstance;
 use self::orphans::Spawned;
 use self::ports::PortBook;
 use super::{
-    Instance, InstanceRef, KnownSlot, LogLine, Runtime, RuntimeError, SlotRequest, log_path,
+    Instance, InstanceRef, KnownSlot, LogLine, LogRun, Runtime, RuntimeError, SlotRequest, log_path,
 };
-use crate::slot::Slot;
 use crate::spec::{RuntimeSpec, ServiceSpec};
 use crate::state::{ProcessBook, StateError};
 
@@ -131,6 +131,12 @@ pub fn stop_recorded(state_dir: &Path, grace: Duration) -> Result<Vec<u32>, Stat
 impl Runtime for ProcessRuntime {
     async fn start(&self, req: SlotRequest<'_>) -> Result<Vec<InstanceRef>, RuntimeError> {
         let (command, workdir) = runnable(req.service)?;
+        runs::begin(&self.state_dir, &req.service.name, req.slot, req.version).map_err(
+            |error| RuntimeError::Io {
+                what: format!("keeping the previous output of {}", req.service.name),
+                error,
+            },
+        )?;
         let mut started: Vec<Arc<ProcessInstance>> = Vec::new();
         for index in 0..req.service.instances {
             match self.start_one(&req, command, workdir.as_deref(), index, true) {
@@ -166,15 +172,11 @@ impl Runtime for ProcessRuntime {
     async fn logs(
         &self,
         service: &str,
-        slot: Slot,
+        run: &LogRun,
         follow: bool,
     ) -> Result<BoxStream<'static, LogLine>, RuntimeError> {
-        Ok(logs::stream(
-            self.state_dir.clone(),
-            service.to_string(),
-            slot,
-            follow,
-        ))
+        let files = runs::files(&self.state_dir, service, run)?;
+        Ok(logs::stream(files, follow))
     }
 }
 

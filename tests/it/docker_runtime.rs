@@ -97,10 +97,33 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
     assert_eq!(last.instances, ["dkt-basic-green-0", "dkt-basic-green-1"]);
 
     // Logs come from the engine.
-    let body = d.client.logs(name, Some(Slot::Green), false).await.unwrap();
+    let body = d
+        .client
+        .logs(name, &teal::wire::LogPick::Slot(Slot::Green), false)
+        .await
+        .unwrap();
     let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("[0] uptimer 2 listening"), "{text}");
     assert!(text.contains("[1] uptimer 2 listening"), "{text}");
+    // --previous: the other slot's containers; --version: the kept containers
+    // that run it; a version no container runs is a clear error.
+    let read = async |pick: teal::wire::LogPick| {
+        let body = d.client.logs(name, &pick, false).await?;
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        Ok::<_, teal::api::client::ClientError>(String::from_utf8(bytes).unwrap())
+    };
+    let previous = read(teal::wire::LogPick::Previous).await.unwrap();
+    assert!(previous.contains("[0] uptimer 1 listening"), "{previous}");
+    assert!(!previous.contains("uptimer 2"), "{previous}");
+    let one = read(teal::wire::LogPick::Version("1".into()))
+        .await
+        .unwrap();
+    assert!(one.contains("[1] uptimer 1 listening"), "{one}");
+    let gone = read(teal::wire::LogPick::Version("0.9".into())).await;
+    assert!(
+        format!("{gone:?}").contains("teal keeps only the containers of the two slots"),
+        "{gone:?}"
+    );
 
     // A graceful daemon stop lets go of the live containers (they keep serving)
     // and removes the standby; the next daemon adopts them without a restart.
@@ -146,7 +169,11 @@ async fn containers_are_named_labelled_published_on_loopback_and_adopted_after_a
             .all(|i| i.healthy)
     );
     // Followed logs stream from the engine.
-    let mut follow = d.client.logs(name, None, true).await.unwrap();
+    let mut follow = d
+        .client
+        .logs(name, &teal::wire::LogPick::Live, true)
+        .await
+        .unwrap();
     let frame = tokio::time::timeout(Duration::from_secs(10), follow.frame())
         .await
         .expect("followed logs answer")
@@ -407,7 +434,11 @@ async fn every_docker_setting_reaches_the_engine() {
     assert_eq!(host.memory, Some(64 << 20));
     assert_eq!(host.nano_cpus, Some(500_000_000));
     // Logs still come through with the local driver.
-    let body = d.client.logs(name, None, false).await.unwrap();
+    let body = d
+        .client
+        .logs(name, &teal::wire::LogPick::Live, false)
+        .await
+        .unwrap();
     let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("listening"), "{text}");
 

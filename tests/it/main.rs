@@ -12,11 +12,13 @@ mod support;
 // The binary, the demo app and the load client on their own.
 mod access_log;
 mod cli;
+mod cli_output;
 mod demo;
 mod demo_app;
 mod first_deploy;
 mod listeners;
 mod load_client;
+mod logs_history;
 mod under_systemd;
 mod upgrade;
 
@@ -74,4 +76,5 @@ mod upgrade_nginx;
 mod remote;
 mod remote_image;
 mod remote_image_load;
+mod remote_lease;
 mod remote_lock;

@@ -186,7 +186,7 @@ async fn environment_and_output_go_to_the_log_and_the_log_stream() {
     );
 
     let lines: Vec<LogLine> = rt
-        .logs("env", Slot::Blue, false)
+        .logs("env", &teal::runtime::LogRun::Slot(Slot::Blue), false)
         .await
         .unwrap()
         .collect()
@@ -217,7 +217,10 @@ async fn followed_logs_stream_new_lines() {
     let spec = service("ticker", sh(script), 2, dir.path());
     let _instances = start(&rt, &spec, Slot::Green, "1").await.unwrap();
 
-    let mut stream = rt.logs("ticker", Slot::Green, true).await.unwrap();
+    let mut stream = rt
+        .logs("ticker", &teal::runtime::LogRun::Slot(Slot::Green), true)
+        .await
+        .unwrap();
     let mut seen = [false; 2];
     while seen != [true; 2] {
         let line = timeout(PATIENCE, stream.next())

@@ -14,14 +14,7 @@ use crate::support::*;
 fn write_config(lab: &Lab, servers: &[&str], extra: &str) {
     let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
     let text = format!(
-        r#"state_dir = "local"
-{extra}
-[proxy]
-listen = "127.0.0.1:0"
-
-[ssh]
-config = "ssh_config"
-
+        r#"{head}
 [services.web]
 command = ["sh", "-c", "if [ -e fail-stage ]; then echo 'fail-stage is here' >&2; exit 3; fi; exec {TEAL} demo-app --port {{port}} --app-version {{version}} --boot-delay 100ms"]
 instances = 2
@@ -37,6 +30,7 @@ deadline = "10s"
 timeout = "5s"
 
 {hosts}"#,
+        head = lab.config_head(extra),
         servers = servers.join(", "),
         hosts = lab.hosts_toml(),
     );
@@ -265,6 +259,7 @@ async fn the_deploy_lock_keeps_a_second_deployer_out_until_forced() {
         owner: "alice@laptop".into(),
         reason: "teal deploy web 9.9.9".into(),
         force: false,
+        ttl_ms: None,
     };
     b.lock("web", &req).await.unwrap();
     let out = lab.run(&["deploy", "web", "--version", "2.0.0"]);

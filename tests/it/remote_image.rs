@@ -18,14 +18,7 @@ use bollard::Docker;
 fn write_config(lab: &Lab, service: &str, repo: &str, servers: &[&str]) {
     let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
     let text = format!(
-        r#"state_dir = "local"
-
-[proxy]
-listen = "127.0.0.1:0"
-
-[ssh]
-config = "ssh_config"
-
+        r#"{head}
 [services.{service}]
 runtime = "docker"
 image = "{repo}:{{version}}"
@@ -42,6 +35,7 @@ deadline = "30s"
 timeout = "5s"
 
 {hosts}"#,
+        head = lab.config_head(""),
         servers = servers.join(", "),
         hosts = lab.hosts_toml(),
     );

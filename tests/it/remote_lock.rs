@@ -11,6 +11,7 @@ fn lock_request(owner: &str, force: bool) -> LockRequest {
         owner: owner.into(),
         reason: "teal deploy web 2.0.0".into(),
         force,
+        ttl_ms: None,
     }
 }
 

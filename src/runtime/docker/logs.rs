@@ -9,9 +9,8 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use super::engine::{LABEL_INSTANCE, LABEL_SERVICE, LABEL_SLOT, engine_error};
-use crate::runtime::{LogLine, RuntimeError};
-use crate::slot::Slot;
+use super::engine::{LABEL_INSTANCE, LABEL_SERVICE, LABEL_SLOT, LABEL_VERSION, engine_error};
+use crate::runtime::{LogLine, LogRun, RuntimeError};
 
 /// The last `lines` lines the container wrote (stdout and stderr).
 pub(super) async fn tail(docker: &Docker, name: &str, lines: usize) -> Vec<String> {
@@ -31,21 +30,23 @@ pub(super) async fn tail(docker: &Docker, name: &str, lines: usize) -> Vec<Strin
     out.split_off(skip)
 }
 
-/// The output of every container of `service`'s `slot`, merged, each line tagged
-/// with its instance. With `follow` it goes on with new output until dropped.
+/// The output of the containers of one run of `service`, merged, each line
+/// tagged with its instance. The engine keeps a container's output as long as
+/// the container: so the runs are the two slots' containers teal keeps (a
+/// `--version` that neither runs is an error that says so). With `follow` it
+/// goes on with new output until dropped.
 pub(super) async fn stream(
     docker: &Docker,
     service: &str,
-    slot: Slot,
+    run: &LogRun,
     follow: bool,
 ) -> Result<BoxStream<'static, LogLine>, RuntimeError> {
-    let filters = HashMap::from([(
-        "label",
-        vec![
-            format!("{LABEL_SERVICE}={service}"),
-            format!("{LABEL_SLOT}={slot}"),
-        ],
-    )]);
+    let which = match run {
+        LogRun::Slot(slot) => format!("{LABEL_SLOT}={slot}"),
+        LogRun::Before(live) => format!("{LABEL_SLOT}={}", live.other()),
+        LogRun::Version(version) => format!("{LABEL_VERSION}={version}"),
+    };
+    let filters = HashMap::from([("label", vec![format!("{LABEL_SERVICE}={service}"), which])]);
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
@@ -55,6 +56,17 @@ pub(super) async fn stream(
         ))
         .await
         .map_err(|e| engine_error(format!("listing containers of {service}"), e))?;
+    if containers.is_empty() && !matches!(run, LogRun::Slot(_)) {
+        let what = match run {
+            LogRun::Version(version) => format!("version {version}"),
+            _ => "the run before the live one".to_string(),
+        };
+        return Err(RuntimeError::InvalidSpec(format!(
+            "no container of {service} holds the output of {what}: with the docker runtime, \
+             output lives in the engine as long as its container, and teal keeps only the \
+             containers of the two slots (see `teal status {service}`)"
+        )));
+    }
     let mut streams = Vec::new();
     for container in containers {
         let Some(id) = container.id else { continue };

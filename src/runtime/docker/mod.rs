@@ -35,7 +35,7 @@ use self::engine::{Engine, LABEL_SERVICE, LABEL_SLOT, engine_error};
 pub use self::images::{reference, short_id, split_tag};
 pub use self::instance::DockerInstance;
 use self::ports::Ports;
-use super::{InstanceRef, KnownSlot, LogLine, Runtime, RuntimeError, SlotRequest};
+use super::{InstanceRef, KnownSlot, LogLine, LogRun, Runtime, RuntimeError, SlotRequest};
 use crate::hooks::{HookError, HookReport, HookRequest, Output};
 use crate::slot::Slot;
 use crate::spec::{DockerSpec, RuntimeSpec, ServiceSpec};
@@ -306,10 +306,10 @@ impl Runtime for DockerRuntime {
     async fn logs(
         &self,
         service: &str,
-        slot: Slot,
+        run: &LogRun,
         follow: bool,
     ) -> Result<BoxStream<'static, LogLine>, RuntimeError> {
         let docker = self.engine.get().await?;
-        logs::stream(docker, service, slot, follow).await
+        logs::stream(docker, service, run, follow).await
     }
 }

@@ -1,9 +1,9 @@
 //! Instance log files: opening them for a child's stdout and stderr, teal's own
 //! marker lines, the tail for error reports, and the line stream behind `teal logs`.
 //!
-//! Files live at [`log_path`]. A new start of a slot truncates them; restarts append.
-//! They are readable by teal's user only (0600): an app's output may hold
-//! what its requests carried.
+//! Files live at [`log_path`]. A new start of a slot first archives them
+//! (`runs.rs`); restarts append. They are readable by teal's user only (0600):
+//! an app's output may hold what its requests carried.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
@@ -15,8 +15,8 @@ use futures_util::stream::{self, BoxStream};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
+use super::runs::Files;
 use crate::runtime::{LogLine, log_path};
-use crate::slot::Slot;
 
 /// How often a followed stream looks for new output.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
@@ -83,27 +83,36 @@ pub(super) async fn tail(path: &Path, lines: usize) -> Vec<String> {
     all[skip..].iter().map(|l| l.to_string()).collect()
 }
 
-/// The lines of a slot's log files, instance 0 first; with `follow`, then new lines
-/// as they are written, until the stream is dropped.
-pub(super) fn stream(
-    state_dir: PathBuf,
-    service: String,
-    slot: Slot,
-    follow: bool,
-) -> BoxStream<'static, LogLine> {
+/// The lines of a run's log files, instance 0 first; with `follow`, then new
+/// lines as they are written, until the stream is dropped.
+pub(super) fn stream(files: Files, follow: bool) -> BoxStream<'static, LogLine> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
-        let mut cursors: Vec<Cursor> = Vec::new();
+        let mut cursors: Vec<(usize, Cursor)> = match &files {
+            Files::Fixed(paths) => paths
+                .iter()
+                .map(|(instance, path)| (*instance, Cursor::new(path.clone())))
+                .collect(),
+            Files::Slot { .. } => Vec::new(),
+        };
         loop {
             // Instances are numbered from 0; a slot's files are the ones that exist.
-            loop {
-                let path = log_path(&state_dir, &service, slot, cursors.len());
-                if !path.exists() {
-                    break;
+            if let Files::Slot {
+                state_dir,
+                service,
+                slot,
+            } = &files
+            {
+                loop {
+                    let path = log_path(state_dir, service, *slot, cursors.len());
+                    if !path.exists() {
+                        break;
+                    }
+                    cursors.push((cursors.len(), Cursor::new(path)));
                 }
-                cursors.push(Cursor::new(path));
             }
-            for (instance, cursor) in cursors.iter_mut().enumerate() {
+            for (instance, cursor) in cursors.iter_mut() {
+                let instance = *instance;
                 for line in cursor.read_new().await {
                     if tx.send(LogLine { instance, line }).await.is_err() {
                         return;
@@ -111,9 +120,14 @@ pub(super) fn stream(
                 }
             }
             if !follow {
-                for (instance, cursor) in cursors.iter_mut().enumerate() {
+                for (instance, cursor) in cursors.iter_mut() {
                     if let Some(line) = cursor.rest() {
-                        let _ = tx.send(LogLine { instance, line }).await;
+                        let _ = tx
+                            .send(LogLine {
+                                instance: *instance,
+                                line,
+                            })
+                            .await;
                     }
                 }
                 return;
@@ -155,7 +169,7 @@ impl Cursor {
             return Vec::new();
         };
         if len < self.offset {
-            // Truncated by a new start of the slot: read the new content from the top.
+            // Replaced by a new start of the slot: read the new file from the top.
             self.offset = 0;
             self.partial.clear();
         }

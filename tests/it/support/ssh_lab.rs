@@ -179,6 +179,15 @@ impl Lab {
         }
     }
 
+    /// The top of every lab teal.toml: the deploying machine's state dir, a
+    /// local listener on port 0 and the lab's ssh config; `extra` goes between
+    /// the state dir and `[proxy]` (top-level keys).
+    pub fn config_head(&self, extra: &str) -> String {
+        format!(
+            "state_dir = \"local\"\n{extra}\n[proxy]\nlisten = \"127.0.0.1:0\"\n\n[ssh]\nconfig = \"ssh_config\"\n"
+        )
+    }
+
     /// `[hosts."NAME"]` sections giving each host its state dir, teal path and
     /// a production listener on port 0.
     pub fn hosts_toml(&self) -> String {
