@@ -111,11 +111,7 @@ impl<'a> HookRequest<'a> {
         timeout: Duration,
         env: &'a HookEnv,
     ) -> HookRequest<'a> {
-        let mut vars: Vec<(String, String)> = service
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut vars: Vec<(String, String)> = service.app_env().collect();
         vars.extend(env.vars(point));
         HookRequest {
             point,

@@ -21,6 +21,7 @@ use super::report::Reporter;
 use super::ssh::SshOptions;
 use crate::api::client::{ClientError, EventStream};
 use crate::spec::{Destination, RemoteSpec, ServiceSpec};
+use crate::secrets::SecretValues;
 use crate::wire::{
     ActionRequest, DeployRequest, DiscardRequest, Event, History, LockRequest, Outcome, Status,
 };
@@ -194,6 +195,7 @@ impl Fleet {
         version: &str,
         image: Option<&str>,
         promote: bool,
+        secrets: &SecretValues,
     ) -> Result<Vec<HostOutcome>, RemoteError> {
         let deploy = |host: &Host, promote: bool| {
             let req = DeployRequest {
@@ -201,6 +203,9 @@ impl Fleet {
                 version: version.to_string(),
                 image: image.map(str::to_string),
                 promote,
+                // In the request body, through ssh's forward of the control
+                // socket: never on a remote command line.
+                secrets: secrets.clone(),
             };
             let client = host.client.clone();
             async move { client.deploy(&req).await }

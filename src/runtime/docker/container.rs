@@ -52,8 +52,7 @@ impl Recipe {
         let port = docker.port.to_string();
         let exposed = format!("{port}/tcp");
         let env = service
-            .env
-            .iter()
+            .app_env()
             .map(|(k, v)| format!("{k}={v}"))
             .chain([
                 format!("PORT={port}"),
