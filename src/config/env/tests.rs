@@ -55,7 +55,7 @@ fn secrets_are_names_only_and_each_given_one_way() {
     assert_err(
         &format!("{WEB}secrets = [\"A\", \"A\"]\n"),
         3,
-        18,
+        17,
         &["services.web.secrets names A twice"],
     );
     assert_err(
