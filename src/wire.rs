@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::SecretValues;
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
-use crate::secrets::SecretValues;
 use crate::state::{DeployLock, Gates, HistoryEntry, SecretStatus};
 
 /// `POST /v1/deploy`.

@@ -89,7 +89,9 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                     fleet.ship(image).await?;
                 }
                 let pinned = image.as_ref().map(|i| i.id.as_str());
-                fleet.deploy(&spec, &version, pinned, promote, &secrets).await
+                fleet
+                    .deploy(&spec, &version, pinned, promote, &secrets)
+                    .await
             })
             .await;
             fleet.close().await;
@@ -140,8 +142,7 @@ fn read_secrets(
         Some(file) => std::path::absolute(file)?,
         None => base.join(crate::secrets::DEFAULT_FILE),
     };
-    let values = crate::secrets::gather(&spec.secrets.names, &file, |name| {
-        std::env::var(name).ok()
-    })?;
+    let values =
+        crate::secrets::gather(&spec.secrets.names, &file, |name| std::env::var(name).ok())?;
     Ok(values)
 }

@@ -31,10 +31,7 @@ pub(super) fn service_env(
             )
         })?;
         let pairs = crate::dotenv::parse(&text).map_err(|e| {
-            Invalid::at(
-                file,
-                format!("{section}.env_file {}: {e}", path.display()),
-            )
+            Invalid::at(file, format!("{section}.env_file {}: {e}", path.display()))
         })?;
         for (key, value) in pairs {
             values::env_key(&Spanned::new(file.span(), key.clone())).map_err(|e| {

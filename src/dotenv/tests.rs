@@ -44,13 +44,19 @@ fn quoted_values_may_span_lines_and_later_keys_win() {
     let text = "KEY=\"-----BEGIN-----\nabc\n-----END-----\"\nA=1\nA=2\r\n";
     assert_eq!(
         pairs(text),
-        [pair("KEY", "-----BEGIN-----\nabc\n-----END-----"), pair("A", "2")]
+        [
+            pair("KEY", "-----BEGIN-----\nabc\n-----END-----"),
+            pair("A", "2")
+        ]
     );
 }
 
 #[test]
 fn nothing_is_expanded_from_the_environment() {
-    assert_eq!(pairs("P=$PATH\nQ=${HOME}\n"), [pair("P", "$PATH"), pair("Q", "${HOME}")]);
+    assert_eq!(
+        pairs("P=$PATH\nQ=${HOME}\n"),
+        [pair("P", "$PATH"), pair("Q", "${HOME}")]
+    );
 }
 
 #[test]

@@ -20,8 +20,8 @@ use super::image::{self, LocalImage, Shipment};
 use super::report::Reporter;
 use super::ssh::SshOptions;
 use crate::api::client::{ClientError, EventStream};
-use crate::spec::{Destination, RemoteSpec, ServiceSpec};
 use crate::secrets::SecretValues;
+use crate::spec::{Destination, RemoteSpec, ServiceSpec};
 use crate::wire::{
     ActionRequest, DeployRequest, DiscardRequest, Event, History, LockRequest, Outcome, Status,
 };

@@ -16,6 +16,7 @@ mod demo;
 mod demo_app;
 mod listeners;
 mod load_client;
+mod secrets;
 mod under_systemd;
 mod upgrade;
 

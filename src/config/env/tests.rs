@@ -6,7 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use crate::config::fixtures::{WEB, assert_err, err};
 use crate::config::parse;
 
-fn load(dir: &std::path::Path, text: &str) -> Result<crate::spec::Config, crate::config::ConfigError> {
+fn load(
+    dir: &std::path::Path,
+    text: &str,
+) -> Result<crate::spec::Config, crate::config::ConfigError> {
     parse(text, &dir.join("teal.toml"))
 }
 
@@ -31,12 +34,18 @@ fn env_file_errors_name_the_file() {
     let text = format!("{WEB}env_file = \"missing.env\"\n");
     let e = load(dir.path(), &text).unwrap_err();
     assert_eq!(e.location, Some((3, 12)), "{e}");
-    assert!(e.message.contains("services.web.env_file: cannot read"), "{e}");
+    assert!(
+        e.message.contains("services.web.env_file: cannot read"),
+        "{e}"
+    );
     assert!(e.message.contains("missing.env"), "{e}");
 
     std::fs::write(dir.path().join("bad.env"), "A=1\nB\n").unwrap();
     let e = load(dir.path(), &format!("{WEB}env_file = \"bad.env\"\n")).unwrap_err();
-    assert!(e.message.contains("bad.env: line 2: expected KEY=value"), "{e}");
+    assert!(
+        e.message.contains("bad.env: line 2: expected KEY=value"),
+        "{e}"
+    );
 
     std::fs::write(dir.path().join("port.env"), "PORT=1\n").unwrap();
     let e = load(dir.path(), &format!("{WEB}env_file = \"port.env\"\n")).unwrap_err();
@@ -77,7 +86,10 @@ fn secrets_are_names_only_and_each_given_one_way() {
         &["A is both a secret and in services.web's env"],
     );
     let e = err(&format!("{WEB}secrets = \"A\"\n"));
-    assert!(e.message.contains("sequence") || e.message.contains("array"), "{e}");
+    assert!(
+        e.message.contains("sequence") || e.message.contains("array"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -60,7 +60,11 @@ fn a_missing_secret_names_itself_and_where_teal_looked() {
 fn a_file_others_may_read_or_change_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secrets");
-    for (mode, words) in [(0o644, "can read it"), (0o604, "can read it"), (0o620, "can change it")] {
+    for (mode, words) in [
+        (0o644, "can read it"),
+        (0o604, "can read it"),
+        (0o620, "can change it"),
+    ] {
         write(&file, "A=hunter2\n", mode);
         let e = gather(&names(&["A"]), &file, |_| None).unwrap_err();
         let text = e.to_string();

@@ -25,10 +25,21 @@ fn values_are_kept_per_slot_in_a_private_file() {
         .unwrap();
     assert_eq!(changed, ["TOKEN"]);
     store
-        .save("web", Slot::Green, Some(Slot::Blue), &values(&[("TOKEN", "two")]))
+        .save(
+            "web",
+            Slot::Green,
+            Some(Slot::Blue),
+            &values(&[("TOKEN", "two")]),
+        )
         .unwrap();
-    assert_eq!(store.load("web", Slot::Blue).unwrap().get("TOKEN"), Some("one"));
-    assert_eq!(store.load("web", Slot::Green).unwrap().get("TOKEN"), Some("two"));
+    assert_eq!(
+        store.load("web", Slot::Blue).unwrap().get("TOKEN"),
+        Some("one")
+    );
+    assert_eq!(
+        store.load("web", Slot::Green).unwrap().get("TOKEN"),
+        Some("two")
+    );
     assert!(store.load("other", Slot::Blue).unwrap().is_empty());
 
     let file = dir.path().join(STORE_DIR).join("web.json");
@@ -42,7 +53,12 @@ fn status_shows_a_digest_that_changes_with_the_value_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = SecretStore::new(dir.path());
     store
-        .save("web", Slot::Blue, None, &values(&[("A", "hunter2"), ("B", "b")]))
+        .save(
+            "web",
+            Slot::Blue,
+            None,
+            &values(&[("A", "hunter2"), ("B", "b")]),
+        )
         .unwrap();
     let first = store.status("web", Slot::Blue).unwrap();
     assert_eq!(first.len(), 2);
@@ -51,7 +67,12 @@ fn status_shows_a_digest_that_changes_with_the_value_only() {
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let changed = store
-        .save("web", Slot::Green, Some(Slot::Blue), &values(&[("A", "hunter3"), ("B", "b")]))
+        .save(
+            "web",
+            Slot::Green,
+            Some(Slot::Blue),
+            &values(&[("A", "hunter3"), ("B", "b")]),
+        )
         .unwrap();
     assert_eq!(changed, ["A"]);
     let second = store.status("web", Slot::Green).unwrap();

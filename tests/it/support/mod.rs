@@ -201,6 +201,7 @@ pub fn deploy_request(spec: &ServiceSpec, version: &str) -> DeployRequest {
         version: version.into(),
         image: None,
         promote: true,
+        secrets: Default::default(),
     }
 }
 
