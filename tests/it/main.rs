@@ -57,6 +57,7 @@ mod docker_crash;
 mod docker_hooks;
 mod docker_interrupted;
 mod docker_runtime;
+mod docker_secrets;
 mod docker_zero_downtime;
 mod upgrade_docker;
 

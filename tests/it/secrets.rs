@@ -9,12 +9,12 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::support::served::{Served, logs, run, run_ok};
+use crate::support::served::{Served, blocking, logs, run, run_ok};
 use crate::support::ssh_lab::output_text;
 use crate::support::*;
 
-const DB: &str = "postgres://app:pw-DB-7f3a9c@db/app";
-const TOKEN_1: &str = "tok-one-5d8e1b";
+pub(crate) const DB: &str = "postgres://app:pw-DB-7f3a9c@db/app";
+pub(crate) const TOKEN_1: &str = "tok-one-5d8e1b";
 const TOKEN_2: &str = "tok-two-93c0fa";
 /// What must never show outside the store (the distinctive part of each).
 const NEEDLES: [&str; 3] = ["pw-DB-7f3a9c", TOKEN_1, TOKEN_2];
@@ -100,14 +100,14 @@ fn environ(pid: u32) -> BTreeMap<String, String> {
 
 /// `text` holds none of the values.
 #[track_caller]
-fn assert_clean(what: &str, text: &str) {
+pub(crate) fn assert_clean(what: &str, text: &str) {
     for needle in NEEDLES {
         assert!(!text.contains(needle), "a secret value in {what}:\n{text}");
     }
 }
 
 /// Every file under `dir` but the store is free of values; the store is 0600.
-fn assert_files_clean(dir: &Path, store: &Path) {
+pub(crate) fn assert_files_clean(dir: &Path, store: &Path) {
     let mut seen_store = false;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(at) = stack.pop() {
@@ -288,4 +288,90 @@ fn secrets_reach_instances_and_hooks_and_show_nowhere() {
     }
     assert_clean("the daemon's log", &logs(dir));
     assert_files_clean(&dir.join("state"), &dir.join("state/secret-store/web.json"));
+}
+
+/// Every process command line on this machine that holds a value, read over
+/// and over until `done` is set (the lab's hosts run here too).
+fn watch_command_lines(done: &std::sync::atomic::AtomicBool) -> Vec<String> {
+    use std::sync::atomic::Ordering;
+    let mut found = Vec::new();
+    let mut rounds = 0;
+    while !done.load(Ordering::Relaxed) && rounds < 20_000 {
+        rounds += 1;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if NEEDLES.iter().any(|n| line.contains(n)) {
+                found.push(line);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_deploy_delivers_secrets_in_the_request_not_on_command_lines() {
+    let Some(lab) = crate::support::ssh_lab::Lab::start(&["a"]) else {
+        return;
+    };
+    lab.preinstall_teal();
+    let text = format!(
+        r#"state_dir = "local"
+
+[proxy]
+listen = "127.0.0.1:0"
+
+[ssh]
+config = "ssh_config"
+
+[services.web]
+command = ["{TEAL}", "demo-app", "--port", "{{port}}", "--app-version", "{{version}}", "--boot-delay", "100ms"]
+version = "1.0.0"
+servers = ["a"]
+secrets = ["DATABASE_URL", "API_TOKEN"]
+
+[services.web.health]
+interval = "50ms"
+deadline = "10s"
+
+{hosts}"#,
+        hosts = lab.hosts_toml(),
+    );
+    std::fs::write(lab.root().join("teal.toml"), text).unwrap();
+    write_secrets(lab.root(), &format!("API_TOKEN={TOKEN_1}\n"), 0o600);
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || watch_command_lines(&done))
+    };
+    let mut deploy = lab.teal();
+    deploy.env("DATABASE_URL", DB).args(["deploy", "web"]);
+    let out = blocking(move || deploy.output().unwrap()).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let command_lines = watcher.join().unwrap();
+    crate::support::ssh_lab::assert_ok(&out);
+    assert!(
+        command_lines.is_empty(),
+        "values on command lines: {command_lines:?}"
+    );
+    assert_clean("the remote deploy's output", &output_text(&out));
+
+    let out = lab.run(&["status", "web", "--json"]);
+    crate::support::ssh_lab::assert_ok(&out);
+    assert_clean("remote status", &output_text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = &status["hosts"][0]["status"]["services"][0];
+    let slot = web["active_slot"].as_str().unwrap();
+    let pid = web["slots"][slot]["instances"][0]["id"].as_str().unwrap();
+    let env = environ(pid.parse().unwrap());
+    assert_eq!(
+        (env["DATABASE_URL"].as_str(), env["API_TOKEN"].as_str()),
+        (DB, TOKEN_1)
+    );
+    let state = &lab.host("a").state_dir;
+    assert_files_clean(state, &state.join("secret-store/web.json"));
 }
