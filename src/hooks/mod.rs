@@ -84,8 +84,9 @@ impl HookEnv {
     }
 }
 
-/// One hook to run, placeholders already substituted.
-#[derive(Debug, Clone)]
+/// One hook to run, placeholders already substituted. `Debug` shows the
+/// environment's names only (it holds secret values).
+#[derive(Clone)]
 pub struct HookRequest<'a> {
     pub point: HookPoint,
     pub service: &'a ServiceSpec,
@@ -100,6 +101,21 @@ pub struct HookRequest<'a> {
     /// The service's `env`, then the `TEAL_*` variables.
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HookRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookRequest")
+            .field("point", &self.point)
+            .field("service", &self.service.name)
+            .field("version", &self.version)
+            .field("slot", &self.slot)
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field("env", &crate::secrets::KeysOnly(&self.env))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl<'a> HookRequest<'a> {

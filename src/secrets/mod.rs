@@ -73,6 +73,18 @@ impl fmt::Debug for Redacted {
     }
 }
 
+/// Environment pairs as `Debug` shows them: the names only, for the types
+/// that hold an app's environment (secret values among it).
+pub struct KeysOnly<'a>(pub &'a [(String, String)]);
+
+impl fmt::Debug for KeysOnly<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
 /// A service's secrets: the names from `teal.toml`, and their values once
 /// the daemon has them (from the deploy request or its store). Serializes as
 /// the list of names: values never travel or persist inside a spec.
