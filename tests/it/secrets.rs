@@ -144,7 +144,12 @@ fn secrets_reach_instances_and_hooks_and_show_nowhere() {
     // No value anywhere: refused before anything starts, naming the key and
     // where teal looked.
     let out = run(dir, &["deploy", "web"]);
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad input: {}",
+        output_text(&out)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("secret DATABASE_URL, API_TOKEN is not set"),
@@ -163,7 +168,12 @@ fn secrets_reach_instances_and_hooks_and_show_nowhere() {
     // A secrets file others can read is refused, and says how to fix it.
     write_secrets(dir, &format!("API_TOKEN={TOKEN_1}\n"), 0o644);
     let out = with_db(dir, &["deploy", "web"]);
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad input: {}",
+        output_text(&out)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("refusing the secrets file") && err.contains("chmod 600"),
