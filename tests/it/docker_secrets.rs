@@ -21,7 +21,7 @@ async fn a_container_gets_its_secrets_and_its_spec_records_names_only() {
     let stream = d.client.deploy(&deploy_request(&spec, "1")).await.unwrap();
     let failed = ActionResult::collect(stream).await;
     assert!(
-        failed.text().contains("secret API_TOKEN was not sent"),
+        failed.text().contains("secret DATABASE_URL was not sent"),
         "{}",
         failed.text()
     );
