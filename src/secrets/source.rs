@@ -30,9 +30,9 @@ pub enum SecretsError {
         why: String,
     },
     #[error(
-        "refusing the secrets file {}: its mode is {mode:04o}, so users other than its owner can {}; run `chmod 600 {}`",
+        "refusing the secrets file {}: its mode is {mode:04o}, so it is {} (secrets must be readable by their owner only); run `chmod 600 {}`",
         file.display(),
-        if mode & 0o044 != 0 { "read it" } else { "change it" },
+        if mode & 0o044 != 0 { "group- or world-readable" } else { "group- or world-writable" },
         file.display()
     )]
     Permissive { file: PathBuf, mode: u32 },

@@ -61,9 +61,9 @@ fn a_file_others_may_read_or_change_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secrets");
     for (mode, words) in [
-        (0o644, "can read it"),
-        (0o604, "can read it"),
-        (0o620, "can change it"),
+        (0o644, "group- or world-readable"),
+        (0o604, "group- or world-readable"),
+        (0o620, "group- or world-writable"),
     ] {
         write(&file, "A=hunter2\n", mode);
         let e = gather(&names(&["A"]), &file, |_| None).unwrap_err();
