@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::Secrets;
+
 /// Everything the daemon needs to run one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSpec {
@@ -25,8 +27,12 @@ pub struct ServiceSpec {
     pub hosts: Vec<String>,
     /// Optional listener that serves the standby (staged) slot.
     pub preview: Option<SocketAddr>,
-    /// Extra environment for instances.
+    /// Extra environment for instances (`env_file`, then `env` over it).
     pub env: BTreeMap<String, String>,
+    /// `secrets = [...]`: names whose values the deploying machine sends with
+    /// each deploy; serialized as the names only (see [`Secrets`]).
+    #[serde(default, skip_serializing_if = "Secrets::is_empty")]
+    pub secrets: Secrets,
     /// Directory relative paths are resolved against (the directory of `teal.toml`).
     pub workdir: PathBuf,
     pub health: HealthSpec,
@@ -52,6 +58,17 @@ pub struct ServiceSpec {
     /// HTTP/2 with prior knowledge (gRPC). Absent in older state files.
     #[serde(default, skip_serializing_if = "Protocol::is_http1")]
     pub protocol: Protocol,
+}
+
+impl ServiceSpec {
+    /// What instances and hooks get on top of teal's own variables: `env`,
+    /// then the secrets' values (present once the daemon filled them in).
+    pub fn app_env(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(self.secrets.env())
+    }
 }
 
 /// What a service's requests may carry and what the proxy's own errors

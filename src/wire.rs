@@ -10,9 +10,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::SecretValues;
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
-use crate::state::{DeployLock, Gates, HistoryEntry};
+use crate::state::{DeployLock, Gates, HistoryEntry, SecretStatus};
 
 /// `POST /v1/deploy`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +27,11 @@ pub struct DeployRequest {
     pub image: Option<String>,
     /// False for `--no-promote`: stop after staging on the preview listener.
     pub promote: bool,
+    /// The values of `spec.secrets`, read on the deploying machine. They
+    /// travel in this body only (over the control socket, or ssh's forward
+    /// of it), never on a command line; `Debug` shows the names only.
+    #[serde(default, skip_serializing_if = "SecretValues::is_empty")]
+    pub secrets: SecretValues,
 }
 
 /// `POST /v1/services/{name}/rollback`, `.../promote`: an optional fresh spec from
@@ -182,6 +188,10 @@ pub struct ServiceStatus {
     /// Maintenance and pause in force (`maintenance`, `pause`; absent: none).
     #[serde(flatten)]
     pub gates: Gates,
+    /// The live slot's secrets: names, a digest prefix and when each last
+    /// changed; never a value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -133,6 +133,7 @@ fn spec() -> ServiceSpec {
         hosts: Vec::new(),
         preview: None,
         env: Default::default(),
+        secrets: Default::default(),
         workdir: std::env::temp_dir(),
         health: HealthSpec::default(),
         drain: DrainSpec::default(),

@@ -2,6 +2,7 @@
 //! daemon, and render its progress; with hosts, to every host's daemon over ssh,
 //! in two phases (stage everywhere, then switch everywhere).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,8 @@ use super::hosts::{self, HostArgs};
 use crate::api::client::Client;
 use crate::remote::image::{LocalImage, NotLocal};
 use crate::remote::{Mode, Reporter};
+use crate::secrets::SecretValues;
+use crate::spec::{Config, ServiceSpec};
 use crate::wire::DeployRequest;
 
 #[derive(Debug, clap::Args)]
@@ -30,6 +33,11 @@ pub struct Args {
     force_unlock: bool,
     #[command(flatten)]
     hosts: HostArgs,
+    /// The secrets file: dotenv, mode 0600, read for the service's `secrets`
+    /// that this machine's environment does not set [default: .teal/secrets
+    /// beside teal.toml]
+    #[arg(long, value_name = "PATH")]
+    secrets_file: Option<PathBuf>,
     /// Print progress as NDJSON events on stdout.
     #[arg(long)]
     json: bool,
@@ -47,6 +55,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     };
+    let secrets = read_secrets(&config, &spec, args.secrets_file.as_deref())?;
     let dests = args.hosts.targets(&remote, Some(&args.service));
     if !dests.is_empty() {
         let binary = hosts::local_binary(&remote)?;
@@ -80,7 +89,9 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
                     fleet.ship(image).await?;
                 }
                 let pinned = image.as_ref().map(|i| i.id.as_str());
-                fleet.deploy(&spec, &version, pinned, promote).await
+                fleet
+                    .deploy(&spec, &version, pinned, promote, &secrets)
+                    .await
             })
             .await;
             fleet.close().await;
@@ -105,6 +116,7 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         version,
         image: None,
         promote: !args.no_promote,
+        secrets,
     };
     block_on(async {
         if args.force_unlock {
@@ -113,4 +125,24 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         let stream = client.deploy(&request).await?;
         super::render::follow(stream, args.json).await
     })?
+}
+
+/// The values of `spec`'s secrets, read here before anything starts: this
+/// machine's environment first, then the secrets file.
+fn read_secrets(
+    config: &Config,
+    spec: &ServiceSpec,
+    file: Option<&Path>,
+) -> anyhow::Result<SecretValues> {
+    if spec.secrets.is_empty() {
+        return Ok(SecretValues::default());
+    }
+    let base = config.path.parent().unwrap_or(Path::new("/"));
+    let file = match file {
+        Some(file) => std::path::absolute(file)?,
+        None => base.join(crate::secrets::DEFAULT_FILE),
+    };
+    let values =
+        crate::secrets::gather(&spec.secrets.names, &file, |name| std::env::var(name).ok())?;
+    Ok(values)
 }

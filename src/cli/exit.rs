@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use crate::api::client::ClientError;
 use crate::config::ConfigError;
 use crate::remote::RemoteError;
+use crate::secrets::SecretsError;
 use crate::wire::ErrorKind;
 
 pub const FAILED: u8 = 1;
@@ -57,7 +58,10 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<UsageError>().is_some() {
+    if err.downcast_ref::<ConfigError>().is_some()
+        || err.downcast_ref::<UsageError>().is_some()
+        || err.downcast_ref::<SecretsError>().is_some()
+    {
         return ExitCode::from(INVALID);
     }
     if let Some(client) = err.downcast_ref::<ClientError>() {

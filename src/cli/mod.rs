@@ -119,7 +119,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
 /// (<https://no-color.org>): `teal serve 2> serve.log` writes plain text.
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("teal={default},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("teal={default},warn")))
+        // bollard logs every request body at debug, a container's environment
+        // (secret values) among them: never below info, whatever RUST_LOG says.
+        .add_directive("bollard::docker=info".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -133,6 +133,12 @@ fn render_service(s: &ServiceStatus) -> String {
     for line in super::gate::lines(&s.gates) {
         out.push_str(&format!("  {line}\n"));
     }
+    for secret in &s.secrets {
+        out.push_str(&format!(
+            "  secret {}  digest {}  changed {}\n",
+            secret.name, secret.digest, secret.changed
+        ));
+    }
     for (slot, st) in [(Slot::Blue, &s.slots.blue), (Slot::Green, &s.slots.green)] {
         out.push_str(&render_slot(slot, st));
     }

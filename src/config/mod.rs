@@ -4,13 +4,15 @@
 //! friendlier unknown-key messages in `keys.rs`, validation and path resolution in
 //! `resolve.rs` (single values in `values.rs`, clashes between services in
 //! `conflicts.rs`, `[proxy.nginx]` in `nginx.rs`, hooks and verification in
-//! `hooks.rs`, `[proxy.tls]` and certificate files in `tls.rs`); each of them fails with `invalid.rs`'s `Invalid`. Every error
+//! `hooks.rs`, `[proxy.tls]` and certificate files in `tls.rs`, `env_file` and `secrets` in
+//! `env.rs`); each of them fails with `invalid.rs`'s `Invalid`. Every error
 //! names the file, line and column. Loading never writes anything, and nothing
 //! outside this module sees the raw types.
 
 mod command;
 mod conflicts;
 mod docker;
+mod env;
 #[cfg(test)]
 mod fixtures;
 mod hooks;

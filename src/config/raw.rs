@@ -149,6 +149,10 @@ pub(super) struct RawService {
     pub max_body: Option<Spanned<String>>,
     pub error_pages: Option<Spanned<String>>,
     pub env: Option<BTreeMap<Spanned<String>, String>>,
+    /// A dotenv file under `env` (`env.rs`), relative to the config file.
+    pub env_file: Option<Spanned<String>>,
+    /// Names read at deploy time on the deploying machine (`env.rs`).
+    pub secrets: Option<Spanned<Vec<Spanned<String>>>>,
     pub health: Option<RawHealth>,
     pub drain: Option<RawDrain>,
     /// Hooks and verification (`hooks.rs`).

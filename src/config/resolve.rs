@@ -14,7 +14,7 @@ use super::conflicts::{self, Listener, ServiceSite};
 use super::hooks;
 use super::invalid::Invalid;
 use super::raw::{RawConfig, RawDrain, RawHealth, RawProxy, RawService};
-use super::{docker, nginx, policy, protocol, tls, values};
+use super::{docker, env, nginx, policy, protocol, tls, values};
 use crate::spec::{
     AccessLogTarget, Config, DrainSpec, HealthSpec, Protocol, ProxySpec, RouterKind, RuntimeSpec,
     ServiceSpec, Underscores,
@@ -462,11 +462,7 @@ fn service(
         }
         None => None,
     };
-    let mut env = BTreeMap::new();
-    for (key, value) in raw.env.unwrap_or_default() {
-        values::env_key(&key)?;
-        env.insert(key.into_inner(), value);
-    }
+    let (env, secrets) = env::service_env(&raw, &section, base)?;
 
     let protocol = protocol::protocol(raw.protocol.as_ref(), &section)?;
     let spec = ServiceSpec {
@@ -477,6 +473,7 @@ fn service(
         hosts: hosts.iter().map(|(host, _)| host.clone()).collect(),
         preview: preview.as_ref().map(|(addr, _)| *addr),
         env,
+        secrets,
         workdir: base.to_owned(),
         health: health(raw.health.unwrap_or_default(), &section, protocol)?,
         drain: drain(raw.drain.unwrap_or_default(), &section)?,

@@ -42,7 +42,7 @@ fn load_reports_errors_with_the_path_as_given() {
         e.to_string(),
         format!(
             "{}:2:1: unknown key \"comand\" in [services.web]; did you mean \"command\"?; \
-             expected one of: runtime, command, image, port, volumes, restart, log_driver, limits, network, keep_images, instances, version, hosts, preview, tls, max_body, error_pages, env, health, drain, hooks, verify, protocol, servers",
+             expected one of: runtime, command, image, port, volumes, restart, log_driver, limits, network, keep_images, instances, version, hosts, preview, tls, max_body, error_pages, env, env_file, secrets, health, drain, hooks, verify, protocol, servers",
             file.display()
         )
     );

@@ -130,6 +130,7 @@ pub fn config(dir: &Path, teal_exe: &Path, router: RouterKind) -> Config {
         hosts: Vec::new(),
         preview: Some(port(router)),
         env: BTreeMap::new(),
+        secrets: Default::default(),
         workdir: dir.to_path_buf(),
         health: HealthSpec {
             path: crate::demo::app::HEALTHZ.into(),
@@ -296,6 +297,7 @@ async fn deploy(
     say(&format!("\n$ teal deploy {SERVICE} --version {version}"));
     let stream = client
         .deploy(&DeployRequest {
+            secrets: Default::default(),
             spec: spec.clone(),
             version: version.into(),
             image: None,

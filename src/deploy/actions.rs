@@ -136,6 +136,8 @@ impl Deployer {
                 // The recorded build, not whatever the version's tag names now.
                 image: record.previous_image_id.clone(),
                 promote: true,
+                // From the store: what the live slot was given.
+                secrets: Default::default(),
             };
             self.deploy_inner(&service, req, Action::Rollback, &progress)
                 .await

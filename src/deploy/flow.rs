@@ -48,14 +48,16 @@ impl Deployer {
         progress: &Progress,
     ) -> Result<Outcome, DeployError> {
         let DeployRequest {
-            spec,
+            mut spec,
             version,
             image: pinned,
             promote,
+            secrets,
         } = req;
         validate(&spec, &version, pinned.as_deref())?;
         let record = self.record(&spec.name);
         let active = record.as_ref().and_then(|r| r.active_slot);
+        spec.secrets.values = self.secret_values(&spec, action, active, secrets)?;
         let target = active.map(Slot::other).unwrap_or(Slot::Blue);
         let attempt = Attempt {
             id: new_deploy_id(),
@@ -93,6 +95,10 @@ impl Deployer {
             cx.clear_slot(record.as_ref()).await
         }
         .await;
+        let prepared = match prepared {
+            Ok(()) => self.store_secrets(&spec, target, active, progress),
+            Err(e) => Err(e),
+        };
         if let Err(e) = prepared {
             cx.record_failure(&e.to_string());
             return Err(e);

@@ -11,6 +11,7 @@
 //! services); one action on one service runs as an `ActionContext`
 //! (`context.rs`), which its steps (`flow.rs`, `switch.rs`, `verify.rs`,
 //! `switch_back.rs`, `hooks.rs`, `prune.rs`) take instead of argument lists.
+//! Secret values reach a deploy from its request or the store (`secrets.rs`).
 
 mod actions;
 mod context;
@@ -23,6 +24,7 @@ mod lock;
 mod progress;
 mod prune;
 mod restore;
+mod secrets;
 mod service;
 mod status;
 mod stop;

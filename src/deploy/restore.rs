@@ -19,7 +19,7 @@ use crate::health;
 use crate::runtime::{InstanceRef, KnownSlot, SlotRequest};
 use crate::slot::{Slot, SlotState};
 use crate::spec::ServiceSpec;
-use crate::state::{Action, HistoryResult, StateCell};
+use crate::state::{Action, HistoryResult, SecretStore, StateCell};
 
 /// A live slot that is running and healthy again.
 #[derive(Debug)]
@@ -41,6 +41,7 @@ pub async fn restore_live(
     shutdown: &CancellationToken,
 ) -> Vec<Restored> {
     let snapshot = state.snapshot();
+    let secret_store = SecretStore::new(state.store().dir());
     let mut restored = Vec::new();
     let mut failures = Vec::new();
     for (name, record) in &snapshot.services {
@@ -65,10 +66,18 @@ pub async fn restore_live(
             started: SystemTime::now(),
             image: live.image_id.clone(),
         };
+        let spec = match super::secrets::with_stored_secrets(&secret_store, record, slot) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::error!(service = %name, "could not restore {version}: {e}");
+                failures.push((name.clone(), attempt.entry(HistoryResult::Failed, Some(e))));
+                continue;
+            }
+        };
         tracing::info!(service = %name, %slot, %version, "restoring the live version");
         let started = runtime
             .adopt(SlotRequest {
-                service: &record.spec,
+                service: &spec,
                 slot,
                 version,
                 deploy_id: &deploy_id,
@@ -86,7 +95,7 @@ pub async fn restore_live(
                 continue;
             }
         };
-        if let Err(e) = health::gate(&instances, &record.spec.health, shutdown).await {
+        if let Err(e) = health::gate(&instances, &spec.health, shutdown).await {
             tracing::error!(service = %name, "restored {version} is not healthy: {e}");
             // Let go without destroying; the reconcile after the proxy binds
             // removes what no slot accounts for.
@@ -100,7 +109,7 @@ pub async fn restore_live(
         tracing::info!(service = %name, %slot, %version, "live version restored");
         restored.push(Restored {
             name: name.clone(),
-            spec: record.spec.clone(),
+            spec,
             slot,
             running: RunningSlot {
                 version: version.to_string(),

@@ -67,6 +67,7 @@ impl Deployer {
             busy: service.is_some_and(|s| s.busy()),
             lock: self.lock_of(&record.spec.name),
             gates: record.gates.clone(),
+            secrets: self.secret_status(record),
         }
     }
 

@@ -84,8 +84,9 @@ impl HookEnv {
     }
 }
 
-/// One hook to run, placeholders already substituted.
-#[derive(Debug, Clone)]
+/// One hook to run, placeholders already substituted. `Debug` shows the
+/// environment's names only (it holds secret values).
+#[derive(Clone)]
 pub struct HookRequest<'a> {
     pub point: HookPoint,
     pub service: &'a ServiceSpec,
@@ -102,6 +103,21 @@ pub struct HookRequest<'a> {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for HookRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookRequest")
+            .field("point", &self.point)
+            .field("service", &self.service.name)
+            .field("version", &self.version)
+            .field("slot", &self.slot)
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field("env", &crate::secrets::KeysOnly(&self.env))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl<'a> HookRequest<'a> {
     /// The request for `point`'s `command` of `service`, with `env` substituted in.
     pub fn new(
@@ -111,11 +127,7 @@ impl<'a> HookRequest<'a> {
         timeout: Duration,
         env: &'a HookEnv,
     ) -> HookRequest<'a> {
-        let mut vars: Vec<(String, String)> = service
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut vars: Vec<(String, String)> = service.app_env().collect();
         vars.extend(env.vars(point));
         HookRequest {
             point,

@@ -22,6 +22,7 @@ use super::renewal::Renewal;
 use super::report::Reporter;
 use super::ssh::SshOptions;
 use crate::api::client::{ClientError, EventStream};
+use crate::secrets::SecretValues;
 use crate::spec::{Destination, RemoteSpec, ServiceSpec};
 use crate::wire::{
     ActionRequest, DeployRequest, DiscardRequest, Event, History, LockRequest, Outcome, Status,
@@ -222,6 +223,7 @@ impl Fleet {
         version: &str,
         image: Option<&str>,
         promote: bool,
+        secrets: &SecretValues,
     ) -> Result<Vec<HostOutcome>, RemoteError> {
         let deploy = |host: &Host, promote: bool| {
             let req = DeployRequest {
@@ -229,6 +231,9 @@ impl Fleet {
                 version: version.to_string(),
                 image: image.map(str::to_string),
                 promote,
+                // In the request body, through ssh's forward of the control
+                // socket: never on a remote command line.
+                secrets: secrets.clone(),
             };
             let client = host.client.clone();
             async move { client.deploy(&req).await }

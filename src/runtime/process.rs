@@ -251,9 +251,7 @@ impl ProcessRuntime {
             program: resolve_program(&program, workdir),
             args: argv.collect(),
             env: service
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .app_env()
                 .chain([
                     ("PORT".into(), port_text.clone()),
                     ("TEAL_VERSION".into(), req.version.to_string()),

@@ -12,6 +12,7 @@ mod gate;
 mod lock;
 mod processes;
 mod record;
+mod secrets;
 mod store;
 
 pub use cell::StateCell;
@@ -25,4 +26,5 @@ pub use record::{
     Action, HistoryEntry, HistoryResult, ServiceRecord, SlotRecord, SlotRecords, StateFile,
     TimelineStep, Verdict, VerifyRecord,
 };
+pub use secrets::{STORE_DIR, SecretStatus, SecretStore};
 pub use store::{StateError, Store, read, write_atomic};

@@ -19,6 +19,7 @@ mod first_deploy;
 mod listeners;
 mod load_client;
 mod logs_history;
+mod secrets;
 mod under_systemd;
 mod upgrade;
 
@@ -59,6 +60,7 @@ mod docker_crash;
 mod docker_hooks;
 mod docker_interrupted;
 mod docker_runtime;
+mod docker_secrets;
 mod docker_zero_downtime;
 mod upgrade_docker;
 

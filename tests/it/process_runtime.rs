@@ -50,6 +50,7 @@ fn service(name: &str, command: Vec<String>, instances: usize, workdir: &Path) -
         hosts: Vec::new(),
         preview: None,
         env: BTreeMap::from([("GREETING".to_string(), "hi".to_string())]),
+        secrets: Default::default(),
         workdir: workdir.to_path_buf(),
         health: HealthSpec::default(),
         drain: DrainSpec::default(),

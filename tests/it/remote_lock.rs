@@ -43,6 +43,7 @@ async fn a_locked_service_refuses_actions_without_the_lease() {
         version: "2.0.0".into(),
         image: None,
         promote: true,
+        secrets: Default::default(),
     };
     let (kind, message) = api_kind(d.client.deploy(&req).await.map(|_| ()));
     assert_eq!(kind, ErrorKind::Busy);

@@ -124,7 +124,7 @@ fn unknown_key_lists_match_the_serde_types() {
         ["path", "interval", "timeout", "deadline", "grpc"]
     );
     assert_eq!(fields_of::<RawDrain>(), ["timeout", "keep_previous"]);
-    assert_eq!(fields_of::<RawService>().len(), 24);
+    assert_eq!(fields_of::<RawService>().len(), 26);
 }
 
 #[test]

@@ -27,8 +27,9 @@ use crate::runtime::{ExitInfo, RuntimeError, SlotRequest};
 use crate::spec::DockerSpec;
 
 /// Everything needed to create one container, again and again: after a crash
-/// that the engine does not restart, or after someone removed it.
-#[derive(Debug, Clone)]
+/// that the engine does not restart, or after someone removed it. `Debug`
+/// leaves out the create body (its environment holds secret values).
+#[derive(Clone)]
 pub(super) struct Recipe {
     pub name: String,
     pub index: usize,
@@ -36,6 +37,18 @@ pub(super) struct Recipe {
     pub host_port: u16,
     pub restart: String,
     body: ContainerCreateBody,
+}
+
+impl std::fmt::Debug for Recipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recipe")
+            .field("name", &self.name)
+            .field("index", &self.index)
+            .field("image_id", &self.image_id)
+            .field("host_port", &self.host_port)
+            .field("restart", &self.restart)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Recipe {
@@ -52,8 +65,7 @@ impl Recipe {
         let port = docker.port.to_string();
         let exposed = format!("{port}/tcp");
         let env = service
-            .env
-            .iter()
+            .app_env()
             .map(|(k, v)| format!("{k}={v}"))
             .chain([
                 format!("PORT={port}"),

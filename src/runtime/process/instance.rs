@@ -28,7 +28,8 @@ use crate::slot::Slot;
 use crate::state::{ProcessBook, ProcessRecord};
 
 /// What it takes to (re)spawn one instance; the same on every restart.
-#[derive(Debug, Clone)]
+/// `Debug` shows the environment's names only (it holds secret values).
+#[derive(Clone)]
 pub(super) struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -45,6 +46,24 @@ pub(super) struct Launch {
     /// The daemon's record of the instance processes it spawned, which the
     /// reaper of leftovers must leave to tokio.
     pub spawned: Arc<Spawned>,
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &crate::secrets::KeysOnly(&self.env))
+            .field("workdir", &self.workdir)
+            .field("log", &self.log)
+            .field("service", &self.service)
+            .field("slot", &self.slot)
+            .field("index", &self.index)
+            .field("version", &self.version)
+            .field("deploy_id", &self.deploy_id)
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 impl Launch {

@@ -78,6 +78,7 @@ pub fn demo_service(name: &str, dir: &Path, instances: usize) -> ServiceSpec {
         hosts: Vec::new(),
         preview: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         env: BTreeMap::new(),
+        secrets: Default::default(),
         workdir: dir.to_path_buf(),
         health: HealthSpec {
             path: "/".into(),
@@ -200,6 +201,7 @@ pub fn deploy_request(spec: &ServiceSpec, version: &str) -> DeployRequest {
         version: version.into(),
         image: None,
         promote: true,
+        secrets: Default::default(),
     }
 }
 

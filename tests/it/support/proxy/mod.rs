@@ -43,6 +43,7 @@ pub fn spec(name: &str, hosts: &[&str], preview: Option<SocketAddr>) -> ServiceS
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         preview,
         env: Default::default(),
+        secrets: Default::default(),
         workdir: ".".into(),
         health: HealthSpec {
             interval: Duration::from_millis(100),
