@@ -48,6 +48,7 @@ mod proxy_lean;
 mod proxy_parking;
 mod proxy_stalls;
 mod proxy_tls;
+mod proxy_upgraded;
 mod smuggling;
 mod verify_proxy;
 
