@@ -27,6 +27,7 @@ mod maintenance;
 
 // The daemon in-process with the process runtime and the builtin proxy.
 mod deploy_flow;
+mod drain_websocket;
 mod grpc;
 mod hooks;
 mod metrics;
