@@ -312,7 +312,7 @@ impl ActionContext<'_> {
                 .set_routes(&record.spec, live, None)
                 .await
                 .map_err(DeployError::Route)?;
-            drain_before_stop(&*self.router, &record.spec, slot, progress).await;
+            drain_before_stop(self.router, &record.spec, slot, progress).await;
         }
         stop_instances(&old.instances, super::STOP_GRACE).await;
         service.set_running(slot, None);
