@@ -12,7 +12,9 @@
 //! - `/upload`: reads the request body to its end and answers how many bytes came;
 //! - `/request-id`: the request's `x-request-id` as it arrived (empty if none);
 //! - `/ws` with a websocket upgrade: echoes text messages as `"<version>: <msg>"`
-//!   (the message `pid` gets `"<version>: pid <pid>"`: which instance holds it).
+//!   (the message `pid` gets `"<version>: pid <pid>"`: which instance holds it);
+//!   a close frame from the other side is said on stdout
+//!   (`websocket closed by the peer: 1001 going away`), as apps log it.
 //!
 //! A version starting with `broken` answers 500 `Errors everywhere...` everywhere
 //! (the broken 1.1.0 of the walk-through). A version starting with `flaky` passes its health
@@ -22,6 +24,7 @@
 //! This module does not handle signals: the caller maps them to the `shutdown` token.
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -366,7 +369,17 @@ where
                 Message::text(format!("{version}: pid {}", std::process::id()))
             }
             Message::Text(text) => Message::text(format!("{version}: {}", text.as_str())),
-            Message::Close(_) => break,
+            Message::Close(frame) => {
+                let said = frame.map_or_else(
+                    || "no code".to_string(),
+                    |f| format!("{} {}", u16::from(f.code), f.reason.as_str()),
+                );
+                // Not println!: a closed stdout must not end the echo with a panic.
+                let _ = writeln!(std::io::stdout(), "websocket closed by the peer: {said}");
+                // tungstenite queued the reply: send it before leaving.
+                let _ = ws.flush().await;
+                break;
+            }
             // Pings are answered by tungstenite itself; binary is not part of the demo.
             _ => continue,
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::context::Attempt;
-use super::flow::{REPLACE_DRAIN, report};
+use super::flow::{drain_before_stop, report};
 use super::{ActionGuard, DeployError, Deployer, Progress, Service, stop_instances};
 use crate::slot::{Slot, SlotState};
 use crate::state::{Action, HistoryResult};
@@ -63,7 +63,7 @@ impl Deployer {
                 .await
                 .map_err(DeployError::Route)?;
             progress.step(Step::Retire, format!("stopping {slot} ({version})"));
-            self.router.drain(&name, slot, REPLACE_DRAIN).await;
+            drain_before_stop(&*self.router, &record.spec, slot, &progress).await;
             stop_instances(&running.instances, super::STOP_GRACE).await;
             service.set_running(slot, None);
             let entry = attempt.entry(HistoryResult::Discarded, reason.clone());

@@ -9,14 +9,46 @@ use super::context::{ActionContext, Attempt, new_deploy_id};
 use super::switch::Checks;
 use super::{ActionGuard, DeployError, Deployer, Progress, RunningSlot, Service, stop_instances};
 use crate::health;
+use crate::router::{DrainReport, Router};
 use crate::runtime::SlotRequest;
 use crate::slot::{Slot, SlotState};
 use crate::spec::{HookPoint, ServiceSpec};
 use crate::state::{Action, HistoryResult, ServiceRecord};
 use crate::wire::{DeployRequest, Outcome, Step};
 
-/// How long a standby slot that is being replaced gets to finish preview traffic.
-pub(super) const REPLACE_DRAIN: Duration = Duration::from_secs(5);
+/// What a drain that reached its deadline says: the requests still in flight,
+/// and the upgraded connections (websockets) it closed then. Every drain of a
+/// slot (retiring the live one, replacing, discarding or stopping a standby)
+/// waits the service's `drain.timeout` and ends this way.
+pub(super) fn timed_out_note(report: &DrainReport) -> String {
+    let waited =
+        humantime::format_duration(Duration::from_millis(report.waited.as_millis() as u64));
+    let mut note = format!(
+        "timed out after {waited} with {} request(s) still in flight",
+        report.remaining
+    );
+    if report.upgraded_closed > 0 {
+        note.push_str(&format!(
+            "; closed {} upgraded connection(s) (websockets get a close frame 1001 \"going away\")",
+            report.upgraded_closed
+        ));
+    }
+    note
+}
+
+/// Drains `slot` before it is stopped or replaced, up to `drain.timeout`, and
+/// says so when it reached the deadline.
+pub(super) async fn drain_before_stop(
+    router: &dyn Router,
+    spec: &ServiceSpec,
+    slot: Slot,
+    progress: &Progress,
+) {
+    let report = router.drain(&spec.name, slot, spec.drain.timeout).await;
+    if report.timed_out {
+        progress.info(format!("drain of {slot} {}", timed_out_note(&report)));
+    }
+}
 
 impl Deployer {
     /// The full deploy flow. Emits progress and the final `done` event itself.
@@ -292,7 +324,7 @@ impl ActionContext<'_> {
                 .set_routes(&record.spec, live, None)
                 .await
                 .map_err(DeployError::Route)?;
-            self.router.drain(&service.name, slot, REPLACE_DRAIN).await;
+            drain_before_stop(self.router, &record.spec, slot, progress).await;
         }
         stop_instances(&old.instances, super::STOP_GRACE).await;
         service.set_running(slot, None);

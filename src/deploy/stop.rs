@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::flow::REPLACE_DRAIN;
+use super::flow::drain_before_stop;
 use super::{ActionGuard, DeployError, Deployer, Progress, STOP_GRACE, Service, stop_instances};
 use crate::slot::{Slot, SlotState};
 use crate::wire::{Outcome, Step};
@@ -47,7 +47,7 @@ impl Deployer {
                         running.instances.len()
                     ),
                 );
-                self.router.drain(&name, slot, REPLACE_DRAIN).await;
+                drain_before_stop(&*self.router, &record.spec, slot, &progress).await;
                 stop_instances(&running.instances, STOP_GRACE).await;
                 service.set_running(slot, None);
                 stopped += running.instances.len();

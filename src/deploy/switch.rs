@@ -272,17 +272,14 @@ impl ActionContext<'_> {
             .router
             .drain(&spec.name, slot, spec.drain.timeout)
             .await;
-        let waited = humantime::format_duration(std::time::Duration::from_millis(
-            report.waited.as_millis() as u64,
-        ));
         if report.timed_out {
-            let note = format!(
-                "timed out after {waited} with {} request(s) still in flight",
-                report.remaining
-            );
+            let note = super::flow::timed_out_note(&report);
             progress.info(format!("drain {note}"));
             progress.note(note);
         } else {
+            let waited = humantime::format_duration(std::time::Duration::from_millis(
+                report.waited.as_millis() as u64,
+            ));
             progress.info(format!("drained in {waited}"));
         }
         if spec.drain.keep_previous {

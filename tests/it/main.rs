@@ -31,6 +31,7 @@ mod maintenance;
 
 // The daemon in-process with the process runtime and the builtin proxy.
 mod deploy_flow;
+mod drain_websocket;
 mod grpc;
 mod hooks;
 mod metrics;
@@ -52,6 +53,7 @@ mod proxy_lean;
 mod proxy_parking;
 mod proxy_stalls;
 mod proxy_tls;
+mod proxy_upgraded;
 mod smuggling;
 mod verify_proxy;
 

@@ -451,53 +451,6 @@ async fn h2c_prior_knowledge_is_forwarded_as_http1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_stays_on_its_backend_across_the_switch() {
-    let blue = TestBackend::start("blue").await;
-    let green = TestBackend::start("green").await;
-    let h = Harness::start().await;
-    let web = spec("web", &[], None);
-    h.proxy
-        .set_routes(&web, backend(Slot::Blue, &[blue.addr]), None)
-        .await
-        .unwrap();
-    let stream = TcpStream::connect(h.addr()).await.unwrap();
-    let (mut ws, response) = tokio_tungstenite::client_async("ws://app.test/ws", stream)
-        .await
-        .expect("websocket handshake through the proxy");
-    assert_eq!(response.status(), 101);
-    assert_eq!(ws_exchange(&mut ws, "one").await, "blue:one");
-
-    h.proxy
-        .set_routes(&web, backend(Slot::Green, &[green.addr]), None)
-        .await
-        .unwrap();
-    assert_eq!(get_fresh(h.addr(), "app", "/").await.unwrap().body, "green");
-    assert_eq!(ws_exchange(&mut ws, "two").await, "blue:two");
-
-    let report = h
-        .proxy
-        .drain("web", Slot::Blue, Duration::from_millis(200))
-        .await;
-    assert_eq!(
-        (report.remaining, report.timed_out),
-        (1, true),
-        "{report:?}"
-    );
-
-    ws.close(None).await.unwrap();
-    drop(ws);
-    let report = h
-        .proxy
-        .drain("web", Slot::Blue, Duration::from_secs(10))
-        .await;
-    assert_eq!(
-        (report.remaining, report.timed_out),
-        (0, false),
-        "{report:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_endpoint_is_retried_ejected_and_readmitted() {
     let live = TestBackend::start("live").await;
     let dead = unused_addr();

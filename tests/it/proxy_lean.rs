@@ -101,6 +101,10 @@ impl Scripted {
                 "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok",
             ),
             "/garbage" => (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), true),
+            "/mixed-case" => fixed(
+                "HTTP/1.1 200 OK\r\nX-Custom-Header: v\r\nContent-Type: text/plain\r\n\
+                 ETag: \"1\"\r\nContent-Length: 2\r\n\r\nok",
+            ),
             "/status-020" => fixed("HTTP/1.1 020 nn\r\nContent-Length: 2\r\n\r\nok"),
             "/status-099" => fixed("HTTP/1.1 099 nn\r\nContent-Length: 2\r\n\r\nok"),
             "/big-head" => {
@@ -485,6 +489,39 @@ async fn a_chunked_body_with_bare_lf_lines_is_normalised_or_cut() {
         .unwrap();
     let cut = conn.send(req).await;
     assert!(cut.is_err(), "{cut:?}");
+}
+
+/// Header names reach an HTTP/1.1 client spelled as the app wrote them, on
+/// the lean path (it copies names through) and on hyper's (its HTTP/1 client
+/// records the case, its server writes it back): as nginx does. Some old
+/// clients, and many tests, compare names exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_header_names_keep_the_apps_spelling_on_both_paths() {
+    let (_app, h) = started().await;
+    let lean = raw_exchange(
+        h.addr(),
+        b"GET /mixed-case HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(h.proxy.connections_handed_to_hyper(), 0, "lean path");
+    // A Connection token the lean path does not handle sends it to hyper's.
+    let hyper = raw_exchange(
+        h.addr(),
+        b"GET /mixed-case HTTP/1.1\r\nHost: app.test\r\nConnection: close, x-via-hyper\r\n\r\n",
+    )
+    .await;
+    assert_eq!(h.proxy.connections_handed_to_hyper(), 1, "hyper's path");
+    for (path, reply) in [("lean", &lean), ("hyper", &hyper)] {
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {reply}");
+        for line in [
+            "\r\nX-Custom-Header: v\r\n",
+            "\r\nContent-Type: text/plain\r\n",
+            "\r\nETag: \"1\"\r\n",
+        ] {
+            assert!(reply.contains(line), "{path}: {line:?} in {reply}");
+        }
+        assert!(reply.ends_with("\r\n\r\nok"), "{path}: {reply}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

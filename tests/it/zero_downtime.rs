@@ -2,8 +2,9 @@
 //! runtime and the builtin proxy: two demo-app instances per slot, 22 deploys
 //! alternating versions under keep-alive and new-connection load with no client
 //! retries, a broken deploy, a rollback, a slow request and a websocket spanning
-//! a switch (the websocket still usable after the drain: the standby keeps
-//! running). The test fails on a single failed request.
+//! a switch (the websocket still usable until the drain deadline, then closed
+//! with 1001 "going away" though the standby keeps running). The test fails
+//! on a single failed request.
 
 use std::time::Duration;
 

@@ -316,6 +316,8 @@ impl Router for NginxRouter {
             remaining: remaining.len(),
             timed_out: !remaining.is_empty(),
             waited: started.elapsed(),
+            // nginx's old workers close theirs at worker_shutdown_timeout.
+            upgraded_closed: 0,
         }
     }
 

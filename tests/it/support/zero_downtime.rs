@@ -64,9 +64,9 @@ pub struct FailingDeploy {
 
 /// What a websocket opened on v0 meets once the drain of the switch to v1 ended.
 pub enum AfterDrain {
-    /// It still works: it lives on the standby slot, which keeps running (the
-    /// builtin proxy never cuts an upgraded connection).
-    StillOpen,
+    /// The builtin proxy closed it at the drain deadline with a close frame
+    /// 1001 "going away" (whether the old slot is kept warm or stopped).
+    GoingAway,
     /// It was closed: at the drain deadline nginx's old worker closes its
     /// connections, websocket included.
     Closed,
@@ -102,7 +102,7 @@ impl Story {
             spec,
             version: |spec, _| spec.clone(),
             failing: vec![broken],
-            crossing: Some(AfterDrain::StillOpen),
+            crossing: Some(AfterDrain::GoingAway),
         }
     }
 
@@ -212,12 +212,12 @@ impl Story {
         first.await.unwrap().assert_live();
 
         match after_drain {
-            AfterDrain::StillOpen => {
-                assert_eq!(
-                    ws_exchange(&mut ws, "after the drain").await,
-                    "v0: after the drain"
-                );
-                ws.close(None).await.unwrap();
+            AfterDrain::GoingAway => {
+                let after = tokio::time::timeout(Duration::from_secs(30), ws.next()).await;
+                let Ok(Some(Ok(Message::Close(Some(frame))))) = after else {
+                    panic!("a close frame at the drain deadline, got {after:?}");
+                };
+                assert_eq!(u16::from(frame.code), 1001, "{frame:?}");
             }
             AfterDrain::Closed => {
                 let after = tokio::time::timeout(Duration::from_secs(30), ws.next()).await;

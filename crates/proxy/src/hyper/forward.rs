@@ -1,8 +1,8 @@
 //! Forwarding one request to its pool through hyper (requests the lean path
 //! hands over, and h2c): route it, send it with the shared retry loop
 //! (`upstream::retry`), and hand back the response with the request's
-//! in-flight claim riding on its body. Upgrades (websockets) become a byte
-//! tunnel that holds the claim until it closes.
+//! in-flight claim riding on its body. Upgrades (websockets) become a
+//! tunnel (`super::tunnel`) that holds the claim until it closes.
 //!
 //! A request body is read up to the body buffer before the request is routed
 //! (`upstream::body`): a client that stalls holds no instance, and a request
@@ -22,9 +22,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
 use super::body::{ProxyBody, Tracked};
@@ -32,10 +29,11 @@ use super::grpc::{self, Verdict};
 use super::headers;
 use super::screen::screen;
 use super::serve::UpgradeSlot;
+use super::tunnel::tunnel;
 use super::watched::Watched;
 use crate::Proxy;
 use crate::access::{Outcome, failures};
-use crate::client::{ClientAddr, ClientIo};
+use crate::client::ClientAddr;
 use crate::error::ProxyError;
 use crate::pool::inflight::InFlight;
 use crate::pool::{Endpoint, Pool};
@@ -407,6 +405,7 @@ fn respond(
         // The upstream connection now belongs to the tunnel.
         drop(sender);
         let (mut parts, _) = response.into_parts();
+        let websocket = headers::is_websocket(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, true);
         // The client socket comes once hyper has written this 101 and let go.
         let (give, client) = oneshot::channel();
@@ -415,7 +414,7 @@ fn respond(
         }
         // On this worker: a hard stop ends the tunnel with the worker.
         let tasks = guard.pool().ctx.tasks.clone();
-        tasks.spawn(tunnel(guard, upstream_upgrade, client));
+        tasks.spawn(tunnel(guard, upstream_upgrade, client, websocket));
         return Response::from_parts(parts, ProxyBody::empty());
     }
     let in_trailers = if guard.pool().h2c {
@@ -444,44 +443,4 @@ fn respond(
         None => ProxyBody::Upstream(body),
     };
     Response::from_parts(parts, body)
-}
-
-/// Copies bytes both ways between the upgraded client and upstream connections
-/// until either side is done; the in-flight claim ends with it. Like nginx, the
-/// tunnel ends when one side closes: a peer that never closes its half (a client
-/// that finished the websocket close handshake but kept the socket) must not hold
-/// the slot's drain open forever.
-async fn tunnel(guard: InFlight, upstream: OnUpgrade, client: oneshot::Receiver<ClientIo>) {
-    let (upstream, client) = tokio::join!(upstream, client);
-    let client = client.map_err(|_| "the client connection ended before its upgrade");
-    match (
-        upstream.map_err(|e| e.to_string()),
-        client.map_err(str::to_string),
-    ) {
-        (Ok(upstream), Ok(client)) => {
-            let (mut client_read, mut client_write) = tokio::io::split(client);
-            let (mut upstream_read, mut upstream_write) = tokio::io::split(TokioIo::new(upstream));
-            let to_upstream = async {
-                let copied = tokio::io::copy(&mut client_read, &mut upstream_write).await;
-                let _ = upstream_write.shutdown().await;
-                copied
-            };
-            let to_client = async {
-                let copied = tokio::io::copy(&mut upstream_read, &mut client_write).await;
-                let _ = client_write.shutdown().await;
-                copied
-            };
-            let ended = tokio::select! {
-                r = to_upstream => r,
-                r = to_client => r,
-            };
-            if let Err(error) = ended {
-                tracing::debug!(%error, "upgraded connection ended");
-            }
-        }
-        (Err(error), _) | (_, Err(error)) => {
-            tracing::debug!(%error, "upgrade failed");
-        }
-    }
-    drop(guard);
 }

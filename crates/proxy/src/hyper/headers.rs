@@ -21,6 +21,17 @@ pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
         && connection_has(req.headers(), "upgrade")
 }
 
+/// True when a `101`'s Upgrade names `websocket`: the tunnel can then close
+/// it with a close frame.
+pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+}
+
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)

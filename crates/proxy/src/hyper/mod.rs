@@ -7,8 +7,10 @@
 //! - `serve`: one connection (HTTP/1.1 with parking, or h2c for as long as it
 //!   has streams), the per-request entry point.
 //! - `h2`: h2c's limits (the HTTP/2 settings, the rapid-reset count).
-//! - `forward`: one request upstream through hyper, the proxy's own answers,
-//!   the websocket tunnel.
+//! - `forward`: one request upstream through hyper, the proxy's own answers.
+//! - `tunnel`: an upgraded connection (websocket) relayed both ways, and
+//!   closed with a 1001 close frame at a drain's deadline (`tunnel/frames`:
+//!   WebSocket frame boundaries).
 //! - `screen`: what is refused (400) or dropped before routing: Host, header
 //!   names with an underscore.
 //! - `headers`: the head rewriting (hop-by-hop, X-Forwarded-*, origin-form);
@@ -27,6 +29,7 @@ mod headers;
 mod logged;
 mod screen;
 mod serve;
+mod tunnel;
 mod watched;
 
 pub(crate) use serve::{Protocols, serve_h2, serve_http1};

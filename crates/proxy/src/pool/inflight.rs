@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::Pool;
+use super::upgraded::Upgraded;
 use super::watch::PoolWatch;
 
 /// Requests in flight to one slot of one service, across every pool that slot
@@ -23,11 +24,18 @@ pub(crate) struct InFlightCounter {
     count: AtomicUsize,
     /// Woken each time `count` reaches zero, so `drain` sleeps instead of polling.
     idle: Notify,
+    /// The upgraded connections among them, and the order that closes them
+    /// at a drain's deadline.
+    upgraded: Upgraded,
 }
 
 impl InFlightCounter {
     pub(crate) fn get(&self) -> usize {
         self.count.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn upgraded(&self) -> &Upgraded {
+        &self.upgraded
     }
 
     fn enter(&self) {

@@ -1,7 +1,7 @@
 //! Pools: the endpoints of one slot of one service (one per instance address),
 //! how a request picks one, traffic counters, and passive ejection. One unit
 //! with what hangs on a pool: the in-flight guard every request holds
-//! (`inflight`), the verify window counting on that guard (`watch`,
+//! (`inflight`) and the upgraded connections among them (`upgraded`), the verify window counting on that guard (`watch`,
 //! `window`), and the re-admission of ejected endpoints (`probe`).
 //!
 //! A pool is created by `set_routes` and kept as long as the slot's addresses
@@ -11,6 +11,7 @@
 
 pub(crate) mod inflight;
 mod probe;
+pub(crate) mod upgraded;
 pub(crate) mod watch;
 pub(crate) mod window;
 

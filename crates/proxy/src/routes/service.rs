@@ -69,11 +69,17 @@ pub struct Backend {
 /// What a drain ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainReport {
-    /// Requests (and upgraded connections) still in flight when the drain ended.
+    /// Requests (and upgraded connections) still in flight at the deadline.
     pub remaining: usize,
     /// True when it ended by the timeout rather than by reaching zero.
     pub timed_out: bool,
+    /// How long it waited for in-flight requests (up to the deadline; the
+    /// closing of upgraded connections after it is not counted).
     pub waited: Duration,
+    /// Upgraded connections (websockets) still open at the deadline, which
+    /// the drain then closed (a close frame 1001 "going away" to both sides
+    /// of a websocket, the sockets of any other).
+    pub upgraded_closed: usize,
 }
 
 /// Which listener a socket or a connection belongs to.

@@ -65,6 +65,11 @@ pub(crate) async fn connect(ctx: &UpstreamCtx, addr: SocketAddr) -> Result<Sende
         // lets a larger head through when it comes in few reads).
         .max_header_size(super::MAX_RESPONSE_HEAD)
         .max_headers(super::max_lines(super::MAX_RESPONSE_HEAD))
+        // The app's spelling of its header names rides on the response (an
+        // extension hyper's server writes them back with), so an HTTP/1.1
+        // client sees `X-Custom-Header` as the app wrote it, as the lean path
+        // and nginx pass it.
+        .preserve_header_case(true)
         .handshake(TokioIo::new(Timed::new(stream, ctx.send_timeout)))
         .await
         .map_err(|error| ProxyError::Connect {

@@ -3,8 +3,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +31,9 @@ pub struct TestBackend {
     hits: Arc<AtomicUsize>,
     /// Slow requests that finished (counted just before answering).
     slow_done: Arc<AtomicUsize>,
+    /// The close code of each close frame a `/ws` echo received (None: one
+    /// without a code), in order.
+    ws_closes: Arc<Mutex<Vec<Option<u16>>>>,
     stop: CancellationToken,
 }
 
@@ -46,12 +49,14 @@ impl TestBackend {
             addr,
             hits: Arc::default(),
             slow_done: Arc::default(),
+            ws_closes: Arc::default(),
             stop: CancellationToken::new(),
         };
         let state = State {
             name: Arc::from(name),
             hits: backend.hits.clone(),
             slow_done: backend.slow_done.clone(),
+            ws_closes: backend.ws_closes.clone(),
         };
         let stop = backend.stop.clone();
         tokio::spawn(async move {
@@ -89,6 +94,11 @@ impl TestBackend {
     pub fn slow_done(&self) -> usize {
         self.slow_done.load(Ordering::SeqCst)
     }
+
+    /// The close codes the `/ws` echoes received so far.
+    pub fn ws_closes(&self) -> Vec<Option<u16>> {
+        self.ws_closes.lock().unwrap().clone()
+    }
 }
 
 impl Drop for TestBackend {
@@ -102,6 +112,7 @@ struct State {
     name: Arc<str>,
     hits: Arc<AtomicUsize>,
     slow_done: Arc<AtomicUsize>,
+    ws_closes: Arc<Mutex<Vec<Option<u16>>>>,
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -162,7 +173,7 @@ async fn answer(
             )
         }
         "/many-headers" => many_headers(&req),
-        "/ws" => websocket(name, &mut req),
+        "/ws" => websocket(name, state.ws_closes.clone(), &mut req),
         _ => text(StatusCode::OK, name),
     };
     Ok(response)
@@ -188,7 +199,11 @@ fn many_headers(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     response
 }
 
-fn websocket(name: String, req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+fn websocket(
+    name: String,
+    closes: Arc<Mutex<Vec<Option<u16>>>>,
+    req: &mut Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let Some(key) = req.headers().get("sec-websocket-key") else {
         return text(StatusCode::BAD_REQUEST, "no key".into());
     };
@@ -206,7 +221,13 @@ fn websocket(name: String, req: &mut Request<Incoming>) -> Response<Full<Bytes>>
                         return;
                     }
                 }
-                Message::Close(_) => return,
+                Message::Close(frame) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    closes.lock().unwrap().push(code);
+                    // tungstenite queued the reply: send it before leaving.
+                    let _ = ws.flush().await;
+                    return;
+                }
                 _ => {}
             }
         }
