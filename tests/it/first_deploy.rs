@@ -22,24 +22,27 @@ use crate::support::*;
 
 const WSGI_APP: &str = include_str!("../apps/wsgi_app.py");
 const ASGI_APP: &str = include_str!("../apps/asgi_app.py");
+const NODE_APP: &str = include_str!("../apps/node_app.js");
 
 /// gunicorn and uvicorn are installed (`scripts/test` installs them); with
 /// CI=true a missing one fails the test.
 fn require_servers() -> bool {
-    let found = ["gunicorn", "uvicorn"].iter().all(|server| {
+    let found = ["gunicorn", "uvicorn", "node"].iter().all(|server| {
         std::process::Command::new(server)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
     });
-    require("gunicorn and uvicorn (pip)", found)
+    require("gunicorn and uvicorn (pip), node (Debian's nodejs)", found)
 }
 
 /// `dir/teal.toml` with service `web` running `command` (a TOML array), the
-/// apps next to it (`wsgi.py` for gunicorn, `asgi.py` for uvicorn).
+/// apps next to it (`wsgi.py` for gunicorn, `asgi.py` for uvicorn,
+/// `server.js` for Node).
 fn setup(dir: &Path, command: &str, instances: usize, extra: &str) {
     std::fs::write(dir.join("wsgi.py"), WSGI_APP).unwrap();
     std::fs::write(dir.join("asgi.py"), ASGI_APP).unwrap();
+    std::fs::write(dir.join("server.js"), NODE_APP).unwrap();
     let text = format!(
         r#"state_dir = "state"
 
@@ -324,6 +327,7 @@ async fn the_quickstart_commands_deploy_without_a_warning() {
     for command in [
         r#"["gunicorn", "-b", "127.0.0.1:{port}", "wsgi:app"]"#,
         r#"["uvicorn", "asgi:app", "--port", "{port}"]"#,
+        r#"["node", "server.js"]"#,
     ] {
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path(), command, 2, "");
