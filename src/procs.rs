@@ -24,6 +24,9 @@ pub struct Stat {
     pub pgrp: Pid,
     /// The session.
     pub session: Pid,
+    /// When it started: clock ticks after boot (field 22). With the pid, it
+    /// names one process: a pid reused later has another start time.
+    pub start_time: u64,
 }
 
 impl Stat {
@@ -42,11 +45,14 @@ pub fn stat(pid: Pid) -> Option<Stat> {
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
     let session = fields.next()?.parse().ok()?;
+    // Fields 7..=21 lie between the session and the start time.
+    let start_time = fields.nth(15)?.parse().ok()?;
     Some(Stat {
         state,
         ppid,
         pgrp,
         session,
+        start_time,
     })
 }
 

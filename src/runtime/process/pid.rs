@@ -26,16 +26,8 @@ const GROUP_POLL: Duration = Duration::from_millis(50);
 /// When the process `pid` started (field 22 of `/proc/<pid>/stat`, clock ticks
 /// after boot); None when there is no such process, or only its zombie.
 pub(super) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces or ')'.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    // Field 3, the state: a zombie or dead process is gone for our purposes.
-    if matches!(fields.next(), Some("Z" | "X" | "x")) {
-        return None;
-    }
-    // Fields 4..=21 lie between the state and the start time.
-    fields.nth(18)?.parse().ok()
+    let stat = crate::procs::stat(i32::try_from(pid).ok()?)?;
+    (!stat.is_zombie()).then_some(stat.start_time)
 }
 
 /// Tells when a process exits, whoever its parent is.

@@ -7,6 +7,7 @@ fn zombie(pgrp: procs::Pid, session: procs::Pid) -> procs::Stat {
         ppid: 1,
         pgrp,
         session,
+        start_time: 0,
     }
 }
 
