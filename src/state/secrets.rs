@@ -119,8 +119,6 @@ impl SecretStore {
             .create(&self.dir)
             .map_err(io(&self.dir))?;
         let bytes = serde_json::to_vec(&file).expect("the store serializes");
-        // A temp file left by a crash may have any mode; start afresh.
-        let _ = fs::remove_file(path.with_extension("json.tmp"));
         write_atomic(&path, &bytes)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io(&path))?;
         Ok(changed)

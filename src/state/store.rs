@@ -133,10 +133,13 @@ pub fn read(path: &Path) -> Result<StateFile, StateError> {
     Ok(state)
 }
 
-/// temp file → fsync → rename → fsync dir.
+/// temp file (created afresh, 0600) → fsync → rename → fsync dir.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("json.tmp");
+    // A temp file left by a crash may have any mode, which opening it would
+    // keep: start afresh, so the file renamed into place is always 0600.
+    let _ = fs::remove_file(&tmp);
     {
         let mut f = OpenOptions::new()
             .create(true)
