@@ -197,8 +197,10 @@ pub async fn reply(response: http::Response<Incoming>) -> Result<Vec<Bytes>, Str
 /// or the connection cut.
 fn connection_dropped(error: &str) -> bool {
     let refused = error.contains("GoAway(") && error.contains("NO_ERROR");
-    let unsent =
-        error.contains("Error(Canceled, \"connection closed\")") || error.starts_with("not ready");
+    // hyper's `Canceled`: the request was still queued in the client when its
+    // connection closed ("connection closed") or turned out closed ("connection
+    // was not ready"); never written.
+    let unsent = error.contains("Error(Canceled,") || error.starts_with("not ready");
     let cut = error.contains("Error(Io,");
     refused || unsent || cut
 }
