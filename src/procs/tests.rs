@@ -23,7 +23,14 @@ fn sees_its_own_children() {
     assert!(!environ_has(pid, &[("TEAL_PROCS_TEST", "no")]));
     let mine = stat(me).unwrap();
     assert_eq!(stat(pid).unwrap().session, mine.session);
-    assert!(session_members(mine.session).contains(&pid));
+    if mine.session > 1 {
+        assert!(session_members(mine.session).contains(&pid));
+    } else {
+        // A session whose leader lives outside this pid namespace (a
+        // container's) reads as 0: such a session is never scanned, since
+        // every process started there would match.
+        assert!(session_members(mine.session).is_empty());
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!alive(pid));
