@@ -4,6 +4,7 @@
 //! progress and logs go to stderr.
 
 mod access_log;
+mod check;
 mod context;
 mod demo;
 mod demo_app;
@@ -14,6 +15,7 @@ mod history;
 mod host_view;
 mod hosts;
 mod image;
+mod init;
 mod logs;
 mod maintenance;
 mod pause;
@@ -51,6 +53,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first teal.toml for one service: a command or a Docker image.
+    Init(init::Args),
+    /// Say whether teal.toml can be used, without a daemon: the file, each
+    /// service's program and secrets.
+    Check(check::Args),
     /// Run the daemon in the foreground: proxy, instances, state, control socket.
     Serve(serve::Args),
     /// Deploy a version to the standby slot, health-gate it, then switch traffic.
@@ -95,6 +102,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let global = cli.global;
     match cli.command {
+        Command::Init(args) => init::exec(&global, args),
+        Command::Check(args) => check::exec(&global, args),
         Command::Serve(args) => serve::exec(&global, args),
         Command::Deploy(args) => deploy::exec(&global, args),
         Command::Promote(args) => promote::exec(&global, args),

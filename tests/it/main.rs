@@ -16,6 +16,7 @@ mod cli_output;
 mod demo;
 mod demo_app;
 mod first_deploy;
+mod init_check;
 mod listeners;
 mod load_client;
 mod logs_history;

@@ -1,0 +1,268 @@
+//! `teal check`: reads teal.toml as `teal serve` and `teal deploy` would and
+//! says whether they could use it, with no daemon running: the file itself
+//! (every error located, as everywhere), each local service's program, nginx
+//! for the nginx router, and each service's secrets (found, and where; never
+//! a value). It starts and writes nothing. Problems are listed with the
+//! report, then the verb fails with exit code 2, like `nginx -t`.
+
+mod program;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::context::Global;
+use super::exit::UsageError;
+use crate::spec::{Config, RemoteSpec, RouterKind, RuntimeSpec, ServiceSpec};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The secrets file to look in for the services' `secrets` that this
+    /// machine's environment does not set [default: .teal/secrets beside
+    /// teal.toml]
+    #[arg(long, value_name = "PATH")]
+    secrets_file: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What teal found, as printed.
+#[derive(Debug, Serialize)]
+struct Report {
+    config: PathBuf,
+    listen: String,
+    router: &'static str,
+    control: PathBuf,
+    services: Vec<ServiceReport>,
+    /// Problems of the file as a whole (the nginx router's binary).
+    problems: Vec<String>,
+}
+
+impl Report {
+    fn problem_count(&self) -> usize {
+        self.problems.len()
+            + self
+                .services
+                .iter()
+                .map(|s| s.problems.len())
+                .sum::<usize>()
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceReport {
+    name: String,
+    runtime: &'static str,
+    /// The command line, or the image reference.
+    runs: String,
+    /// Where the program was found (local process services only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    program: Option<PathBuf>,
+    instances: usize,
+    version: Option<String>,
+    health: String,
+    hostnames: Vec<String>,
+    /// The remote servers it is deployed to; empty: this machine.
+    servers: Vec<String>,
+    secrets: Vec<SecretReport>,
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SecretReport {
+    name: String,
+    /// "environment", or the secrets file's path.
+    found_in: String,
+}
+
+pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    super::init_tracing("warn");
+    let (config, remote) = crate::config::load_remote(&global.config_path())?;
+    let secrets_file = secrets_file(&config, args.secrets_file.as_deref())?;
+    let report = inspect(&config, &remote, &secrets_file);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", render(&report))?;
+    }
+    out.flush()?;
+    let problems = report.problem_count();
+    if problems > 0 {
+        let noun = if problems == 1 { "problem" } else { "problems" };
+        return Err(UsageError(format!(
+            "{}: {problems} {noun} (listed above): a deploy would fail on {}",
+            config.path.display(),
+            if problems == 1 { "it" } else { "them" }
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--secrets-file`, else `.teal/secrets` beside teal.toml (as `teal deploy`).
+fn secrets_file(config: &Config, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
+        Some(file) => std::path::absolute(file)?,
+        None => config
+            .path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(crate::secrets::DEFAULT_FILE),
+    })
+}
+
+fn inspect(config: &Config, remote: &RemoteSpec, secrets_file: &Path) -> Report {
+    let services: Vec<ServiceReport> = config
+        .services
+        .values()
+        .map(|spec| service(spec, remote, secrets_file))
+        .collect();
+    let mut problems = Vec::new();
+    let runs_here = services.iter().any(|s| s.servers.is_empty());
+    if config.proxy.router == RouterKind::Nginx && runs_here {
+        let nginx = &config.proxy.nginx.binary;
+        if let Err(why) = program::find(nginx, None, None) {
+            problems.push(format!("the nginx router needs nginx: {why}"));
+        }
+    }
+    Report {
+        config: config.path.clone(),
+        listen: config.proxy.listen.to_string(),
+        router: match config.proxy.router {
+            RouterKind::Builtin => "builtin",
+            RouterKind::Nginx => "nginx",
+        },
+        control: config.proxy.control.clone(),
+        services,
+        problems,
+    }
+}
+
+fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> ServiceReport {
+    let servers: Vec<String> = remote
+        .servers
+        .get(&spec.name)
+        .map(|list| list.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut program = None;
+    let runs = match &spec.runtime {
+        RuntimeSpec::Process { command } => {
+            // On remote servers the program is theirs: the deploy finds out there.
+            if servers.is_empty()
+                && let Some(first) = command.first()
+            {
+                let path_var = spec.env.get("PATH").map(std::ffi::OsStr::new);
+                match program::find(Path::new(first), Some(&spec.workdir), path_var) {
+                    Ok(found) => program = Some(found),
+                    Err(why) => problems.push(why),
+                }
+            }
+            command.join(" ")
+        }
+        RuntimeSpec::Docker(docker) => docker.image.clone(),
+    };
+    let secrets = match crate::secrets::gather(&spec.secrets.names, secrets_file, |name| {
+        std::env::var(name).ok()
+    }) {
+        Ok(_) => spec
+            .secrets
+            .names
+            .iter()
+            .map(|name| SecretReport {
+                name: name.clone(),
+                found_in: if std::env::var_os(name).is_some() {
+                    "environment".into()
+                } else {
+                    secrets_file.display().to_string()
+                },
+            })
+            .collect(),
+        Err(error) => {
+            problems.push(error.to_string());
+            Vec::new()
+        }
+    };
+    ServiceReport {
+        name: spec.name.clone(),
+        runtime: spec.runtime.kind(),
+        runs,
+        program,
+        instances: spec.instances,
+        version: spec.version.clone(),
+        health: match &spec.health.grpc {
+            Some(name) if name.is_empty() => "gRPC health check".into(),
+            Some(name) => format!("gRPC health check of {name:?}"),
+            None => format!("GET {}", spec.health.path),
+        },
+        hostnames: spec.hosts.clone(),
+        servers,
+        secrets,
+        problems,
+    }
+}
+
+/// The human view: the proxy, then a block per service, problems last in it.
+fn render(report: &Report) -> String {
+    let mut out = format!(
+        "config    {}\nproxy     {} ({} router), control socket {}\n",
+        report.config.display(),
+        report.listen,
+        report.router,
+        report.control.display()
+    );
+    for problem in &report.problems {
+        out.push_str(&format!("          problem: {problem}\n"));
+    }
+    for s in &report.services {
+        out.push_str(&format!("{:<9} {}: {}", s.name, s.runtime, s.runs));
+        // Where a bare name or a relative path was found.
+        if let Some(program) = &s.program
+            && !s.runs.starts_with(&*program.to_string_lossy())
+        {
+            out.push_str(&format!(" ({})", program.display()));
+        }
+        out.push('\n');
+        let version = match &s.version {
+            Some(v) => format!("version {v}"),
+            None => "no version (pass --version to teal deploy)".into(),
+        };
+        let plural = if s.instances == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "          {} instance{plural}, {version}, health: {}\n",
+            s.instances, s.health
+        ));
+        if !s.hostnames.is_empty() {
+            out.push_str(&format!(
+                "          hostnames: {}\n",
+                s.hostnames.join(", ")
+            ));
+        }
+        if !s.servers.is_empty() {
+            out.push_str(&format!(
+                "          servers: {} (its program is looked for there, at deploy)\n",
+                s.servers.join(", ")
+            ));
+        }
+        if !s.secrets.is_empty() {
+            let found: Vec<String> = s
+                .secrets
+                .iter()
+                .map(|x| format!("{} ({})", x.name, x.found_in))
+                .collect();
+            out.push_str(&format!("          secrets: {}\n", found.join(", ")));
+        }
+        for problem in &s.problems {
+            out.push_str(&format!("          problem: {problem}\n"));
+        }
+    }
+    let problems = report.problem_count();
+    if problems == 0 {
+        out.push_str("ok: teal serve and teal deploy can use this file\n");
+    }
+    out
+}

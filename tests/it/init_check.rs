@@ -1,0 +1,250 @@
+//! `teal init` and `teal check` as a new user runs them: the file init writes
+//! passes check and deploys through the real daemon; check names a missing
+//! program and a missing secret (never a value) and fails with 2; bad input to
+//! either changes nothing.
+
+use std::path::Path;
+
+use crate::support::served::{Served, run, run_ok};
+use crate::support::*;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// What `dir` holds (files with their content), for "nothing changed".
+fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let content = if p.is_dir() {
+                b"a directory".to_vec()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            (p.display().to_string(), content)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_a_config_that_checks_and_deploys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let listen = free_addr().to_string();
+    let out = run_ok(
+        dir.path(),
+        &[
+            "init",
+            "web",
+            "--listen",
+            &listen,
+            "--health",
+            "/healthz",
+            "--",
+            TEAL,
+            "demo-app",
+            "--port",
+            "{port}",
+            "--app-version",
+            "{version}",
+        ],
+    );
+    assert!(stdout(&out).contains("wrote teal.toml"), "{}", stdout(&out));
+    let ignore = std::fs::read_to_string(dir.path().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == ".teal/"), "{ignore}");
+
+    let out = run_ok(dir.path(), &["check"]);
+    let report = stdout(&out);
+    assert!(
+        report.contains(&format!("process: {TEAL} demo-app --port {{port}}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok: teal serve and teal deploy can use this file"),
+        "{report}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(dir.path(), &["check", "--json"]).stdout).unwrap();
+    assert_eq!(json["services"][0]["name"], "web");
+    assert_eq!(json["services"][0]["program"], TEAL);
+    assert_eq!(json["services"][0]["problems"], serde_json::json!([]));
+
+    // A second init changes nothing; the .gitignore line is not added twice.
+    let written = std::fs::read_to_string(dir.path().join("teal.toml")).unwrap();
+    let again = run(dir.path(), &["init", "web", "--", "other"]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("pass --force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("teal.toml")).unwrap(),
+        written
+    );
+
+    // The tests' daemons keep state in ./state (their clean-up looks there).
+    std::fs::write(
+        dir.path().join("teal.toml"),
+        format!("state_dir = \"state\"\n{written}"),
+    )
+    .unwrap();
+    let _daemon = Served::start(dir.path()).await;
+    let out = run_ok(dir.path(), &["deploy", "web", "--version", "1.0.0"]);
+    assert!(stdout(&out).contains("1.0.0 is live"), "{}", stdout(&out));
+    assert_eq!(
+        serving(listen.parse().unwrap()).await.as_deref(),
+        Some("1.0.0")
+    );
+
+    let forced = run_ok(
+        dir.path(),
+        &[
+            "init",
+            "web",
+            "--force",
+            "--image",
+            "shop:{version}",
+            "--port",
+            "8000",
+        ],
+    );
+    assert!(
+        stdout(&forced).contains(".teal/ was already ignored"),
+        "{}",
+        stdout(&forced)
+    );
+    let ignore_after = std::fs::read_to_string(dir.path().join(".gitignore")).unwrap();
+    assert_eq!(ignore_after, ignore);
+    let replaced = std::fs::read_to_string(dir.path().join("teal.toml")).unwrap();
+    assert!(
+        replaced.contains("image = \"shop:{version}\""),
+        "{replaced}"
+    );
+    let out = run_ok(dir.path(), &["check"]);
+    assert!(
+        stdout(&out).contains("docker: shop:{version}"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_names_what_is_missing_and_never_a_secret_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("teal.toml"),
+        format!(
+            r#"[services.web]
+command = ["teal", "demo-app", "--port", "{{port}}"]
+env = {{ PATH = "{bin}" }}
+hosts = ["web.test"]
+secrets = ["WEB_TOKEN", "FILE_TOKEN"]
+
+[services.worker]
+command = ["no-such-program-here", "--port", "{{port}}"]
+hosts = ["worker.test"]
+secrets = ["ABSENT_TOKEN"]
+"#,
+            bin = Path::new(TEAL).parent().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let secrets = dir.path().join("secrets.env");
+    std::fs::write(&secrets, "FILE_TOKEN=file-value-shh\n").unwrap();
+    std::fs::set_permissions(
+        &secrets,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let before = listing(dir.path());
+
+    let check = |json: bool| {
+        let mut cmd = crate::support::served::teal(dir.path());
+        cmd.args(["check", "--secrets-file", "secrets.env"])
+            .env("WEB_TOKEN", "env-value-shh");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let (report, error) = (stdout(&out), stderr(&out));
+    assert!(
+        report.contains("problem: no-such-program-here is not in any directory of PATH"),
+        "{report}"
+    );
+    assert!(
+        report.contains("problem: secret ABSENT_TOKEN is not set"),
+        "{report}"
+    );
+    // A bare name is looked up in the service's own PATH.
+    assert!(
+        report.contains(&format!("process: teal demo-app --port {{port}} ({TEAL})")),
+        "{report}"
+    );
+    assert!(report.contains("WEB_TOKEN (environment)"), "{report}");
+    assert!(report.contains("FILE_TOKEN ("), "{report}");
+    assert!(error.contains("2 problems (listed above)"), "{error}");
+    for value in ["env-value-shh", "file-value-shh"] {
+        assert!(
+            !report.contains(value) && !error.contains(value),
+            "{value} shown"
+        );
+    }
+
+    let out = check(true);
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = &json["services"][0];
+    assert_eq!(web["program"], TEAL);
+    assert_eq!(web["secrets"][0]["name"], "WEB_TOKEN");
+    assert_eq!(web["secrets"][0]["found_in"], "environment");
+    assert!(
+        web["secrets"][1]["found_in"]
+            .as_str()
+            .unwrap()
+            .ends_with("secrets.env")
+    );
+    assert_eq!(json["services"][1]["problems"].as_array().unwrap().len(), 2);
+    assert!(!stdout(&out).contains("shh"));
+    assert_eq!(listing(dir.path()), before, "check wrote nothing");
+}
+
+#[test]
+fn init_refuses_bad_input_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], says: &str| {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert_eq!(listing(dir.path()), vec![], "{args:?} wrote nothing");
+    };
+    refused(&["init", "web"], "say how web runs");
+    refused(
+        &["init", "web", "--image", "shop:1"],
+        "--image needs --port",
+    );
+    refused(
+        &["init", "web", "--port", "80", "--", "app"],
+        "it goes with --image",
+    );
+    refused(&["init", "no spaces", "--", "app"], "teal.toml");
+    refused(
+        &["init", "web", "--listen", "nowhere", "--", "app"],
+        "invalid value",
+    );
+    refused(
+        &["init", "web", "--health", "healthz", "--", "app"],
+        "health.path",
+    );
+}
