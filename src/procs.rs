@@ -117,6 +117,25 @@ pub fn title(pid: Pid) -> String {
         .unwrap_or_default()
 }
 
+/// "nginx (pid 123)": the program's name as its command line shows it
+/// (nginx's title starts "nginx: master process"), else the kernel's name.
+pub fn describe(pid: Pid) -> String {
+    let title = title(pid);
+    let from_title = title
+        .split_whitespace()
+        .next()
+        .map(|first| first.trim_end_matches(':'))
+        .and_then(|first| first.rsplit('/').next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
+    let name = from_title.unwrap_or_else(|| {
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|comm| comm.trim().to_owned())
+            .unwrap_or_else(|_| "a process".into())
+    });
+    format!("{name} (pid {pid})")
+}
+
 /// Whether the environment `pid` started with holds every `NAME=value` of
 /// `wanted`; false when it cannot be read (another user's process, a zombie).
 pub fn environ_has(pid: Pid, wanted: &[(&str, &str)]) -> bool {

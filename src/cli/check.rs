@@ -1,8 +1,9 @@
 //! `teal check`: reads teal.toml as `teal serve` and `teal deploy` would and
 //! says whether they could use it, with no daemon running: the file itself
 //! (every error located, as everywhere), each local service's program, nginx
-//! for the nginx router, and each service's secrets (found, and where; never
-//! a value). It starts and writes nothing. Problems are listed with the
+//! for the nginx router, each service's secrets (found, and where; never a
+//! value), and, while no daemon runs, whether another program listens on the
+//! builtin proxy's addresses. It starts and writes nothing. Problems are listed with the
 //! report, then the verb fails with exit code 2, like `nginx -t`.
 
 mod program;
@@ -36,8 +37,11 @@ struct Report {
     listen: String,
     router: &'static str,
     control: PathBuf,
+    /// Whether a daemon answers on the control socket.
+    daemon_running: bool,
     services: Vec<ServiceReport>,
-    /// Problems of the file as a whole (the nginx router's binary).
+    /// Problems of the file as a whole: the nginx router's binary, an
+    /// address another program listens on.
     problems: Vec<String>,
 }
 
@@ -94,9 +98,8 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     if problems > 0 {
         let noun = if problems == 1 { "problem" } else { "problems" };
         return Err(UsageError(format!(
-            "{}: {problems} {noun} (listed above): a deploy would fail on {}",
-            config.path.display(),
-            if problems == 1 { "it" } else { "them" }
+            "{}: {problems} {noun} (listed above)",
+            config.path.display()
         ))
         .into());
     }
@@ -129,8 +132,14 @@ fn inspect(config: &Config, remote: &RemoteSpec, secrets_file: &Path) -> Report 
             problems.push(format!("the nginx router needs nginx: {why}"));
         }
     }
+    // The daemon holds its own addresses: only a stopped one's are checked.
+    let daemon_running = std::os::unix::net::UnixStream::connect(&config.proxy.control).is_ok();
+    if !daemon_running && config.proxy.router == RouterKind::Builtin {
+        problems.extend(taken_addresses(config, remote));
+    }
     Report {
         config: config.path.clone(),
+        daemon_running,
         listen: config.proxy.listen.to_string(),
         router: match config.proxy.router {
             RouterKind::Builtin => "builtin",
@@ -140,6 +149,39 @@ fn inspect(config: &Config, remote: &RemoteSpec, secrets_file: &Path) -> Report 
         services,
         problems,
     }
+}
+
+/// The builtin proxy's addresses (listen, TLS, admin, each local service's
+/// preview) that another program listens on, so `teal serve` could not.
+/// systemd (pid 1) holding one is socket activation, teal's own units.
+fn taken_addresses(config: &Config, remote: &RemoteSpec) -> Vec<String> {
+    let proxy = &config.proxy;
+    let mut addresses = vec![("listen", proxy.listen)];
+    addresses.extend(proxy.tls.as_ref().map(|tls| ("TLS listen", tls.listen)));
+    addresses.extend(proxy.admin.map(|admin| ("admin", admin)));
+    for spec in config.services.values() {
+        if !remote.servers.contains_key(&spec.name) {
+            addresses.extend(spec.preview.map(|addr| ("preview", addr)));
+        }
+    }
+    addresses
+        .into_iter()
+        .filter(|(_, addr)| addr.port() != 0)
+        .filter_map(|(what, addr)| {
+            let holders: Vec<String> = crate::procs::sockets::holders(addr)
+                .into_iter()
+                .filter(|pid| *pid != 1)
+                .map(crate::procs::describe)
+                .collect();
+            (!holders.is_empty()).then(|| {
+                format!(
+                    "{what} address {addr}: {} listen{} there, so teal serve could not: stop it, or choose another address",
+                    holders.join(", "),
+                    if holders.len() == 1 { "s" } else { "" }
+                )
+            })
+        })
+        .collect()
 }
 
 fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> ServiceReport {
@@ -166,6 +208,9 @@ fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> Serv
         }
         RuntimeSpec::Docker(docker) => docker.image.clone(),
     };
+    if servers.is_empty() {
+        problems.extend(hook_problems(spec));
+    }
     let secrets = match crate::secrets::gather(&spec.secrets.names, secrets_file, |name| {
         std::env::var(name).ok()
     }) {
@@ -206,14 +251,34 @@ fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> Serv
     }
 }
 
+/// The hooks that run on this machine whose program cannot be found.
+fn hook_problems(spec: &ServiceSpec) -> Vec<String> {
+    let path_var = spec.env.get("PATH").map(std::ffi::OsStr::new);
+    crate::spec::HookPoint::ALL
+        .iter()
+        .filter_map(|point| Some((point, spec.hooks.get(*point)?)))
+        .filter(|(_, hook)| hook.run_in == crate::spec::HookPlace::Host)
+        .filter_map(|(point, hook)| {
+            let first = hook.command.first()?;
+            let why = program::find(Path::new(first), Some(&spec.workdir), path_var).err()?;
+            Some(format!("the {} hook: {why}", point.as_str()))
+        })
+        .collect()
+}
+
 /// The human view: the proxy, then a block per service, problems last in it.
 fn render(report: &Report) -> String {
     let mut out = format!(
-        "config    {}\nproxy     {} ({} router), control socket {}\n",
+        "config    {}\nproxy     {} ({} router), control socket {}\ndaemon    {}\n",
         report.config.display(),
         report.listen,
         report.router,
-        report.control.display()
+        report.control.display(),
+        if report.daemon_running {
+            "running (its control socket answers)"
+        } else {
+            "not running (`teal serve` starts it)"
+        }
     );
     for problem in &report.problems {
         out.push_str(&format!("          problem: {problem}\n"));

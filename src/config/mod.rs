@@ -75,7 +75,8 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|err| {
         let message = match err.kind() {
             io::ErrorKind::NotFound => {
-                "no such file (pass --config PATH or set TEAL_CONFIG)".to_owned()
+                "no such file (`teal init` writes one; or pass --config PATH or set TEAL_CONFIG)"
+                    .to_owned()
             }
             _ => format!("cannot read: {err}"),
         };

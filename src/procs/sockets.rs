@@ -1,14 +1,15 @@
 //! Where processes listen: the TCP sockets in LISTEN state (`/proc/net/tcp`,
 //! `/proc/net/tcp6`) whose inode one of the processes holds open
 //! (`/proc/<pid>/fd`). This is how teal sees that an app listens on a port it
-//! was not given, or on every interface.
+//! was not given, or on every interface; and who holds an address teal
+//! cannot listen on.
 //!
 //! `/proc/net/tcp*` lists the sockets of the reader's network namespace, which
 //! is the instances' (the process runtime does not give them one of their own).
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::Pid;
 
@@ -21,9 +22,46 @@ pub fn listening(pids: &BTreeSet<Pid>) -> Vec<SocketAddr> {
     if inodes.is_empty() {
         return Vec::new();
     }
-    let mut found = BTreeSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = fs::read_to_string(table) else {
+    let found: BTreeSet<SocketAddr> = listen_table()
+        .into_iter()
+        .filter(|(_, inode)| inodes.contains(inode))
+        .map(|(addr, _)| addr)
+        .collect();
+    found.into_iter().collect()
+}
+
+/// The processes listening (TCP) where a socket bound to `addr` clashes:
+/// its port on its address, or on a wildcard address that covers it (or, for
+/// a wildcard `addr`, on any address of its family). Only processes whose
+/// descriptors this user may read are found.
+pub fn holders(addr: SocketAddr) -> BTreeSet<Pid> {
+    let wanted: BTreeSet<u64> = listen_table()
+        .into_iter()
+        .filter(|(local, _)| clashes(*local, addr))
+        .map(|(_, inode)| inode)
+        .collect();
+    if wanted.is_empty() {
+        return BTreeSet::new();
+    }
+    super::pids()
+        .filter(|pid| !socket_inodes(&BTreeSet::from([*pid])).is_disjoint(&wanted))
+        .collect()
+}
+
+/// Whether sockets bound to `a` and `b` clash: the same port, and the same
+/// address or a wildcard one that covers the other (IPv6's covers IPv4 too).
+fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers =
+        |wild: IpAddr, other: IpAddr| wild.is_unspecified() && (wild.is_ipv6() || other.is_ipv4());
+    a.port() == b.port() && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+/// Every TCP socket in LISTEN state in this network namespace: its address
+/// and its inode.
+fn listen_table() -> Vec<(SocketAddr, u64)> {
+    let mut table = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(file) else {
             continue;
         };
         // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ..."
@@ -37,14 +75,12 @@ pub fn listening(pids: &BTreeSet<Pid>) -> Vec<SocketAddr> {
             if *state != LISTEN {
                 continue;
             }
-            if let (Ok(inode), Some(addr)) = (inode.parse::<u64>(), parse_addr(local))
-                && inodes.contains(&inode)
-            {
-                found.insert(addr);
+            if let (Ok(inode), Some(addr)) = (inode.parse::<u64>(), parse_addr(local)) {
+                table.push((addr, inode));
             }
         }
     }
-    found.into_iter().collect()
+    table
 }
 
 /// The inodes of the sockets the processes hold open.

@@ -231,7 +231,11 @@ impl Probe for HealthProbe {
 impl From<RouteError> for RouterError {
     fn from(error: RouteError) -> RouterError {
         match error {
-            RouteError::Bind { addr, cause } => RouterError::Bind { addr, cause },
+            RouteError::Bind { addr, cause } => RouterError::Bind {
+                hint: super::bind::hint(addr, &cause),
+                addr,
+                cause,
+            },
             RouteError::Conflict(message) => RouterError::Conflict(message),
             RouteError::Closed => RouterError::Other(error.to_string()),
             RouteError::Tls(message) => RouterError::Invalid(message),

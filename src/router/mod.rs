@@ -6,6 +6,7 @@
 //! the preview listener goes to. It owns listeners and in-flight accounting; it
 //! does not start or stop instances.
 
+mod bind;
 pub mod builtin;
 pub mod nginx;
 
@@ -31,10 +32,12 @@ pub use teal_proxy::{
 /// Each message carries its cause (nothing is also a `source()`).
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
-    #[error("cannot listen on {addr}: {cause}")]
+    #[error("cannot listen on {addr}: {cause}{hint}")]
     Bind {
         addr: SocketAddr,
         cause: std::io::Error,
+        /// Who listens there already, or what a low port needs (`bind.rs`).
+        hint: String,
     },
     #[error("{0}")]
     Conflict(String),

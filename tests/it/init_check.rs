@@ -153,6 +153,9 @@ secrets = ["WEB_TOKEN", "FILE_TOKEN"]
 command = ["no-such-program-here", "--port", "{{port}}"]
 hosts = ["worker.test"]
 secrets = ["ABSENT_TOKEN"]
+
+[services.worker.hooks]
+pre_deploy = ["./bin/migrate", "expand"]
 "#,
             bin = Path::new(TEAL).parent().unwrap().display()
         ),
@@ -187,6 +190,11 @@ secrets = ["ABSENT_TOKEN"]
         report.contains("problem: secret ABSENT_TOKEN is not set"),
         "{report}"
     );
+    assert!(
+        report.contains("problem: the pre_deploy hook: ")
+            && report.contains("bin/migrate: no such file"),
+        "{report}"
+    );
     // A bare name is looked up in the service's own PATH.
     assert!(
         report.contains(&format!("process: teal demo-app --port {{port}} ({TEAL})")),
@@ -194,7 +202,7 @@ secrets = ["ABSENT_TOKEN"]
     );
     assert!(report.contains("WEB_TOKEN (environment)"), "{report}");
     assert!(report.contains("FILE_TOKEN ("), "{report}");
-    assert!(error.contains("2 problems (listed above)"), "{error}");
+    assert!(error.contains("3 problems (listed above)"), "{error}");
     for value in ["env-value-shh", "file-value-shh"] {
         assert!(
             !report.contains(value) && !error.contains(value),
@@ -215,7 +223,7 @@ secrets = ["ABSENT_TOKEN"]
             .unwrap()
             .ends_with("secrets.env")
     );
-    assert_eq!(json["services"][1]["problems"].as_array().unwrap().len(), 2);
+    assert_eq!(json["services"][1]["problems"].as_array().unwrap().len(), 3);
     assert!(!stdout(&out).contains("shh"));
     assert_eq!(listing(dir.path()), before, "check wrote nothing");
 }
@@ -229,6 +237,7 @@ fn init_refuses_bad_input_and_writes_nothing() {
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
         assert_eq!(listing(dir.path()), vec![], "{args:?} wrote nothing");
     };
+    refused(&["check"], "no such file (`teal init` writes one;");
     refused(&["init", "web"], "say how web runs");
     refused(
         &["init", "web", "--image", "shop:1"],
@@ -247,4 +256,92 @@ fn init_refuses_bad_input_and_writes_nothing() {
         &["init", "web", "--health", "healthz", "--", "app"],
         "health.path",
     );
+}
+
+/// A program of another user's making (python's http.server) on `addr`, until dropped.
+struct Squatter(std::process::Child);
+
+impl Squatter {
+    fn start(addr: std::net::SocketAddr) -> Squatter {
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", &addr.port().to_string(), "--bind"])
+            .arg(addr.ip().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        assert!(up, "http.server listens on {addr}");
+        Squatter(child)
+    }
+}
+
+impl Drop for Squatter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_address_another_program_holds_is_named_by_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    std::fs::write(
+        dir.path().join("teal.toml"),
+        format!(
+            "state_dir = \"state\"\n[proxy]\nlisten = \"{listen}\"\n\n[services.web]\ncommand = [\"{TEAL}\", \"demo-app\", \"--port\", \"{{port}}\"]\n"
+        ),
+    )
+    .unwrap();
+    let squatter = Squatter::start(listen);
+    let named = format!("python3 (pid {}) listens there", squatter.0.id());
+
+    let out = run(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("daemon    not running"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("listen address {listen}: {named}")),
+        "{}",
+        stdout(&out)
+    );
+
+    // teal serve says the same when it cannot listen, and exits.
+    let mut serve = crate::support::served::teal(dir.path())
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        serve.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = serve.kill();
+    }
+    let out = serve.wait_with_output().unwrap();
+    assert!(
+        exited && !out.status.success(),
+        "teal serve exited, failing"
+    );
+    assert!(
+        stderr(&out).contains(&format!(
+            "cannot listen on {listen}: Address already in use"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&named), "{}", stderr(&out));
+    drop(squatter);
+
+    let out = run_ok(dir.path(), &["check"]);
+    assert!(stdout(&out).contains("ok: "), "{}", stdout(&out));
 }

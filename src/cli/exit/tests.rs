@@ -61,6 +61,7 @@ fn every_cause_is_said_once() {
     let in_use = || RouterError::Bind {
         addr,
         cause: os_error(libc::EADDRINUSE),
+        hint: "; nginx (pid 7) listens there".into(),
     };
     let denied = || os_error(libc::EACCES);
     let cases: Vec<(anyhow::Error, io::Error)> = vec![

@@ -1,0 +1,94 @@
+//! What a user whose listener cannot be bound is told besides the kernel's
+//! words: who listens there already (from `/proc`), or what a port below 1024
+//! needs.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::procs;
+
+/// The end of "cannot listen on ADDR: CAUSE": empty when there is nothing to add.
+pub(crate) fn hint(addr: SocketAddr, cause: &io::Error) -> String {
+    match cause.kind() {
+        io::ErrorKind::AddrInUse => in_use(addr),
+        io::ErrorKind::PermissionDenied if u32::from(addr.port()) < unprivileged_start() => {
+            format!(
+                "; ports below {} need root or the CAP_NET_BIND_SERVICE capability (`sudo setcap cap_net_bind_service=+ep $(command -v teal)`), or let systemd hold the socket (`teal systemd`)",
+                unprivileged_start()
+            )
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "; no network interface of this machine has that address".into()
+        }
+        _ => String::new(),
+    }
+}
+
+fn in_use(addr: SocketAddr) -> String {
+    let me = std::process::id() as procs::Pid;
+    let holders: Vec<String> = procs::sockets::holders(addr)
+        .into_iter()
+        .map(|pid| {
+            if pid == me {
+                "this teal daemon".to_owned()
+            } else {
+                procs::describe(pid)
+            }
+        })
+        .collect();
+    if holders.is_empty() {
+        return "; another program listens there (one this user cannot see): stop it, or choose another address in teal.toml".into();
+    }
+    format!(
+        "; {} listen{} there: stop it, or choose another address in teal.toml",
+        holders.join(", "),
+        if holders.len() == 1 { "s" } else { "" }
+    )
+}
+
+/// The first port an unprivileged process may bind (the kernel's setting,
+/// 1024 when it cannot be read).
+fn unprivileged_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_in_use_names_who_holds_it() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = std::net::TcpListener::bind(addr).unwrap_err();
+        let said = hint(addr, &err);
+        assert!(said.contains("this teal daemon listens there"), "{said}");
+        // A wildcard listener on the same port clashes too.
+        let wild: SocketAddr = format!("0.0.0.0:{}", addr.port()).parse().unwrap();
+        assert!(
+            hint(wild, &err).contains("this teal daemon"),
+            "{}",
+            hint(wild, &err)
+        );
+        drop(taken);
+        assert!(hint(addr, &err).contains("another program listens there"));
+    }
+
+    #[test]
+    fn other_causes() {
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let low: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        // Port 80 needs the capability unless this kernel lets anyone bind it.
+        assert_eq!(
+            hint(low, &denied).contains("CAP_NET_BIND_SERVICE"),
+            unprivileged_start() > 80
+        );
+        let high: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(hint(high, &denied), "");
+        let absent = io::Error::from(io::ErrorKind::AddrNotAvailable);
+        assert!(hint(high, &absent).contains("no network interface"));
+    }
+}
