@@ -2,10 +2,12 @@
 //! says whether they could use it, with no daemon running: the file itself
 //! (every error located, as everywhere), each local service's program, nginx
 //! for the nginx router, each service's secrets (found, and where; never a
-//! value), and, while no daemon runs, whether another program listens on the
-//! builtin proxy's addresses. It starts and writes nothing. Problems are listed with the
+//! value), whether the Docker engine answers and has the image (docker
+//! services), and, while no daemon runs, whether another program listens on
+//! the builtin proxy's addresses. It starts and writes nothing. Problems are listed with the
 //! report, then the verb fails with exit code 2, like `nginx -t`.
 
+mod engine;
 mod program;
 
 use std::io::Write;
@@ -67,6 +69,10 @@ struct ServiceReport {
     program: Option<PathBuf>,
     instances: usize,
     version: Option<String>,
+    /// What this machine's Docker engine has of the version's image (docker
+    /// services on this machine with a `version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
     health: String,
     hostnames: Vec<String>,
     /// The remote servers it is deployed to; empty: this machine.
@@ -86,7 +92,8 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
     let (config, remote) = crate::config::load_remote(&global.config_path())?;
     let secrets_file = secrets_file(&config, args.secrets_file.as_deref())?;
-    let report = inspect(&config, &remote, &secrets_file);
+    let mut report = inspect(&config, &remote, &secrets_file);
+    super::context::block_on(ask_the_engine(&config, &mut report))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -104,6 +111,34 @@ pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// For the docker services run on this machine: the engine answers (else a
+/// problem for each), and what it has of the version's image.
+async fn ask_the_engine(config: &Config, report: &mut Report) {
+    let mut engine = None;
+    for service in &mut report.services {
+        let Some(spec) = config.services.get(&service.name) else {
+            continue;
+        };
+        let RuntimeSpec::Docker(docker) = &spec.runtime else {
+            continue;
+        };
+        if !service.servers.is_empty() {
+            continue;
+        }
+        if engine.is_none() {
+            engine = Some(engine::connect().await);
+        }
+        match engine.as_ref().expect("set above") {
+            Err(why) => service.problems.push(why.clone()),
+            Ok(client) => {
+                if let Some(version) = &spec.version {
+                    service.image = Some(engine::image(client, &docker.image, version).await);
+                }
+            }
+        }
+    }
 }
 
 /// `--secrets-file`, else `.teal/secrets` beside teal.toml (as `teal deploy`).
@@ -237,6 +272,7 @@ fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> Serv
         runtime: spec.runtime.kind(),
         runs,
         program,
+        image: None,
         instances: spec.instances,
         version: spec.version.clone(),
         health: match &spec.health.grpc {
@@ -301,6 +337,9 @@ fn render(report: &Report) -> String {
             "          {} instance{plural}, {version}, health: {}\n",
             s.instances, s.health
         ));
+        if let Some(image) = &s.image {
+            out.push_str(&format!("          image: {image}\n"));
+        }
         if !s.hostnames.is_empty() {
             out.push_str(&format!(
                 "          hostnames: {}\n",

@@ -446,3 +446,74 @@ async fn every_docker_setting_reaches_the_engine() {
     remove_containers(&docker, name).await;
     let _ = docker.remove_network(network).await;
 }
+
+/// `teal check` asks the real engine: the image of the version to deploy is
+/// there (with its ID), a version it lacks is pulled at deploy (no problem),
+/// and an engine that does not answer is a problem that fails the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_asks_the_engine_for_the_image() {
+    let Some(docker) = engine().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |version: &str| {
+        std::fs::write(
+            dir.path().join("teal.toml"),
+            format!(
+                "[services.shop]\nruntime = \"docker\"\nimage = \"teal-test/app:{{version}}\"\nport = {APP_PORT}\nversion = \"{version}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    let check = |docker_host: Option<&str>| {
+        let mut cmd = crate::support::served::teal(dir.path());
+        cmd.arg("check");
+        if let Some(host) = docker_host {
+            cmd.env("DOCKER_HOST", host);
+        }
+        cmd.output().unwrap()
+    };
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    write("1");
+    let id = image_id(&docker, APP_1).await;
+    let short = id.trim_start_matches("sha256:")[..12].to_owned();
+    let out = check(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text(&out).contains(&format!(
+            "image: teal-test/app:1 ({short}), on this machine"
+        )),
+        "{}",
+        text(&out)
+    );
+
+    write("no-such-version");
+    let out = check(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text(&out).contains(
+            "teal-test/app:no-such-version is not on this machine: teal pulls it at deploy"
+        ),
+        "{}",
+        text(&out)
+    );
+
+    let nowhere = dir.path().join("no-engine.sock");
+    let out = check(Some(&format!("unix://{}", nowhere.display())));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "problem: the Docker engine at unix://{} does not answer",
+            nowhere.display()
+        )),
+        "{}",
+        text(&out)
+    );
+}
