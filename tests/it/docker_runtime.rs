@@ -472,38 +472,25 @@ async fn check_asks_the_engine_for_the_image() {
         cmd.output().unwrap()
     };
     let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    // `teal check` succeeds and says `line`.
+    let passes_saying = |line: &str| {
+        let out = check(None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text(&out).contains(line), "{}", text(&out));
+    };
 
     write("1");
     let id = image_id(&docker, APP_1).await;
     let short = id.trim_start_matches("sha256:")[..12].to_owned();
-    let out = check(None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text(&out).contains(&format!(
-            "image: teal-test/app:1 ({short}), on this machine"
-        )),
-        "{}",
-        text(&out)
-    );
-
+    passes_saying(&format!(
+        "image: teal-test/app:1 ({short}), on this machine"
+    ));
     write("no-such-version");
-    let out = check(None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text(&out).contains(
-            "teal-test/app:no-such-version is not on this machine: teal pulls it at deploy"
-        ),
-        "{}",
-        text(&out)
-    );
+    passes_saying("teal-test/app:no-such-version is not on this machine: teal pulls it at deploy");
 
     let nowhere = dir.path().join("no-engine.sock");
     let out = check(Some(&format!("unix://{}", nowhere.display())));
