@@ -1,6 +1,6 @@
 //! What a user whose listener cannot be bound is told besides the kernel's
-//! words: who listens there already (from `/proc`), or what a port below 1024
-//! needs.
+//! (or nginx's) words: who listens there already (from `/proc`), or what a
+//! port below 1024 needs.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use crate::procs;
 /// The end of "cannot listen on ADDR: CAUSE": empty when there is nothing to add.
 pub(crate) fn hint(addr: SocketAddr, cause: &io::Error) -> String {
     match cause.kind() {
-        io::ErrorKind::AddrInUse => in_use(addr),
+        io::ErrorKind::AddrInUse => in_use(addr, "there"),
         io::ErrorKind::PermissionDenied if u32::from(addr.port()) < unprivileged_start() => {
             format!(
                 "; ports below {} need root or the CAP_NET_BIND_SERVICE capability (`sudo setcap cap_net_bind_service=+ep $(command -v teal)`), or let systemd hold the socket (`teal systemd`)",
@@ -24,7 +24,24 @@ pub(crate) fn hint(addr: SocketAddr, cause: &io::Error) -> String {
     }
 }
 
-fn in_use(addr: SocketAddr) -> String {
+/// nginx's words for a listener it could not bind ("bind() to
+/// 127.0.0.1:8080 failed (98: Address already in use)") get who listens there
+/// added; empty for any other message.
+pub(crate) fn nginx_hint(message: &str) -> String {
+    let Some((_, rest)) = message.split_once("bind() to ") else {
+        return String::new();
+    };
+    let Some((addr, after)) = rest.split_once(" failed (") else {
+        return String::new();
+    };
+    match addr.parse::<SocketAddr>() {
+        Ok(addr) if after.starts_with("98:") => in_use(addr, &format!("on {addr}")),
+        _ => String::new(),
+    }
+}
+
+/// "; WHO listens WHERE: stop it, ...".
+fn in_use(addr: SocketAddr, place: &str) -> String {
     let me = std::process::id() as procs::Pid;
     let holders: Vec<String> = procs::sockets::holders(addr)
         .into_iter()
@@ -37,10 +54,12 @@ fn in_use(addr: SocketAddr) -> String {
         })
         .collect();
     if holders.is_empty() {
-        return "; another program listens there (one this user cannot see): stop it, or choose another address in teal.toml".into();
+        return format!(
+            "; another program listens {place} (one this user cannot see): stop it, or choose another address in teal.toml"
+        );
     }
     format!(
-        "; {} listen{} there: stop it, or choose another address in teal.toml",
+        "; {} listen{} {place}: stop it, or choose another address in teal.toml",
         holders.join(", "),
         if holders.len() == 1 { "s" } else { "" }
     )
@@ -75,6 +94,23 @@ mod tests {
         );
         drop(taken);
         assert!(hint(addr, &err).contains("another program listens there"));
+    }
+
+    #[test]
+    fn nginx_bind_failures_name_who_holds_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let said = format!(
+            "nginx: [emerg] bind() to {addr} failed (98: Address already in use)\nnginx: [emerg] still could not bind()"
+        );
+        assert!(
+            nginx_hint(&said).contains(&format!("this teal daemon listens on {addr}")),
+            "{}",
+            nginx_hint(&said)
+        );
+        let denied = format!("nginx: [emerg] bind() to {addr} failed (13: Permission denied)");
+        assert_eq!(nginx_hint(&denied), "");
+        assert_eq!(nginx_hint("nginx: [emerg] unknown directive \"bogus\""), "");
     }
 
     #[test]

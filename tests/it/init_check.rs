@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::support::served::{Served, run, run_ok};
+use crate::support::squatter::Squatter;
 use crate::support::*;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -258,34 +259,6 @@ fn init_refuses_bad_input_and_writes_nothing() {
     );
 }
 
-/// A program of another user's making (python's http.server) on `addr`, until dropped.
-struct Squatter(std::process::Child);
-
-impl Squatter {
-    fn start(addr: std::net::SocketAddr) -> Squatter {
-        let child = std::process::Command::new("python3")
-            .args(["-m", "http.server", &addr.port().to_string(), "--bind"])
-            .arg(addr.ip().to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3");
-        let up = (0..200).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(25));
-            std::net::TcpStream::connect(addr).is_ok()
-        });
-        assert!(up, "http.server listens on {addr}");
-        Squatter(child)
-    }
-}
-
-impl Drop for Squatter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn an_address_another_program_holds_is_named_by_check_and_serve() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,7 +271,7 @@ fn an_address_another_program_holds_is_named_by_check_and_serve() {
     )
     .unwrap();
     let squatter = Squatter::start(listen);
-    let named = format!("python3 (pid {}) listens there", squatter.0.id());
+    let named = format!("{} listens there", squatter.named());
 
     let out = run(dir.path(), &["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -314,7 +287,53 @@ fn an_address_another_program_holds_is_named_by_check_and_serve() {
     );
 
     // teal serve says the same when it cannot listen, and exits.
-    let mut serve = crate::support::served::teal(dir.path())
+    let out = serve_fails(dir.path());
+    assert!(
+        stderr(&out).contains(&format!(
+            "cannot listen on {listen}: Address already in use"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&named), "{}", stderr(&out));
+    drop(squatter);
+
+    let out = run_ok(dir.path(), &["check"]);
+    assert!(stdout(&out).contains("ok: "), "{}", stdout(&out));
+}
+
+#[test]
+fn with_the_nginx_router_serve_names_who_holds_the_address() {
+    if !crate::support::nginx::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    std::fs::write(
+        dir.path().join("teal.toml"),
+        format!(
+            "state_dir = \"state\"\n[proxy]\nlisten = \"{listen}\"\nrouter = \"nginx\"\n\n[services.web]\ncommand = [\"{TEAL}\", \"demo-app\", \"--port\", \"{{port}}\"]\n"
+        ),
+    )
+    .unwrap();
+    let squatter = Squatter::start(listen);
+    let out = serve_fails(dir.path());
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!(
+            "bind() to {listen} failed (98: Address already in use)"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{} listens on {listen}", squatter.named())),
+        "{said}"
+    );
+}
+
+/// `teal serve` in `dir`, which must exit (within 30 s) and fail.
+fn serve_fails(dir: &Path) -> std::process::Output {
+    let mut serve = crate::support::served::teal(dir)
         .arg("serve")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -330,18 +349,8 @@ fn an_address_another_program_holds_is_named_by_check_and_serve() {
     let out = serve.wait_with_output().unwrap();
     assert!(
         exited && !out.status.success(),
-        "teal serve exited, failing"
-    );
-    assert!(
-        stderr(&out).contains(&format!(
-            "cannot listen on {listen}: Address already in use"
-        )),
-        "{}",
+        "teal serve exited, failing: {}",
         stderr(&out)
     );
-    assert!(stderr(&out).contains(&named), "{}", stderr(&out));
-    drop(squatter);
-
-    let out = run_ok(dir.path(), &["check"]);
-    assert!(stdout(&out).contains("ok: "), "{}", stdout(&out));
+    out
 }

@@ -149,6 +149,7 @@ impl Managed {
                 if message.is_empty() {
                     message = format!("nginx exited with {status}");
                 }
+                message.push_str(&crate::router::bind::nginx_hint(&message));
                 return Err(RouterError::Nginx {
                     stage: "start".into(),
                     message,

@@ -29,6 +29,7 @@ pub mod nginx;
 pub mod pebble;
 pub mod proxy;
 pub mod served;
+pub mod squatter;
 pub mod ssh_lab;
 pub mod systemd;
 pub mod tls;
