@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -158,6 +158,16 @@ pub struct AcmeSpec {
 
 /// The placeholders a service's `command` may use (process and docker runtimes).
 pub const COMMAND_PLACEHOLDERS: &[&str] = &["port", "version"];
+
+/// The program a command (a service's or a hook's) starts: a relative path
+/// with a directory part (`./app`, `bin/migrate`) is relative to `workdir`;
+/// a bare name is left to be looked up in `PATH`, an absolute path as it is.
+pub fn program_path(program: &Path, workdir: Option<&Path>) -> PathBuf {
+    match workdir {
+        Some(dir) if program.is_relative() && program.components().count() > 1 => dir.join(program),
+        _ => program.to_path_buf(),
+    }
+}
 
 /// How instances are run. Each variant is served by one `runtime::Runtime`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -233,8 +233,7 @@ fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> Serv
             if servers.is_empty()
                 && let Some(first) = command.first()
             {
-                let path_var = spec.env.get("PATH").map(std::ffi::OsStr::new);
-                match program::find(Path::new(first), Some(&spec.workdir), path_var) {
+                match find_program(spec, first) {
                     Ok(found) => program = Some(found),
                     Err(why) => problems.push(why),
                 }
@@ -289,17 +288,22 @@ fn service(spec: &ServiceSpec, remote: &RemoteSpec, secrets_file: &Path) -> Serv
 
 /// The hooks that run on this machine whose program cannot be found.
 fn hook_problems(spec: &ServiceSpec) -> Vec<String> {
-    let path_var = spec.env.get("PATH").map(std::ffi::OsStr::new);
     crate::spec::HookPoint::ALL
         .iter()
         .filter_map(|point| Some((point, spec.hooks.get(*point)?)))
         .filter(|(_, hook)| hook.run_in == crate::spec::HookPlace::Host)
         .filter_map(|(point, hook)| {
-            let first = hook.command.first()?;
-            let why = program::find(Path::new(first), Some(&spec.workdir), path_var).err()?;
+            let why = find_program(spec, hook.command.first()?).err()?;
             Some(format!("the {} hook: {why}", point.as_str()))
         })
         .collect()
+}
+
+/// `program` (a command's first word) of `spec`, found from its workdir and
+/// its own `PATH` when its `env` sets one.
+fn find_program(spec: &ServiceSpec, program: &str) -> Result<PathBuf, String> {
+    let path_var = spec.env.get("PATH").map(std::ffi::OsStr::new);
+    program::find(Path::new(program), Some(&spec.workdir), path_var)
 }
 
 /// The human view: the proxy, then a block per service, problems last in it.

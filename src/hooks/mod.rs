@@ -12,7 +12,7 @@ mod output;
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -198,7 +198,7 @@ pub async fn run_on_host(
     cancel: &CancellationToken,
 ) -> Result<HookReport, HookError> {
     let started = Instant::now();
-    let program = resolve_program(Path::new(&req.command[0]), workdir);
+    let program = crate::spec::program_path(Path::new(&req.command[0]), Some(workdir));
     let mut cmd = Command::new(&program);
     cmd.args(&req.command[1..])
         .envs(req.env.iter().map(|(k, v)| (k, v)))
@@ -294,15 +294,5 @@ async fn stop_group(child: &mut Child, pid: Option<u32>) {
     } else {
         // The leader is gone; make sure nothing it started outlives the stop.
         let _ = killpg(group, Signal::SIGKILL);
-    }
-}
-
-/// A relative program path with a directory part (`./bin/migrate`) is relative
-/// to the service's directory; a bare name is looked up in `PATH`.
-fn resolve_program(program: &Path, workdir: &Path) -> PathBuf {
-    if program.is_relative() && program.components().count() > 1 {
-        workdir.join(program)
-    } else {
-        program.to_path_buf()
     }
 }

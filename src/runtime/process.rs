@@ -248,7 +248,7 @@ impl ProcessRuntime {
         });
         let program = PathBuf::from(argv.next().unwrap_or_default());
         Launch {
-            program: resolve_program(&program, workdir),
+            program: crate::spec::program_path(&program, workdir),
             args: argv.collect(),
             env: service
                 .app_env()
@@ -299,13 +299,4 @@ fn runnable(service: &ServiceSpec) -> Result<(&[String], Option<PathBuf>), Runti
         )));
     }
     Ok((command, workdir))
-}
-
-/// A relative program path with a directory part (`./app`, `bin/app`) is relative
-/// to the workdir; a bare name is looked up in `PATH`.
-fn resolve_program(program: &Path, workdir: Option<&Path>) -> PathBuf {
-    match workdir {
-        Some(dir) if program.is_relative() && program.components().count() > 1 => dir.join(program),
-        _ => program.to_path_buf(),
-    }
 }

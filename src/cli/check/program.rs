@@ -1,6 +1,7 @@
-//! Finding a service's program as the process runtime will start it: a path
-//! with a directory part (`./app`, `bin/app`) relative to the workdir, a bare
-//! name in `PATH` (the service's own `PATH` from `env` when it sets one).
+//! Finding a service's program as the process runtime will start it
+//! ([`crate::spec::program_path`]: a path with a directory part relative to
+//! the workdir), a bare name in `PATH` (the service's own `PATH` from `env`
+//! when it sets one).
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -12,11 +13,9 @@ pub(super) fn find(
     workdir: Option<&Path>,
     path_var: Option<&OsStr>,
 ) -> Result<PathBuf, String> {
-    if program.components().count() > 1 || program.is_absolute() {
-        let path = match workdir {
-            Some(dir) if program.is_relative() => dir.join(program),
-            _ => program.to_path_buf(),
-        };
+    let bare = program.is_relative() && program.components().count() <= 1;
+    if !bare {
+        let path = crate::spec::program_path(program, workdir);
         return match executable(&path) {
             Some(true) => Ok(path),
             Some(false) => Err(format!(
