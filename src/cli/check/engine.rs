@@ -14,8 +14,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 /// The engine, or why it cannot be reached, in words for the user.
 pub(super) async fn connect() -> Result<Docker, String> {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = crate::runtime::docker::engine_address();
     let unreachable = |why: String| {
         let hint = if why.contains("ermission denied") {
             " (add this user to the docker group, or run teal as a user that may use the engine)"

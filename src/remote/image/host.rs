@@ -42,8 +42,7 @@ impl HostEngine {
     /// docker runtime of this host's daemon does.
     pub async fn connect() -> Result<HostEngine, HostImageError> {
         let unreachable = |e: BollardError| HostImageError::Unreachable {
-            at: std::env::var("DOCKER_HOST")
-                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+            at: crate::runtime::docker::engine_address(),
             cause: e.to_string(),
         };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;

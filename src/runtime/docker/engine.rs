@@ -47,11 +47,15 @@ impl Engine {
     }
 }
 
+/// Where bollard's defaults reach the engine: `DOCKER_HOST`, else the local socket.
+pub fn address() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
 fn unreachable_engine(e: &BollardError) -> RuntimeError {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     RuntimeError::Engine(format!(
-        "cannot reach the Docker engine at {host} (set DOCKER_HOST to point elsewhere): {e}"
+        "cannot reach the Docker engine at {} (set DOCKER_HOST to point elsewhere): {e}",
+        address()
     ))
 }
 

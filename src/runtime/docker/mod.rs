@@ -31,6 +31,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use self::container::{LaunchError, Recipe};
+pub use self::engine::address as engine_address;
 use self::engine::{Engine, LABEL_SERVICE, LABEL_SLOT, engine_error};
 pub use self::images::{reference, short_id, split_tag};
 pub use self::instance::DockerInstance;
