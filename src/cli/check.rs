@@ -91,7 +91,7 @@ struct SecretReport {
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing("warn");
     let (config, remote) = crate::config::load_remote(&global.config_path())?;
-    let secrets_file = secrets_file(&config, args.secrets_file.as_deref())?;
+    let secrets_file = super::context::secrets_file(&config, args.secrets_file.as_deref())?;
     let mut report = inspect(&config, &remote, &secrets_file);
     super::context::block_on(ask_the_engine(&config, &mut report))?;
     let mut out = std::io::stdout().lock();
@@ -139,18 +139,6 @@ async fn ask_the_engine(config: &Config, report: &mut Report) {
             }
         }
     }
-}
-
-/// `--secrets-file`, else `.teal/secrets` beside teal.toml (as `teal deploy`).
-fn secrets_file(config: &Config, given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    Ok(match given {
-        Some(file) => std::path::absolute(file)?,
-        None => config
-            .path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join(crate::secrets::DEFAULT_FILE),
-    })
 }
 
 fn inspect(config: &Config, remote: &RemoteSpec, secrets_file: &Path) -> Report {

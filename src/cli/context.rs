@@ -1,6 +1,6 @@
 //! What every client verb needs: the config file and a client for the daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -55,6 +55,19 @@ pub fn service_spec(config: &Config, name: &str) -> anyhow::Result<ServiceSpec> 
             config.path.display()
         ))
         .into()
+    })
+}
+
+/// The secrets file: `--secrets-file` when given, else `.teal/secrets` beside
+/// teal.toml (`teal deploy` reads it, `teal check` looks in it).
+pub fn secrets_file(config: &Config, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
+        Some(file) => std::path::absolute(file)?,
+        None => config
+            .path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(crate::secrets::DEFAULT_FILE),
     })
 }
 

@@ -137,11 +137,7 @@ fn read_secrets(
     if spec.secrets.is_empty() {
         return Ok(SecretValues::default());
     }
-    let base = config.path.parent().unwrap_or(Path::new("/"));
-    let file = match file {
-        Some(file) => std::path::absolute(file)?,
-        None => base.join(crate::secrets::DEFAULT_FILE),
-    };
+    let file = super::context::secrets_file(config, file)?;
     let values =
         crate::secrets::gather(&spec.secrets.names, &file, |name| std::env::var(name).ok())?;
     Ok(values)
