@@ -191,18 +191,10 @@ fn taken_addresses(config: &Config, remote: &RemoteSpec) -> Vec<String> {
         .into_iter()
         .filter(|(_, addr)| addr.port() != 0)
         .filter_map(|(what, addr)| {
-            let holders: Vec<String> = crate::procs::sockets::holders(addr)
-                .into_iter()
-                .filter(|pid| *pid != 1)
-                .map(crate::procs::describe)
-                .collect();
-            (!holders.is_empty()).then(|| {
-                format!(
-                    "{what} address {addr}: {} listen{} there, so teal serve could not: stop it, or choose another address",
-                    holders.join(", "),
-                    if holders.len() == 1 { "s" } else { "" }
-                )
-            })
+            let who = crate::procs::sockets::who_listens(addr, |pid| pid == 1)?;
+            Some(format!(
+                "{what} address {addr}: {who} there, so teal serve could not: stop it, or choose another address"
+            ))
         })
         .collect()
 }

@@ -48,6 +48,31 @@ pub fn holders(addr: SocketAddr) -> BTreeSet<Pid> {
         .collect()
 }
 
+/// Who listens where `addr` would clash, as the start of a sentence:
+/// "python3 (pid 4) listens", "nginx (pid 7), nginx (pid 8) listen"; this
+/// process is "this teal daemon". Processes `skip` says are left out; None
+/// when no other process this user can see listens there.
+pub fn who_listens(addr: SocketAddr, skip: impl Fn(Pid) -> bool) -> Option<String> {
+    let me = std::process::id() as Pid;
+    let holders: Vec<String> = holders(addr)
+        .into_iter()
+        .filter(|pid| !skip(*pid))
+        .map(|pid| {
+            if pid == me {
+                "this teal daemon".to_owned()
+            } else {
+                super::describe(pid)
+            }
+        })
+        .collect();
+    let verb = if holders.len() == 1 {
+        "listens"
+    } else {
+        "listen"
+    };
+    (!holders.is_empty()).then(|| format!("{} {verb}", holders.join(", ")))
+}
+
 /// Whether sockets bound to `a` and `b` clash: the same port, and the same
 /// address or a wildcard one that covers the other (IPv6's covers IPv4 too).
 fn clashes(a: SocketAddr, b: SocketAddr) -> bool {

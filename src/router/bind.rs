@@ -11,12 +11,12 @@ use crate::procs;
 pub(crate) fn hint(addr: SocketAddr, cause: &io::Error) -> String {
     match cause.kind() {
         io::ErrorKind::AddrInUse => in_use(addr, "there"),
-        io::ErrorKind::PermissionDenied if u32::from(addr.port()) < unprivileged_start() => {
-            format!(
-                "; ports below {} need root or the CAP_NET_BIND_SERVICE capability (`sudo setcap cap_net_bind_service=+ep $(command -v teal)`), or let systemd hold the socket (`teal systemd`)",
-                unprivileged_start()
-            )
-        }
+        io::ErrorKind::PermissionDenied => match unprivileged_start() {
+            start if u32::from(addr.port()) < start => format!(
+                "; ports below {start} need root or the CAP_NET_BIND_SERVICE capability (`sudo setcap cap_net_bind_service=+ep $(command -v teal)`), or let systemd hold the socket (`teal systemd`)"
+            ),
+            _ => String::new(),
+        },
         io::ErrorKind::AddrNotAvailable => {
             "; no network interface of this machine has that address".into()
         }
@@ -42,27 +42,10 @@ pub(crate) fn nginx_hint(message: &str) -> String {
 
 /// "; WHO listens WHERE: stop it, ...".
 fn in_use(addr: SocketAddr, place: &str) -> String {
-    let me = std::process::id() as procs::Pid;
-    let holders: Vec<String> = procs::sockets::holders(addr)
-        .into_iter()
-        .map(|pid| {
-            if pid == me {
-                "this teal daemon".to_owned()
-            } else {
-                procs::describe(pid)
-            }
-        })
-        .collect();
-    if holders.is_empty() {
-        return format!(
-            "; another program listens {place} (one this user cannot see): stop it, or choose another address in teal.toml"
-        );
-    }
-    format!(
-        "; {} listen{} {place}: stop it, or choose another address in teal.toml",
-        holders.join(", "),
-        if holders.len() == 1 { "s" } else { "" }
-    )
+    let who = procs::sockets::who_listens(addr, |_| false)
+        .map(|who| format!("{who} {place}"))
+        .unwrap_or_else(|| format!("another program listens {place} (one this user cannot see)"));
+    format!("; {who}: stop it, or choose another address in teal.toml")
 }
 
 /// The first port an unprivileged process may bind (the kernel's setting,
