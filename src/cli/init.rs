@@ -57,8 +57,18 @@ pub struct Args {
 struct Written {
     config: PathBuf,
     service: String,
-    /// "added", "present" (already ignored), or "none" (not a git repository).
-    gitignore: &'static str,
+    gitignore: Gitignore,
+}
+
+/// What became of the state directory's line in `.gitignore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Gitignore {
+    Added,
+    /// A line already ignored it.
+    Present,
+    /// Not a git repository's directory: nothing done.
+    None,
 }
 
 pub fn exec(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -123,9 +133,11 @@ fn runs(args: &Args) -> anyhow::Result<template::Runs> {
     }
 }
 
-/// Adds `.teal/` to `dir/.gitignore` when `dir` is a git repository's
-/// directory (it has `.git` or a `.gitignore`), unless a line ignores it.
-fn ignore_state_dir(dir: &Path) -> anyhow::Result<&'static str> {
+/// Adds the state directory (`.teal/`, the config's default: the file init
+/// writes does not move it) to `dir/.gitignore` when `dir` is a git
+/// repository's directory (it has `.git` or a `.gitignore`), unless a line
+/// ignores it.
+fn ignore_state_dir(dir: &Path) -> anyhow::Result<Gitignore> {
     let file = dir.join(".gitignore");
     let existing = match std::fs::read_to_string(&file) {
         Ok(text) => Some(text),
@@ -133,28 +145,31 @@ fn ignore_state_dir(dir: &Path) -> anyhow::Result<&'static str> {
         Err(e) => anyhow::bail!("cannot read {}: {e}", file.display()),
     };
     if existing.is_none() && !dir.join(".git").exists() {
-        return Ok("none");
+        return Ok(Gitignore::None);
     }
     let text = existing.unwrap_or_default();
-    let ignored = text
-        .lines()
-        .map(str::trim)
-        .any(|line| matches!(line, ".teal" | ".teal/" | "/.teal" | "/.teal/"));
+    let state = crate::config::DEFAULT_STATE_DIR;
+    let ignored = text.lines().map(str::trim).any(|line| {
+        let line = line.strip_prefix('/').unwrap_or(line);
+        line.strip_suffix('/').unwrap_or(line) == state
+    });
     if ignored {
-        return Ok("present");
+        return Ok(Gitignore::Present);
     }
     let mut addition = String::new();
     if !text.is_empty() && !text.ends_with('\n') {
         addition.push('\n');
     }
-    addition.push_str("# teal's state: instance logs, history, the secrets file\n.teal/\n");
+    addition.push_str(&format!(
+        "# teal's state: instance logs, history, the secrets file\n{state}/\n"
+    ));
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&file)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
     f.write_all(addition.as_bytes())?;
-    Ok("added")
+    Ok(Gitignore::Added)
 }
 
 fn render(written: &Written, runs: &template::Runs, args: &Args) -> String {
@@ -176,12 +191,13 @@ fn render(written: &Written, runs: &template::Runs, args: &Args) -> String {
             "note: the command has no {port}: the app must listen on 127.0.0.1 and the port in $PORT\n",
         );
     }
+    let state = crate::config::DEFAULT_STATE_DIR;
     match written.gitignore {
-        "added" => out.push_str(
-            ".gitignore: added .teal/ (teal's state and the secrets file stay out of git)\n",
-        ),
-        "present" => out.push_str(".gitignore: .teal/ was already ignored\n"),
-        _ => {}
+        Gitignore::Added => out.push_str(&format!(
+            ".gitignore: added {state}/ (teal's state and the secrets file stay out of git)\n"
+        )),
+        Gitignore::Present => out.push_str(&format!(".gitignore: {state}/ was already ignored\n")),
+        Gitignore::None => {}
     }
     let deploy = format!("teal deploy {service} --version 1.0.0");
     let width = deploy.len().max(12);

@@ -39,6 +39,7 @@ use serde::Deserialize;
 use crate::spec::{Config, RemoteSpec};
 
 pub use remote::daemon_config;
+pub use resolve::DEFAULT_STATE_DIR;
 pub use values::bytes as parse_bytes;
 
 /// The config file used when neither `--config` nor `TEAL_CONFIG` is given.

@@ -21,7 +21,7 @@ use crate::spec::{
 };
 
 /// `state_dir` when the file does not set it, relative to the file's directory.
-pub(super) const DEFAULT_STATE_DIR: &str = ".teal";
+pub const DEFAULT_STATE_DIR: &str = ".teal";
 /// The production listener when `[proxy] listen` is not set.
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The control socket's file name inside `state_dir`, when `[proxy] control` is not set.
