@@ -263,13 +263,7 @@ fn init_refuses_bad_input_and_writes_nothing() {
 fn an_address_another_program_holds_is_named_by_check_and_serve() {
     let dir = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    std::fs::write(
-        dir.path().join("teal.toml"),
-        format!(
-            "state_dir = \"state\"\n[proxy]\nlisten = \"{listen}\"\n\n[services.web]\ncommand = [\"{TEAL}\", \"demo-app\", \"--port\", \"{{port}}\"]\n"
-        ),
-    )
-    .unwrap();
+    write_web_config(dir.path(), listen, "");
     let squatter = Squatter::start(listen);
     let named = format!("{} listens there", squatter.named());
 
@@ -309,13 +303,7 @@ fn with_the_nginx_router_serve_names_who_holds_the_address() {
     }
     let dir = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    std::fs::write(
-        dir.path().join("teal.toml"),
-        format!(
-            "state_dir = \"state\"\n[proxy]\nlisten = \"{listen}\"\nrouter = \"nginx\"\n\n[services.web]\ncommand = [\"{TEAL}\", \"demo-app\", \"--port\", \"{{port}}\"]\n"
-        ),
-    )
-    .unwrap();
+    write_web_config(dir.path(), listen, "router = \"nginx\"\n");
     let squatter = Squatter::start(listen);
     let out = serve_fails(dir.path());
     let said = stderr(&out);
@@ -329,6 +317,18 @@ fn with_the_nginx_router_serve_names_who_holds_the_address() {
         said.contains(&format!("{} listens on {listen}", squatter.named())),
         "{said}"
     );
+}
+
+/// `dir/teal.toml`: the proxy on `listen` (with the `[proxy]` lines
+/// `proxy_extra`), service `web` the demo app, state in ./state.
+fn write_web_config(dir: &Path, listen: std::net::SocketAddr, proxy_extra: &str) {
+    std::fs::write(
+        dir.join("teal.toml"),
+        format!(
+            "state_dir = \"state\"\n[proxy]\nlisten = \"{listen}\"\n{proxy_extra}\n[services.web]\ncommand = [\"{TEAL}\", \"demo-app\", \"--port\", \"{{port}}\"]\n"
+        ),
+    )
+    .unwrap();
 }
 
 /// `teal serve` in `dir`, which must exit (within 30 s) and fail.
